@@ -1,0 +1,24 @@
+"""nnref: a compact, vectorised NumPy reference for CNN building blocks (NCHW, float32/float64).
+
+The contract every function follows (shapes, output-size formulas, tie rule, errors) is in
+CONTRACT.md at the root of the repository.
+"""
+
+from .batchnorm import batch_norm, batch_norm_backward
+from .conv import conv2d, conv2d_backward
+from .padding import PAD_MODES, pad, pad_backward
+from .pooling import max_pool2d, max_pool2d_backward
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PAD_MODES",
+    "batch_norm",
+    "batch_norm_backward",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "pad",
+    "pad_backward",
+]

@@ -1,0 +1,49 @@
+"""The one windowing view that serves convolution and pooling."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def window_view(
+    xp: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    """Read-only strided view of the windows of an already padded input.
+
+    xp: (N, C, Hp, Wp) -> view (N, C, kh, kw, Ho, Wo) with
+    ``view[n, c, p, q, i, j] == xp[n, c, i*sh + p*dh, j*sw + q*dw]``.
+
+    The caller guarantees ``(Ho - 1) * sh + (kh - 1) * dh < Hp`` (likewise for W); the output-size
+    helper in ``_checks`` does so. No data is copied.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    if (ho - 1) * sh + (kh - 1) * dh >= xp.shape[2] or (wo - 1) * sw + (kw - 1) * dw >= xp.shape[3]:
+        raise AssertionError("window_view: windows reach past the padded input")
+    s_n, s_c, s_h, s_w = xp.strides
+    return as_strided(
+        xp,
+        shape=(xp.shape[0], xp.shape[1], kh, kw, ho, wo),
+        strides=(s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw),
+        writeable=False,
+    )
+
+
+def tap_slices(
+    tap: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> tuple[slice, slice]:
+    """The (H, W) slices of the padded input that kernel tap ``(p, q)`` reads for all outputs.
+
+    ``xp[..., rows, cols]`` has shape (..., Ho, Wo) and equals ``window_view(...)[:, :, p, q]``;
+    used to scatter gradients back, one tap at a time.
+    """
+    (p, q), (sh, sw), (dh, dw), (ho, wo) = tap, stride, dilation, out_hw
+    return (
+        slice(p * dh, p * dh + (ho - 1) * sh + 1, sh),
+        slice(q * dw, q * dw + (wo - 1) * sw + 1, sw),
+    )

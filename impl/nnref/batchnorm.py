@@ -1,0 +1,135 @@
+"""Spatial batch normalisation: statistics per channel over (N, H, W)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ._checks import expect_shape, float_array, same_dtype
+
+_AXES = (0, 2, 3)
+
+
+def _per_channel(name: str, value: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    if value is None:
+        return None
+    value = float_array(name, value, ndim=1)
+    expect_shape(name, value, (x.shape[1],))
+    same_dtype("x", x, **{name: value})
+    return value
+
+
+def _check_scalar(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _statistics(
+    x: np.ndarray,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    training: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance used to normalise: the biased batch ones, or the running ones."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(
+            "running_mean and running_var must be given together, got "
+            f"running_mean={'None' if running_mean is None else 'array'}, "
+            f"running_var={'None' if running_var is None else 'array'}"
+        )
+    if not isinstance(training, bool | np.bool_):
+        raise ValueError(f"training must be a bool, got {training!r}")
+    if not training:
+        if running_mean is None:
+            raise ValueError("training=False needs running_mean and running_var, got None")
+        return running_mean, running_var  # type: ignore[return-value]
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    if count < 2:
+        raise ValueError(
+            f"training needs more than one value per channel, got x of shape {x.shape}"
+        )
+    mean = x.mean(axis=_AXES)
+    centred = x - mean[:, None, None]
+    return mean, np.mean(centred * centred, axis=_AXES)
+
+
+def batch_norm(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    running_mean: np.ndarray | None = None,
+    running_var: np.ndarray | None = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise each channel of x: (N, C, H, W); gamma, beta, running stats: (C,).
+
+    training: y from the biased batch variance; with running stats also returns
+    (y, (1 - momentum) * mean_old + momentum * mean, (1 - momentum) * var_old + momentum *
+    var * m / (m - 1)) with m = N * H * W. eval: y from the running statistics.
+    """
+    x = float_array("x", x, ndim=4)
+    gamma, beta, running_mean, running_var = (
+        _per_channel(name, value, x)
+        for name, value in (
+            ("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+            ("running_var", running_var),
+        )
+    )
+    momentum = _check_scalar("momentum", momentum, 0.0, 1.0)
+    eps = _check_scalar("eps", eps, 0.0, np.inf)
+    mean, var = _statistics(x, running_mean, running_var, training)
+    scale = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    if gamma is not None:
+        scale = scale * gamma
+    y = (x - mean[:, None, None]) * scale[:, None, None]
+    if beta is not None:
+        y += beta[:, None, None]
+    if not training or running_mean is None:
+        return y
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    m = x.dtype.type(momentum)
+    new_mean = (1 - m) * running_mean + m * mean
+    new_var = (1 - m) * running_var + m * (var * x.dtype.type(count / (count - 1)))
+    return y, new_mean, new_var
+
+
+def batch_norm_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    eps: float = 1e-5,
+    running_mean: np.ndarray | None = None,
+    running_var: np.ndarray | None = None,
+    training: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`batch_norm`: dy, x (N, C, H, W) -> (dx, dgamma (C,), dbeta (C,)).
+
+    training: through the batch statistics,
+    dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)) with means over (N, H, W).
+    eval (training=False): the running statistics are constants, dx = dy * gamma / sigma.
+    """
+    dy = float_array("dy", dy, ndim=4)
+    x = float_array("x", x, ndim=4)
+    expect_shape("dy", dy, x.shape)
+    same_dtype("x", x, dy=dy)
+    gamma = _per_channel("gamma", gamma, x)
+    running_mean = _per_channel("running_mean", running_mean, x)
+    running_var = _per_channel("running_var", running_var, x)
+    eps = _check_scalar("eps", eps, 0.0, np.inf)
+    mean, var = _statistics(x, running_mean, running_var, training)
+    inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    x_hat = (x - mean[:, None, None]) * inv_std[:, None, None]
+    dbeta = dy.sum(axis=_AXES)
+    dgamma = (dy * x_hat).sum(axis=_AXES)
+    scale = inv_std if gamma is None else inv_std * gamma
+    if training:
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        inner = dy - (dbeta / count)[:, None, None] - x_hat * (dgamma / count)[:, None, None]
+    else:
+        inner = dy
+    return inner * scale[:, None, None], dgamma, dbeta
