@@ -1,0 +1,1 @@
+"""nnref's conformance suite: cases, strategies, tolerances, framework adapters and commands."""

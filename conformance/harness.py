@@ -1,0 +1,64 @@
+"""Running a case against an implementation and an oracle, with failures that reproduce.
+
+Every check here raises ``tolerance.Mismatch`` carrying the case, dtype, seed and a copy-paste
+reproducer, so a failure report is enough to rebuild the arrays and rerun the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import tolerance as tol
+from .cases import Case
+
+
+def context(case: Case, dtype: Any, seed: int, impl_name: str) -> str:
+    return (
+        f"op={case.op} dtype={np.dtype(dtype).name} seed={seed}\n"
+        f"case: {case.describe()}\nreproducer:\n{case.reproducer(dtype, seed, impl_name)}"
+    )
+
+
+def upcast(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same values in float64 (exact: float32 values are float64 values)."""
+    return {k: v.astype(np.float64) for k, v in a.items()}
+
+
+def check_against_reference(
+    case: Case,
+    impl: Any,
+    reference: Any,
+    dtype: Any,
+    seed: int,
+    impl_name: str,
+    direction: str = "forward",
+    outputs: tuple[str, ...] | None = None,
+) -> dict[str, float]:
+    """impl in ``dtype`` vs ``reference`` in float64 on the same values; headroom per output.
+
+    Tolerance: tolerance.comparison_atol(bound(dtype), bound(float64)) per output.
+    """
+    a = case.arrays(dtype, seed)
+    a64 = upcast(a)
+    run: Callable[[Any, dict[str, np.ndarray]], dict[str, np.ndarray]] = (
+        case.forward if direction == "forward" else case.backward
+    )
+    bounds = tol.forward_bounds if direction == "forward" else tol.backward_bounds
+    got = run(impl, a)
+    want = run(reference, a64)
+    b_dtype, b_64 = bounds(case, a64, dtype), bounds(case, a64, np.float64)
+    where = context(case, dtype, seed, impl_name)
+    headroom = {}
+    for name in outputs or tuple(want):
+        value = got[name]
+        if name != "indices" and value is not None and np.asarray(value).dtype != np.dtype(dtype):
+            raise tol.Mismatch(
+                f"{name}: dtype {np.asarray(value).dtype}, expected {np.dtype(dtype)} [{where}]"
+            )
+        headroom[name] = tol.compare(
+            name, value, want[name], tol.comparison_atol(b_dtype[name], b_64[name]), where
+        )
+    return headroom
