@@ -264,7 +264,7 @@ class BatchNormCase(Case):
         return tuple(self.shape)
 
     def _inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        n, c, h, w = self.shape
+        c = self.shape[1]
         x = rng.standard_normal(self.shape)
         if self.kind == "small_var":
             # Offsets up to 8 and spreads from 1e-3 to 1; channel 0 has variance 1e-8 << eps,

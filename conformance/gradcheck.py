@@ -68,7 +68,8 @@ def finite_differences(
             idx = np.unravel_index(flat, base.shape)
             h = float(steps[idx])
 
-            def quotient(step: float, idx: Any = idx) -> tuple[float, float]:
+            def quotient(step: float, idx: Any = idx, name: str = name,
+                         base: np.ndarray = base) -> tuple[float, float]:
                 plus, minus = dict(a), dict(a)
                 plus[name] = base.copy()
                 minus[name] = base.copy()

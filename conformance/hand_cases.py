@@ -1,4 +1,4 @@
-"""Readable, hand-computed cases: one small worked example per behaviour, numbers checkable on paper.
+"""Readable, hand-computed cases: a small worked example per behaviour, checkable on paper.
 
 Every case is non-square and non-symmetric on purpose (a transposed axis or a mirrored pad gives
 different numbers), and the derivation is in the comment above it. The expected values are

@@ -167,7 +167,8 @@ def _bn_forward(case: BatchNormCase, a: dict[str, np.ndarray], dtype: Any) -> di
         rm, rv = _abs64(a["running_mean"]), _abs64(a["running_var"])
         m = st["m"]
         out["running_mean"] = mom * st["d_mean"] + 3 * u * (rm + np.abs(st["mean"]))
-        out["running_var"] = mom * st["d_var"] * m / (m - 1) + 4 * u * (rv + st["var"] * m / (m - 1))
+        bessel = m / (m - 1)
+        out["running_var"] = mom * st["d_var"] * bessel + 4 * u * (rv + st["var"] * bessel)
     return out
 
 

@@ -67,7 +67,7 @@ def test_pad_backward_is_the_adjoint_of_pad(case, seed, impl, impl_name_opt):
 def test_grouped_conv_is_the_concatenation_of_per_group_convs(case, seed, dtype, impl,
                                                               impl_name_opt):
     groups = case.groups if case.groups > 1 else 2
-    n, c, h, w = case.x_shape
+    n, _, h, w = case.x_shape
     co, cg, kh, kw = case.w_shape
     case = dataclasses.replace(case, x_shape=(n, cg * groups, h, w),
                                w_shape=(co // case.groups * groups, cg, kh, kw), groups=groups)

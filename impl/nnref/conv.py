@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import Pads, expect_shape, float_array, int_pair, output_size, padding_pairs, same_dtype
+from ._checks import (
+    Pads,
+    expect_shape,
+    float_array,
+    int_pair,
+    output_size,
+    padding_pairs,
+    same_dtype,
+)
 from ._windows import tap_slices, window_view
 
 
@@ -127,7 +135,7 @@ def conv2d_backward(
     same_dtype("x", x, w=w, dy=dy)
     geo = _geometry(x, w, stride, padding, dilation, groups)
     n, c, h, width = x.shape
-    n_out, c_group, kh, kw = w.shape
+    n_out, _, kh, kw = w.shape
     expect_shape("dy", dy, (n, n_out, *geo.out_hw))
     dy_mat = dy.reshape(n, geo.groups, n_out // geo.groups, -1)
 

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import Pads, expect_shape, float_array, int_pair, output_size, padding_pairs, same_dtype
+from ._checks import (
+    Pads,
+    expect_shape,
+    float_array,
+    int_pair,
+    output_size,
+    padding_pairs,
+    same_dtype,
+)
 from ._windows import tap_slices, window_view
 
 
