@@ -1,4 +1,4 @@
-"""Invalid arguments raise ValueError naming the parameter (and never IndexError or a wrong shape)."""
+"""Invalid arguments raise ValueError naming the parameter (never IndexError or a wrong shape)."""
 
 from __future__ import annotations
 
