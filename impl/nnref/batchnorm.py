@@ -83,12 +83,14 @@ def batch_norm(
     momentum = _check_scalar("momentum", momentum, 0.0, 1.0)
     eps = _check_scalar("eps", eps, 0.0, np.inf)
     mean, var = _statistics(x, running_mean, running_var, training)
+    # One scale and one shift per channel, y = x * scale + shift, as torch's CPU kernel does:
+    # the same rounding error order, and the same NaN/inf propagation (gamma = inf with
+    # x < mean gives -inf + inf = NaN there, not -inf).
     scale = 1.0 / np.sqrt(var + x.dtype.type(eps))
     if gamma is not None:
         scale = scale * gamma
-    y = (x - mean[:, None, None]) * scale[:, None, None]
-    if beta is not None:
-        y += beta[:, None, None]
+    shift = -mean * scale if beta is None else beta - mean * scale
+    y = x * scale[:, None, None] + shift[:, None, None]
     if not training or running_mean is None:
         return y
     count = x.shape[0] * x.shape[2] * x.shape[3]
