@@ -1,0 +1,760 @@
+"""Every divergence in conformance/divergences.toml still exists in the installed frameworks.
+
+Each registry entry has one or more tests (DIVERGENCE_TESTS maps id -> tests). A test needs one
+framework only wherever possible, so that the single-framework tox environments (torch, tf) each
+run their half. Meta tests check that the mapping and the registry agree, that every Unsupported id
+raised by an adapter is registered, and that the registry loader rejects malformed files.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import registry
+from conformance.backends import Unsupported, load_backend
+from conformance.frameworks import require
+
+BACKENDS_DIR = Path(__file__).resolve().parents[1] / "backends"
+
+
+@pytest.fixture
+def torch():
+    return require("torch")
+
+
+@pytest.fixture
+def tf():
+    return require("tensorflow")
+
+
+@pytest.fixture
+def scipy():
+    return require("scipy")
+
+
+def _nd_pad(a: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """1-D padding by n with a scipy.ndimage mode (order-0 map_coordinates, integer coords)."""
+    from scipy import ndimage
+
+    coords = np.arange(-n, a.size + n, dtype=float)[None]
+    return ndimage.map_coordinates(a, coords, order=0, mode=mode)
+
+
+A4 = np.array([1.0, 2.0, 3.0, 4.0])
+
+
+# ------------------------------------------------------------------------------------ padding
+
+
+def test_pad_mode_names_scipy(scipy):
+    np.testing.assert_array_equal(np.pad(A4, 3, mode="reflect"), [4, 3, 2, 1, 2, 3, 4, 3, 2, 1])
+    np.testing.assert_array_equal(np.pad(A4, 3, mode="symmetric"), [3, 2, 1, 1, 2, 3, 4, 4, 3, 2])
+    pairs = {"reflect": "mirror", "symmetric": "reflect", "edge": "nearest", "wrap": "grid-wrap"}
+    for numpy_mode, ndimage_mode in pairs.items():
+        np.testing.assert_array_equal(_nd_pad(A4, 3, ndimage_mode), np.pad(A4, 3, mode=numpy_mode))
+
+
+@pytest.mark.torch
+def test_pad_mode_names_torch(torch):
+    t4 = torch.tensor(A4).reshape(1, 1, 1, 4)
+
+    def tpad(mode):
+        return torch.nn.functional.pad(t4, (3, 3, 0, 0), mode=mode).flatten().numpy()
+
+    for numpy_mode, torch_mode in {"reflect": "reflect", "edge": "replicate",
+                                   "wrap": "circular"}.items():
+        np.testing.assert_array_equal(tpad(torch_mode), np.pad(A4, 3, mode=numpy_mode))
+    with pytest.raises(NotImplementedError, match="symmetric"):
+        tpad("symmetric")
+
+
+@pytest.mark.tf
+def test_pad_mode_names_tf(tf):
+    def tfpad(mode):
+        return tf.pad(tf.constant(A4, tf.float64), [[3, 3]], mode=mode).numpy()
+
+    np.testing.assert_array_equal(tfpad("REFLECT"), np.pad(A4, 3, mode="reflect"))
+    np.testing.assert_array_equal(tfpad("SYMMETRIC"), np.pad(A4, 3, mode="symmetric"))
+    for missing in ("REPLICATE", "CIRCULAR", "EDGE"):
+        with pytest.raises(ValueError, match="CONSTANT"):
+            tfpad(missing)
+
+
+def test_ndimage_wrap_not_periodic(scipy):
+    wrap = _nd_pad(A4, 3, "wrap")
+    np.testing.assert_array_equal(wrap, [4, 2, 3, 1, 2, 3, 4, 2, 3, 1])
+    assert not np.array_equal(wrap, np.pad(A4, 3, mode="wrap"))
+    np.testing.assert_array_equal(_nd_pad(A4, 3, "grid-wrap"), np.pad(A4, 3, mode="wrap"))
+
+
+def _check_adapter_pad_limits(name: str) -> None:
+    backend = load_backend(name)
+    x = A4.reshape(1, 1, 1, 4)
+    with pytest.raises(ValueError, match="reflect"):
+        backend.pad(x, ((0, 0), (4, 4)), "reflect")
+    with pytest.raises(ValueError, match="circular"):
+        backend.pad(x, ((0, 0), (5, 5)), "circular")
+
+
+def test_pad_size_limits_numpy(scipy):
+    assert np.pad(A4, 9, mode="reflect").shape == (22,)  # NumPy reflects repeatedly
+    assert np.pad(A4, 9, mode="wrap").shape == (22,)
+    _check_adapter_pad_limits("scipy")
+
+
+@pytest.mark.torch
+def test_pad_size_limits_torch(torch):
+    F = torch.nn.functional
+    t4 = torch.tensor(A4).reshape(1, 1, 4)
+    F.pad(t4, (3, 3), mode="reflect")
+    with pytest.raises(RuntimeError, match="less than the corresponding input dimension"):
+        F.pad(t4, (4, 4), mode="reflect")
+    assert F.pad(t4, (4, 4), mode="circular").numel() == 12
+    with pytest.raises(RuntimeError, match="more than once"):
+        F.pad(t4, (5, 5), mode="circular")
+    _check_adapter_pad_limits("torch")
+
+
+@pytest.mark.tf
+def test_pad_size_limits_tf(tf):
+    a = tf.constant(A4, tf.float64)
+    tf.pad(a, [[3, 3]], mode="REFLECT")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="less than the dimension size"):
+        tf.pad(a, [[4, 4]], mode="REFLECT")
+    assert tf.pad(a, [[4, 4]], mode="SYMMETRIC").shape == (12,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="no greater than"):
+        tf.pad(a, [[5, 5]], mode="SYMMETRIC")
+    _check_adapter_pad_limits("tensorflow")
+
+
+@pytest.mark.torch
+def test_torch_negative_pad_crops(torch):
+    F = torch.nn.functional
+    cropped = F.pad(torch.tensor(A4).reshape(1, 1, 4), (-1, 2)).flatten().numpy()
+    np.testing.assert_array_equal(cropped, [2, 3, 4, 0, 0])
+    with pytest.raises(ValueError):
+        np.pad(A4, (-1, 2))
+    with pytest.raises(ValueError, match="pad_width"):
+        load_backend("torch").pad(A4.reshape(1, 1, 1, 4), ((0, 0), (-1, 2)))
+
+
+@pytest.mark.tf
+def test_negative_pad_tf(tf):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="non-negative"):
+        tf.pad(tf.constant(A4), [[-1, 2]])
+
+
+# -------------------------------------------------------------------------------- convolution
+
+
+@pytest.mark.tf
+def test_same_padding_placement_tf(tf):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 5, 5, 1))
+    w = rng.standard_normal((2, 2, 1, 1))
+    xt, wt = tf.constant(x, tf.float64), tf.constant(w, tf.float64)
+    same = tf.nn.conv2d(xt, wt, 1, "SAME").numpy()
+    at_end = tf.nn.conv2d(tf.pad(xt, [[0, 0], [0, 1], [0, 1], [0, 0]]), wt, 1, "VALID").numpy()
+    at_start = tf.nn.conv2d(tf.pad(xt, [[0, 0], [1, 0], [1, 0], [0, 0]]), wt, 1, "VALID").numpy()
+    np.testing.assert_allclose(same, at_end, rtol=0, atol=1e-13)
+    assert not np.allclose(same, at_start)
+
+    # Strided: H = 6, kernel 3, stride 2 -> Ho = 3, total pad 1, all of it at the end.
+    x6 = tf.constant(rng.standard_normal((1, 6, 6, 1)), tf.float64)
+    w3 = tf.constant(rng.standard_normal((3, 3, 1, 1)), tf.float64)
+    same2 = tf.nn.conv2d(x6, w3, 2, "SAME").numpy()
+    end2 = tf.nn.conv2d(tf.pad(x6, [[0, 0], [0, 1], [0, 1], [0, 0]]), w3, 2, "VALID").numpy()
+    np.testing.assert_allclose(same2, end2, rtol=0, atol=1e-13)
+
+
+@pytest.mark.torch
+def test_same_padding_placement_torch(torch):
+    F = torch.nn.functional
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((1, 1, 5, 5)))
+    w = torch.from_numpy(rng.standard_normal((1, 1, 2, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        same = F.conv2d(x, w, padding="same").numpy()
+    at_end = F.conv2d(F.pad(x, (0, 1, 0, 1)), w).numpy()
+    at_start = F.conv2d(F.pad(x, (1, 0, 1, 0)), w).numpy()
+    np.testing.assert_allclose(same, at_end, rtol=0, atol=1e-13)
+    assert not np.allclose(same, at_start)
+
+
+@pytest.mark.torch
+def test_torch_same_padding_strided(torch):
+    F = torch.nn.functional
+    x = torch.ones(1, 1, 5, 5, dtype=torch.float64)
+    w = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="not supported for strided convolutions"):
+        F.conv2d(x, w, padding="same", stride=2)
+    with pytest.raises(ValueError, match="not supported for strided convolutions"):
+        torch.nn.Conv2d(1, 1, 3, stride=2, padding="same")
+    y = load_backend("torch").conv2d(x.numpy(), w.numpy(), stride=2, padding="same")
+    assert y.shape == (1, 1, 3, 3)
+    np.testing.assert_array_equal(y[0, 0], [[4, 6, 4], [6, 9, 6], [4, 6, 4]])
+
+
+@pytest.mark.torch
+def test_torch_conv_symmetric_padding_only(torch):
+    F = torch.nn.functional
+    x = torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    w = torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="padding"):
+        F.conv2d(x, w, padding=(0, 1, 0, 1))
+
+
+@pytest.mark.tf
+def test_tf_conv_explicit_asymmetric_padding(tf):
+    xt = tf.ones((1, 4, 4, 1), tf.float64)
+    wt = tf.ones((2, 2, 1, 1), tf.float64)
+    explicit = tf.nn.conv2d(xt, wt, 1, [[0, 0], [0, 1], [1, 0], [0, 0]])
+    padded = tf.nn.conv2d(tf.pad(xt, [[0, 0], [0, 1], [1, 0], [0, 0]]), wt, 1, "VALID")
+    np.testing.assert_array_equal(explicit.numpy(), padded.numpy())
+
+
+@pytest.mark.torch
+def test_scipy_correlate_vs_convolve(torch, scipy):
+    from scipy import signal
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 7))
+    w = np.array([[1.0, 2.0], [3.0, 5.0]])
+    corr = signal.correlate(x, w, mode="valid", method="direct")
+    conv = signal.convolve(x, w, mode="valid", method="direct")
+    assert not np.allclose(corr, conv)
+    np.testing.assert_allclose(conv, signal.correlate(x, w[::-1, ::-1], mode="valid"), atol=1e-12)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None, None],
+                                     torch.from_numpy(w)[None, None]).numpy()[0, 0]
+    np.testing.assert_allclose(corr, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.tf
+def test_tf_cpu_nhwc_only(tf):
+    x = tf.ones((1, 2, 5, 5), tf.float64)  # NCHW
+    w = tf.ones((3, 3, 2, 4), tf.float64)
+    with pytest.raises(tf.errors.UnimplementedError, match="NHWC"):
+        tf.nn.conv2d(x, w, 1, "VALID", data_format="NCHW")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NHWC"):
+        tf.nn.max_pool2d(x, 2, 1, "VALID", data_format="NCHW")
+
+
+@pytest.mark.tf
+def test_tf_dilated_conv_gradient(tf):
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.standard_normal((1, 9, 9, 2)), tf.float64)
+    w = tf.constant(rng.standard_normal((3, 3, 2, 3)), tf.float64)
+    with tf.GradientTape() as tape, pytest.raises(tf.errors.InvalidArgumentError,
+                                                  match="dilation rates larger than 1"):
+        tape.watch([x, w])
+        y = tf.nn.conv2d(x, w, 1, "VALID", dilations=2)
+        tape.gradient(y, [x, w])
+    x32, w32 = tf.cast(x, tf.float32), tf.cast(w, tf.float32)
+    with tf.GradientTape() as tape, pytest.raises(tf.errors.InvalidArgumentError,
+                                                  match="dilation rates larger than 1"):
+        tape.watch([x32, w32])
+        y = tf.nn.conv2d(x32, w32, 1, [[0, 0], [1, 1], [1, 1], [0, 0]], dilations=2)
+        tape.gradient(y, [x32, w32])
+    with pytest.raises(ValueError, match="strides > 1"):
+        tf.nn.convolution(x, w, strides=2, padding="VALID", dilations=2)
+    # The composition the adapter uses equals the (forward-only) strided dilated conv2d.
+    direct = tf.nn.conv2d(x, w, 2, "VALID", dilations=2).numpy()
+    composed = tf.nn.convolution(x, w, padding="VALID", dilations=2)[:, ::2, ::2, :].numpy()
+    np.testing.assert_allclose(composed, direct, rtol=0, atol=1e-13)
+
+
+@pytest.mark.tf
+def test_tf_grouped_conv_gradient_cpu(tf):
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.standard_normal((1, 5, 5, 4)), tf.float64)
+    w = tf.constant(rng.standard_normal((3, 3, 2, 6)), tf.float64)  # groups = 4 / 2 = 2
+    assert tf.nn.conv2d(x, w, 1, "VALID").shape == (1, 3, 3, 6)
+    with tf.GradientTape() as tape, pytest.raises(tf.errors.InvalidArgumentError,
+                                                  match="grouped convolutions"):
+        tape.watch([x, w])
+        y = tf.nn.conv2d(x, w, 1, "VALID")
+        tape.gradient(y, [x, w])
+
+
+# -------------------------------------------------------------------------------- max pooling
+
+
+TIE_GRAD = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.mark.torch
+def test_maxpool_tie_first_max_torch(torch):
+    for tdt in (torch.float32, torch.float64):
+        xt = torch.ones(1, 1, 3, 3, dtype=tdt, requires_grad=True)
+        y, idx = torch.nn.functional.max_pool2d(xt, 2, 1, return_indices=True)
+        (g,) = torch.autograd.grad(y.sum(), xt)
+        np.testing.assert_array_equal(g.numpy()[0, 0], TIE_GRAD)
+        np.testing.assert_array_equal(idx.numpy().ravel(), [0, 1, 3, 4])
+
+
+@pytest.mark.tf
+def test_maxpool_tie_first_max_tf(tf):
+    expected = TIE_GRAD
+    for fdt in (tf.float32, tf.float64):
+        xf = tf.ones((1, 3, 3, 1), fdt)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(xf)
+            y1 = tf.nn.max_pool2d(xf, 2, 1, "VALID")
+            y2, am = tf.nn.max_pool_with_argmax(xf, 2, 1, "VALID")
+        np.testing.assert_array_equal(tape.gradient(y1, xf).numpy()[0, :, :, 0], expected)
+        np.testing.assert_array_equal(tape.gradient(y2, xf).numpy()[0, :, :, 0], expected)
+        np.testing.assert_array_equal(am.numpy().ravel(), [0, 1, 3, 4])
+    # reduce_max is not pooling: it splits the gradient among ties.
+    v = tf.ones((4,), tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        m = tf.reduce_max(v)
+    np.testing.assert_array_equal(tape.gradient(m, v).numpy(), [0.25] * 4)
+
+
+@pytest.mark.torch
+def test_max_pool_nan_torch(torch):
+    nan = np.nan
+    y, idx = torch.nn.functional.max_pool2d(
+        torch.tensor([[[[nan, 5.0], [nan, 7.0]]]], dtype=torch.float64), 2, return_indices=True)
+    assert np.isnan(y.item()) and idx.item() == 2  # NaN wins; the last NaN's index
+    _, ind = load_backend("torch").max_pool2d(np.array([[[[nan, 5.0], [nan, 7.0]]]]), 2,
+                                              return_indices=True)
+    assert ind.item() == 2
+
+
+@pytest.mark.tf
+def test_max_pool_nan_tf(tf):
+    nan = np.nan
+
+    def tf_argmax(rows):
+        x = tf.constant(np.array(rows)[None, :, :, None], tf.float64)
+        out, am = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID")
+        return out.numpy().item(), am.numpy().item()
+
+    assert tf_argmax([[1.0, nan], [3.0, 7.0]]) == (7.0, 3)  # a later NaN is ignored
+    assert np.isnan(tf_argmax([[nan, 5.0], [3.0, 7.0]])[0])  # a first NaN stays
+    plain = tf.nn.max_pool2d(tf.constant(np.array([[nan, 1.0], [2.0, 3.0]])[None, :, :, None],
+                                         tf.float64), 2, 2, "VALID")
+    assert plain.numpy().item() == 3.0  # max_pool2d drops it even when first
+    with pytest.raises(Unsupported) as info:
+        load_backend("tensorflow").max_pool2d(np.array([[[[1.0, nan], [3.0, 7.0]]]]), 2)
+    assert info.value.divergence_id == "max-pool-nan"
+
+
+def test_max_pool_nan_scipy(scipy):
+    from scipy import ndimage
+
+    nan = np.nan
+    # ndimage: the NaN result depends on its position in the window.
+    filtered = ndimage.maximum_filter(np.array([[1.0, nan, 3.0, 0.0]]), size=(1, 2))
+    assert filtered[0, 1] == 1.0 and np.isnan(filtered[0, 2])
+    with pytest.raises(Unsupported) as info:
+        load_backend("scipy").max_pool2d(np.array([[[[1.0, nan], [3.0, 7.0]]]]), 2)
+    assert info.value.divergence_id == "max-pool-nan"
+
+
+@pytest.mark.torch
+def test_torch_maxpool_symmetric_padding_only(torch):
+    F = torch.nn.functional
+    x = torch.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)))
+    with pytest.raises(RuntimeError, match="padding must either be a single int, or a tuple"):
+        F.max_pool2d(x, 2, padding=(0, 1, 0, 1))
+    native = F.max_pool2d(x, 3, 2, padding=1)
+    composed = F.max_pool2d(F.pad(x, (1, 1, 1, 1), value=float("-inf")), 3, 2)
+    np.testing.assert_array_equal(native.numpy(), composed.numpy())
+
+
+NEG_INF_2X2 = np.full((1, 1, 2, 2), -np.inf)
+
+
+@pytest.mark.torch
+def test_maxpool_neg_inf_sentinel_torch(torch):
+    F = torch.nn.functional
+    x = torch.full((1, 1, 2, 2), float("-inf"), dtype=torch.float64)
+    xp = F.pad(x, (0, 0, 1, 0), value=float("-inf"))  # top pad 1 as -inf cells
+    _, composed = F.max_pool2d(xp, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(composed.numpy().ravel(), [0, 2])  # both in the padded row 0
+    _, native = F.max_pool2d(x, 2, 1, padding=1, return_indices=True)
+    assert native.numpy()[0, 0, 0, 0] == 0  # native padding: the input cell (0, 0)
+    backend = load_backend("torch")
+    with pytest.raises(Unsupported) as info:
+        backend.max_pool2d(NEG_INF_2X2, 2, 1, ((1, 0), (0, 0)), return_indices=True)
+    assert info.value.divergence_id == "maxpool-neg-inf-sentinel"
+    # The torch adapter passes symmetric pads to torch, which gets this right.
+    _, ind = backend.max_pool2d(NEG_INF_2X2, 2, 1, 1, return_indices=True)
+    assert ind[0, 0, 0, 0] == 0
+
+
+@pytest.mark.tf
+def test_maxpool_neg_inf_sentinel_tf(tf):
+    xf = tf.pad(tf.fill((1, 2, 2, 1), tf.constant(-np.inf, tf.float64)),
+                [[0, 0], [1, 0], [0, 0], [0, 0]], constant_values=-np.inf)
+    _, am = tf.nn.max_pool_with_argmax(xf, 2, 1, "VALID")
+    np.testing.assert_array_equal(am.numpy().ravel(), [0, 2])
+    with pytest.raises(Unsupported) as info:
+        load_backend("tensorflow").max_pool2d(NEG_INF_2X2, 2, 1, 1, return_indices=True)
+    assert info.value.divergence_id == "maxpool-neg-inf-sentinel"
+
+
+@pytest.mark.torch
+def test_torch_maxpool_empty_window(torch):
+    F = torch.nn.functional
+    x = torch.tensor([[[[3.0]], [[5.0]]]], dtype=torch.float64, requires_grad=True)
+    cfg = {"kernel_size": (1, 2), "stride": 1, "padding": (0, 1), "dilation": (1, 2)}
+    y, idx = F.max_pool2d(x, return_indices=True, **cfg)
+    assert np.all(np.isneginf(y.detach().numpy()))
+    np.testing.assert_array_equal(idx.numpy().ravel(), [1, 1])  # outside a 1-cell plane
+    dy = torch.tensor([[[[10.0]], [[20.0]]]], dtype=torch.float64)
+    (dx,) = torch.autograd.grad(y, x, grad_outputs=dy)
+    np.testing.assert_array_equal(dx.numpy().ravel(), [0.0, 10.0])  # channel 0's lands in 1
+
+    backend = load_backend("torch")
+    xn = np.array([[[[3.0]], [[5.0]]]])
+    _, ind = backend.max_pool2d(xn, return_indices=True, **cfg)
+    np.testing.assert_array_equal(ind.ravel(), [-1, -1])
+    dxn = backend.max_pool2d_backward(dy.numpy(), xn, **cfg)
+    np.testing.assert_array_equal(dxn.ravel(), [0.0, 0.0])
+
+
+@pytest.mark.torch
+def test_maxpool_pad_limit_torch(torch):
+    F = torch.nn.functional
+    x = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="half of kernel size"):
+        F.max_pool2d(x, 2, 1, padding=2, dilation=3)  # dilated kernel 4 would allow 2
+    with pytest.raises(RuntimeError, match="half"):
+        F.max_pool2d(x, 3, 1, padding=2)
+    with pytest.raises(ValueError, match="kernel_size / 2"):
+        load_backend("torch").max_pool2d(x.numpy(), 2, 1, padding=2, dilation=3)
+
+
+@pytest.mark.tf
+def test_maxpool_pad_limit_tf(tf):
+    xt = tf.zeros((1, 5, 5, 1), tf.float64)
+    assert tf.nn.max_pool2d(xt, 3, 1, [[0, 0], [2, 2], [2, 2], [0, 0]]).shape == (1, 7, 7, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than the window size"):
+        tf.nn.max_pool2d(xt, 3, 1, [[0, 0], [3, 3], [3, 3], [0, 0]])
+
+
+@pytest.mark.torch
+def test_maxpool_ceil_mode_torch(torch):
+    x = torch.zeros(1, 1, 5, 5)
+    y = torch.nn.functional.max_pool2d(x, 2, 2, padding=1, ceil_mode=True)
+    naive = -(-(5 + 2 - 2) // 2) + 1  # ceil formula without the drop rule
+    assert naive == 4 and tuple(y.shape[2:]) == (3, 3)
+
+
+@pytest.mark.tf
+def test_maxpool_ceil_mode_tf(tf):
+    for fn in (tf.nn.max_pool2d, tf.nn.max_pool_with_argmax):
+        assert "ceil_mode" not in inspect.signature(fn).parameters
+
+
+@pytest.mark.tf
+def test_tf_maxpool_no_dilation(tf):
+    for fn in (tf.nn.max_pool2d, tf.nn.max_pool_with_argmax):
+        params = inspect.signature(fn).parameters
+        assert "dilations" not in params and "dilation" not in params
+    x = tf.zeros((1, 9, 9, 1), tf.float64)
+    assert tf.nn.pool(x, [2, 2], "MAX", padding="VALID", dilations=[2, 2]).shape == (1, 7, 7, 1)
+    with pytest.raises(ValueError, match="strides > 1"):
+        tf.nn.pool(x, [2, 2], "MAX", strides=[2, 2], padding="VALID", dilations=[2, 2])
+
+
+NHWC_8 = np.arange(8.0).reshape(1, 2, 2, 2)
+
+
+@pytest.mark.torch
+def test_maxpool_index_layout_torch(torch):
+    _, idx = torch.nn.functional.max_pool2d(
+        torch.from_numpy(NHWC_8.transpose(0, 3, 1, 2).copy()), 2, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy().ravel(), [3, 3])  # row * W + col per plane
+
+
+@pytest.mark.tf
+def test_tf_maxpool_argmax_layout(tf):
+    nhwc = NHWC_8
+    _, am = tf.nn.max_pool_with_argmax(tf.constant(nhwc, tf.float64), 2, 2, "VALID")
+    np.testing.assert_array_equal(am.numpy().ravel(), [6, 7])  # (y * W + x) * C + c
+    _, ind = load_backend("tensorflow").max_pool2d(nhwc.transpose(0, 3, 1, 2), 2,
+                                                   return_indices=True)
+    np.testing.assert_array_equal(ind.ravel(), [3, 3])
+
+
+# ------------------------------------------------------------------------------- batch norm
+
+
+@pytest.mark.torch
+def test_torch_running_var_unbiased(torch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 2, 2))
+    rm, rv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    eps = 1e-5
+    y = torch.nn.functional.batch_norm(torch.from_numpy(x), rm, rv, training=True, momentum=1.0,
+                                       eps=eps)
+    unbiased = x.var(axis=(0, 2, 3), ddof=1)
+    biased = x.var(axis=(0, 2, 3), ddof=0)
+    np.testing.assert_allclose(rv.numpy(), unbiased, rtol=1e-12)
+    assert not np.allclose(rv.numpy(), biased)
+    # ... while the output is normalised with the biased variance.
+    np.testing.assert_allclose(y.numpy().var(axis=(0, 2, 3)), biased / (biased + eps),
+                               rtol=1e-12)
+
+
+BN_X = np.random.default_rng(6).standard_normal((4, 3, 3, 2)).astype(np.float32) * 2 + 1  # NHWC
+
+
+@pytest.mark.torch
+def test_batchnorm_momentum_convention_torch(torch):
+    tbn = torch.nn.BatchNorm2d(2)
+    assert (tbn.momentum, tbn.eps) == (0.1, 1e-5)
+    tbn.train()
+    tbn(torch.from_numpy(BN_X.transpose(0, 3, 1, 2).copy()))
+    mean = BN_X.mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(tbn.running_mean.numpy(), 0.9 * 0 + 0.1 * mean, rtol=1e-5)
+
+
+@pytest.mark.tf
+def test_batchnorm_momentum_convention_keras(tf):
+    kbn = tf.keras.layers.BatchNormalization()
+    assert (kbn.momentum, kbn.epsilon) == (0.99, 1e-3)
+    kbn(BN_X, training=True)
+    mean, var = BN_X.mean(axis=(0, 1, 2)), BN_X.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(kbn.moving_mean.numpy(), 0.99 * 0 + 0.01 * mean, rtol=1e-5)
+    np.testing.assert_allclose(kbn.moving_variance.numpy(), 0.99 * 1 + 0.01 * var, rtol=1e-5)
+
+
+@pytest.mark.tf
+def test_tf_batchnorm_moving_variance_bessel(tf):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    m = 4 * 3 * 3
+    _, _, batch_var = tf.compat.v1.nn.fused_batch_norm(tf.constant(x), tf.ones(2), tf.zeros(2),
+                                                       is_training=True)
+    biased = x.astype(np.float64).var(axis=(0, 1, 2))
+    np.testing.assert_allclose(batch_var.numpy(), biased * m / (m - 1), rtol=1e-5)
+    assert not np.allclose(batch_var.numpy(), biased, rtol=1e-4)
+
+    kbn = tf.keras.layers.BatchNormalization(momentum=0.0)
+    kbn(x, training=True)
+    np.testing.assert_allclose(kbn.moving_variance.numpy(), biased, rtol=1e-5)
+
+
+@pytest.mark.tf
+def test_tf_fused_batchnorm_no_float64(tf):
+    x = tf.ones((2, 3, 3, 2), tf.float64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="double"):
+        tf.compat.v1.nn.fused_batch_norm(x, tf.ones(2, tf.float64), tf.zeros(2, tf.float64),
+                                         is_training=True)
+    mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+    y = tf.nn.batch_normalization(x, mean, var, None, None, 1e-5)
+    assert y.dtype == tf.float64
+
+
+@pytest.mark.torch
+def test_batchnorm_single_value_per_channel_torch(torch):
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        torch.nn.functional.batch_norm(torch.ones(1, 2, 1, 1), None, None, training=True)
+
+
+@pytest.mark.tf
+def test_batchnorm_single_value_per_channel_tf(tf):
+    _, var = tf.nn.moments(tf.ones((1, 2, 1, 1)), axes=[0, 2, 3])
+    np.testing.assert_array_equal(var.numpy(), [0.0, 0.0])
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        load_backend("tensorflow").batch_norm(np.ones((1, 2, 1, 1)), None, None)
+
+
+def test_batchnorm_single_value_per_channel_scipy(scipy):
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        load_backend("scipy").batch_norm(np.ones((1, 2, 1, 1)), None, None)
+
+
+@pytest.mark.torch
+def test_torch_batchnorm_eps_positive(torch):
+    F = torch.nn.functional
+    x = torch.from_numpy(np.random.default_rng(8).standard_normal((2, 3, 2, 2)))
+    with pytest.raises(ValueError, match="eps must be positive during training"):
+        F.batch_norm(x, None, None, training=True, eps=0.0)
+    rm, rv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    F.batch_norm(x, rm, rv, training=False, eps=0.0)  # eval mode accepts eps = 0
+    y, _, new_var = load_backend("torch").batch_norm(
+        x.numpy(), None, None, np.zeros(3), np.ones(3), training=True, momentum=0.5, eps=0.0)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(new_var, 0.5 + 0.5 * x.numpy().var(axis=(0, 2, 3), ddof=1),
+                               rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------- SciPy
+
+
+def test_scipy_no_autodiff(scipy):
+    from scipy import signal
+
+    assert type(signal.correlate(np.ones(3), np.ones(2))) is np.ndarray
+    backend = load_backend("scipy")
+    x = np.ones((1, 1, 3, 3))
+    w = np.ones((1, 1, 2, 2))
+    calls = [
+        lambda: backend.pad_backward(np.ones((1, 1, 5, 5)), 1),
+        lambda: backend.conv2d_backward(np.ones((1, 1, 2, 2)), x, w),
+        lambda: backend.max_pool2d_backward(np.ones((1, 1, 2, 2)), x, 2, 1),
+        lambda: backend.batch_norm_backward(x, x, None),
+    ]
+    for call in calls:
+        with pytest.raises(Unsupported) as info:
+            call()
+        assert info.value.divergence_id == "scipy-no-autodiff"
+
+
+def test_scipy_max_filter_no_indices(scipy):
+    from scipy import ndimage
+
+    params = inspect.signature(ndimage.maximum_filter).parameters
+    assert not any("ind" in p or "arg" in p for p in params)
+    with pytest.raises(Unsupported) as info:
+        load_backend("scipy").max_pool2d(np.ones((1, 1, 2, 2)), 2, return_indices=True)
+    assert info.value.divergence_id == "scipy-max-filter-no-indices"
+
+
+# ------------------------------------------------------------------------------- meta tests
+
+DIVERGENCE_TESTS = {
+    "pad-mode-names": (test_pad_mode_names_scipy, test_pad_mode_names_torch,
+                       test_pad_mode_names_tf),
+    "ndimage-wrap-not-periodic": (test_ndimage_wrap_not_periodic,),
+    "pad-size-limits": (test_pad_size_limits_numpy, test_pad_size_limits_torch,
+                        test_pad_size_limits_tf),
+    "torch-negative-pad-crops": (test_torch_negative_pad_crops, test_negative_pad_tf),
+    "same-padding-placement": (test_same_padding_placement_tf, test_same_padding_placement_torch),
+    "torch-same-padding-strided": (test_torch_same_padding_strided,),
+    "torch-conv-symmetric-padding-only": (test_torch_conv_symmetric_padding_only,
+                                          test_tf_conv_explicit_asymmetric_padding),
+    "scipy-correlate-vs-convolve": (test_scipy_correlate_vs_convolve,),
+    "tf-cpu-nhwc-only": (test_tf_cpu_nhwc_only,),
+    "tf-dilated-conv-gradient": (test_tf_dilated_conv_gradient,),
+    "tf-grouped-conv-gradient-cpu": (test_tf_grouped_conv_gradient_cpu,),
+    "maxpool-tie-first-max": (test_maxpool_tie_first_max_torch, test_maxpool_tie_first_max_tf),
+    "max-pool-nan": (test_max_pool_nan_torch, test_max_pool_nan_tf, test_max_pool_nan_scipy),
+    "torch-maxpool-symmetric-padding-only": (test_torch_maxpool_symmetric_padding_only,),
+    "maxpool-neg-inf-sentinel": (test_maxpool_neg_inf_sentinel_torch,
+                                 test_maxpool_neg_inf_sentinel_tf),
+    "torch-maxpool-empty-window": (test_torch_maxpool_empty_window,),
+    "maxpool-pad-limit": (test_maxpool_pad_limit_torch, test_maxpool_pad_limit_tf),
+    "maxpool-ceil-mode": (test_maxpool_ceil_mode_torch, test_maxpool_ceil_mode_tf),
+    "tf-maxpool-no-dilation": (test_tf_maxpool_no_dilation,),
+    "tf-maxpool-argmax-layout": (test_tf_maxpool_argmax_layout, test_maxpool_index_layout_torch),
+    "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
+    "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
+                                      test_batchnorm_momentum_convention_keras),
+    "tf-batchnorm-moving-variance-bessel": (test_tf_batchnorm_moving_variance_bessel,),
+    "tf-fused-batchnorm-no-float64": (test_tf_fused_batchnorm_no_float64,),
+    "batchnorm-single-value-per-channel": (test_batchnorm_single_value_per_channel_torch,
+                                           test_batchnorm_single_value_per_channel_tf,
+                                           test_batchnorm_single_value_per_channel_scipy),
+    "torch-batchnorm-eps-positive": (test_torch_batchnorm_eps_positive,),
+    "scipy-no-autodiff": (test_scipy_no_autodiff,),
+    "scipy-max-filter-no-indices": (test_scipy_max_filter_no_indices,),
+}
+
+_META_TESTS = {
+    "test_every_entry_has_a_test", "test_no_test_for_unknown_entry",
+    "test_unsupported_ids_are_registered", "test_registry_entries_are_well_formed",
+    "test_registry_rejects_malformed", "test_registry_accepts_minimal",
+}
+_UNSUPPORTED_ID = re.compile(r"Unsupported\(\s*\"([^\"]+)\"")
+
+
+def _raised_ids() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted(BACKENDS_DIR.glob("*.py")):
+        for ident in _UNSUPPORTED_ID.findall(path.read_text()):
+            found.setdefault(ident, []).append(path.name)
+    return found
+
+
+@pytest.mark.parametrize("divergence_id", registry.ids())
+def test_every_entry_has_a_test(divergence_id):
+    tests = DIVERGENCE_TESTS.get(divergence_id, ())
+    assert tests, f"no test demonstrates {divergence_id!r}"
+    assert all(callable(t) and t.__name__.startswith("test_") for t in tests)
+
+
+def test_no_test_for_unknown_entry():
+    assert set(DIVERGENCE_TESTS) <= set(registry.ids())
+    mapped = [t for tests in DIVERGENCE_TESTS.values() for t in tests]
+    assert len(set(mapped)) == len(mapped), "a test is mapped to two entries"
+    module = globals()
+    unmapped = sorted(
+        name for name, obj in module.items()
+        if name.startswith("test_") and callable(obj) and obj not in mapped
+        and obj.__module__ == __name__ and name not in _META_TESTS
+    )
+    assert not unmapped, f"divergence tests not mapped to a registry id: {unmapped}"
+
+
+def test_unsupported_ids_are_registered():
+    raised = _raised_ids()
+    assert raised, "found no Unsupported(...) in the adapters: the pattern is stale"
+    known = set(registry.ids())
+    unknown = {i: files for i, files in raised.items() if i not in known}
+    assert not unknown, f"adapters raise unregistered divergence ids: {unknown}"
+    for ident in raised:
+        assert "Unsupported" in registry.get(ident).handling, ident
+
+
+def test_registry_entries_are_well_formed():
+    entries = registry.entries()
+    assert len(entries) == len({d.id for d in entries})
+    for d in entries:
+        assert all(e.startswith("https://") for e in d.evidence), d.id
+        assert set(d.behaviour) == set(d.frameworks), d.id
+    with pytest.raises(KeyError, match="no-such-id"):
+        registry.get("no-such-id")
+
+
+_GOOD = """
+[[divergence]]
+id = "{ident}"
+op = "pad"
+frameworks = ["torch"]
+condition = "c"
+evidence = ["https://example.org"]
+handling = "documented agreement"
+[divergence.behaviour]
+torch = "b"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_GOOD.format(ident="a") + _GOOD.format(ident="a"), "'a': duplicate id"),
+        (_GOOD.format(ident="b").replace('condition = "c"\n', ""), r"'b': missing .*condition"),
+        (_GOOD.format(ident="c").replace('op = "pad"', 'op = "pool"'), "'c': unknown op"),
+        (_GOOD.format(ident="d").replace('torch = "b"', 'jax = "b"'), "'d': behaviour keys"),
+        (_GOOD.format(ident="e").replace("evidence = [", "evidence = [1, "), "'e': 'evidence'"),
+        (_GOOD.format(ident="f").replace("handling", 'colour = "red"\nhandling'),
+         "'f': unknown key"),
+    ],
+)
+def test_registry_rejects_malformed(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        registry.load(path)
+
+
+def test_registry_accepts_minimal(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text(_GOOD.format(ident="ok"))
+    (entry,) = registry.load(path)
+    assert entry.id == "ok" and entry.ops == ("pad",) and entry.behaviour["torch"] == "b"
