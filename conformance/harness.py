@@ -62,3 +62,22 @@ def check_against_reference(
             name, value, want[name], tol.comparison_atol(b_dtype[name], b_64[name]), where
         )
     return headroom
+
+
+# Largest |error| / tolerance seen per (backend, op, direction, dtype, output) in this process,
+# with the number of examples and the seconds they took; printed at the end of a pytest run.
+HEADROOM: dict[tuple[str, str, str, str, str], float] = {}
+THROUGHPUT: dict[str, list[float]] = {}
+
+
+def record_headroom(backend: str, case: Case, direction: str, dtype: Any,
+                    headroom: dict[str, float]) -> None:
+    for output, ratio in headroom.items():
+        key = (backend, case.op, direction, np.dtype(dtype).name, output)
+        HEADROOM[key] = max(HEADROOM.get(key, 0.0), ratio)
+
+
+def record_example(backend: str, seconds: float) -> None:
+    stats = THROUGHPUT.setdefault(backend, [0.0, 0.0])
+    stats[0] += 1
+    stats[1] += seconds
