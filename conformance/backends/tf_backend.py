@@ -128,6 +128,11 @@ def _conv_nhwc(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, int], d: tuple[int, i
     For gradients, groups are split (tf-grouped-conv-gradient-cpu) and a dilated conv runs at
     stride 1 through tf.nn.convolution, then is sliced (tf-dilated-conv-gradient).
     """
+    if s[1] > 1 and xp.dtype == tf.float32 and (xp.shape[2] - d[1] * (wk.shape[1] - 1) - 1) < s[1]:
+        # One output column with a width stride: oneDNN's float32 kernel returns uninitialised
+        # memory for every row after the first (tf-onednn-conv-width1-garbage). Stride 1 in
+        # width and keeping column 0 computes the same sums.
+        return _conv_nhwc(xp, wk, (s[0], 1), d, groups, differentiable)[:, :, :1, :]
     if not differentiable:
         return tf.nn.conv2d(xp, wk, strides=[1, s[0], s[1], 1], padding="VALID",
                             dilations=[1, d[0], d[1], 1])

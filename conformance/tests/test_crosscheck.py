@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from .. import registry
 from ..backends import Unsupported, load_backend
+from ..cases import ConvCase
 from ..frameworks import require
 from ..harness import check_against_reference, record_example, record_headroom
 from ..profiles import examples
@@ -54,12 +56,22 @@ def _run(backend, case, seed, dtype, direction, impl, impl_name):
     record_headroom(f"{name} vs {impl_name}", case, direction, dtype, theirs)
 
 
+# Configurations that once exposed a framework bug, always run first (registry id in comment).
+REGRESSIONS = {
+    # tf-onednn-conv-width1-garbage: one input channel, one output column, width stride 4.
+    "conv2d": [ConvCase((2, 1, 2, 5), (1, 1, 1, 4), False, (1, 4))],
+}
+
+
 def _make(op: str, direction: str):
     @pytest.mark.checks(op if direction == "forward" else f"{op}_backward")
     @settings(max_examples=examples(80))
     @given(case=CASE_STRATEGIES[op](), seed=seeds, dtype=st.sampled_from(DTYPES))
     def test(backend, case, seed, dtype, impl, impl_name_opt):
         _run(backend, case, seed, dtype, direction, impl, impl_name_opt)
+
+    for case in REGRESSIONS.get(op, []):
+        test = example(case=case, seed=0, dtype=np.float32)(test)
 
     test.__name__ = f"test_{op}_{direction}_matches_framework"
     test.__doc__ = f"{op} {direction}: implementation under test vs the framework, both ways."

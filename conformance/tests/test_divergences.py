@@ -283,6 +283,22 @@ def test_tf_grouped_conv_gradient_cpu(tf):
         tape.gradient(y, [x, w])
 
 
+@pytest.mark.tf
+def test_tf_onednn_conv_width1_garbage(tf):
+    x = np.arange(20, dtype=np.float32).reshape(2, 2, 5, 1)
+    w = np.ones((1, 4, 1, 1), np.float32)
+    right = np.array([6.0, 26.0, 46.0, 66.0])
+    raw = tf.nn.conv2d(tf.constant(x), tf.constant(w), strides=[1, 1, 4, 1], padding="VALID")
+    assert not np.allclose(raw.numpy().ravel(), right), "TF now gets this right: retire the entry"
+    # float64 is unaffected, and the adapter's composition is right in float32.
+    raw64 = tf.nn.conv2d(tf.constant(x, tf.float64), tf.constant(w, tf.float64),
+                         strides=[1, 1, 4, 1], padding="VALID")
+    np.testing.assert_array_equal(raw64.numpy().ravel(), right)
+    nchw_x, oihw_w = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+    y = load_backend("tensorflow").conv2d(nchw_x, oihw_w, stride=(1, 4))
+    np.testing.assert_array_equal(y.ravel(), right)
+
+
 # -------------------------------------------------------------------------------- max pooling
 
 
@@ -642,6 +658,7 @@ DIVERGENCE_TESTS = {
     "tf-cpu-nhwc-only": (test_tf_cpu_nhwc_only,),
     "tf-dilated-conv-gradient": (test_tf_dilated_conv_gradient,),
     "tf-grouped-conv-gradient-cpu": (test_tf_grouped_conv_gradient_cpu,),
+    "tf-onednn-conv-width1-garbage": (test_tf_onednn_conv_width1_garbage,),
     "maxpool-tie-first-max": (test_maxpool_tie_first_max_torch, test_maxpool_tie_first_max_tf),
     "max-pool-nan": (test_max_pool_nan_torch, test_max_pool_nan_tf, test_max_pool_nan_scipy),
     "torch-maxpool-symmetric-padding-only": (test_torch_maxpool_symmetric_padding_only,),
