@@ -1,0 +1,412 @@
+"""Golden fixtures (fixtures/): integrity, the implementation under test, framework drift.
+
+- core: the manifest and every checksum verify; the stored cases are the defined ones; the
+  implementation under test reproduces every stored output (nnref's, each framework's and the
+  hand numbers) within the error model's tolerance, recomputed from the stored inputs; an
+  altered, missing or extra file is reported by name; writing is deterministic.
+- torch / tf (markers): the installed framework, run now on the stored inputs, still produces
+  what it produced at generation time; a mismatch names the case, the file and both versions.
+  SciPy's stored outputs are checked the same way in core (SciPy is a core dependency).
+
+Tolerances: a live computation in the case dtype against a stored output in the same dtype may
+differ by ``comparison_atol(bound(dtype), bound(dtype))`` (both err by their bound); against the
+hand numbers (exact, float64) by ``comparison_atol(bound(dtype), bound(float64))``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import nnref
+import numpy as np
+import pytest
+
+from .. import fixture_store as fs
+from .. import fixtures_cli
+from .. import tolerance as tol
+from ..backends import Unsupported, load_backend
+from ..cases import ConvCase, PoolCase
+from ..frameworks import require
+from ..hand_cases import HAND_CASES
+
+FIXTURES = fs.FIXTURES_DIR
+
+
+def _stored_entries() -> dict[str, dict[str, Any]]:
+    """Manifest entries by name, for parametrisation (empty if the manifest is unreadable:
+    test_fixtures_verify then reports why)."""
+    try:
+        cases = fs.load_manifest(FIXTURES)["cases"]
+    except (fs.FixtureError, KeyError, TypeError):
+        return {}
+    return {e["name"]: e for e in cases if isinstance(e, dict) and isinstance(e.get("name"), str)}
+
+
+ENTRIES = _stored_entries()
+NAMES = sorted(ENTRIES)
+DEFINED = {fc.name: fc for fc in fs.fixture_cases()}
+
+
+def _run(case: Any, backend: Any, a: dict[str, np.ndarray], direction: str) -> dict:
+    return (case.forward if direction == "forward" else case.backward)(backend, a)
+
+
+# --------------------------------------------------------------------------------------------
+# integrity
+
+
+def test_fixtures_verify():
+    problems = fs.verify(FIXTURES)
+    assert not problems, "fixtures do not verify:\n" + "\n".join(problems)
+
+
+def test_verify_command_succeeds_on_the_stored_fixtures(capsys):
+    assert fixtures_cli.main(["verify", str(FIXTURES)]) == 0
+    assert "checksums OK" in capsys.readouterr().out
+
+
+def test_stored_cases_are_the_defined_cases():
+    """fixtures/ holds exactly the case list of fixture_store (else: regenerate)."""
+    assert sorted(DEFINED) == NAMES, (
+        f"stale fixtures: defined but not stored {sorted(set(DEFINED) - set(NAMES))}, stored "
+        f"but not defined {sorted(set(NAMES) - set(DEFINED))}; run "
+        "`python -m conformance fixtures regenerate`"
+    )
+    for name, fc in DEFINED.items():
+        e = ENTRIES[name]
+        defined = (json.loads(json.dumps(fc.case.to_dict())), fc.dtype, fc.seed, fc.kind)
+        assert (e["case"], e["dtype"], e["seed"], e["kind"]) == defined, f"stale fixture {name}"
+
+
+def test_every_hand_case_is_stored_in_both_dtypes():
+    for hc in HAND_CASES:
+        for suffix in ("f32", "f64"):
+            assert f"hand-{hc.name}-{suffix}" in ENTRIES
+
+
+def test_generated_cases_cover_every_parameter_family():
+    cases = [fc.case for fc in DEFINED.values()]
+    pads = {c.mode for c in cases if c.op == "pad"}
+    assert pads == {"constant", "reflect", "replicate", "circular"}
+    convs = [c for c in cases if isinstance(c, ConvCase)]
+    assert any(c.padding == "same" and c.stride != 1 for c in convs)
+    assert any(isinstance(c.padding, tuple) and isinstance(c.padding[0], tuple) for c in convs)
+    assert any(c.dilation != 1 for c in convs) and any(c.groups > 1 for c in convs)
+    pools = [c for c in cases if isinstance(c, PoolCase)]
+    assert any(c.ceil_mode for c in pools) and any(c.kind == "ties" for c in pools)
+    assert any(c.dilation != 1 for c in pools)
+    assert any(c.op == "batch_norm" and not c.training for c in cases)
+    assert {fc.dtype for fc in DEFINED.values()} == {"float32", "float64"}
+
+
+# --------------------------------------------------------------------------------------------
+# the implementation under test against every stored output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_impl_reproduces_stored_outputs(name, impl):
+    stored = fs.load_case(FIXTURES, ENTRIES[name])  # checks the SHA-256 first
+    case, dtype = stored.case, stored.dtype
+    a = stored.inputs()
+    fc = DEFINED.get(name)
+    if fc is not None:  # inputs are what the definition (seed crc32(name) / hand) gives
+        for k, v in fc.arrays().items():
+            assert v.dtype == a[k].dtype and np.array_equal(v, a[k]), (
+                f"{stored.path}: stored input {k} is not what case {name} defines; regenerate")
+    failures = []
+    for direction in fs.DIRECTIONS:
+        got = _run(case, impl, {k: v.copy() for k, v in a.items()}, direction)
+        same = fs.atols(case, a, dtype, dtype, direction)
+        exact = fs.atols(case, a, dtype, np.float64, direction)
+        sources = [("nnref", same), *((fw, same) for fw in fs.FRAMEWORKS), ("expected", exact)]
+        for source, atol in sources:
+            for out, want in sorted(stored.outputs(source, direction).items()):
+                if fc is not None and fc.hand is not None and source == "expected":
+                    assert np.array_equal(want, fc.hand.expected(direction)[out]), (
+                        f"{stored.path}: hand numbers of {name} changed; regenerate")
+                try:
+                    if out != "indices" and got[out].dtype != dtype:
+                        raise tol.Mismatch(f"{out}: dtype {got[out].dtype}, expected {dtype}")
+                    tol.compare(out, got[out], want, atol[out])
+                except tol.Mismatch as exc:
+                    failures.append(f"{direction} vs stored {source}: {exc}")
+    assert not failures, f"case {name} ({stored.path}):\n" + "\n".join(failures)
+
+
+# --------------------------------------------------------------------------------------------
+# frameworks against their own stored outputs (drift)
+
+DRIFT = [
+    pytest.param(fw, name, marks=marks, id=f"{fw}-{name}")
+    for fw, marks in (("torch", [pytest.mark.torch]), ("tensorflow", [pytest.mark.tf]),
+                      ("scipy", []))
+    for name in NAMES
+]
+
+
+@pytest.mark.parametrize(("framework", "name"), DRIFT)
+def test_framework_matches_its_stored_output(framework, name):
+    module = require(framework)
+    backend = load_backend(framework)
+    stored = fs.load_case(FIXTURES, ENTRIES[name])
+    recorded = stored.entry["versions"][framework]
+    installed = str(module.__version__)
+    case, dtype, a = stored.case, stored.dtype, stored.inputs()
+    where = (f"case {name} ({stored.path}): stored {framework} {recorded}, installed "
+             f"{framework} {installed}")
+    failures, compared = [], 0
+    for direction in fs.DIRECTIONS:
+        status = stored.status(framework, direction)
+        if all(s["status"] == fs.ABSENT for s in status.values()):
+            continue
+        live = fs.run_outputs(case, backend, a, direction, stored.entry["outputs"][direction])
+        atol = fs.atols(case, a, dtype, dtype, direction)
+        want = stored.outputs(framework, direction)
+        for out, s in sorted(status.items()):
+            got = live[out]
+            if s["status"] == fs.ABSENT:
+                continue
+            compared += 1
+            if isinstance(got, Unsupported):
+                if s["status"] != "divergence" or s["divergence"] != got.divergence_id:
+                    failures.append(f"{direction} {out}: now raises Unsupported("
+                                    f"{got.divergence_id!r}); stored {s}")
+                continue
+            if out not in want:
+                failures.append(f"{direction} {out}: stored as divergence "
+                                f"{s.get('divergence')!r} with no output, now computes one")
+                continue
+            try:
+                tol.compare(out, got, want[out], atol[out])
+            except tol.Mismatch as exc:
+                failures.append(f"{direction} {out}: {exc}")
+    if not compared:
+        pytest.skip(f"{name}: no {framework} output stored (generated with --allow-missing)")
+    assert not failures, (f"drift: {where}:\n" + "\n".join(failures)
+                          + "\n(if the new output is right, regenerate the fixtures)")
+
+
+# --------------------------------------------------------------------------------------------
+# verify reports every kind of damage by file name
+
+
+@pytest.fixture
+def fixture_copy(tmp_path: Path) -> Path:
+    """A private copy of the stored fixtures (the real ones are never touched)."""
+    if not NAMES:
+        pytest.fail(f"no readable manifest in {FIXTURES}")
+    return Path(shutil.copytree(FIXTURES, tmp_path / "fixtures"))
+
+
+def _flip(path: Path, position: int) -> None:
+    content = bytearray(path.read_bytes())
+    content[position % len(content)] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+def test_a_flipped_byte_in_any_data_file_is_reported_by_name(fixture_copy):
+    manifest = fs.load_manifest(fixture_copy)
+    for entry in manifest["cases"]:  # a different position in each file: header, data, index
+        _flip(fixture_copy / entry["file"], zlib.crc32(entry["name"].encode()))
+    problems = "\n".join(fs.verify(fixture_copy))
+    for entry in manifest["cases"]:
+        assert str(fixture_copy / entry["file"]) in problems
+        with pytest.raises(fs.FixtureError, match=entry["name"]):
+            fs.load_case(fixture_copy, entry)
+
+
+def test_verify_command_fails_naming_a_flipped_file(fixture_copy, capsys):
+    entry = ENTRIES[NAMES[len(NAMES) // 2]]
+    _flip(fixture_copy / entry["file"], 200)
+    assert fixtures_cli.main(["verify", str(fixture_copy)]) == 1
+    err = capsys.readouterr().err
+    assert f"{fixture_copy / entry['file']}: altered" in err
+
+
+def test_verify_reports_missing_extra_and_edited_files(fixture_copy):
+    missing, other = ENTRIES[NAMES[0]]["file"], ENTRIES[NAMES[1]]["file"]
+    (fixture_copy / missing).unlink()
+    (fixture_copy / "data" / "stray.npz").write_bytes(b"not listed")
+    (fixture_copy / "notes.txt").write_text("extra")
+    shutil.copyfile(fixture_copy / other, fixture_copy / "data" / "copy.npz")
+    problems = "\n".join(fs.verify(fixture_copy))
+    assert f"{fixture_copy / missing}: missing" in problems
+    for extra in ("data/stray.npz", "notes.txt", "data/copy.npz"):
+        assert f"{fixture_copy / extra}: extra file" in problems
+
+    manifest_path = fixture_copy / fs.MANIFEST_NAME
+    manifest_path.write_text(manifest_path.read_text().replace('"format"', '  "format"', 1))
+    assert "not in canonical form" in "\n".join(fs.verify(fixture_copy))
+
+
+def test_verify_reports_a_truncated_file_and_a_wrong_schema(fixture_copy):
+    entry = ENTRIES[NAMES[-1]]
+    path = fixture_copy / entry["file"]
+    path.write_bytes(path.read_bytes()[:-10])
+    assert any(str(path) in p for p in fs.verify(fixture_copy))
+    manifest = fs.load_manifest(fixture_copy)
+    manifest["cases"][0]["results"]["torch"]["forward"] = {}
+    manifest["cases"][1]["dtype"] = "float16"
+    (fixture_copy / fs.MANIFEST_NAME).write_bytes(fs.manifest_bytes(manifest))
+    problems = "\n".join(fs.verify(fixture_copy))
+    assert repr(manifest["cases"][0]["name"]) in problems and "results" in problems
+    assert "float16" in problems
+
+
+def test_duplicate_case_names_are_an_error(fixture_copy):
+    with pytest.raises(ValueError, match=r"duplicate.*'a'"):
+        fs.check_unique_names(["a", "b", "a"])
+    twice = [("pad-x", PoolCase((1, 1, 2, 2), 2)), ("pad-x", PoolCase((1, 1, 2, 2), 2))]
+    with pytest.raises(ValueError, match=r"duplicate.*pad-x-f32"):
+        fs.build_cases([], twice)
+    with pytest.raises(ValueError, match="duplicate"):
+        fs.build_cases([*HAND_CASES, HAND_CASES[0]], [])
+    manifest = fs.load_manifest(fixture_copy)
+    manifest["cases"].insert(1, manifest["cases"][0])
+    (fixture_copy / fs.MANIFEST_NAME).write_bytes(fs.manifest_bytes(manifest))
+    assert any("duplicate case name" in p and NAMES[0] in p for p in fs.verify(fixture_copy))
+    (fixture_copy / fs.MANIFEST_NAME).write_text('{"format": 1, "format": 2}')
+    with pytest.raises(fs.FixtureError, match="duplicate JSON key"):
+        fs.load_manifest(fixture_copy)
+
+
+def test_expected_differences_name_registered_divergences():
+    case = PoolCase((1, 1, 2, 2), 2)
+    with pytest.raises(ValueError, match="registered divergence"):
+        fs.build_cases([], [("p", case)], {"p-f32": {"torch": "no-such-divergence"}})
+    with pytest.raises(ValueError, match="unknown case"):
+        fs.build_cases([], [("p", case)], {"q-f32": {"torch": "max-pool-nan"}})
+    built = fs.build_cases([], [("p", case)], {"p-f32": {"torch": "max-pool-nan"}})
+    assert dict(built[0].differs) == {"torch": "max-pool-nan"}
+
+
+# --------------------------------------------------------------------------------------------
+# deterministic writing (regeneration with every framework is `tox -e fixtures`)
+
+SYNTHETIC = {
+    "inputs/x": np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7,
+    "nnref/forward/indices": np.array([[3, -1], [0, 2]], dtype=np.int64),
+    "nnref/forward/y": np.linspace(-1, 1, 6).reshape(2, 3),
+}
+
+
+def test_npz_writer_is_byte_for_byte_deterministic(monkeypatch):
+    first = fs.npz_bytes(SYNTHETIC)
+    monkeypatch.setattr(time, "time", lambda: 2.0e9)
+    monkeypatch.setattr(time, "localtime", lambda *_: time.gmtime(2.0e9))
+    reordered = dict(reversed(list(SYNTHETIC.items())))
+    assert fs.npz_bytes(reordered) == first
+    other_layout = {k: np.asfortranarray(v).astype(v.dtype.newbyteorder(">"))
+                    for k, v in SYNTHETIC.items()}
+    assert fs.npz_bytes(other_layout) == first
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        infos = zf.infolist()
+    assert [i.filename for i in infos] == sorted(f"{k}.npy" for k in SYNTHETIC)
+    assert all(i.date_time == fs.ZIP_DATE and i.compress_type == zipfile.ZIP_STORED
+               for i in infos)
+    back = fs.read_npz(first)
+    assert sorted(back) == sorted(SYNTHETIC)
+    for k, v in SYNTHETIC.items():
+        assert back[k].dtype == v.dtype and np.array_equal(back[k], v)
+    with pytest.raises(TypeError):
+        fs.npz_bytes({"bad": np.array([object()])})
+
+
+def test_manifest_writer_is_canonical():
+    manifest = {"b": [1, 2, {"z": 1.5, "a": None}], "a": {"y": [0, 1], "x": "text"}}
+    text = fs.manifest_bytes(manifest)
+    assert text.endswith(b"}\n") and text == fs.manifest_bytes(json.loads(text))
+    assert json.loads(text) == manifest
+    assert fs.manifest_bytes(dict(reversed(list(manifest.items())))) == text
+    with pytest.raises(ValueError):
+        fs.manifest_bytes({"x": float("nan")})
+
+
+def _frameworkless() -> dict[str, Any]:
+    return {"nnref": nnref, **dict.fromkeys(fs.FRAMEWORKS)}
+
+
+SMALL = [fc for fc in fs.fixture_cases()
+         if fc.name in {"hand-pad_constant_value-f32", "conv2d-same-stride2-f64",
+                        "max_pool2d-ties-k3-s1-f32", "batch_norm-eval-f64"}]
+
+
+def test_regeneration_is_deterministic_and_atomic(tmp_path, monkeypatch):
+    """Regenerate a few cases without frameworks (recorded absent) into fresh directories."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    r1 = fs.regenerate(one, _frameworkless(), SMALL)
+    fs.regenerate(two, _frameworkless(), SMALL)
+    assert not r1.disagreements and sorted(r1.added) == sorted(fc.name for fc in SMALL)
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    for rel in files:
+        assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
+    assert fs.verify(one) == []
+    entry = fs.load_manifest(one)["cases"][0]
+    assert entry["versions"]["torch"] == fs.ABSENT
+    assert {s["status"] for s in entry["results"]["torch"]["forward"].values()} == {fs.ABSENT}
+
+    # Regenerating over existing fixtures replaces them; an interrupted run changes nothing.
+    (one / "data" / "stale.npz").write_bytes(b"old")
+    assert fs.regenerate(one, _frameworkless(), SMALL).changed == []
+    assert not (one / "data" / "stale.npz").exists() and fs.verify(one) == []
+    before = {p: p.read_bytes() for p in one.rglob("*") if p.is_file()}
+    calls = []
+
+    def interrupted(fc, *args):
+        calls.append(fc.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(fc, *args)
+
+    original = fs.generate_case
+    monkeypatch.setattr(fs, "generate_case", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fs.regenerate(one, _frameworkless(), SMALL)
+    monkeypatch.undo()
+
+    def interrupted_while_writing(directory, *args):
+        (directory / "data").mkdir()
+        (directory / "data" / "partial.npz").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fs, "write_tree", interrupted_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        fs.regenerate(one, _frameworkless(), SMALL)
+    assert {p: p.read_bytes() for p in one.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no staging left
+
+
+def test_a_disagreeing_framework_writes_nothing(tmp_path):
+    """A backend that differs beyond tolerance (and is not a registered divergence) is refused."""
+
+    class Skewed:
+        def __getattr__(self, attr):
+            fn = getattr(nnref, attr)
+
+            def call(*args, **kwargs):
+                out = fn(*args, **kwargs)
+                first = out[0] if isinstance(out, tuple) else out
+                first.flat[0] += 1.0
+                return out
+            return call
+
+    backends = {**_frameworkless(), "torch": Skewed()}
+    result = fs.regenerate(tmp_path / "out", backends, SMALL)
+    assert result.manifest is None and not (tmp_path / "out").exists()
+    assert {d.case for d in result.disagreements} == {fc.name for fc in SMALL}
+    assert all(d.backend == "torch" for d in result.disagreements)
+
+
+def test_regenerate_command_needs_every_framework(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fs, "load_backends", lambda: (_frameworkless(), list(fs.FRAMEWORKS)))
+    assert fixtures_cli.main(["regenerate", "--out", str(tmp_path / "out")]) == 2
+    assert "--allow-missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
