@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ def _dot_atol(*pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
     return tol.SAFETY * total
 
 
+@pytest.mark.checks("conv2d_backward")
 @settings(max_examples=examples(100))
 @given(case=conv_cases(), seed=seeds)
 def test_conv_backward_is_the_adjoint_of_forward(case, seed, impl, impl_name_opt):
@@ -49,6 +51,7 @@ def test_conv_backward_is_the_adjoint_of_forward(case, seed, impl, impl_name_opt
     tol.compare("db", g["db"], a["dy"].sum(axis=(0, 2, 3)), 2 * bwd_b["db"], where)
 
 
+@pytest.mark.checks("pad_backward")
 @settings(max_examples=examples(100))
 @given(case=pad_cases(), seed=seeds)
 def test_pad_backward_is_the_adjoint_of_pad(case, seed, impl, impl_name_opt):

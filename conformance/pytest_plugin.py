@@ -1,4 +1,4 @@
-"""pytest plumbing: the implementation under test, Hypothesis profiles, header and summary."""
+"""pytest plugin (loaded by the root conftest.py): implementation under test, profiles, summary."""
 
 from __future__ import annotations
 
