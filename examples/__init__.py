@@ -1,0 +1,1 @@
+"""Example implementations to run the suite against (``pytest --impl examples.MODULE``)."""
