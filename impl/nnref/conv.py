@@ -16,7 +16,7 @@ from ._checks import (
     padding_pairs,
     same_dtype,
 )
-from ._windows import tap_slices, window_view
+from ._windows import tap_slices, window_view, zero_pad
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,24 @@ def _geometry(
 
 
 def _columns(x: np.ndarray, kernel: tuple[int, int], geo: _ConvGeometry) -> np.ndarray:
-    """im2col: (N, C, H, W) -> (N, G, C/G * kh * kw, Ho * Wo), a contiguous copy."""
-    xp = np.pad(x, ((0, 0), (0, 0), *geo.pads))
-    view = window_view(xp, kernel, geo.stride, geo.dilation, geo.out_hw)
-    n, c = x.shape[:2]
-    return view.reshape(n, geo.groups, c // geo.groups * kernel[0] * kernel[1], -1)
+    """im2col: (N, C, H, W) -> (G, C/G * kh * kw, N * Ho * Wo), one contiguous copy.
+
+    Batch and positions share the last axis so each group is one large GEMM (measured about
+    twice as fast here as a stack of N per-sample GEMMs), and the padded copy is released as
+    soon as the columns exist.
+    """
+    view = window_view(zero_pad(x, geo.pads), kernel, geo.stride, geo.dilation, geo.out_hw)
+    n, c, kh, kw, ho, wo = view.shape
+    # Always a fresh buffer (a reshape could alias x for 1x1 kernels), which the backward
+    # reuses for the column gradient.
+    cols = np.empty((geo.groups, c // geo.groups * kh * kw, n * ho * wo), dtype=x.dtype)
+    cols.reshape(c, kh, kw, n, ho, wo)[...] = view.transpose(1, 2, 3, 0, 4, 5)
+    return cols
+
+
+def _channels_first(a: np.ndarray, groups: int) -> np.ndarray:
+    """(N, C, H, W) -> (G, C/G, N * H * W): channels outermost, as the GEMMs want them."""
+    return a.transpose(1, 0, 2, 3).reshape(groups, a.shape[1] // groups, -1)
 
 
 def conv2d(
@@ -109,10 +122,14 @@ def conv2d(
     geo = _geometry(x, w, stride, padding, dilation, groups)
     cols = _columns(x, w.shape[2:], geo)
     n_out = w.shape[0]
-    w_mat = w.reshape(geo.groups, n_out // geo.groups, -1)
-    y = np.matmul(w_mat, cols).reshape(x.shape[0], n_out, *geo.out_hw)
-    if b is not None:
-        y += b[:, None, None]
+    y_cols = np.matmul(w.reshape(geo.groups, n_out // geo.groups, -1), cols)  # (G, Co/G, N*P)
+    del cols
+    y_nchw = y_cols.reshape(n_out, x.shape[0], *geo.out_hw).transpose(1, 0, 2, 3)
+    y = np.empty(y_nchw.shape, dtype=x.dtype)  # C-contiguous NCHW, bias added in the same pass
+    if b is None:
+        y[...] = y_nchw
+    else:
+        np.add(y_nchw, b[:, None, None], out=y)
     return y
 
 
@@ -137,20 +154,25 @@ def conv2d_backward(
     n, c, h, width = x.shape
     n_out, _, kh, kw = w.shape
     expect_shape("dy", dy, (n, n_out, *geo.out_hw))
-    dy_mat = dy.reshape(n, geo.groups, n_out // geo.groups, -1)
-
     db = dy.sum(axis=(0, 2, 3))
+    dy_cols = _channels_first(dy, geo.groups)  # (G, Co/G, N*P)
 
-    cols = _columns(x, (kh, kw), geo)
-    dw = np.matmul(dy_mat, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
-
-    w_mat = w.reshape(geo.groups, n_out // geo.groups, -1)
-    dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat).reshape(n, c, kh, kw, *geo.out_hw)
+    cols = _columns(x, (kh, kw), geo)  # (G, K, N*P), K = C/G * kh * kw
+    # dw^T = cols @ dy^T with both operands C-contiguous: NumPy hands that straight to BLAS
+    # (a transposed view as the second operand measured 2-3x slower here).
+    dy_rows = np.ascontiguousarray(dy_cols.transpose(0, 2, 1))  # (G, N*P, Co/G)
+    dw = np.matmul(cols, dy_rows).transpose(0, 2, 1).reshape(w.shape)
+    del dy_rows
+    # The column gradient has the columns' shape: reuse their buffer (peak memory).
+    w_cols = w.reshape(geo.groups, n_out // geo.groups, -1).transpose(0, 2, 1)  # (G, K, Co/G)
+    dcols = np.matmul(w_cols, dy_cols, out=cols).reshape(c, kh, kw, n, *geo.out_hw)
+    del dy_cols
+    # col2im: add each tap's gradient back onto the cells it read.
     (top, bottom), (left, right) = geo.pads
     dxp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=x.dtype)
     for p in range(kh):
         for q in range(kw):
             rows, cols_q = tap_slices((p, q), geo.stride, geo.dilation, geo.out_hw)
-            dxp[:, :, rows, cols_q] += dcols[:, :, p, q]
-    dx = dxp[:, :, top : top + h, left : left + width]
-    return np.ascontiguousarray(dx), dw, db
+            dxp[:, :, rows, cols_q] += dcols[:, p, q].transpose(1, 0, 2, 3)
+    del dcols, cols
+    return np.ascontiguousarray(dxp[:, :, top : top + h, left : left + width]), dw, db
