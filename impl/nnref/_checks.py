@@ -28,7 +28,23 @@ def float_array(name: str, value: Any, ndim: int | None = None) -> np.ndarray:
         raise ValueError(
             f"{name} must have {ndim} dimensions, got {value.ndim} (shape {value.shape})"
         )
+    if value.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     return value
+
+
+def flag(name: str, value: Any) -> bool:
+    """A bool argument (numpy bools too); anything else is an error, not a truthiness test."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def real(name: str, value: Any) -> float:
+    """A real scalar (int or float, not bool)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    return float(value)
 
 
 def same_dtype(reference_name: str, reference: np.ndarray, **others: np.ndarray | None) -> None:

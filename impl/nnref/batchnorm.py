@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import expect_shape, float_array, same_dtype
+from ._checks import expect_shape, flag, float_array, same_dtype
 
 _AXES = (0, 2, 3)
 
@@ -40,8 +40,7 @@ def _statistics(
             f"running_mean={'None' if running_mean is None else 'array'}, "
             f"running_var={'None' if running_var is None else 'array'}"
         )
-    if not isinstance(training, bool | np.bool_):
-        raise ValueError(f"training must be a bool, got {training!r}")
+    flag("training", training)
     if not training:
         if running_mean is None:
             raise ValueError("training=False needs running_mean and running_var, got None")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import Pads, float_array, padding_pairs
+from ._checks import Pads, float_array, padding_pairs, real
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -50,6 +50,7 @@ def pad(x: np.ndarray, pad_width: Any, mode: str = "constant", value: float = 0.
     mode = _check_mode(mode)
     pads = padding_pairs("pad_width", pad_width)
     _check_pads_fit(pads, x.shape[2:], mode, pad_width)
+    value = real("value", value)
     if mode == "constant":
         return np.pad(x, ((0, 0), (0, 0), *pads), mode="constant", constant_values=value)
     rows = _source_index(x.shape[2], *pads[0], mode)

@@ -15,6 +15,7 @@ import numpy as np
 from ._checks import (
     Pads,
     expect_shape,
+    flag,
     float_array,
     int_pair,
     output_size,
@@ -49,10 +50,9 @@ def _geometry(
                 f"padding {padding!r} must be <= half the kernel_size {kernel_size!r} "
                 f"(at most {k // 2}), got {max(before, after)}"
             )
-    if not isinstance(ceil_mode, bool | np.bool_):
-        raise ValueError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    ceil_mode = flag("ceil_mode", ceil_mode)
     out_hw = tuple(
-        output_size(f"max_pool2d {axis} (x {x.shape})", size, *p, k, s, d, bool(ceil_mode))
+        output_size(f"max_pool2d {axis} (x {x.shape})", size, *p, k, s, d, ceil_mode)
         for axis, size, p, k, s, d in zip(
             ("height", "width"), x.shape[2:], pads, kernel, stride_hw, dilation_hw, strict=True
         )
@@ -109,6 +109,7 @@ def max_pool2d(
     """
     x = float_array("x", x, ndim=4)
     geo = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return_indices = flag("return_indices", return_indices)
     best, best_tap = _winning_tap(x, geo)
     if not return_indices:
         return best
