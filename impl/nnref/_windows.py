@@ -6,9 +6,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
-def zero_pad(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
-             padded_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """x (N, C, H, W) placed at (top, left) in a zero array of (N, C, Hp, Wp).
+def constant_pad(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
+                 padded_hw: tuple[int, int] | None = None, fill: float = 0.0) -> np.ndarray:
+    """x (N, C, H, W) placed at (top, left) in an array of (N, C, Hp, Wp) filled with ``fill``.
 
     ``padded_hw`` defaults to (H + t + b, W + l + r); pooling asks for more rows/columns at the
     end for ceil_mode windows. Cheaper than ``np.pad`` at small sizes; returns x itself when no
@@ -19,7 +19,8 @@ def zero_pad(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
     hp, wp = padded_hw or (h + top + bottom, w + left + right)
     if (hp, wp) == (h, w):
         return x
-    xp = np.zeros((n, c, hp, wp), dtype=x.dtype)
+    xp = np.full((n, c, hp, wp), fill, dtype=x.dtype) if fill else np.zeros(
+        (n, c, hp, wp), dtype=x.dtype)
     xp[:, :, top : top + h, left : left + w] = x
     return xp
 

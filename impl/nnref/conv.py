@@ -16,7 +16,7 @@ from ._checks import (
     padding_pairs,
     same_dtype,
 )
-from ._windows import tap_slices, window_view, zero_pad
+from ._windows import constant_pad, tap_slices, window_view
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _columns(x: np.ndarray, kernel: tuple[int, int], geo: _ConvGeometry) -> np.n
     twice as fast here as a stack of N per-sample GEMMs), and the padded copy is released as
     soon as the columns exist.
     """
-    view = window_view(zero_pad(x, geo.pads), kernel, geo.stride, geo.dilation, geo.out_hw)
+    view = window_view(constant_pad(x, geo.pads), kernel, geo.stride, geo.dilation, geo.out_hw)
     n, c, kh, kw, ho, wo = view.shape
     # Always a fresh buffer (a reshape could alias x for 1x1 kernels), which the backward
     # reuses for the column gradient.

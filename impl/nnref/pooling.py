@@ -22,7 +22,7 @@ from ._checks import (
     padding_pairs,
     same_dtype,
 )
-from ._windows import tap_slices, window_view
+from ._windows import constant_pad, window_view
 
 
 @dataclass(frozen=True)
@@ -67,29 +67,52 @@ def _geometry(
     return _PoolGeometry(kernel, stride_hw, dilation_hw, pads, out_hw, padded_hw)  # type: ignore[arg-type]
 
 
+def _windows_of(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+    """Window view (N, C, kh, kw, Ho, Wo) of x padded with -inf (see _winning_tap)."""
+    (top, _), (left, _) = geo.pads
+    xp = constant_pad(x, ((top, 0), (left, 0)), geo.padded_hw, fill=-np.inf)
+    return window_view(xp, geo.kernel, geo.stride, geo.dilation, geo.out_hw)
+
+
+def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+    """Per output position, the first tap (row-major) on an input cell, or -1: (Ho, Wo).
+
+    Inside-ness is separable (row inside and column inside), so the first inside tap is
+    (first inside row p, first inside column q).
+    """
+    firsts = []
+    for axis in (0, 1):
+        taps = (np.arange(geo.out_hw[axis])[:, None] * geo.stride[axis]
+                + np.arange(geo.kernel[axis])[None, :] * geo.dilation[axis] - geo.pads[axis][0])
+        inside = (taps >= 0) & (taps < x.shape[2 + axis])
+        firsts.append(np.where(inside.any(axis=1), inside.argmax(axis=1), -1))
+    p, q = firsts[0][:, None], firsts[1][None, :]
+    return np.where((p < 0) | (q < 0), -1, p * geo.kernel[1] + q)
+
+
 def _winning_tap(x: np.ndarray, geo: _PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Max value and the index (p * kw + q) of the winning tap, shapes (N, C, Ho, Wo).
 
-    A window with no input cell keeps -inf and tap -1.
+    The windows are gathered once into (N, C, Ho, Wo, kh * kw) and ``argmax`` returns the
+    first maximum in row-major tap order - the tie rule. Padding is -inf, which can be the
+    first maximum only of a window whose input cells are all -inf (or that has none): those
+    windows take their first input cell, looked up by position (-1 if none). NaN wins its
+    window as in torch's CPU kernel, the *last* NaN; that correction runs only if x has NaN.
     """
-    (top, _), (left, _) = geo.pads
-    height, width = x.shape[2:]
-    extra = ((0, 0), (0, 0), (top, geo.padded_hw[0] - height - top),
-             (left, geo.padded_hw[1] - width - left))
-    view = window_view(np.pad(x, extra), geo.kernel, geo.stride, geo.dilation, geo.out_hw)
-    (ho, wo), (sh, sw), (dh, dw) = geo.out_hw, geo.stride, geo.dilation
-    best = np.full((*x.shape[:2], ho, wo), -np.inf, dtype=x.dtype)
-    best_tap = np.full(best.shape, -1, dtype=np.int64)
-    for p in range(geo.kernel[0]):
-        rows = np.arange(ho) * sh + p * dh - top
-        row_inside = (rows >= 0) & (rows < height)
-        for q in range(geo.kernel[1]):
-            cols = np.arange(wo) * sw + q * dw - left
-            inside = row_inside[:, None] & ((cols >= 0) & (cols < width))[None, :]
-            value = view[:, :, p, q]
-            take = inside & ((best_tap < 0) | (value > best) | np.isnan(value))
-            best = np.where(take, value, best)
-            best_tap = np.where(take, p * geo.kernel[1] + q, best_tap)
+    view = _windows_of(x, geo)
+    n, c, kh, kw, ho, wo = view.shape
+    windows = np.empty((n, c, ho, wo, kh * kw), dtype=x.dtype)
+    windows.reshape(n, c, ho, wo, kh, kw)[...] = view.transpose(0, 1, 4, 5, 2, 3)
+    best_tap = windows.argmax(axis=-1)
+    if np.isnan(x).any():
+        is_nan = np.isnan(windows)
+        last_nan = kh * kw - 1 - is_nan[..., ::-1].argmax(axis=-1)
+        best_tap = np.where(is_nan.any(axis=-1), last_nan, best_tap)
+    best = np.take_along_axis(windows, best_tap[..., None], axis=-1)[..., 0]
+    all_minus_inf = best == -np.inf
+    if all_minus_inf.any():
+        first = np.broadcast_to(_first_inside_tap(x, geo), best_tap.shape)
+        best_tap = np.where(all_minus_inf, first, best_tap)
     return best, best_tap
 
 
@@ -110,9 +133,17 @@ def max_pool2d(
     x = float_array("x", x, ndim=4)
     geo = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = flag("return_indices", return_indices)
-    best, best_tap = _winning_tap(x, geo)
     if not return_indices:
+        # Values only: a running maximum over the taps. -inf padding never changes a maximum
+        # and np.maximum propagates NaN, so this equals the indexed path's values.
+        view = _windows_of(x, geo)
+        best = view[:, :, 0, 0].copy()
+        for p in range(geo.kernel[0]):
+            for q in range(geo.kernel[1]):
+                if p or q:
+                    np.maximum(best, view[:, :, p, q], out=best)
         return best
+    best, best_tap = _winning_tap(x, geo)
     kw = geo.kernel[1]
     p, q = best_tap // kw, best_tap % kw
     rows = np.arange(geo.out_hw[0])[:, None] * geo.stride[0] + p * geo.dilation[0] - geo.pads[0][0]
@@ -140,11 +171,16 @@ def max_pool2d_backward(
     geo = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     expect_shape("dy", dy, (*x.shape[:2], *geo.out_hw))
     _, best_tap = _winning_tap(x, geo)
-    dxp = np.zeros((*x.shape[:2], *geo.padded_hw), dtype=x.dtype)
-    zero = np.zeros((), dtype=x.dtype)
-    for p in range(geo.kernel[0]):
-        for q in range(geo.kernel[1]):
-            rows, cols = tap_slices((p, q), geo.stride, geo.dilation, geo.out_hw)
-            dxp[:, :, rows, cols] += np.where(best_tap == p * geo.kernel[1] + q, dy, zero)
+    # Each window's dy goes to its winner; np.bincount adds the windows that share a winner.
+    # Flat offsets are into the padded planes (a window without input cells, tap -1, sends
+    # its gradient to an out-of-plane slot that is dropped).
     (top, _), (left, _) = geo.pads
-    return np.ascontiguousarray(dxp[:, :, top : top + x.shape[2], left : left + x.shape[3]])
+    hp, wp = geo.padded_hw
+    p, q = np.divmod(best_tap, geo.kernel[1])
+    rows = np.arange(geo.out_hw[0])[:, None] * geo.stride[0] + p * geo.dilation[0]
+    cols = np.arange(geo.out_hw[1])[None, :] * geo.stride[1] + q * geo.dilation[1]
+    planes = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[0], x.shape[1], 1, 1)
+    flat = np.where(best_tap < 0, planes.size * hp * wp, (planes * hp + rows) * wp + cols)
+    dxp = np.bincount(flat.ravel(), weights=dy.ravel(), minlength=planes.size * hp * wp + 1)
+    dxp = dxp[:-1].reshape(*x.shape[:2], hp, wp)
+    return dxp[:, :, top : top + x.shape[2], left : left + x.shape[3]].astype(x.dtype)
