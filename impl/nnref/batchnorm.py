@@ -52,7 +52,12 @@ def _statistics(
         )
     mean = x.mean(axis=_AXES)
     centred = x - mean[:, None, None]
-    return mean, np.mean(centred * centred, axis=_AXES)
+    return mean, _channel_dot(centred, centred) / x.dtype.type(count)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over (N, H, W) of a * b per channel, without a product temporary: (C,)."""
+    return np.einsum("nchw,nchw->c", a, b)
 
 
 def batch_norm(
@@ -89,7 +94,8 @@ def batch_norm(
     if gamma is not None:
         scale = scale * gamma
     shift = -mean * scale if beta is None else beta - mean * scale
-    y = x * scale[:, None, None] + shift[:, None, None]
+    y = x * scale[:, None, None]
+    y += shift[:, None, None]
     if not training or running_mean is None:
         return y
     count = x.shape[0] * x.shape[2] * x.shape[3]
@@ -124,13 +130,18 @@ def batch_norm_backward(
     eps = _check_scalar("eps", eps, 0.0, np.inf)
     mean, var = _statistics(x, running_mean, running_var, training)
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    x_hat = (x - mean[:, None, None]) * inv_std[:, None, None]
+    centred = x - mean[:, None, None]
     dbeta = dy.sum(axis=_AXES)
-    dgamma = (dy * x_hat).sum(axis=_AXES)
+    dot = _channel_dot(centred, dy)  # sum (x - mean) * dy
+    dgamma = dot * inv_std
     scale = inv_std if gamma is None else inv_std * gamma
-    if training:
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-        inner = dy - (dbeta / count)[:, None, None] - x_hat * (dgamma / count)[:, None, None]
-    else:
-        inner = dy
-    return inner * scale[:, None, None], dgamma, dbeta
+    if not training:
+        return dy * scale[:, None, None], dgamma, dbeta
+    # torch's arrangement (same rounding order, same NaN/inf propagation):
+    # dx = (dy - mean(dy) - (x - mean) * dot * inv_std^2 / m) * inv_std * gamma
+    count = x.dtype.type(x.shape[0] * x.shape[2] * x.shape[3])
+    centred *= (dot * inv_std * inv_std / count)[:, None, None]
+    dx = dy - (dbeta / count)[:, None, None]
+    dx -= centred
+    dx *= scale[:, None, None]
+    return dx, dgamma, dbeta
