@@ -65,7 +65,7 @@ REGRESSIONS = {
 
 def _make(op: str, direction: str):
     @pytest.mark.checks(op if direction == "forward" else f"{op}_backward")
-    @settings(max_examples=examples(80))
+    @settings(max_examples=examples(150))
     @given(case=CASE_STRATEGIES[op](), seed=seeds, dtype=st.sampled_from(DTYPES))
     def test(backend, case, seed, dtype, impl, impl_name_opt):
         _run(backend, case, seed, dtype, direction, impl, impl_name_opt)
