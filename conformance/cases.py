@@ -296,6 +296,25 @@ class BatchNormCase(Case):
         return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
 
 
+def every_window_sees_input(case: PoolCase) -> bool:
+    """False when some dilated window covers only padding (contract: -inf and index -1).
+
+    Generators avoid that corner: frameworks report garbage indices there (registry entry
+    torch-maxpool-empty-window), so it is checked by dedicated tests, not by sampling.
+    """
+    k, d = _pair(case.kernel_size), _pair(case.dilation)
+    s = k if case.stride is None else _pair(case.stride)
+    pads = _pads(case.padding)
+    out = case.output_shape()[2:]
+    for axis in (0, 1):
+        size = case.shape[2 + axis]
+        for i in range(out[axis]):
+            taps = [i * s[axis] + p * d[axis] - pads[axis][0] for p in range(k[axis])]
+            if not any(0 <= t < size for t in taps):
+                return False
+    return True
+
+
 CASE_TYPES: dict[str, type[Case]] = {
     cls.op: cls for cls in (PadCase, ConvCase, PoolCase, BatchNormCase)
 }

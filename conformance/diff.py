@@ -47,8 +47,8 @@ from .cases import (
     ConvCase,
     PadCase,
     PoolCase,
-    _pads,
     _pair,
+    every_window_sees_input,
     zlib_crc,
 )
 
@@ -209,21 +209,6 @@ _DRAW: dict[str, Callable[[np.random.Generator], Case]] = {
     "pad": _draw_pad, "conv2d": _draw_conv, "max_pool2d": _draw_pool,
     "batch_norm": _draw_batch_norm,
 }
-
-
-def every_window_sees_input(case: PoolCase) -> bool:
-    """False when some dilated window covers only padding (contract: -inf and index -1)."""
-    k, d = _pair(case.kernel_size), _pair(case.dilation)
-    s = k if case.stride is None else _pair(case.stride)
-    pads = _pads(case.padding)
-    out = case.output_shape()[2:]
-    for axis in (0, 1):
-        size = case.shape[2 + axis]
-        for i in range(out[axis]):
-            taps = [i * s[axis] + p * d[axis] - pads[axis][0] for p in range(k[axis])]
-            if not any(0 <= t < size for t in taps):
-                return False
-    return True
 
 
 def is_valid(case: Case) -> bool:

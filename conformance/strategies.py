@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from .cases import BatchNormCase, ConvCase, PadCase, PoolCase
+from .cases import BatchNormCase, ConvCase, PadCase, PoolCase, every_window_sees_input
 
 DTYPES = (np.float32, np.float64)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
@@ -102,26 +102,8 @@ def pool_cases(draw: Any, small: bool = False, kind: str | None = None) -> PoolC
     kind = kind or draw(st.sampled_from(["ties", "normal", "unique"]), label="values")
     case = PoolCase((n, c, h, w), kernel, stride, padding, dilation, ceil_mode, kind)
     assume(min(case.output_shape()[2:]) >= 1)
-    assume(_every_window_sees_input(case))
+    assume(every_window_sees_input(case))
     return case
-
-
-def _every_window_sees_input(case: PoolCase) -> bool:
-    """Reject the corner where a dilated window covers only padding (contract: -inf, index -1)."""
-    from .cases import _pads as pads_of
-    from .cases import _pair
-
-    k, d = _pair(case.kernel_size), _pair(case.dilation)
-    s = k if case.stride is None else _pair(case.stride)
-    pads = pads_of(case.padding)
-    out = case.output_shape()[2:]
-    for axis in (0, 1):
-        size = case.shape[2 + axis]
-        for i in range(out[axis]):
-            taps = [i * s[axis] + p * d[axis] - pads[axis][0] for p in range(k[axis])]
-            if not any(0 <= t < size for t in taps):
-                return False
-    return True
 
 
 @st.composite

@@ -41,6 +41,14 @@ _INSTALL_HINT = {
 }
 
 
+def float_input(x: np.ndarray, name: str = "x") -> np.ndarray:
+    """The adapters' own dtype check: float32/float64 only (ValueError naming the argument)."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
+    return x
+
+
 class Unsupported(Exception):
     """A configuration the framework cannot express, even by composition.
 

@@ -22,6 +22,7 @@ from conformance.backends import (
     bn_check,
     check_pad,
     conv_pads,
+    float_input,
     pads2d,
     pair,
     pool_args,
@@ -38,13 +39,6 @@ _NDIMAGE_MODES = {
 }
 
 
-def _float_input(x: np.ndarray, name: str = "x") -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
-    return x
-
-
 def _no_autodiff(op: str) -> Unsupported:
     return Unsupported("scipy-no-autodiff", f"SciPy cannot differentiate {op}")
 
@@ -54,7 +48,7 @@ def _no_autodiff(op: str) -> Unsupported:
 
 def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
     """scipy.ndimage.map_coordinates (order 0, integer coordinates) with ndimage's mode names."""
-    x = _float_input(x)
+    x = float_input(x)
     (t, b), (l, r) = pads = pads2d(pad_width, "pad_width")
     check_pad(x.shape, pads, mode)
     n, c, h, w = x.shape
@@ -75,7 +69,7 @@ def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> n
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
            padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
     """scipy.signal.correlate (direct) per output channel over its group's input channels."""
-    x, w = _float_input(x), _float_input(w, "w")
+    x, w = float_input(x), float_input(w, "w")
     n, c, h, wd = x.shape
     co, cg, kh, kw = w.shape
     if groups < 1 or c % groups or co % groups or cg * groups != c:
@@ -96,7 +90,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: ob
         out.append(full[:, 0, :: s[0], :: s[1]])
     y = np.stack(out, axis=1).astype(x.dtype, copy=False)
     if b is not None:
-        y = y + _float_input(b, "b").reshape(1, -1, 1, 1)
+        y = y + float_input(b, "b").reshape(1, -1, 1, 1)
     return y.astype(x.dtype, copy=False)
 
 
@@ -114,7 +108,7 @@ def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, paddin
                dilation: object = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """scipy.ndimage.maximum_filter on a -inf padded input with a dilated footprint, subsampled."""
-    x = _float_input(x)
+    x = float_input(x)
     if return_indices:
         raise Unsupported("scipy-max-filter-no-indices",
                           "scipy.ndimage.maximum_filter returns values only")
@@ -155,11 +149,11 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
                training: bool = True, momentum: float = 0.1,
                eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training: scipy.stats.moment (biased variance) per channel; eval: plain arithmetic."""
-    x = _float_input(x)
+    x = float_input(x)
     bn_check(x, running_mean, running_var, training)
     c = x.shape[1]
-    g = np.ones(c, x.dtype) if gamma is None else _float_input(gamma, "gamma")
-    bb = np.zeros(c, x.dtype) if beta is None else _float_input(beta, "beta")
+    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
+    bb = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
     axes = (0, 2, 3)
     if training:
         mean = np.mean(x, axis=axes)

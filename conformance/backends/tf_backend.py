@@ -33,6 +33,7 @@ from conformance.backends import (
     bn_check,
     check_pad,
     conv_pads,
+    float_input,
     pads2d,
     pair,
     pool_args,
@@ -44,13 +45,6 @@ from conformance.backends import (
 NAME = "tensorflow"
 _TO_NHWC = (0, 2, 3, 1)
 _TO_NCHW = (0, 3, 1, 2)
-
-
-def _float_input(x: np.ndarray, name: str = "x") -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
-    return x
 
 
 def _c(a: np.ndarray, dtype: np.dtype) -> tf.Tensor:
@@ -94,7 +88,7 @@ def _tf_pad(x: tf.Tensor, pads, mode: str, value: float) -> tf.Tensor:
 
 def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
     """tf.pad (CONSTANT / REFLECT) or a tf.gather index map (replicate / circular)."""
-    x = _float_input(x)
+    x = float_input(x)
     pads = pads2d(pad_width, "pad_width")
     check_pad(x.shape, pads, mode)
     return _np(_tf_pad(_c(x, x.dtype), pads, mode, value), x.dtype)
@@ -102,7 +96,7 @@ def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float =
 
 def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
     """Adjoint of `pad` by GradientTape (output_gradients=dy)."""
-    dy = _float_input(dy, "dy")
+    dy = float_input(dy, "dy")
     (t, b), (l, r) = pads = pads2d(pad_width, "pad_width")
     n, c, h, w = dy.shape
     shape = (n, c, h - t - b, w - l - r)
@@ -167,10 +161,10 @@ def _conv(x: tf.Tensor, w: tf.Tensor, stride, padding, dilation, groups: int,
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
            padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
     """tf.pad (explicit) then tf.nn.conv2d(VALID) in NHWC, plus bias."""
-    x, w = _float_input(x), _float_input(w, "w")
+    x, w = float_input(x), float_input(w, "w")
     y = _conv(_c(x, x.dtype), _c(w, x.dtype), stride, padding, dilation, groups, False)
     if b is not None:
-        y = y + tf.reshape(_c(_float_input(b, "b"), x.dtype), (1, -1, 1, 1))
+        y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), (1, -1, 1, 1))
     return _np(y, x.dtype)
 
 
@@ -178,7 +172,7 @@ def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object
                     padding: object = 0, dilation: object = 1,
                     groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
-    x, w, dy = _float_input(x), _float_input(w, "w"), _float_input(dy, "dy")
+    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
     xt, wt = _c(x, x.dtype), _c(w, x.dtype)
     bt = tf.zeros((w.shape[0],), dtype=xt.dtype)
     with tf.GradientTape() as tape:
@@ -275,7 +269,7 @@ def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, paddin
                dilation: object = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """tf.nn.max_pool_with_argmax on a -inf padded NHWC input (dilation by phases)."""
-    x = _float_input(x)
+    x = float_input(x)
     y, ind = _pool(_c(x, x.dtype), x, kernel_size, stride, padding, dilation, ceil_mode)
     out = _np(y, x.dtype)
     return (out, ind) if return_indices else out
@@ -285,7 +279,7 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
                         padding: object = 0, dilation: object = 1,
                         ceil_mode: bool = False) -> np.ndarray:
     """GradientTape through the same composition (MaxPoolGradWithArgmax underneath)."""
-    x, dy = _float_input(x), _float_input(dy, "dy")
+    x, dy = float_input(x), float_input(dy, "dy")
     xt = _c(x, x.dtype)
     with tf.GradientTape() as tape:
         tape.watch(xt)
@@ -301,8 +295,8 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
 
 def _bn_params(x: np.ndarray, gamma, beta):
     c = x.shape[1]
-    g = np.ones(c, x.dtype) if gamma is None else _float_input(gamma, "gamma")
-    b = np.zeros(c, x.dtype) if beta is None else _float_input(beta, "beta")
+    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
+    b = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
     return _c(g, x.dtype), _c(b, x.dtype)
 
 
@@ -325,7 +319,7 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
                training: bool = True, momentum: float = 0.1,
                eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """tf.nn.moments + tf.nn.batch_normalization; running stats with torch's convention."""
-    x = _float_input(x)
+    x = float_input(x)
     bn_check(x, running_mean, running_var, training)
     g, b = _bn_params(x, gamma, beta)
     rm = None if running_mean is None else _c(running_mean, x.dtype)
@@ -347,7 +341,7 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
                         running_var: np.ndarray | None = None,
                         training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) by GradientTape; eval mode uses the running stats as constants."""
-    x, dy = _float_input(x), _float_input(dy, "dy")
+    x, dy = float_input(x), float_input(dy, "dy")
     bn_check(x, running_mean, running_var, training)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have shape {x.shape}, got {dy.shape}")

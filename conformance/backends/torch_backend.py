@@ -26,6 +26,7 @@ from conformance.backends import (
     bn_check,
     check_pad,
     conv_pads,
+    float_input,
     pads2d,
     pair,
     pool_args,
@@ -53,13 +54,6 @@ def _np(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return np.array(t.detach().numpy(), dtype=dtype, copy=True)
 
 
-def _float_input(x: np.ndarray, name: str = "x") -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
-    return x
-
-
 # ----------------------------------------------------------------------------------- padding
 
 
@@ -72,7 +66,7 @@ def _torch_pad(xt: torch.Tensor, pads, mode: str, value: float) -> torch.Tensor:
 
 def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
     """F.pad with the contract's pad order ((t, b), (l, r)) -> torch's (l, r, t, b)."""
-    x = _float_input(x)
+    x = float_input(x)
     pads = pads2d(pad_width, "pad_width")
     check_pad(x.shape, pads, mode)
     return _np(_torch_pad(_t(x), pads, mode, value), x.dtype)
@@ -80,7 +74,7 @@ def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float =
 
 def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
     """Adjoint of `pad` by autograd through F.pad (x's shape comes from dy's)."""
-    dy = _float_input(dy, "dy")
+    dy = float_input(dy, "dy")
     (t, b), (l, r) = pads = pads2d(pad_width, "pad_width")
     n, c, h, w = dy.shape
     shape = (n, c, h - t - b, w - l - r)
@@ -112,8 +106,8 @@ def _conv(xt, wt, bt, stride, padding, dilation, groups) -> torch.Tensor:
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
            padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
     """F.pad (explicit, possibly asymmetric or "same") then F.conv2d(padding=0)."""
-    x, w = _float_input(x), _float_input(w, "w")
-    bt = None if b is None else _t(_float_input(b, "b"))
+    x, w = float_input(x), float_input(w, "w")
+    bt = None if b is None else _t(float_input(b, "b"))
     return _np(_conv(_t(x), _t(w), bt, stride, padding, dilation, groups), x.dtype)
 
 
@@ -121,7 +115,7 @@ def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object
                     padding: object = 0, dilation: object = 1,
                     groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) by autograd with upstream gradient dy."""
-    x, w, dy = _float_input(x), _float_input(w, "w"), _float_input(dy, "dy")
+    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
     xt, wt = _t(x, True), _t(w, True)
     bt = torch.zeros(w.shape[0], dtype=xt.dtype, requires_grad=True)
     y = _conv(xt, wt, bt, stride, padding, dilation, groups)
@@ -174,7 +168,7 @@ def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, paddin
                dilation: object = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """F.max_pool2d(return_indices=True); indices are torch's per-plane row * W + col."""
-    x = _float_input(x)
+    x = float_input(x)
     y, ind, _ = _pool(_t(x), kernel_size, stride, padding, dilation, ceil_mode)
     out = _np(y, x.dtype)
     return (out, ind) if return_indices else out
@@ -184,7 +178,7 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
                         padding: object = 0, dilation: object = 1,
                         ceil_mode: bool = False) -> np.ndarray:
     """Autograd through the same forward; windows without input cells pass no gradient."""
-    x, dy = _float_input(x), _float_input(dy, "dy")
+    x, dy = float_input(x), float_input(dy, "dy")
     xt = _t(x, True)
     y, _, hit = _pool(xt, kernel_size, stride, padding, dilation, ceil_mode)
     if tuple(y.shape) != dy.shape:
@@ -199,8 +193,8 @@ def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
 
 def _affine(x: np.ndarray, gamma, beta, requires_grad: bool = False):
     c = x.shape[1]
-    g = np.ones(c, x.dtype) if gamma is None else _float_input(gamma, "gamma")
-    b = np.zeros(c, x.dtype) if beta is None else _float_input(beta, "beta")
+    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
+    b = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
     return _t(g, requires_grad), _t(b, requires_grad)
 
 
@@ -223,11 +217,11 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
                training: bool = True, momentum: float = 0.1,
                eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """F.batch_norm; running statistics are copies that torch updates in place."""
-    x = _float_input(x)
+    x = float_input(x)
     bn_check(x, running_mean, running_var, training)
     g, b = _affine(x, gamma, beta)
-    rm = None if running_mean is None else _t(_float_input(running_mean, "running_mean"))
-    rv = None if running_var is None else _t(_float_input(running_var, "running_var"))
+    rm = None if running_mean is None else _t(float_input(running_mean, "running_mean"))
+    rv = None if running_var is None else _t(float_input(running_var, "running_var"))
     if training:
         y = _bn_train(_t(x), rm, rv, g, b, float(momentum), float(eps))
     else:
@@ -242,7 +236,7 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
                         running_var: np.ndarray | None = None,
                         training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) by autograd; eval mode treats the running statistics as constants."""
-    x, dy = _float_input(x), _float_input(dy, "dy")
+    x, dy = float_input(x), float_input(dy, "dy")
     bn_check(x, running_mean, running_var, training)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have shape {x.shape}, got {dy.shape}")
