@@ -1,0 +1,487 @@
+"""Contract details the rest of the suite leaves open, found by mutation testing (docs/mutation.md).
+
+Each test pins one documented behaviour that a mutant of nnref got wrong without any other test
+failing:
+
+- the documented defaults of every keyword (CONTRACT.md signatures), compared with the explicit
+  call; ``gamma=None`` / ``beta=None`` meaning ones / zeros;
+- the batch-norm boundary m = N * H * W = 2 (the smallest valid training batch);
+- max-pool window rules on inputs with ties, -inf and NaN, with and without ``return_indices``
+  (a separate code path), against a brute-force reference: the first maximum wins, so an all -inf
+  window is won by its first *input* cell (padding is outside the window); the last NaN wins; a
+  window without input cells gives -inf and index -1 and passes no gradient; float32 stays
+  float32 when the windows need padding;
+- error messages (CONTRACT.md "Errors"): the ValueError names the parameter *as written in the
+  signature* (whole word, case-sensitive: ``dy``, not ``DY`` or ``XXdyXX``) and the offending
+  value (the shape, dtype, type, pad or limit that is wrong), for every array argument of every
+  function and for non-integer integer arguments (1.5, True), which must be rejected, never
+  truncated.
+
+Deterministic, no Hypothesis: tiny arrays, well under a second in total.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+R = np.random.default_rng(20)
+X = R.standard_normal((2, 4, 5, 6))          # N, C, H, W
+W = R.standard_normal((6, 2, 3, 2))          # groups=2 with X
+DY_CONV = R.standard_normal((2, 6, 3, 5))    # conv2d(X, W, groups=2)
+DY_POOL = R.standard_normal((2, 4, 2, 3))    # max_pool2d(X, 2)
+DY_PAD = R.standard_normal((2, 4, 7, 8))     # pad(X, 1)
+G = R.standard_normal(4)
+B = R.standard_normal(4)
+RM = R.standard_normal(4)
+RV = R.random(4) + 0.5
+F32 = np.float32
+NOT_AN_ARGUMENT_ERROR = (IndexError, TypeError, KeyError, AssertionError, ArithmeticError)
+
+
+def _word(name: str) -> str:
+    """Regex for ``name`` as a whole word (letters, digits and _ do not continue it)."""
+    return rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])"
+
+
+def _number(value: int) -> str:
+    """Regex for an integer standing alone (not part of 13, 1.5 or -1)."""
+    return rf"(?<![\d.\-]){value}(?![\d.])"
+
+
+def _outputs(result: Any) -> tuple[np.ndarray, ...]:
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _raises(call: Callable[[], Any]) -> str:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert not isinstance(info.value, NOT_AN_ARGUMENT_ERROR), repr(info.value)
+    return str(info.value)
+
+
+# --------------------------------------------------------------------------------- defaults
+
+
+def test_pad_defaults_to_constant_zero(impl):
+    np.testing.assert_array_equal(impl.pad(X, 1), impl.pad(X, 1, "constant", 0.0))
+    y = impl.pad(X, 1)
+    assert not y[:, :, 0].any() and not y[:, :, :, -1].any()
+    np.testing.assert_array_equal(impl.pad_backward(DY_PAD, 1),
+                                  impl.pad_backward(DY_PAD, 1, "constant"))
+
+
+def test_conv2d_defaults_are_stride_1_padding_0_dilation_1_groups_1(impl):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((3, 4, 2, 3))
+    dy = rng.standard_normal((2, 3, 4, 4))
+    np.testing.assert_array_equal(impl.conv2d(X, w), impl.conv2d(X, w, None, 1, 0, 1, 1))
+    for got, want in zip(impl.conv2d_backward(dy, X, w),
+                         impl.conv2d_backward(dy, X, w, 1, 0, 1, 1), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_max_pool2d_defaults_are_stride_kernel_padding_0_dilation_1_floor(impl):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 5, 7))  # odd sizes: ceil_mode would add a window
+    y = impl.max_pool2d(x, 2)
+    assert y.shape == (2, 3, 2, 3)
+    np.testing.assert_array_equal(y, impl.max_pool2d(x, 2, 2, 0, 1, False, False))
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(impl.max_pool2d_backward(dy, x, 2),
+                                  impl.max_pool2d_backward(dy, x, 2, 2, 0, 1, False))
+
+
+def test_batch_norm_defaults_are_training_momentum_0_1_eps_1e_5(impl):
+    np.testing.assert_array_equal(impl.batch_norm(X, G, B),
+                                  impl.batch_norm(X, G, B, None, None, True, 0.1, 1e-5))
+    for got, want in zip(impl.batch_norm(X, G, B, RM, RV),
+                         impl.batch_norm(X, G, B, RM, RV, True, 0.1, 1e-5), strict=True):
+        np.testing.assert_array_equal(got, want)
+    dy = np.random.default_rng(3).standard_normal(X.shape)
+    for got, want in zip(impl.batch_norm_backward(dy, X, G),
+                         impl.batch_norm_backward(dy, X, G, 1e-5, None, None, True), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gamma_none_is_ones_and_beta_none_is_zeros(training, impl):
+    ones, zeros = np.ones(4), np.zeros(4)
+    stats = {"running_mean": RM, "running_var": RV, "training": training}
+    y_none = _outputs(impl.batch_norm(X, None, None, **stats))
+    y_explicit = _outputs(impl.batch_norm(X, ones, zeros, **stats))
+    assert len(y_none) == len(y_explicit) == (3 if training else 1)
+    for got, want in zip(y_none, y_explicit, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    dy = np.random.default_rng(4).standard_normal(X.shape)
+    for got, want in zip(impl.batch_norm_backward(dy, X, None, **stats),
+                         impl.batch_norm_backward(dy, X, ones, **stats), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------------- batch-norm boundary
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 2, 1), (1, 3, 1, 2), (2, 3, 1, 1)],
+                         ids=["H=2", "W=2", "N=2"])
+def test_batch_norm_training_accepts_exactly_two_values_per_channel(shape, impl):
+    """m = N * H * W = 2 is valid (the limit is m > 1): y = +-1 / sqrt(1 + eps / var) and the
+    unbiased variance is var * m / (m - 1) = 2 var."""
+    x = np.random.default_rng(5).standard_normal(shape)
+    c = shape[1]
+    eps = 1e-3
+    y, new_mean, new_var = impl.batch_norm(x, None, None, np.zeros(c), np.ones(c),
+                                           momentum=1.0, eps=eps)
+    flat = x.transpose(1, 0, 2, 3).reshape(c, 2)
+    mean, var = flat.mean(axis=1), flat.var(axis=1)
+    want = (flat - mean[:, None]) / np.sqrt(var[:, None] + eps)
+    np.testing.assert_allclose(y.transpose(1, 0, 2, 3).reshape(c, 2), want, rtol=1e-12)
+    np.testing.assert_allclose(new_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(new_var, 2 * var, rtol=1e-12)
+    dx, _, _ = impl.batch_norm_backward(np.ones(shape), x, None, eps=eps)
+    np.testing.assert_allclose(dx, 0.0, atol=1e-12)  # a constant dy moves no normalised value
+
+
+# ------------------------------------------------------------- max-pool: -inf, NaN, empty windows
+
+
+def _pool_reference(x, kernel, stride, padding, dilation, ceil_mode):
+    """Brute force over explicit cell lists, CONTRACT.md's rules: the window is its input cells
+    (padding is outside it); the first maximum in row-major window order wins, so a window whose
+    cells are all -inf is won by its first cell; a NaN wins, the last NaN in window order; a
+    window without input cells gives -inf and index -1."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    (t, b), (l, r) = padding
+    n, c, h, w = x.shape
+
+    def size(extent, k, s, d, before, after):
+        span = extent + before + after - d * (k - 1) - 1
+        out = -(-span // s) + 1 if ceil_mode else span // s + 1
+        return out - 1 if ceil_mode and (out - 1) * s >= extent + before else out
+
+    ho, wo = size(h, kh, sh, dh, t, b), size(w, kw, sw, dw, l, r)
+    y = np.full((n, c, ho, wo), -np.inf)
+    idx = np.full((n, c, ho, wo), -1, dtype=np.int64)
+    for i in range(ho):
+        for j in range(wo):
+            cells = [(i * sh + p * dh - t, j * sw + q * dw - l)
+                     for p in range(kh) for q in range(kw)]
+            flat = [row * w + col for row, col in cells if 0 <= row < h and 0 <= col < w]
+            if not flat:
+                continue
+            values = x.reshape(n, c, -1)[:, :, flat]
+            nan = np.isnan(values)
+            last_nan = len(flat) - 1 - np.argmax(nan[..., ::-1], axis=-1)
+            pick = np.where(nan.any(axis=-1), last_nan, np.argmax(values, axis=-1))
+            idx[:, :, i, j] = np.asarray(flat)[pick]
+            y[:, :, i, j] = np.take_along_axis(values, pick[..., None], axis=-1)[..., 0]
+    return y, idx
+
+
+def _special_input(shape, seed):
+    """Small integers (ties), an all -inf corner and block, two NaNs per plane."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(np.float64)
+    x[..., :3, :2] = -np.inf
+    x[..., -2:, -3:] = -np.inf
+    plane = x.reshape(-1, shape[2] * shape[3])
+    for row in plane[::2]:  # every other plane: two NaNs, the second later in row-major order
+        row[rng.choice(row.size, 2, replace=False)] = np.nan
+    return x
+
+
+# (x shape, kernel, stride, ((t, b), (l, r)), dilation, ceil_mode): non-square kernels, strides
+# and inputs, asymmetric padding (padding only before or only after), dilation, ceil_mode windows
+# that reach past the padding, and (last) a row of windows that cover no input cell at all.
+POOL_CONFIGS = [
+    ((2, 2, 5, 7), (2, 3), (2, 3), ((0, 0), (0, 0)), (1, 1), False),
+    ((1, 3, 6, 5), (3, 3), (2, 2), ((1, 0), (1, 1)), (1, 1), True),
+    ((2, 2, 7, 6), (3, 2), (2, 1), ((1, 1), (0, 1)), (2, 3), True),
+    ((1, 2, 5, 8), (2, 4), (3, 2), ((1, 0), (2, 0)), (2, 1), True),
+    ((1, 2, 4, 6), (1, 3), (1, 2), ((0, 0), (1, 1)), (1, 2), False),
+    ((1, 2, 1, 5), (2, 1), (1, 1), ((1, 1), (0, 0)), (2, 1), False),
+]
+
+
+@pytest.mark.parametrize("config", POOL_CONFIGS, ids=[f"config{i}" for i in range(6)])
+def test_max_pool2d_follows_the_window_rules_with_minus_inf_and_nan(config, impl):
+    """Values with and without return_indices, indices and the backward against the brute-force
+    reference, on inputs full of ties, -inf and NaN."""
+    shape, kernel, stride, padding, dilation, ceil_mode = config
+    x = _special_input(shape, sum(shape))
+    params = {"kernel_size": kernel, "stride": stride, "padding": padding,
+              "dilation": dilation, "ceil_mode": ceil_mode}
+    want_y, want_idx = _pool_reference(x, kernel, stride, padding, dilation, ceil_mode)
+    y = impl.max_pool2d(x, **params)
+    y_i, idx = impl.max_pool2d(x, **params, return_indices=True)
+    np.testing.assert_array_equal(y, want_y)  # NaN == NaN here; max is exact
+    np.testing.assert_array_equal(y_i, want_y)
+    np.testing.assert_array_equal(idx, want_idx)
+    assert idx.dtype == np.int64
+    dy = np.random.default_rng(1).standard_normal(want_y.shape)
+    want_dx = np.zeros(x.size)
+    n_c = shape[0] * shape[1]
+    planes = np.arange(n_c).reshape(shape[0], shape[1], 1, 1) * shape[2] * shape[3]
+    hit = want_idx >= 0
+    np.add.at(want_dx, (planes + want_idx)[hit], dy[hit])
+    dx = impl.max_pool2d_backward(dy, x, **params)
+    np.testing.assert_allclose(dx, want_dx.reshape(shape), rtol=1e-13, atol=1e-13)
+
+
+def test_max_pool2d_of_an_all_minus_inf_input_picks_each_window_first_input_cell(impl):
+    """Every window's cells are -inf: the first input cell in row-major window order wins, never
+    a padded cell (which is outside the window)."""
+    x = np.full((1, 1, 4, 5), -np.inf)
+    y, idx = impl.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+    assert (y == -np.inf).all()
+    # windows start at rows -1, 1, 3 and columns -1, 1, 3: the first input row/column of each
+    np.testing.assert_array_equal(idx, [[[[0, 1, 3], [5, 6, 8], [15, 16, 18]]]])
+
+
+def test_max_pool2d_two_nans_in_a_window_the_last_one_wins(impl):
+    """Window 0 = [1 nan; nan 0]: NaNs at flat 1 and 4, the last in window order (4) wins;
+    window 1 = [3 nan; 5 2]: its only NaN (flat 3). The gradient follows the index."""
+    x = np.array([[[[1.0, np.nan, 3.0, np.nan], [np.nan, 0.0, 5.0, 2.0]]]])
+    y, idx = impl.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(idx, [[[[4, 3]]]])
+    assert np.isnan(y).all() and np.isnan(impl.max_pool2d(x, 2)).all()
+    dx = impl.max_pool2d_backward(np.array([[[[10.0, 20.0]]]]), x, 2)
+    np.testing.assert_array_equal(dx, [[[[0.0, 0, 0, 20], [10, 0, 0, 0]]]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_keeps_the_dtype_with_padding_and_ceil_mode(dtype, impl):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 5, 4)).astype(dtype)
+    for return_indices in (False, True):
+        out = impl.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=return_indices)
+        y = out[0] if return_indices else out
+        assert y.dtype == dtype, (return_indices, y.dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    assert impl.max_pool2d_backward(dy, x, 3, 2, 1, ceil_mode=True).dtype == dtype
+
+
+# --------------------------------------------------------------------------- error messages
+
+# id -> (call, names the message must contain as whole words, other regexes it must match)
+INT = np.int64
+ERRORS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]] = {
+    # pad / pad_backward
+    "pad x 3-D": (lambda m: m.pad(X[0], 1), ("x",), (re.escape("(4, 5, 6)"),)),
+    "pad x list": (lambda m: m.pad(X.tolist(), 1), ("x",), (_word("list"),)),
+    "pad x int": (lambda m: m.pad(X.astype(INT), 1), ("x",), ("int64",)),
+    "pad pad_width -1 top": (lambda m: m.pad(X, ((-1, 0), (0, 0))), ("pad_width",), ("-1",)),
+    "pad pad_width float": (lambda m: m.pad(X, 1.5), ("pad_width",), (r"1\.5",)),
+    "pad pad_width float pair": (lambda m: m.pad(X, (1.5, 0)), ("pad_width",), (r"1\.5",)),
+    "pad pad_width float top": (lambda m: m.pad(X, ((1.5, 0), (0, 0))), ("pad_width",),
+                                (r"1\.5",)),
+    "pad pad_width float bottom": (lambda m: m.pad(X, ((0, 1.5), (0, 0))), ("pad_width",),
+                                   (r"1\.5",)),
+    "pad pad_width triple": (lambda m: m.pad(X, ((1, 2, 3), (0, 0))), ("pad_width",),
+                             (re.escape("(1, 2, 3)"),)),
+    "pad value str": (lambda m: m.pad(X, 1, value="1"), ("value",), (re.escape("'1'"),)),
+    "pad reflect height": (lambda m: m.pad(X, ((0, 5), (0, 0)), "reflect"),
+                           ("pad_width", "height"), (re.escape("((0, 5), (0, 0))"),)),
+    "pad reflect width": (lambda m: m.pad(X, ((0, 0), (0, 6)), "reflect"),
+                          ("pad_width", "width"), (re.escape("((0, 0), (0, 6))"),)),
+    "pad circular width": (lambda m: m.pad(X, ((0, 0), (7, 0)), "circular"),
+                           ("pad_width", "width"), (re.escape("((0, 0), (7, 0))"),)),
+    "pad_backward dy 3-D": (lambda m: m.pad_backward(DY_PAD[0], 1), ("dy",),
+                            (re.escape("(4, 7, 8)"),)),
+    "pad_backward dy int": (lambda m: m.pad_backward(DY_PAD.astype(INT), 1), ("dy",),
+                            ("int64",)),
+    "pad_backward pad_width -1": (lambda m: m.pad_backward(DY_PAD, -1), ("pad_width",), ("-1",)),
+    "pad_backward pad_width float": (lambda m: m.pad_backward(DY_PAD, 1.5), ("pad_width",),
+                                     (r"1\.5",)),
+    "pad_backward reflect width": (lambda m: m.pad_backward(DY_PAD, ((0, 0), (4, 0)), "reflect"),
+                                   ("pad_width", "width"), (re.escape("((0, 0), (4, 0))"),)),
+    # conv2d / conv2d_backward
+    "conv2d x 3-D": (lambda m: m.conv2d(X[0], W, groups=2), ("x",), (re.escape("(4, 5, 6)"),)),
+    # a 3-D w whose channel axis fits (w.shape[1] * groups == C): only the ndim is wrong
+    "conv2d w 3-D": (lambda m: m.conv2d(X, W[:, :, 0], groups=2), ("w",),
+                     (re.escape("(6, 2, 2)"),)),
+    "conv2d w int": (lambda m: m.conv2d(X, W.astype(INT), groups=2), ("w",), ("int64",)),
+    "conv2d w float32": (lambda m: m.conv2d(X, W.astype(F32), groups=2), ("w", "x"),
+                         ("float32", "float64")),
+    "conv2d b 2-D": (lambda m: m.conv2d(X, W, np.zeros((6, 1)), groups=2), ("b",),
+                     (re.escape("(6, 1)"),)),
+    "conv2d b int": (lambda m: m.conv2d(X, W, np.zeros(6, INT), groups=2), ("b",), ("int64",)),
+    "conv2d b length": (lambda m: m.conv2d(X, W, np.zeros(4), groups=2), ("b",),
+                        (re.escape("(4,)"),)),
+    "conv2d b float32": (lambda m: m.conv2d(X, W, np.zeros(6, F32), groups=2), ("b", "x"),
+                         ("float32", "float64")),
+    "conv2d stride float": (lambda m: m.conv2d(X, W, stride=1.5, groups=2), ("stride",),
+                            (r"1\.5",)),
+    "conv2d stride triple": (lambda m: m.conv2d(X, W, stride=(1, 1, 1), groups=2), ("stride",),
+                             (re.escape("(1, 1, 1)"),)),
+    "conv2d stride float width": (lambda m: m.conv2d(X, W, stride=(1, 1.5), groups=2),
+                                  ("stride",), (r"1\.5",)),
+    "conv2d stride bool": (lambda m: m.conv2d(X, W, stride=True, groups=2), ("stride",),
+                           ("True",)),
+    "conv2d dilation 0": (lambda m: m.conv2d(X, W, dilation=0, groups=2), ("dilation",), ("0",)),
+    "conv2d dilation float": (lambda m: m.conv2d(X, W, dilation=(1.5, 1), groups=2),
+                              ("dilation",), (r"1\.5",)),
+    "conv2d padding -1": (lambda m: m.conv2d(X, W, padding=(0, -1), groups=2), ("padding",),
+                          ("-1",)),
+    "conv2d padding float": (lambda m: m.conv2d(X, W, padding=0.5, groups=2), ("padding",),
+                             (r"0\.5",)),
+    "conv2d padding full": (lambda m: m.conv2d(X, W, padding="full", groups=2), ("padding",),
+                            ("full",)),
+    "conv2d groups float": (lambda m: m.conv2d(X, W, groups=2.0), ("groups",), (r"2\.0",)),
+    "conv2d groups bool": (lambda m: m.conv2d(X, W[:, :1].repeat(4, 1), groups=True),
+                           ("groups",), ("True",)),
+    "conv2d groups 0": (lambda m: m.conv2d(X, W, groups=0), ("groups",), (_number(0),)),
+    "conv2d groups -2": (lambda m: m.conv2d(X, W, groups=-2), ("groups",), ("-2",)),
+    "conv2d groups not dividing Co": (lambda m: m.conv2d(X, W[:3], groups=2), ("groups",),
+                                      (_number(3),)),
+    "conv2d empty kernel": (lambda m: m.conv2d(X, np.zeros((2, 4, 0, 2))), ("w",),
+                            (re.escape("(2, 4, 0, 2)"),)),
+    "conv2d_backward dy 3-D": (lambda m: m.conv2d_backward(DY_CONV[0], X, W, groups=2), ("dy",),
+                               (re.escape("(6, 3, 5)"),)),
+    "conv2d_backward dy int": (lambda m: m.conv2d_backward(DY_CONV.astype(INT), X, W, groups=2),
+                               ("dy",), ("int64",)),
+    "conv2d_backward dy float32": (
+        lambda m: m.conv2d_backward(DY_CONV.astype(F32), X, W, groups=2), ("dy", "x"),
+        ("float32", "float64")),
+    "conv2d_backward dy shape": (lambda m: m.conv2d_backward(DY_CONV[:, :, :2], X, W, groups=2),
+                                 ("dy",), (re.escape("(2, 6, 2, 5)"),)),
+    "conv2d_backward x 3-D": (lambda m: m.conv2d_backward(DY_CONV, X[0], W, groups=2), ("x",),
+                              (re.escape("(4, 5, 6)"),)),
+    "conv2d_backward x int": (lambda m: m.conv2d_backward(DY_CONV, X.astype(INT), W, groups=2),
+                              ("x",), ("int64",)),
+    "conv2d_backward w 3-D": (lambda m: m.conv2d_backward(DY_CONV, X, W[:, :, 0], groups=2),
+                              ("w",), (re.escape("(6, 2, 2)"),)),
+    "conv2d_backward w float32": (
+        lambda m: m.conv2d_backward(DY_CONV, X, W.astype(F32), groups=2), ("w", "x"),
+        ("float32", "float64")),
+    # max_pool2d / max_pool2d_backward
+    "max_pool2d x 3-D": (lambda m: m.max_pool2d(X[0], 2), ("x",), (re.escape("(4, 5, 6)"),)),
+    "max_pool2d x int": (lambda m: m.max_pool2d(X.astype(INT), 2), ("x",), ("int64",)),
+    "max_pool2d kernel_size float": (lambda m: m.max_pool2d(X, 1.5), ("kernel_size",),
+                                     (r"1\.5",)),
+    "max_pool2d kernel_size 0": (lambda m: m.max_pool2d(X, (2, 0)), ("kernel_size",),
+                                 (re.escape("(2, 0)"),)),
+    "max_pool2d stride float": (lambda m: m.max_pool2d(X, 2, 1.5), ("stride",), (r"1\.5",)),
+    "max_pool2d dilation float": (lambda m: m.max_pool2d(X, 2, dilation=1.5), ("dilation",),
+                                  (r"1\.5",)),
+    "max_pool2d dilation 0": (lambda m: m.max_pool2d(X, 2, dilation=(1, 0)), ("dilation",),
+                              (re.escape("(1, 0)"),)),
+    "max_pool2d padding same": (lambda m: m.max_pool2d(X, 2, padding="same"), ("padding",),
+                                ("same",)),
+    "max_pool2d padding float": (lambda m: m.max_pool2d(X, 2, padding=0.5), ("padding",),
+                                 (r"0\.5",)),
+    # the limit is kernel // 2 = 2 for a kernel of 5 (not 2.5, not 5 // 3 = 1)
+    "max_pool2d padding above half": (lambda m: m.max_pool2d(X, 5, padding=3),
+                                      ("padding", "kernel_size"), (_number(2), _number(3))),
+    "max_pool2d ceil_mode int": (lambda m: m.max_pool2d(X, 2, ceil_mode=1), ("ceil_mode",),
+                                 (_number(1),)),
+    "max_pool2d return_indices int": (lambda m: m.max_pool2d(X, 2, return_indices=1),
+                                      ("return_indices",), (_number(1),)),
+    "max_pool2d_backward dy 3-D": (lambda m: m.max_pool2d_backward(DY_POOL[0], X, 2), ("dy",),
+                                   (re.escape("(4, 2, 3)"),)),
+    "max_pool2d_backward dy int": (lambda m: m.max_pool2d_backward(DY_POOL.astype(INT), X, 2),
+                                   ("dy",), ("int64",)),
+    "max_pool2d_backward dy float32": (
+        lambda m: m.max_pool2d_backward(DY_POOL.astype(F32), X, 2), ("dy", "x"),
+        ("float32", "float64")),
+    "max_pool2d_backward dy shape": (lambda m: m.max_pool2d_backward(DY_POOL[:, :3], X, 2),
+                                     ("dy",), (re.escape("(2, 3, 2, 3)"),)),
+    "max_pool2d_backward x 3-D": (lambda m: m.max_pool2d_backward(DY_POOL, X[0], 2), ("x",),
+                                  (re.escape("(4, 5, 6)"),)),
+    # batch_norm / batch_norm_backward
+    "batch_norm x 3-D": (lambda m: m.batch_norm(X[0], G, B), ("x",), (re.escape("(4, 5, 6)"),)),
+    "batch_norm x list": (lambda m: m.batch_norm(X.tolist(), G, B), ("x",), (_word("list"),)),
+    "batch_norm gamma 2-D": (lambda m: m.batch_norm(X, G[:, None], B), ("gamma",),
+                             (re.escape("(4, 1)"),)),
+    "batch_norm gamma float32": (lambda m: m.batch_norm(X, G.astype(F32), B), ("gamma", "x"),
+                                 ("float32", "float64")),
+    "batch_norm beta length": (lambda m: m.batch_norm(X, G, B[:3]), ("beta",),
+                               (re.escape("(3,)"),)),
+    "batch_norm beta int": (lambda m: m.batch_norm(X, G, B.astype(INT)), ("beta",), ("int64",)),
+    "batch_norm running_mean length": (lambda m: m.batch_norm(X, G, B, RM[:3], RV),
+                                       ("running_mean",), (re.escape("(3,)"),)),
+    "batch_norm running_var length": (lambda m: m.batch_norm(X, G, B, RM, RV[:3]),
+                                      ("running_var",), (re.escape("(3,)"),)),
+    "batch_norm momentum bool": (lambda m: m.batch_norm(X, G, B, momentum=True), ("momentum",),
+                                 ("True",)),
+    "batch_norm momentum above 1": (lambda m: m.batch_norm(X, G, B, momentum=1.5),
+                                    ("momentum",), (r"1\.5",)),
+    "batch_norm eps negative": (lambda m: m.batch_norm(X, G, B, eps=-0.5), ("eps",),
+                                (r"-0\.5",)),
+    "batch_norm training str": (lambda m: m.batch_norm(X, G, B, RM, RV, training="no"),
+                                ("training",), ("no",)),
+    "batch_norm eval without statistics": (
+        lambda m: m.batch_norm(X, G, B, training=False), ("training", "running_mean"),
+        (r"\bFalse\b",)),
+    # which of the pair is missing: the given one is not reported as None
+    "batch_norm only running_mean": (lambda m: m.batch_norm(X, G, B, running_mean=RM),
+                                     ("running_mean", "running_var"), (r"running_var=None",)),
+    "batch_norm only running_var": (lambda m: m.batch_norm(X, G, B, running_var=RV),
+                                    ("running_mean", "running_var"), (r"running_mean=None",)),
+    "batch_norm_backward dy 3-D": (lambda m: m.batch_norm_backward(X[0], X, G), ("dy",),
+                                   (re.escape("(4, 5, 6)"),)),
+    "batch_norm_backward dy int": (lambda m: m.batch_norm_backward(X.astype(INT), X, G),
+                                   ("dy",), ("int64",)),
+    "batch_norm_backward dy float32": (lambda m: m.batch_norm_backward(X.astype(F32), X, G),
+                                       ("dy", "x"), ("float32", "float64")),
+    "batch_norm_backward dy shape": (lambda m: m.batch_norm_backward(X[:1], X, G), ("dy",),
+                                     (re.escape("(1, 4, 5, 6)"),)),
+    "batch_norm_backward x 3-D": (lambda m: m.batch_norm_backward(X, X[0], G), ("x",),
+                                  (re.escape("(4, 5, 6)"),)),
+    "batch_norm_backward gamma length": (lambda m: m.batch_norm_backward(X, X, G[:3]),
+                                         ("gamma",), (re.escape("(3,)"),)),
+    "batch_norm_backward running_mean length": (
+        lambda m: m.batch_norm_backward(X, X, G, running_mean=RM[:3], running_var=RV),
+        ("running_mean",), (re.escape("(3,)"),)),
+    "batch_norm_backward running_var length": (
+        lambda m: m.batch_norm_backward(X, X, G, running_mean=RM, running_var=RV[:3]),
+        ("running_var",), (re.escape("(3,)"),)),
+    "batch_norm_backward eps negative": (lambda m: m.batch_norm_backward(X, X, G, eps=-0.5),
+                                         ("eps",), (r"-0\.5",)),
+}
+
+
+@pytest.mark.parametrize("what", sorted(ERRORS))
+def test_error_names_the_parameter_exactly_and_the_offending_value(what, impl):
+    call, names, values = ERRORS[what]
+    message = _raises(lambda: call(impl))
+    for name in names:
+        assert re.search(_word(name), message), f"{what}: {message!r} does not name {name!r}"
+    for value in values:
+        assert re.search(value, message), f"{what}: {message!r} does not show /{value}/"
+    if "only running_" in what:  # the one that was given must not be reported missing
+        given = "running_mean" if "only running_mean" in what else "running_var"
+        assert f"{given}=None" not in message, f"{what}: {message!r}"
+
+
+# A kernel larger than the padded input along one axis: the message names the axis and shows
+# the dilated kernel extent d * (k - 1) + 1 and the padded size H + t + b (digits chosen so that
+# no other number in the message can stand in for them).
+KERNEL_TOO_LARGE = {
+    "conv2d height": (lambda m: m.conv2d(np.zeros((1, 1, 4, 8)), np.zeros((1, 1, 3, 1)),
+                                         padding=((1, 2), (0, 0)), dilation=(4, 1)),
+                      "height", 9, 7),
+    "conv2d width": (lambda m: m.conv2d(np.zeros((1, 1, 8, 4)), np.zeros((1, 1, 1, 3)),
+                                        padding=((0, 0), (1, 2)), dilation=(1, 4)),
+                     "width", 9, 7),
+    "max_pool2d height": (lambda m: m.max_pool2d(np.zeros((1, 1, 4, 8)), (3, 1),
+                                                 padding=((1, 1), (0, 0)), dilation=(4, 1)),
+                          "height", 9, 6),
+    "max_pool2d width": (lambda m: m.max_pool2d(np.zeros((1, 1, 8, 4)), (1, 3),
+                                                padding=((0, 0), (1, 1)), dilation=(1, 4)),
+                         "width", 9, 6),
+}
+
+
+@pytest.mark.parametrize("what", sorted(KERNEL_TOO_LARGE))
+def test_kernel_too_large_message_names_the_axis_extent_and_padded_size(what, impl):
+    call, axis, extent, padded = KERNEL_TOO_LARGE[what]
+    message = _raises(lambda: call(impl))
+    other = "width" if axis == "height" else "height"
+    assert re.search(_word(axis), message) and not re.search(_word(other), message), message
+    assert re.search(_number(extent), message), f"extent {extent} missing: {message!r}"
+    assert re.search(_number(padded), message), f"padded size {padded} missing: {message!r}"
