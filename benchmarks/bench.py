@@ -32,6 +32,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -212,6 +213,27 @@ def blas_info() -> dict[str, Any]:
     return info
 
 
+def git_state(path: str | None) -> dict[str, Any] | None:
+    """Commit and dirty flag of the checkout holding `path` (which code was measured)."""
+    if path is None:
+        return None
+    folder = Path(path).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        if not commit:
+            return None
+        return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--", "."))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -230,6 +252,7 @@ def environment(impl: ModuleType) -> dict[str, Any]:
         "impl": impl.__name__,
         "impl_version": getattr(impl, "__version__", None),
         "impl_file": getattr(impl, "__file__", None),
+        "impl_git": git_state(getattr(impl, "__file__", None)),
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -865,8 +888,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     impl = import_impl(args.impl)
     env = environment(impl)
     blas = env["blas"]
+    git = env["impl_git"]
+    at = "" if git is None else f" ({git['commit'][:10]}{' + changes' if git['dirty'] else ''})"
     print(
-        f"{impl.__name__} {env['impl_version']} vs torch {env['torch']} | numpy {env['numpy']} "
+        f"{impl.__name__} {env['impl_version']}{at} vs torch {env['torch']} "
+        f"| numpy {env['numpy']} "
         f"| python {env['python']} | {env['cpu']} ({env['cpu_count']} CPUs)"
     )
     print(
