@@ -54,9 +54,7 @@ def _geometry(
             f"w has shape {w.shape}: expected w.shape[1] == C / groups = {n_in} / {groups}"
             f" (x has shape {x.shape})"
         )
-    kernel = w.shape[2:]
-    if min(kernel) < 1:
-        raise ValueError(f"w must have a kernel of at least 1x1, got shape {w.shape}")
+    kernel = w.shape[2:]  # >= 1x1: float_array rejects empty arrays
     if isinstance(padding, str):
         if padding == "valid":
             pads: Pads = ((0, 0), (0, 0))
