@@ -79,6 +79,9 @@ BUSY_CORES = 0.1
 # Such a case is timed again (--retries), after waiting for quiet (probing QUIET_PROBE_S at a time,
 # at most --wait-quiet seconds over the whole run); the least disturbed attempt is kept.
 QUIET_PROBE_S = 0.25
+# A row around which the speed probe (SpeedProbe) ran this many times slower than the fastest probe
+# of the run is treated like a busy one: timed again, and marked if that does not help.
+SLOW_FACTOR = 1.2
 
 Call = Callable[[], Any]
 
@@ -127,6 +130,10 @@ class Row:
     agrees: bool
     # CPU used by other processes while this case was timed (cores), None if unknown.
     other_load: float | None
+    # Reference workload time around this case (the slower of before and after), and that over
+    # the fastest probe of the run (1.0: the machine ran at its best speed).
+    probe_ms: float
+    probe_slowdown: float
     attempts: int
 
 
@@ -422,6 +429,38 @@ class QuietWaiter:
             self.waited_s += QUIET_PROBE_S
 
 
+class SpeedProbe:
+    """A fixed reference workload, timed at start-up and before and after every case.
+
+    A 2-thread BLAS GEMM plus a single-threaded strided NumPy copy (the two halves of an im2col
+    conv), best of 5. A virtual machine can run 1.5-3x slower for a while with nothing to see in
+    /proc/stat (host contention, throttling), and that may include the start-up, so the reference
+    is the fastest probe of the whole run: a case whose probe took more than SLOW_FACTOR times
+    that is timed again (--retries, judged against the fastest probe so far) or flagged.
+    """
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(1)
+        self.a = rng.standard_normal((384, 384))
+        self.out = np.empty_like(self.a)
+        self.src = rng.standard_normal((64, 64, 64))
+        self.dst = np.empty_like(self.src)
+        self.best_s = math.inf
+        self.measure()
+
+    def _time(self) -> float:
+        start = time.perf_counter()
+        np.matmul(self.a, self.a, out=self.out)
+        np.copyto(self.dst, self.src.transpose(2, 0, 1))
+        return time.perf_counter() - start
+
+    def measure(self) -> float:
+        """Probe time now (seconds, best of 5); also updates the fastest seen."""
+        now = min(self._time() for _ in range(5))
+        self.best_s = min(self.best_s, now)
+        return now
+
+
 def peak_memory(fn: Call) -> int:
     """Peak bytes allocated during one call (the result included), via tracemalloc."""
     gc.collect()
@@ -696,24 +735,31 @@ def run_case(
     peak_gflops: float,
     retries: int,
     waiter: QuietWaiter,
+    probe: SpeedProbe,
 ) -> Row:
     ours, theirs = case.check_call()
     err = max_rel_err(ours, theirs)
     del ours, theirs
-    best: tuple[float, list[float], list[float], int, int] | None = None
+    # (badness, other load, probe seconds, timings) of the least disturbed attempt
+    best: tuple[float, float, float, tuple[list[float], list[float], int, int]] | None = None
     attempts = 0
     while attempts <= retries:
         attempts += 1
         waiter.wait()
+        before = probe.measure()
         with OtherLoad() as load:
             timed = time_pair(case.nnref_call, case.torch_call, repeats, pauses)
+        probe_s = max(before, probe.measure())
+        slowdown = probe_s / probe.best_s
         other = math.inf if load.cores is None else load.cores
-        if best is None or other < best[0]:
-            best = (other, *timed)
-        if other <= BUSY_CORES:
+        # Unknown load (no /proc/stat) cannot be improved by retrying: judge by the probe alone.
+        badness = max(0.0 if load.cores is None else other / BUSY_CORES, slowdown / SLOW_FACTOR)
+        if best is None or badness < best[0]:
+            best = (badness, other, probe_s, timed)
+        if badness <= 1.0:
             break
     assert best is not None
-    other_load, samples_n, samples_t, calls_n, calls_t = best
+    _, other_load, probe_s, (samples_n, samples_t, calls_n, calls_t) = best
     nnref_s = statistics.median(samples_n)
     torch_s = statistics.median(samples_t)
     peak_bytes = peak_memory(case.nnref_call)
@@ -741,6 +787,8 @@ def run_case(
         max_rel_err=err,
         agrees=err <= CHECK_TOL[case.dtype],
         other_load=None if math.isinf(other_load) else other_load,
+        probe_ms=probe_s * 1e3,
+        probe_slowdown=probe_s / probe.best_s,  # final value set once the run's best is known
         attempts=attempts,
     )
 
@@ -792,13 +840,18 @@ def _fmt(value: float | None, spec: str) -> str:
 
 TABLE_HEADER = (
     f"{'op':<24} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} {'ratio':>6} "
-    f"{'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} {'other':>5}"
+    f"{'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} {'other':>5} "
+    f"{'probe':>5}"
 )
+
+
+def disturbed(r: Row) -> bool:
+    return r.other_load is None or r.other_load > BUSY_CORES or r.probe_slowdown > SLOW_FACTOR
 
 
 def format_row(r: Row) -> str:
     notes = []
-    if r.other_load is None or r.other_load > BUSY_CORES:
+    if disturbed(r):
         notes.append("*")
     if not r.agrees:
         notes.append(f"! differs from torch (max rel err {r.max_rel_err:.1e})")
@@ -806,7 +859,8 @@ def format_row(r: Row) -> str:
         f"{r.op:<24} {r.size:<7} {r.dtype:<8} {r.nnref_ms:>10.3f} {r.torch_ms:>10.3f} "
         f"{r.ratio:>6.2f} {_fmt(r.nnref_gflops, '8.1f'):>8} "
         f"{_fmt(r.torch_gflops, '10.1f'):>10} {_fmt(r.pct_gemm_peak, '6.1f'):>6} "
-        f"{r.mem_multiple:>6.2f} {r.repeats:>5} {_fmt(r.other_load, '5.2f'):>5} " + " ".join(notes)
+        f"{r.mem_multiple:>6.2f} {r.repeats:>5} {_fmt(r.other_load, '5.2f'):>5} "
+        f"{r.probe_slowdown:>5.2f} " + " ".join(notes)
     ).rstrip()
 
 
@@ -815,10 +869,11 @@ def print_table(rows: Sequence[Row]) -> None:
     print("-" * len(TABLE_HEADER))
     for r in rows:
         print(format_row(r))
-    if any(r.other_load is None or r.other_load > BUSY_CORES for r in rows):
+    if any(disturbed(r) for r in rows):
         print(
             f"* other processes used more than {BUSY_CORES} cores on average while this row was "
-            "timed (or it could not be told): its times are unreliable"
+            f"timed (or it could not be told), or the machine ran more than {SLOW_FACTOR}x slower "
+            "than at start-up (probe): its times are unreliable"
         )
 
 
@@ -850,17 +905,28 @@ def parse_list(text: str, allowed: Sequence[str], what: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", default=",".join(SIZES), type=lambda t: parse_list(t, tuple(SIZES), "--sizes")
+        "--sizes",
+        default=",".join(SIZES),
+        type=lambda t: parse_list(t, tuple(SIZES), "--sizes"),
+        help=f"comma-separated subset of {','.join(SIZES)} (default: all)",
     )
     parser.add_argument(
-        "--dtypes", default=",".join(DTYPES), type=lambda t: parse_list(t, DTYPES, "--dtypes")
+        "--dtypes",
+        default=",".join(DTYPES),
+        type=lambda t: parse_list(t, DTYPES, "--dtypes"),
+        help=f"comma-separated subset of {','.join(DTYPES)} (default: both)",
     )
-    parser.add_argument("--ops", default=",".join(OPS), type=lambda t: parse_list(t, OPS, "--ops"))
+    parser.add_argument(
+        "--ops",
+        default=",".join(OPS),
+        type=lambda t: parse_list(t, OPS, "--ops"),
+        help=f"comma-separated subset of {','.join(OPS)} (default: all)",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
         default=None,
-        help="samples per case (default: adaptive, ~1 s per case, at least 3)",
+        help="timed blocks per side and case (default: adaptive, ~1.5 s per case, 3 to 25)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     parser.add_argument(
@@ -870,7 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--retries",
         type=int,
         default=1,
-        help="time a case again when other processes were busy meanwhile (default: 1)",
+        help="time a disturbed case (other processes busy, machine slow) again (default: 1)",
     )
     parser.add_argument(
         "--wait-quiet",
@@ -906,6 +972,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"torch {pauses.torch_s * 1e3:.0f} ms (slept between blocks)"
     )
     waiter = QuietWaiter(args.wait_quiet)
+    waiter.wait()
+    probe = SpeedProbe()
     # NumPy's GEMM peak, measured before and after the cases; %peak uses the better one.
     peak_runs: dict[str, list[dict[str, Any]]] = {}
     for dtype in args.dtypes:
@@ -922,7 +990,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for op in args.ops:
                 for case in BUILDERS[op](impl, size, dtype, rng):
                     peak = peaks[dtype]["numpy_gflops"]
-                    rows.append(run_case(case, args.repeats, pauses, peak, args.retries, waiter))
+                    rows.append(
+                        run_case(case, args.repeats, pauses, peak, args.retries, waiter, probe)
+                    )
                     print(format_row(rows[-1]), file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - start
     for dtype in args.dtypes:
@@ -930,6 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         peak_runs[dtype].append(gemm_peak(dtype, pauses))
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
     for row in rows:
+        row.probe_slowdown = row.probe_ms / (probe.best_s * 1e3)
         if row.nnref_gflops is not None:
             row.pct_gemm_peak = 100.0 * row.nnref_gflops / peaks[row.dtype]["numpy_gflops"]
 
@@ -965,6 +1036,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "retries": args.retries,
                 "wait_quiet_s": args.wait_quiet,
                 "busy_cores": BUSY_CORES,
+                "slow_factor": SLOW_FACTOR,
+                "probe_best_ms": probe.best_s * 1e3,
             },
             "gemm_peak": peaks,
             "rows": [asdict(r) for r in rows],
