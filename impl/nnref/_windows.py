@@ -57,15 +57,25 @@ def window_view(
 
 def tap_slices(
     tap: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-    out_hw: tuple[int, int],
-) -> tuple[slice, slice]:
-    """The (H, W) slices of the padded input that kernel tap ``(p, q)`` reads for all outputs.
+    pads_before: tuple[int, int], in_hw: tuple[int, int], out_hw: tuple[int, int],
+) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where kernel tap ``(p, q)`` reads the *unpadded* input, for scattering gradients back.
 
-    ``xp[..., rows, cols]`` has shape (..., Ho, Wo) and equals ``window_view(...)[:, :, p, q]``;
-    used to scatter gradients back, one tap at a time.
+    Output (i, j) reads input (i*sh + p*dh - top, j*sw + q*dw - left). Returns
+    ``((in_rows, in_cols), (out_rows, out_cols))`` such that ``x[..., in_rows, in_cols]`` and
+    ``y[..., out_rows, out_cols]`` are the same-shaped (input cell, output) pairs of that tap that
+    fall inside the input, or None if the tap reads only padding. Per axis the valid outputs are
+    ceil((before - p*d) / s) <= i <= floor((size - 1 + before - p*d) / s), clipped to [0, out).
     """
-    (p, q), (sh, sw), (dh, dw), (ho, wo) = tap, stride, dilation, out_hw
-    return (
-        slice(p * dh, p * dh + (ho - 1) * sh + 1, sh),
-        slice(q * dw, q * dw + (wo - 1) * sw + 1, sw),
-    )
+    in_slices, out_slices = [], []
+    for k, s, d, before, size, n_out in zip(
+        tap, stride, dilation, pads_before, in_hw, out_hw, strict=True
+    ):
+        offset = k * d - before  # input index read by output 0
+        first = max(0, -(offset // s))
+        last = min(n_out - 1, (size - 1 - offset) // s)
+        if last < first:
+            return None
+        in_slices.append(slice(first * s + offset, last * s + offset + 1, s))
+        out_slices.append(slice(first, last + 1))
+    return (in_slices[0], in_slices[1]), (out_slices[0], out_slices[1])
