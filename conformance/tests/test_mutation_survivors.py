@@ -9,8 +9,8 @@ failing:
 - max-pool window rules on inputs with ties, -inf and NaN, with and without ``return_indices``
   (a separate code path), against a brute-force reference: the first maximum wins, so an all -inf
   window is won by its first *input* cell (padding is outside the window); the last NaN wins; a
-  window without input cells gives -inf and index -1 and passes no gradient; float32 stays
-  float32 when the windows need padding;
+  window without input cells gives -inf and index -1 and passes no gradient; a non-finite dy
+  reaches its winner only; float32 stays float32 when the windows need padding;
 - error messages (CONTRACT.md "Errors"): the ValueError names the parameter *as written in the
   signature* (whole word, case-sensitive: ``dy``, not ``DY`` or ``XXdyXX``) and the offending
   value (the shape, dtype, type, pad or limit that is wrong), for every array argument of every
@@ -251,6 +251,23 @@ def test_max_pool2d_two_nans_in_a_window_the_last_one_wins(impl):
     assert np.isnan(y).all() and np.isnan(impl.max_pool2d(x, 2)).all()
     dx = impl.max_pool2d_backward(np.array([[[[10.0, 20.0]]]]), x, 2)
     np.testing.assert_array_equal(dx, [[[[0.0, 0, 0, 20], [10, 0, 0, 0]]]])
+
+
+@pytest.mark.parametrize("special", [np.inf, -np.inf, np.nan])
+def test_max_pool2d_backward_sends_a_non_finite_dy_to_its_winner_only(special, impl):
+    """Overlapping 3x3/2 windows: a non-finite dy reaches only its window's winner (inf there,
+    or NaN for NaN), never a cell of another window as inf * 0 = NaN."""
+    x = np.random.default_rng(7).standard_normal((2, 3, 7, 6))
+    params = {"kernel_size": 3, "stride": 2, "padding": 1}
+    y, idx = impl.max_pool2d(x, **params, return_indices=True)
+    dy = np.random.default_rng(8).standard_normal(y.shape)
+    dy[1, 2, 1, 1] = special
+    want = np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(*y.shape):
+        want[n, c].flat[idx[n, c, i, j]] += dy[n, c, i, j]
+    got = impl.max_pool2d_backward(dy, x, **params)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))  # where inf/NaN land
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)  # order of the sums only
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,4 +1,9 @@
-"""The one windowing view that serves convolution and pooling."""
+"""Windowing shared by convolution and pooling.
+
+``window_view`` reads every window of a padded input at once (conv's im2col); ``tap_slices`` says
+where one kernel tap reads the unpadded input, which pooling uses to gather windows and both ops
+use to scatter gradients back.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,17 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
-def constant_pad(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
-                 padded_hw: tuple[int, int] | None = None, fill: float = 0.0) -> np.ndarray:
-    """x (N, C, H, W) placed at (top, left) in an array of (N, C, Hp, Wp) filled with ``fill``.
+def constant_pad(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """x (N, C, H, W) zero-padded to (N, C, H + t + b, W + l + r).
 
-    ``padded_hw`` defaults to (H + t + b, W + l + r); pooling asks for more rows/columns at the
-    end for ceil_mode windows. Cheaper than ``np.pad`` at small sizes; returns x itself when no
-    padding is needed (callers only read it).
+    Cheaper than ``np.pad`` at small sizes; returns x itself when no padding is needed (callers
+    only read it).
     """
     (top, bottom), (left, right) = pads
     n, c, h, w = x.shape
-    hp, wp = padded_hw or (h + top + bottom, w + left + right)
-    if (hp, wp) == (h, w):
+    if top == bottom == left == right == 0:
         return x
-    xp = np.full((n, c, hp, wp), fill, dtype=x.dtype) if fill else np.zeros(
-        (n, c, hp, wp), dtype=x.dtype)
+    xp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
     xp[:, :, top : top + h, left : left + w] = x
     return xp
 
@@ -55,10 +56,13 @@ def window_view(
     return view
 
 
+TapSlices = tuple[tuple[slice, slice], tuple[slice, slice]]
+
+
 def tap_slices(
     tap: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
     pads_before: tuple[int, int], in_hw: tuple[int, int], out_hw: tuple[int, int],
-) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+) -> TapSlices | None:
     """Where kernel tap ``(p, q)`` reads the *unpadded* input, for scattering gradients back.
 
     Output (i, j) reads input (i*sh + p*dh - top, j*sw + q*dw - left). Returns

@@ -7,6 +7,7 @@ the window, never candidates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from ._checks import (
     padding_pairs,
     same_dtype,
 )
-from ._windows import constant_pad, window_view
+from ._windows import TapSlices, tap_slices
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,6 @@ class _PoolGeometry:
     dilation: tuple[int, int]
     pads: Pads
     out_hw: tuple[int, int]
-    padded_hw: tuple[int, int]
 
 
 def _geometry(
@@ -57,21 +57,35 @@ def _geometry(
             ("height", "width"), x.shape[2:], pads, kernel, stride_hw, dilation_hw, strict=True
         )
     )
-    # ceil_mode may let the last window run past the padding: pad (never-winning) cells for it.
-    padded_hw = tuple(
-        max(size + sum(p), (o - 1) * s + d * (k - 1) + 1)
-        for size, p, o, s, d, k in zip(
-            x.shape[2:], pads, out_hw, stride_hw, dilation_hw, kernel, strict=True
-        )
-    )
-    return _PoolGeometry(kernel, stride_hw, dilation_hw, pads, out_hw, padded_hw)  # type: ignore[arg-type]
+    return _PoolGeometry(kernel, stride_hw, dilation_hw, pads, out_hw)  # type: ignore[arg-type]
 
 
-def _windows_of(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
-    """Window view (N, C, kh, kw, Ho, Wo) of x padded with -inf (see _winning_tap)."""
-    (top, _), (left, _) = geo.pads
-    xp = constant_pad(x, ((top, 0), (left, 0)), geo.padded_hw, fill=-np.inf)
-    return window_view(xp, geo.kernel, geo.stride, geo.dilation, geo.out_hw)
+def _tap_reads(x: np.ndarray, geo: _PoolGeometry) -> Iterator[tuple[int, TapSlices | None]]:
+    """For each tap t = p * kw + q, the (input, output) slices it reads inside x, or None."""
+    pads_before = (geo.pads[0][0], geo.pads[1][0])
+    for p in range(geo.kernel[0]):
+        for q in range(geo.kernel[1]):
+            yield p * geo.kernel[1] + q, tap_slices(
+                (p, q), geo.stride, geo.dilation, pads_before, x.shape[2:], geo.out_hw)
+
+
+def _tap_planes(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+    """The windows gathered tap-major: (kh * kw, N, C, Ho, Wo), -inf where a tap reads padding.
+
+    Copied tap by tap from the unpadded input (no padded copy of x), so every later step runs
+    over contiguous planes.
+    """
+    planes = np.empty((geo.kernel[0] * geo.kernel[1], *x.shape[:2], *geo.out_hw), dtype=x.dtype)
+    for tap, where in _tap_reads(x, geo):
+        if where is None:
+            planes[tap] = -np.inf
+            continue
+        (in_rows, in_cols), (out_rows, out_cols) = where
+        inside = planes[tap][:, :, out_rows, out_cols]
+        if inside.shape != planes.shape[1:]:
+            planes[tap] = -np.inf
+        inside[...] = x[:, :, in_rows, in_cols]
+    return planes
 
 
 def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -93,22 +107,31 @@ def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
 def _winning_tap(x: np.ndarray, geo: _PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Max value and the index (p * kw + q) of the winning tap, shapes (N, C, Ho, Wo).
 
-    The windows are gathered once into (N, C, Ho, Wo, kh * kw) and ``argmax`` returns the
-    first maximum in row-major tap order - the tie rule. Padding is -inf, which can be the
-    first maximum only of a window whose input cells are all -inf (or that has none): those
-    windows take their first input cell, looked up by position (-1 if none). NaN wins its
-    window as in torch's CPU kernel, the *last* NaN; that correction runs only if x has NaN.
+    The windows are gathered once, tap-major, into (kh * kw, N, C, Ho, Wo) so every step below
+    runs over contiguous planes. A running maximum gives the values; then the taps are visited
+    in reverse, each one equal to the maximum taking over, so the first maximum in row-major
+    tap order is the one left - the tie rule. Padding is -inf, which can be the maximum only of
+    a window whose input cells are all -inf (or that has none): those windows take their first
+    input cell, looked up by position (-1 if none). NaN wins its window as in torch's CPU
+    kernel, the *last* NaN; that correction runs only if some window has one.
     """
-    view = _windows_of(x, geo)
-    n, c, kh, kw, ho, wo = view.shape
-    windows = np.empty((n, c, ho, wo, kh * kw), dtype=x.dtype)
-    windows.reshape(n, c, ho, wo, kh, kw)[...] = view.transpose(0, 1, 4, 5, 2, 3)
-    best_tap = windows.argmax(axis=-1)
-    if np.isnan(x).any():
-        is_nan = np.isnan(windows)
-        last_nan = kh * kw - 1 - is_nan[..., ::-1].argmax(axis=-1)
-        best_tap = np.where(is_nan.any(axis=-1), last_nan, best_tap)
-    best = np.take_along_axis(windows, best_tap[..., None], axis=-1)[..., 0]
+    windows = _tap_planes(x, geo)
+    n_taps = windows.shape[0]
+    best = windows[0].copy()
+    for t in range(1, n_taps):
+        np.maximum(best, windows[t], out=best)
+    # The smallest signed integer type that holds every tap and -1 (int8 for up to 11x11).
+    best_tap = np.zeros(best.shape, dtype=np.min_scalar_type(-n_taps))
+    step = np.empty_like(best_tap)
+    for t in range(n_taps - 1, -1, -1):
+        # best_tap = t where this tap equals the maximum: best_tap += (t - best_tap) * equal,
+        # plain arithmetic on small integers (a masked copy measured 20x slower here).
+        np.subtract(t, best_tap, out=step)
+        np.multiply(step, windows[t] == best, out=step)
+        best_tap += step
+    if np.isnan(best).any():
+        for t in range(n_taps):
+            np.copyto(best_tap, t, where=np.isnan(windows[t]))
     all_minus_inf = best == -np.inf
     if all_minus_inf.any():
         first = np.broadcast_to(_first_inside_tap(x, geo), best_tap.shape)
@@ -134,14 +157,15 @@ def max_pool2d(
     geo = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = flag("return_indices", return_indices)
     if not return_indices:
-        # Values only: a running maximum over the taps. -inf padding never changes a maximum
-        # and np.maximum propagates NaN, so this equals the indexed path's values.
-        view = _windows_of(x, geo)
-        best = view[:, :, 0, 0].copy()
-        for p in range(geo.kernel[0]):
-            for q in range(geo.kernel[1]):
-                if p or q:
-                    np.maximum(best, view[:, :, p, q], out=best)
+        # Values only: a running maximum over the taps, each clipped to the cells inside x, so
+        # padding never enters (a window with no input cell stays -inf). np.maximum propagates
+        # NaN, so this equals the indexed path's values.
+        best = np.full((*x.shape[:2], *geo.out_hw), -np.inf, dtype=x.dtype)
+        for _, where in _tap_reads(x, geo):
+            if where is not None:
+                (in_rows, in_cols), (out_rows, out_cols) = where
+                inside = best[:, :, out_rows, out_cols]
+                np.maximum(inside, x[:, :, in_rows, in_cols], out=inside)
         return best
     best, best_tap = _winning_tap(x, geo)
     kw = geo.kernel[1]
@@ -171,16 +195,17 @@ def max_pool2d_backward(
     geo = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     expect_shape("dy", dy, (*x.shape[:2], *geo.out_hw))
     _, best_tap = _winning_tap(x, geo)
-    # Each window's dy goes to its winner; np.bincount adds the windows that share a winner.
-    # Flat offsets are into the padded planes (a window without input cells, tap -1, sends
-    # its gradient to an out-of-plane slot that is dropped).
-    (top, _), (left, _) = geo.pads
-    hp, wp = geo.padded_hw
-    p, q = np.divmod(best_tap, geo.kernel[1])
-    rows = np.arange(geo.out_hw[0])[:, None] * geo.stride[0] + p * geo.dilation[0]
-    cols = np.arange(geo.out_hw[1])[None, :] * geo.stride[1] + q * geo.dilation[1]
-    planes = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[0], x.shape[1], 1, 1)
-    flat = np.where(best_tap < 0, planes.size * hp * wp, (planes * hp + rows) * wp + cols)
-    dxp = np.bincount(flat.ravel(), weights=dy.ravel(), minlength=planes.size * hp * wp + 1)
-    dxp = dxp[:-1].reshape(*x.shape[:2], hp, wp)
-    return dxp[:, :, top : top + x.shape[2], left : left + x.shape[3]].astype(x.dtype)
+    # Each window's dy goes to its winner, one tap at a time; taps are clipped to the unpadded
+    # input (padding never wins) and overlapping windows accumulate. A window without input
+    # cells (tap -1) matches no tap, so its gradient is dropped.
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    # A product with the won mask is 4x faster than np.where, but inf * 0 would leak the NaN
+    # of a lost window's non-finite dy: that case takes np.where.
+    finite_dy = bool(np.isfinite(dy).all())
+    for tap, where in _tap_reads(x, geo):
+        if where is not None:
+            (in_rows, in_cols), (out_rows, out_cols) = where
+            won = best_tap[:, :, out_rows, out_cols] == tap
+            dy_tap = dy[:, :, out_rows, out_cols]
+            dx[:, :, in_rows, in_cols] += dy_tap * won if finite_dy else np.where(won, dy_tap, 0)
+    return dx
