@@ -7,6 +7,7 @@ raises ``ValueError`` naming the parameter and the offending value.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,8 @@ def expect_shape(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
 
 
 def _int(name: str, value: Any) -> int:
+    if type(value) is int:  # the common case, without the slower ABC checks below
+        return value
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return int(value)
@@ -71,6 +74,8 @@ def _int(name: str, value: Any) -> int:
 
 def int_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
     """Normalise an int or ``(a, b)`` to a pair of ints, each >= ``minimum``."""
+    if type(value) is int and value >= minimum:  # the common case, cheaply
+        return (value, value)
     if isinstance(value, tuple | list):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -85,6 +90,8 @@ def int_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
 
 def padding_pairs(name: str, value: Any) -> Pads:
     """Normalise ``p``, ``(ph, pw)`` or ``((t, b), (l, r))`` to ``((t, b), (l, r))``, all >= 0."""
+    if type(value) is int and value >= 0:  # the common case, cheaply
+        return ((value, value), (value, value))
     if isinstance(value, tuple | list) and len(value) == 2 and all(
         isinstance(v, tuple | list) for v in value
     ):
@@ -103,18 +110,19 @@ def padding_pairs(name: str, value: Any) -> Pads:
 
 
 def output_size(
-    name: str, size: int, pad_before: int, pad_after: int, kernel: int, stride: int,
+    name: Callable[[], str], size: int, pad_before: int, pad_after: int, kernel: int, stride: int,
     dilation: int, ceil_mode: bool = False,
 ) -> int:
     """Windows along one axis: floor_or_ceil((size + pads - dilation*(kernel-1) - 1)/stride) + 1.
 
     With ``ceil_mode`` a last window that would start at or beyond ``size + pad_before`` (inside
-    the right padding only) is dropped, as torch does.
+    the right padding only) is dropped, as torch does. ``name()`` describes the axis for the
+    error message; it is only called on error (formatting shapes costs microseconds).
     """
     span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
     if span < 0:
         raise ValueError(
-            f"{name}: the (dilated) kernel extent {dilation * (kernel - 1) + 1} is larger than "
+            f"{name()}: the (dilated) kernel extent {dilation * (kernel - 1) + 1} is larger than "
             f"the padded input {size + pad_before + pad_after} (size {size}, padding "
             f"({pad_before}, {pad_after}))"
         )

@@ -1,6 +1,6 @@
 """Windowing shared by convolution and pooling.
 
-``window_view`` reads every window of a padded input at once (conv's im2col); ``tap_slices`` says
+``window_view`` reads every window of a padded input at once (conv's im2col); ``tap_reads`` says
 where one kernel tap reads the unpadded input, which pooling uses to gather windows and both ops
 use to scatter gradients back.
 """
@@ -59,27 +59,42 @@ def window_view(
 TapSlices = tuple[tuple[slice, slice], tuple[slice, slice]]
 
 
-def tap_slices(
-    tap: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-    pads_before: tuple[int, int], in_hw: tuple[int, int], out_hw: tuple[int, int],
-) -> TapSlices | None:
-    """Where kernel tap ``(p, q)`` reads the *unpadded* input, for scattering gradients back.
+def _axis_reads(
+    tap: int, stride: int, dilation: int, before: int, size: int, n_out: int
+) -> tuple[slice, slice] | None:
+    """Along one axis: (input slice, output slice) of the cells tap ``tap`` reads inside the input.
 
-    Output (i, j) reads input (i*sh + p*dh - top, j*sw + q*dw - left). Returns
-    ``((in_rows, in_cols), (out_rows, out_cols))`` such that ``x[..., in_rows, in_cols]`` and
-    ``y[..., out_rows, out_cols]`` are the same-shaped (input cell, output) pairs of that tap that
-    fall inside the input, or None if the tap reads only padding. Per axis the valid outputs are
-    ceil((before - p*d) / s) <= i <= floor((size - 1 + before - p*d) / s), clipped to [0, out).
+    Output i reads input i*s + tap*d - before; the valid outputs are
+    ceil((before - tap*d) / s) <= i <= floor((size - 1 + before - tap*d) / s), clipped to
+    [0, n_out). None if there are none.
     """
-    in_slices, out_slices = [], []
-    for k, s, d, before, size, n_out in zip(
-        tap, stride, dilation, pads_before, in_hw, out_hw, strict=True
-    ):
-        offset = k * d - before  # input index read by output 0
-        first = max(0, -(offset // s))
-        last = min(n_out - 1, (size - 1 - offset) // s)
-        if last < first:
-            return None
-        in_slices.append(slice(first * s + offset, last * s + offset + 1, s))
-        out_slices.append(slice(first, last + 1))
-    return (in_slices[0], in_slices[1]), (out_slices[0], out_slices[1])
+    offset = tap * dilation - before  # input index read by output 0
+    first = max(0, -(offset // stride))
+    last = min(n_out - 1, (size - 1 - offset) // stride)
+    if last < first:
+        return None
+    in_cells = slice(first * stride + offset, last * stride + offset + 1, stride)
+    return in_cells, slice(first, last + 1)
+
+
+def tap_reads(
+    kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+    pads_before: tuple[int, int], in_hw: tuple[int, int], out_hw: tuple[int, int],
+) -> list[tuple[int, int, TapSlices]]:
+    """Every kernel tap (p, q) that reads at least one cell of the *unpadded* input, with where.
+
+    Output (i, j) reads input (i*sh + p*dh - top, j*sw + q*dw - left). Each entry is
+    ``(p, q, ((in_rows, in_cols), (out_rows, out_cols)))`` such that ``x[..., in_rows, in_cols]``
+    and ``y[..., out_rows, out_cols]`` are the same-shaped (input cell, output) pairs of that tap;
+    taps that read only padding are left out. Used to gather windows and to scatter gradients
+    back, one tap at a time; each axis is worked out once, so the cost is kh + kw, not kh * kw.
+    """
+    rows = [_axis_reads(p, stride[0], dilation[0], pads_before[0], in_hw[0], out_hw[0])
+            for p in range(kernel[0])]
+    cols = [_axis_reads(q, stride[1], dilation[1], pads_before[1], in_hw[1], out_hw[1])
+            for q in range(kernel[1])]
+    return [
+        (p, q, ((row[0], col[0]), (row[1], col[1])))
+        for p, row in enumerate(rows) if row is not None
+        for q, col in enumerate(cols) if col is not None
+    ]

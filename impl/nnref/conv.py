@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -16,11 +15,10 @@ from ._checks import (
     padding_pairs,
     same_dtype,
 )
-from ._windows import constant_pad, tap_slices, window_view
+from ._windows import constant_pad, tap_reads, window_view
 
 
-@dataclass(frozen=True)
-class _ConvGeometry:
+class _ConvGeometry(NamedTuple):
     stride: tuple[int, int]
     dilation: tuple[int, int]
     pads: Pads
@@ -68,7 +66,8 @@ def _geometry(
     else:
         pads = padding_pairs("padding", padding)
     out_hw = tuple(
-        output_size(f"conv2d {axis} (x {x.shape}, w {w.shape})", size, *p, k, s, d)
+        output_size(lambda axis=axis: f"conv2d {axis} (x {x.shape}, w {w.shape})",
+                    size, *p, k, s, d)
         for axis, size, p, k, s, d in zip(
             ("height", "width"), x.shape[2:], pads, kernel, stride_hw, dilation_hw, strict=True
         )
@@ -158,11 +157,8 @@ def conv2d_backward(
     # the unpadded input, so padding never needs a buffer of its own.
     dx = np.zeros(x.shape, dtype=x.dtype)
     pads_before = (geo.pads[0][0], geo.pads[1][0])
-    for p in range(kh):
-        for q in range(kw):
-            where = tap_slices((p, q), geo.stride, geo.dilation, pads_before, (h, width),
-                               geo.out_hw)
-            if where is not None:
-                (in_rows, in_cols), (out_rows, out_cols) = where
-                dx[:, :, in_rows, in_cols] += dcols[:, :, p, q, out_rows, out_cols]
+    for p, q, ((in_rows, in_cols), (out_rows, out_cols)) in tap_reads(
+        (kh, kw), geo.stride, geo.dilation, pads_before, (h, width), geo.out_hw
+    ):
+        dx[:, :, in_rows, in_cols] += dcols[:, :, p, q, out_rows, out_cols]
     return dx, dw, db

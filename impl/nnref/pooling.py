@@ -7,9 +7,7 @@ the window, never candidates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,11 +21,10 @@ from ._checks import (
     padding_pairs,
     same_dtype,
 )
-from ._windows import TapSlices, tap_slices
+from ._windows import TapSlices, tap_reads
 
 
-@dataclass(frozen=True)
-class _PoolGeometry:
+class _PoolGeometry(NamedTuple):
     kernel: tuple[int, int]
     stride: tuple[int, int]
     dilation: tuple[int, int]
@@ -52,7 +49,8 @@ def _geometry(
             )
     ceil_mode = flag("ceil_mode", ceil_mode)
     out_hw = tuple(
-        output_size(f"max_pool2d {axis} (x {x.shape})", size, *p, k, s, d, ceil_mode)
+        output_size(lambda axis=axis: f"max_pool2d {axis} (x {x.shape})",
+                    size, *p, k, s, d, ceil_mode)
         for axis, size, p, k, s, d in zip(
             ("height", "width"), x.shape[2:], pads, kernel, stride_hw, dilation_hw, strict=True
         )
@@ -60,31 +58,32 @@ def _geometry(
     return _PoolGeometry(kernel, stride_hw, dilation_hw, pads, out_hw)  # type: ignore[arg-type]
 
 
-def _tap_reads(x: np.ndarray, geo: _PoolGeometry) -> Iterator[tuple[int, TapSlices | None]]:
-    """For each tap t = p * kw + q, the (input, output) slices it reads inside x, or None."""
-    pads_before = (geo.pads[0][0], geo.pads[1][0])
-    for p in range(geo.kernel[0]):
-        for q in range(geo.kernel[1]):
-            yield p * geo.kernel[1] + q, tap_slices(
-                (p, q), geo.stride, geo.dilation, pads_before, x.shape[2:], geo.out_hw)
+def _reads(x: np.ndarray, geo: _PoolGeometry) -> list[tuple[int, TapSlices]]:
+    """(t = p * kw + q, where tap t reads inside x) for every tap that reads an input cell."""
+    return [
+        (p * geo.kernel[1] + q, where)
+        for p, q, where in tap_reads(geo.kernel, geo.stride, geo.dilation,
+                                     (geo.pads[0][0], geo.pads[1][0]), x.shape[2:], geo.out_hw)
+    ]
 
 
-def _tap_planes(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+def _tap_planes(x: np.ndarray, geo: _PoolGeometry, reads: list[tuple[int, TapSlices]]
+                ) -> np.ndarray:
     """The windows gathered tap-major: (kh * kw, N, C, Ho, Wo), -inf where a tap reads padding.
 
     Copied tap by tap from the unpadded input (no padded copy of x), so every later step runs
     over contiguous planes.
     """
     planes = np.empty((geo.kernel[0] * geo.kernel[1], *x.shape[:2], *geo.out_hw), dtype=x.dtype)
-    for tap, where in _tap_reads(x, geo):
-        if where is None:
-            planes[tap] = -np.inf
-            continue
-        (in_rows, in_cols), (out_rows, out_cols) = where
+    filled = set()
+    for tap, ((in_rows, in_cols), (out_rows, out_cols)) in reads:
         inside = planes[tap][:, :, out_rows, out_cols]
         if inside.shape != planes.shape[1:]:
             planes[tap] = -np.inf
         inside[...] = x[:, :, in_rows, in_cols]
+        filled.add(tap)
+    for tap in set(range(len(planes))) - filled:  # taps that read only padding
+        planes[tap] = -np.inf
     return planes
 
 
@@ -104,34 +103,29 @@ def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
     return np.where((p < 0) | (q < 0), -1, p * geo.kernel[1] + q)
 
 
-def _winning_tap(x: np.ndarray, geo: _PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
+def _winning_tap(x: np.ndarray, geo: _PoolGeometry, reads: list[tuple[int, TapSlices]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Max value and the index (p * kw + q) of the winning tap, shapes (N, C, Ho, Wo).
 
-    The windows are gathered once, tap-major, into (kh * kw, N, C, Ho, Wo) so every step below
-    runs over contiguous planes. A running maximum gives the values; then the taps are visited
-    in reverse, each one equal to the maximum taking over, so the first maximum in row-major
-    tap order is the one left - the tie rule. Padding is -inf, which can be the maximum only of
-    a window whose input cells are all -inf (or that has none): those windows take their first
+    The windows are gathered once, tap-major, into (kh * kw, N, C, Ho, Wo), so the maximum and
+    the winner are reductions over the first axis (whole-array calls, no loop over taps). The
+    winner is the first tap equal to the maximum - the tie rule: each equal tap t scores
+    kh * kw - t and the highest score wins. Padding is -inf, which can be the maximum only of a
+    window whose input cells are all -inf (or that has none): those windows take their first
     input cell, looked up by position (-1 if none). NaN wins its window as in torch's CPU
     kernel, the *last* NaN; that correction runs only if some window has one.
     """
-    windows = _tap_planes(x, geo)
+    windows = _tap_planes(x, geo, reads)
     n_taps = windows.shape[0]
-    best = windows[0].copy()
-    for t in range(1, n_taps):
-        np.maximum(best, windows[t], out=best)
-    # The smallest signed integer type that holds every tap and -1 (int8 for up to 11x11).
-    best_tap = np.zeros(best.shape, dtype=np.min_scalar_type(-n_taps))
-    step = np.empty_like(best_tap)
-    for t in range(n_taps - 1, -1, -1):
-        # best_tap = t where this tap equals the maximum: best_tap += (t - best_tap) * equal,
-        # plain arithmetic on small integers (a masked copy measured 20x slower here).
-        np.subtract(t, best_tap, out=step)
-        np.multiply(step, windows[t] == best, out=step)
-        best_tap += step
+    best = windows.max(axis=0)  # NaN propagates
+    # The smallest signed integer type that holds -1 ... kh * kw (int8 up to 11x11 taps).
+    tap_type = np.min_scalar_type(-n_taps - 1)
+    score = np.arange(n_taps, 0, -1, dtype=tap_type).reshape(-1, 1, 1, 1, 1)  # kh*kw - t
+    best_tap = n_taps - ((windows == best) * score).max(axis=0)  # n_taps if none is equal
     if np.isnan(best).any():
-        for t in range(n_taps):
-            np.copyto(best_tap, t, where=np.isnan(windows[t]))
+        # t + 1 for each NaN tap, 0 otherwise: the maximum is the last NaN (+ 1).
+        last_nan = (np.isnan(windows) * score[::-1]).max(axis=0) - 1
+        best_tap = np.where(last_nan >= 0, last_nan, best_tap)
     all_minus_inf = best == -np.inf
     if all_minus_inf.any():
         first = np.broadcast_to(_first_inside_tap(x, geo), best_tap.shape)
@@ -161,13 +155,11 @@ def max_pool2d(
         # padding never enters (a window with no input cell stays -inf). np.maximum propagates
         # NaN, so this equals the indexed path's values.
         best = np.full((*x.shape[:2], *geo.out_hw), -np.inf, dtype=x.dtype)
-        for _, where in _tap_reads(x, geo):
-            if where is not None:
-                (in_rows, in_cols), (out_rows, out_cols) = where
-                inside = best[:, :, out_rows, out_cols]
-                np.maximum(inside, x[:, :, in_rows, in_cols], out=inside)
+        for _, ((in_rows, in_cols), (out_rows, out_cols)) in _reads(x, geo):
+            inside = best[:, :, out_rows, out_cols]
+            np.maximum(inside, x[:, :, in_rows, in_cols], out=inside)
         return best
-    best, best_tap = _winning_tap(x, geo)
+    best, best_tap = _winning_tap(x, geo, _reads(x, geo))
     kw = geo.kernel[1]
     p, q = best_tap // kw, best_tap % kw
     rows = np.arange(geo.out_hw[0])[:, None] * geo.stride[0] + p * geo.dilation[0] - geo.pads[0][0]
@@ -194,18 +186,17 @@ def max_pool2d_backward(
     same_dtype("x", x, dy=dy)
     geo = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     expect_shape("dy", dy, (*x.shape[:2], *geo.out_hw))
-    _, best_tap = _winning_tap(x, geo)
-    # Each window's dy goes to its winner, one tap at a time; taps are clipped to the unpadded
-    # input (padding never wins) and overlapping windows accumulate. A window without input
-    # cells (tap -1) matches no tap, so its gradient is dropped.
+    reads = _reads(x, geo)
+    _, best_tap = _winning_tap(x, geo, reads)
+    # Each window's dy goes to its winner: grads[t] holds the dy of the windows tap t won, and
+    # is added back tap by tap onto the cells it read (clipped to the unpadded input; padding
+    # never wins). Overlapping windows accumulate. A window without input cells (tap -1) wins
+    # no tap, so its gradient is dropped. A product with the won mask is 4x faster than
+    # np.where, but inf * 0 would turn a lost window's non-finite dy into NaN: that takes np.where.
     dx = np.zeros(x.shape, dtype=x.dtype)
-    # A product with the won mask is 4x faster than np.where, but inf * 0 would leak the NaN
-    # of a lost window's non-finite dy: that case takes np.where.
-    finite_dy = bool(np.isfinite(dy).all())
-    for tap, where in _tap_reads(x, geo):
-        if where is not None:
-            (in_rows, in_cols), (out_rows, out_cols) = where
-            won = best_tap[:, :, out_rows, out_cols] == tap
-            dy_tap = dy[:, :, out_rows, out_cols]
-            dx[:, :, in_rows, in_cols] += dy_tap * won if finite_dy else np.where(won, dy_tap, 0)
+    taps = np.arange(geo.kernel[0] * geo.kernel[1], dtype=best_tap.dtype).reshape(-1, 1, 1, 1, 1)
+    won = best_tap == taps  # (kh * kw, N, C, Ho, Wo)
+    grads = dy * won if np.isfinite(dy).all() else np.where(won, dy, 0)
+    for tap, ((in_rows, in_cols), (out_rows, out_cols)) in reads:
+        dx[:, :, in_rows, in_cols] += grads[tap][:, :, out_rows, out_cols]
     return dx
