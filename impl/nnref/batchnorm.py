@@ -32,8 +32,9 @@ def _statistics(
     running_mean: np.ndarray | None,
     running_var: np.ndarray | None,
     training: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance used to normalise: the biased batch ones, or the running ones."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mean and variance used to normalise (the biased batch ones, or the running ones) and, in
+    training, x - mean: a fresh (N, C, H, W) buffer the caller may overwrite."""
     if (running_mean is None) != (running_var is None):
         raise ValueError(
             "running_mean and running_var must be given together, got "
@@ -44,15 +45,16 @@ def _statistics(
     if not training:
         if running_mean is None:
             raise ValueError("training=False needs running_mean and running_var, got None")
-        return running_mean, running_var  # type: ignore[return-value]
+        return running_mean, running_var, None  # type: ignore[return-value]
     count = x.shape[0] * x.shape[2] * x.shape[3]
     if count < 2:
         raise ValueError(
             f"training needs more than one value per channel, got x of shape {x.shape}"
         )
-    mean = x.mean(axis=_AXES)
+    # np.add.reduce / m is what x.mean does, bit for bit, without its Python-level overhead.
+    mean = np.add.reduce(x, axis=_AXES) / x.dtype.type(count)
     centred = x - mean[:, None, None]
-    return mean, _channel_dot(centred, centred) / x.dtype.type(count)
+    return mean, _channel_dot(centred, centred) / x.dtype.type(count), centred
 
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -86,7 +88,7 @@ def batch_norm(
     )
     momentum = _check_scalar("momentum", momentum, 0.0, 1.0)
     eps = _check_scalar("eps", eps, 0.0, np.inf)
-    mean, var = _statistics(x, running_mean, running_var, training)
+    mean, var, centred = _statistics(x, running_mean, running_var, training)
     # One scale and one shift per channel, y = x * scale + shift, as torch's CPU kernel does:
     # the same rounding error order, and the same NaN/inf propagation (gamma = inf with
     # x < mean gives -inf + inf = NaN there, not -inf).
@@ -94,7 +96,8 @@ def batch_norm(
     if gamma is not None:
         scale = scale * gamma
     shift = -mean * scale if beta is None else beta - mean * scale
-    y = x * scale[:, None, None]
+    # Written over x - mean once the variance is known: one (N, C, H, W) buffer instead of two.
+    y = np.multiply(x, scale[:, None, None], out=centred)
     y += shift[:, None, None]
     if not training or running_mean is None:
         return y
@@ -128,20 +131,24 @@ def batch_norm_backward(
     running_mean = _per_channel("running_mean", running_mean, x)
     running_var = _per_channel("running_var", running_var, x)
     eps = _check_scalar("eps", eps, 0.0, np.inf)
-    mean, var = _statistics(x, running_mean, running_var, training)
+    mean, var, centred = _statistics(x, running_mean, running_var, training)
+    if centred is None:
+        centred = x - mean[:, None, None]
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    centred = x - mean[:, None, None]
-    dbeta = dy.sum(axis=_AXES)
+    dbeta = np.add.reduce(dy, axis=_AXES)
     dot = _channel_dot(centred, dy)  # sum (x - mean) * dy
     dgamma = dot * inv_std
     scale = inv_std if gamma is None else inv_std * gamma
     if not training:
         return dy * scale[:, None, None], dgamma, dbeta
-    # torch's arrangement (same rounding order, same NaN/inf propagation):
-    # dx = (dy - mean(dy) - (x - mean) * dot * inv_std^2 / m) * inv_std * gamma
+    # dx = (dy - mean(dy) - (x - mean) * dot * inv_std^2 / m) * inv_std * gamma, as torch's CPU
+    # kernel, with the two subtractions swapped so that dx is built in the x - mean buffer (one
+    # (N, C, H, W) buffer less). Same NaN/inf placement and signed zeros: a sum of three terms
+    # is NaN, +-inf or -0 whatever the order (barring overflow near the largest float).
     count = x.dtype.type(x.shape[0] * x.shape[2] * x.shape[3])
-    centred *= (dot * inv_std * inv_std / count)[:, None, None]
-    dx = dy - (dbeta / count)[:, None, None]
-    dx -= centred
+    dx = centred
+    dx *= (dot * inv_std * inv_std / count)[:, None, None]
+    np.subtract(dy, dx, out=dx)
+    dx -= (dbeta / count)[:, None, None]
     dx *= scale[:, None, None]
     return dx, dgamma, dbeta
