@@ -1,13 +1,14 @@
 """Windowing shared by convolution and pooling.
 
-``window_view`` reads every window of a padded input at once (conv's im2col); ``tap_reads`` says
-where one kernel tap reads the unpadded input, which pooling uses to gather windows and both ops
-use to scatter gradients back.
+``tap_reads`` is the one primitive both ops build on: where each kernel tap reads the unpadded
+input. Convolution scatters its column gradient back with it (col2im); pooling's wide layout
+(``WideLayout``: stride phases stored flat so that each tap reads one contiguous run) places the
+input cells in its phase planes with it and takes gradients back out the same way.
+``window_view`` reads every window of a padded input at once, for conv's im2col.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -103,22 +104,23 @@ def tap_reads(
     ]
 
 
-class WideWindows(NamedTuple):
-    """The windows of a strided, dilated, padded 2-D window op in the *wide* layout.
+class WideLayout(NamedTuple):
+    """Where the windows of a strided, dilated, padded 2-D window op sit in the *wide* layout.
 
     The padded input is split into its stride phases (phase (a, b) holds padded rows a, a + sh,
-    ... and columns b, b + sw, ...), each phase plane stored flat with ``row_len`` columns. A
+    ... and columns b, b + sw, ...), each phase plane stored flat, ``rows`` x ``row_len``. A
     kernel tap then reads, for all outputs at once, one contiguous run of ``Ho * row_len``
     elements of one phase plane: ``planes[phase][..., offset : offset + Ho * row_len]``. Output
     (i, j) sits at i * row_len + j of that run; columns j >= Wo are junk, dropped by
     :func:`from_wide`. Every per-tap step is then a whole-array call over long contiguous runs,
-    with no strided or clipped sub-blocks.
+    with no strided or clipped sub-blocks (NumPy's per-row overhead on those dominated).
     """
 
-    planes: np.ndarray  # (phases, N, C, plane_len), ``fill`` where no input cell is
-    taps: list[tuple[int, int]]  # per tap t = p * kw + q: (phase, offset)
-    phase_reads: list[tuple[int, TapSlices]]  # (phase, where the phase holds input cells)
+    n_phases: int
+    rows: int  # per phase plane, including one spare row so the last tap's run stays inside
     row_len: int
+    taps: list[tuple[int, int]]  # per tap t = p * kw + q: (phase, offset)
+    phase_reads: list[tuple[int, TapSlices]]  # (phase, (x slices, phase-plane slices))
     out_hw: tuple[int, int]
 
     @property
@@ -126,23 +128,23 @@ class WideWindows(NamedTuple):
         """Length of one tap's run: Ho * row_len."""
         return self.out_hw[0] * self.row_len
 
-    def tap(self, t: int) -> np.ndarray:
-        """Read-only view (N, C, Ho * row_len) of what tap t reads for every output."""
+    def tap(self, planes: np.ndarray, t: int) -> np.ndarray:
+        """View (..., Ho * row_len) of what tap t reads for every output, from flat planes
+        (phases, ..., rows * row_len)."""
         phase, offset = self.taps[t]
-        return self.planes[phase, :, :, offset : offset + self.run_len]
+        return planes[phase, ..., offset : offset + self.run_len]
 
 
-def wide_windows(
-    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-    pads_before: tuple[int, int], out_hw: tuple[int, int], fill: float,
-) -> WideWindows:
-    """Build the wide layout of x (N, C, H, W) for windows with these parameters.
+def wide_layout(
+    in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int], pads_before: tuple[int, int], out_hw: tuple[int, int],
+) -> WideLayout:
+    """The wide layout for windows with these parameters over an (H, W) input.
 
     Tap p reads padded row i*sh + p*dh = (i + p*dh // sh) * sh + (p*dh % sh): row
     i + p*dh // sh of phase p*dh % sh. Each phase therefore needs Ho + (kh - 1)*dh // sh rows
-    (likewise columns: row_len = Wo + (kw - 1)*dw // sw) plus one spare row so that the last
-    tap's run stays inside. Only the phases some tap reads are built; cells outside x are
-    ``fill``. Cost: one pass over x (and the fill).
+    (likewise columns: row_len = Wo + (kw - 1)*dw // sw) plus one spare row. Only the phases
+    some tap reads exist.
     """
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
     rows = ho + (kh - 1) * dh // sh
@@ -154,57 +156,68 @@ def wide_windows(
             key = (p * dh % sh, q * dw % sw)
             phase = phase_index.setdefault(key, len(phase_index))
             taps.append((phase, (p * dh // sh) * row_len + q * dw // sw))
-    planes = np.empty((len(phase_index), *x.shape[:2], rows + 1, row_len), dtype=x.dtype)
-    phase_reads = []
-    for (a, b), phase in phase_index.items():
-        # Phase row u holds input row u*sh + a - top: the reads of a "tap" a at dilation 1.
-        row_reads = _axis_reads(a, sh, 1, pads_before[0], x.shape[2], rows)
-        col_reads = _axis_reads(b, sw, 1, pads_before[1], x.shape[3], row_len)
+    # Phase (a, b) row u, column v holds input cell (u*sh + a - top, v*sw + b - left): phases
+    # read the input like the taps (a, b) of a (sh, sw) kernel at dilation 1 and stride (sh, sw).
+    phase_reads = [
+        (phase_index[a, b], where)
+        for a, b, where in tap_reads(stride, stride, (1, 1), pads_before, in_hw, (rows, row_len))
+        if (a, b) in phase_index
+    ]
+    return WideLayout(len(phase_index), rows + 1, row_len, taps, phase_reads, out_hw)
+
+
+def wide_planes(x: np.ndarray, layout: WideLayout, fill: float) -> np.ndarray:
+    """x (N, C, H, W) as read-only flat phase planes (phases, N, C, rows * row_len), ``fill``
+    where no input cell is (padding, overhang, the spare row). One pass over x."""
+    planes = np.empty((layout.n_phases, *x.shape[:2], layout.rows, layout.row_len),
+                      dtype=x.dtype)
+    filled = set()
+    for phase, ((in_rows, in_cols), (u_rows, v_cols)) in layout.phase_reads:
         plane = planes[phase]
-        if row_reads is None or col_reads is None:
-            plane[...] = fill
-            continue
-        (in_rows, u_rows), (in_cols, v_cols) = row_reads, col_reads
         plane[:, :, u_rows, v_cols] = x[:, :, in_rows, in_cols]
-        # ``fill`` around the copied block only: the spare row and any padding or overhang.
+        # ``fill`` around the copied block only.
         plane[:, :, : u_rows.start] = fill
         plane[:, :, u_rows.stop :] = fill
         plane[:, :, u_rows, : v_cols.start] = fill
         plane[:, :, u_rows, v_cols.stop :] = fill
-        phase_reads.append((phase, ((in_rows, in_cols), (u_rows, v_cols))))
+        filled.add(phase)
+    for phase in set(range(layout.n_phases)) - filled:  # phases without input cells
+        planes[phase] = fill
     planes = planes.reshape(*planes.shape[:3], -1)
     planes.flags.writeable = False
-    return WideWindows(planes, taps, phase_reads, row_len, out_hw)
+    return planes
 
 
-def valid_part(a: np.ndarray, ww: WideWindows) -> np.ndarray:
+def valid_part(a: np.ndarray, layout: WideLayout) -> np.ndarray:
     """(..., Ho * row_len) wide -> view (..., Ho, Wo) without the junk columns (no copy)."""
-    ho, wo = ww.out_hw
-    return a.reshape(*a.shape[:-1], ho, ww.row_len)[..., :wo]
+    ho, wo = layout.out_hw
+    return a.reshape(*a.shape[:-1], ho, layout.row_len)[..., :wo]
 
 
-def from_wide(a: np.ndarray, ww: WideWindows) -> np.ndarray:
+def from_wide(a: np.ndarray, layout: WideLayout) -> np.ndarray:
     """(..., Ho * row_len) wide -> (..., Ho, Wo), contiguous: the junk columns dropped."""
-    return np.ascontiguousarray(valid_part(a, ww))
+    return np.ascontiguousarray(valid_part(a, layout))
 
 
-def to_wide(a: np.ndarray, ww: WideWindows) -> np.ndarray:
+def to_wide(a: np.ndarray, layout: WideLayout) -> np.ndarray:
     """(..., Ho, Wo) -> (..., Ho * row_len) wide, zeros in the junk columns."""
-    wide = np.zeros((*a.shape[:-1], ww.row_len), dtype=a.dtype)
-    wide[..., : ww.out_hw[1]] = a
+    wide = np.zeros((*a.shape[:-1], layout.row_len), dtype=a.dtype)
+    wide[..., : layout.out_hw[1]] = a
     return wide.reshape(*a.shape[:-2], -1)
 
 
-def scatter_wide(tap_value: Callable[[int], np.ndarray], ww: WideWindows,
-                 in_shape: tuple[int, ...]) -> np.ndarray:
-    """Adjoint of reading the taps: add ``tap_value(t)`` (N, C, Ho * row_len), for every tap t,
-    onto the cells tap t read -> (N, C, H, W). Junk columns must hold zeros."""
-    n_phases, n, c, plane_len = ww.planes.shape
-    acc = np.zeros((n_phases, n, c, plane_len), dtype=ww.planes.dtype)
-    for t, (phase, offset) in enumerate(ww.taps):
-        acc[phase, :, :, offset : offset + ww.run_len] += tap_value(t)
-    acc = acc.reshape(n_phases, n, c, -1, ww.row_len)
-    out = np.zeros(in_shape, dtype=ww.planes.dtype)
-    for phase, ((in_rows, in_cols), (u_rows, v_cols)) in ww.phase_reads:
-        out[:, :, in_rows, in_cols] = acc[phase][:, :, u_rows, v_cols]
+def add_tap(acc: np.ndarray, layout: WideLayout, t: int, values: np.ndarray) -> None:
+    """acc (phases, N, C, rows * row_len) += values (N, C, Ho * row_len) on the cells tap t
+    reads: the adjoint of :meth:`WideLayout.tap`. Junk columns of values must be zero."""
+    phase, offset = layout.taps[t]
+    acc[phase, :, :, offset : offset + layout.run_len] += values
+
+
+def from_planes(acc: np.ndarray, layout: WideLayout, in_shape: tuple[int, ...]) -> np.ndarray:
+    """Flat phase planes (phases, N, C, rows * row_len) -> (N, C, H, W): the input cells only
+    (the adjoint of :func:`wide_planes`, padding dropped); cells no phase holds are 0."""
+    planes = acc.reshape(*acc.shape[:3], layout.rows, layout.row_len)
+    out = np.zeros(in_shape, dtype=acc.dtype)
+    for phase, ((in_rows, in_cols), (u_rows, v_cols)) in layout.phase_reads:
+        out[:, :, in_rows, in_cols] = planes[phase][:, :, u_rows, v_cols]
     return out

@@ -22,12 +22,14 @@ from ._checks import (
     same_dtype,
 )
 from ._windows import (
-    WideWindows,
+    WideLayout,
+    add_tap,
+    from_planes,
     from_wide,
-    scatter_wide,
     to_wide,
     valid_part,
-    wide_windows,
+    wide_layout,
+    wide_planes,
 )
 
 
@@ -65,10 +67,19 @@ def _geometry(
     return _PoolGeometry(kernel, stride_hw, dilation_hw, pads, out_hw)  # type: ignore[arg-type]
 
 
-def _wide(x: np.ndarray, geo: _PoolGeometry) -> WideWindows:
+class _Wide(NamedTuple):
+    layout: WideLayout
+    planes: np.ndarray
+
+    def tap(self, t: int) -> np.ndarray:
+        return self.layout.tap(self.planes, t)
+
+
+def _wide(x: np.ndarray, geo: _PoolGeometry) -> _Wide:
     """x's windows in the wide layout, -inf outside x (padding and ceil_mode overhang)."""
-    return wide_windows(x, geo.kernel, geo.stride, geo.dilation,
-                        (geo.pads[0][0], geo.pads[1][0]), geo.out_hw, -np.inf)
+    layout = wide_layout(x.shape[2:], geo.kernel, geo.stride, geo.dilation,
+                         (geo.pads[0][0], geo.pads[1][0]), geo.out_hw)
+    return _Wide(layout, wide_planes(x, layout, -np.inf))
 
 
 def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -87,7 +98,7 @@ def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
     return np.where((p < 0) | (q < 0), -1, p * geo.kernel[1] + q)
 
 
-def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: WideWindows
+def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: _Wide
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Max value and the index (p * kw + q) of the winning tap, wide: (N, C, Ho * row_len).
 
@@ -101,7 +112,7 @@ def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: WideWindows
     wins its window as in torch's CPU kernel, the *last* NaN; that correction runs only if
     some window has one.
     """
-    n_taps = len(ww.taps)
+    n_taps = len(ww.layout.taps)
     best = ww.tap(0).copy()
     for t in range(1, n_taps):
         np.maximum(best, ww.tap(t), out=best)  # NaN propagates
@@ -116,13 +127,13 @@ def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: WideWindows
         best_tap += step
     # The junk columns of the wide layout read other windows' cells: only the valid part
     # decides whether the rare corrections below are needed.
-    if np.isnan(valid_part(best, ww)).any():
+    if np.isnan(valid_part(best, ww.layout)).any():
         for t in range(n_taps):
             np.copyto(best_tap, t, where=np.isnan(ww.tap(t)))
-    all_minus_inf = valid_part(best, ww) == -np.inf
+    all_minus_inf = valid_part(best, ww.layout) == -np.inf
     if all_minus_inf.any():
         best_tap = best_tap.astype(np.int64)  # the first inside tap is an int64 index
-        inside = valid_part(best_tap, ww)
+        inside = valid_part(best_tap, ww.layout)
         inside[...] = np.where(all_minus_inf, _first_inside_tap(x, geo), inside)
     return best, best_tap
 
@@ -150,11 +161,11 @@ def max_pool2d(
         # this equals the indexed path's values.
         ww = _wide(x, geo)
         best = ww.tap(0).copy()
-        for t in range(1, len(ww.taps)):
+        for t in range(1, len(ww.layout.taps)):
             np.maximum(best, ww.tap(t), out=best)
-        return from_wide(best, ww)
+        return from_wide(best, ww.layout)
     ww = _wide(x, geo)
-    best, best_tap = (from_wide(a, ww) for a in _winning_tap(x, geo, ww))
+    best, best_tap = (from_wide(a, ww.layout) for a in _winning_tap(x, geo, ww))
     kw = geo.kernel[1]
     p, q = best_tap // kw, best_tap % kw
     rows = np.arange(geo.out_hw[0])[:, None] * geo.stride[0] + p * geo.dilation[0] - geo.pads[0][0]
@@ -188,12 +199,11 @@ def max_pool2d_backward(
     # input cells (tap -1) wins no tap, so its gradient is dropped; the junk columns of the wide
     # layout get dy = 0. A product with the won mask is 4x faster than np.where, but inf * 0
     # would turn a lost window's non-finite dy into NaN: that case takes np.where.
-    dy_wide = to_wide(dy, ww)
-    if np.isfinite(dy).all():
-        def won_dy(t: int) -> np.ndarray:
-            return dy_wide * (best_tap == t)
-    else:
-        def won_dy(t: int) -> np.ndarray:
-            return np.where(best_tap == t, dy_wide, 0)
-    dx = scatter_wide(won_dy, ww, x.shape)
+    dy_wide = to_wide(dy, ww.layout)
+    finite = np.isfinite(dy).all()
+    acc = np.zeros(ww.planes.shape, dtype=x.dtype)
+    for t in range(len(ww.layout.taps)):
+        won = best_tap == t
+        add_tap(acc, ww.layout, t, dy_wide * won if finite else np.where(won, dy_wide, 0))
+    dx = from_planes(acc, ww.layout, x.shape)
     return dx
