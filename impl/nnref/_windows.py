@@ -169,20 +169,10 @@ def wide_layout(
 def wide_planes(x: np.ndarray, layout: WideLayout, fill: float) -> np.ndarray:
     """x (N, C, H, W) as read-only flat phase planes (phases, N, C, rows * row_len), ``fill``
     where no input cell is (padding, overhang, the spare row). One pass over x."""
-    planes = np.empty((layout.n_phases, *x.shape[:2], layout.rows, layout.row_len),
-                      dtype=x.dtype)
-    filled = set()
+    planes = np.full((layout.n_phases, *x.shape[:2], layout.rows, layout.row_len), fill,
+                     dtype=x.dtype)
     for phase, ((in_rows, in_cols), (u_rows, v_cols)) in layout.phase_reads:
-        plane = planes[phase]
-        plane[:, :, u_rows, v_cols] = x[:, :, in_rows, in_cols]
-        # ``fill`` around the copied block only.
-        plane[:, :, : u_rows.start] = fill
-        plane[:, :, u_rows.stop :] = fill
-        plane[:, :, u_rows, : v_cols.start] = fill
-        plane[:, :, u_rows, v_cols.stop :] = fill
-        filled.add(phase)
-    for phase in set(range(layout.n_phases)) - filled:  # phases without input cells
-        planes[phase] = fill
+        planes[phase][:, :, u_rows, v_cols] = x[:, :, in_rows, in_cols]
     planes = planes.reshape(*planes.shape[:3], -1)
     planes.flags.writeable = False
     return planes

@@ -102,9 +102,9 @@ def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: _Wide
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Max value and the index (p * kw + q) of the winning tap, wide: (N, C, Ho * row_len).
 
-    A running maximum over the taps gives the values; then the taps are visited in reverse,
-    each one equal to the maximum taking over, so the first maximum in row-major tap order is
-    the one left - the tie rule. Every step is a whole-array call over the taps' contiguous
+    A running maximum over the taps gives the values; then each tap equal to the maximum scores
+    kh * kw - t and the highest score - the first maximum in row-major tap order - wins: the
+    tie rule. Every step is a whole-array call over the taps' contiguous
     runs, with nothing larger than the output allocated (a stack of all the taps' windows would
     be kh * kw times that, and large fresh buffers cost page faults on every call). Padding is
     -inf, which can be the maximum only of a window whose input cells are all -inf (or that has
@@ -116,15 +116,18 @@ def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: _Wide
     best = ww.tap(0).copy()
     for t in range(1, n_taps):
         np.maximum(best, ww.tap(t), out=best)  # NaN propagates
-    # The smallest signed integer type that holds -1 ... kh * kw - 1 (int8 up to 11x11 taps).
-    best_tap = np.zeros(best.shape, dtype=np.min_scalar_type(-n_taps))
-    step = np.empty_like(best_tap)
-    for t in range(n_taps - 1, -1, -1):
-        # best_tap = t where tap t equals the maximum: best_tap += (t - best_tap) * equal,
-        # plain arithmetic on small integers (a masked copy measured 20x slower here).
-        np.subtract(t, best_tap, out=step)
-        np.multiply(step, ww.tap(t) == best, out=step)
-        best_tap += step
+    # Tap t scores kh * kw - t where it equals the maximum, 0 elsewhere; the best score is the
+    # first maximum. Three whole-array calls per tap, on the smallest signed integer type that
+    # holds -1 ... kh * kw (int8 up to 11x11 taps).
+    tap_type = np.min_scalar_type(-n_taps - 1).type
+    top_score = np.zeros(best.shape, dtype=tap_type)
+    equal = np.empty(best.shape, dtype=bool)
+    score = np.empty_like(top_score)
+    for t in range(n_taps):
+        np.equal(ww.tap(t), best, out=equal)
+        np.multiply(equal, tap_type(n_taps - t), out=score)
+        np.maximum(top_score, score, out=top_score)
+    best_tap = n_taps - top_score  # n_taps where no tap equals the maximum (NaN)
     # The junk columns of the wide layout read other windows' cells: only the valid part
     # decides whether the rare corrections below are needed.
     if np.isnan(valid_part(best, ww.layout)).any():
