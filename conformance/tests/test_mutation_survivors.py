@@ -4,7 +4,8 @@ Each test pins one documented behaviour that a mutant of nnref got wrong without
 failing:
 
 - the documented defaults of every keyword (CONTRACT.md signatures), compared with the explicit
-  call; ``gamma=None`` / ``beta=None`` meaning ones / zeros;
+  call; ``gamma=None`` / ``beta=None`` meaning ones / zeros; NumPy integers as integer
+  arguments; conv padding on a single side;
 - the batch-norm boundary m = N * H * W = 2 (the smallest valid training batch);
 - max-pool window rules on inputs with ties, -inf and NaN, with and without ``return_indices``
   (a separate code path), against a brute-force reference: the first maximum wins, so an all -inf
@@ -83,6 +84,41 @@ def test_conv2d_defaults_are_stride_1_padding_0_dilation_1_groups_1(impl):
     for got, want in zip(impl.conv2d_backward(dy, X, w),
                          impl.conv2d_backward(dy, X, w, 1, 0, 1, 1), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_integer_arguments_accept_numpy_integers(impl):
+    """NumPy integers (np.int64, np.int32) are ints to the contract, as in torch; they must give
+    exactly the results of the Python ints, never be truncated or rejected."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((6, 2, 3, 2))
+    i64, i32 = np.int64, np.int32
+    np.testing.assert_array_equal(
+        impl.conv2d(X, w, None, (i64(2), i32(1)), ((i64(1), 0), (0, i32(1))), i64(1), i64(2)),
+        impl.conv2d(X, w, None, (2, 1), ((1, 0), (0, 1)), 1, 2))
+    np.testing.assert_array_equal(impl.max_pool2d(X, i64(3), i32(2), i64(1)),
+                                  impl.max_pool2d(X, 3, 2, 1))
+    np.testing.assert_array_equal(impl.pad(X, (i64(1), i32(2))), impl.pad(X, (1, 2)))
+
+
+@pytest.mark.parametrize("side", ["top", "bottom", "left", "right"])
+def test_conv2d_padding_on_one_side_only(side, impl):
+    """Padding on exactly one side (the other three 0) equals zero-padding x by hand and
+    convolving with no padding, forward and backward."""
+    pads = {"top": ((2, 0), (0, 0)), "bottom": ((0, 2), (0, 0)),
+            "left": ((0, 0), (2, 0)), "right": ((0, 0), (0, 2))}[side]
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((3, 4, 2, 3))
+    xp = np.pad(X, ((0, 0), (0, 0), *pads))
+    y = impl.conv2d(X, w, padding=pads)
+    np.testing.assert_allclose(y, impl.conv2d(xp, w), rtol=1e-13, atol=1e-13)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = impl.conv2d_backward(dy, X, w, padding=pads)
+    dxp, dwp, dbp = impl.conv2d_backward(dy, xp, w)
+    (top, _), (left, _) = pads
+    np.testing.assert_allclose(dx, dxp[:, :, top : top + X.shape[2], left : left + X.shape[3]],
+                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dw, dwp, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(db, dbp, rtol=1e-13, atol=1e-13)
 
 
 def test_max_pool2d_defaults_are_stride_kernel_padding_0_dilation_1_floor(impl):
