@@ -9,6 +9,7 @@ input cells in its phase planes with it and takes gradients back out the same wa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -84,7 +85,7 @@ def _axis_reads(
 def tap_reads(
     kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
     pads_before: tuple[int, int], in_hw: tuple[int, int], out_hw: tuple[int, int],
-) -> list[tuple[int, int, TapSlices]]:
+) -> Iterator[tuple[int, int, TapSlices]]:
     """Every kernel tap (p, q) that reads at least one cell of the *unpadded* input, with where.
 
     Output (i, j) reads input (i*sh + p*dh - top, j*sw + q*dw - left). Each entry is
@@ -97,11 +98,12 @@ def tap_reads(
             for p in range(kernel[0])]
     cols = [_axis_reads(q, stride[1], dilation[1], pads_before[1], in_hw[1], out_hw[1])
             for q in range(kernel[1])]
-    return [
-        (p, q, ((row[0], col[0]), (row[1], col[1])))
-        for p, row in enumerate(rows) if row is not None
-        for q, col in enumerate(cols) if col is not None
-    ]
+    # A generator: one tap's slices alive at a time (at tiny shapes a list of them all was a
+    # visible part of the peak memory).
+    for p, row in enumerate(rows):
+        for q, col in enumerate(cols):
+            if row is not None and col is not None:
+                yield p, q, ((row[0], col[0]), (row[1], col[1]))
 
 
 class WideLayout(NamedTuple):
