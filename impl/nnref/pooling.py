@@ -204,7 +204,11 @@ def max_pool2d_backward(
     # would turn a lost window's non-finite dy into NaN: that case takes np.where.
     dy_wide = to_wide(dy, ww.layout)
     finite = np.isfinite(dy).all()
-    acc = np.zeros(ww.planes.shape, dtype=x.dtype)
+    # The planes are no longer read: they become the accumulator (one large buffer less, and
+    # no page faults for a fresh one).
+    acc = ww.planes
+    acc.flags.writeable = True
+    acc[...] = 0
     for t in range(len(ww.layout.taps)):
         won = best_tap == t
         add_tap(acc, ww.layout, t, dy_wide * won if finite else np.where(won, dy_wide, 0))
