@@ -98,24 +98,30 @@ def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
     return np.where((p < 0) | (q < 0), -1, p * geo.kernel[1] + q)
 
 
+def _running_max(ww: _Wide) -> np.ndarray:
+    """The maximum over the taps, wide: (N, C, Ho * row_len). np.maximum propagates NaN."""
+    best = ww.tap(0).copy()
+    for t in range(1, len(ww.layout.taps)):
+        np.maximum(best, ww.tap(t), out=best)
+    return best
+
+
 def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: _Wide
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Max value and the index (p * kw + q) of the winning tap, wide: (N, C, Ho * row_len).
 
     A running maximum over the taps gives the values; then each tap equal to the maximum scores
     kh * kw - t and the highest score - the first maximum in row-major tap order - wins: the
-    tie rule. Every step is a whole-array call over the taps' contiguous
-    runs, with nothing larger than the output allocated (a stack of all the taps' windows would
-    be kh * kw times that, and large fresh buffers cost page faults on every call). Padding is
-    -inf, which can be the maximum only of a window whose input cells are all -inf (or that has
-    none): those windows take their first input cell, looked up by position (-1 if none). NaN
-    wins its window as in torch's CPU kernel, the *last* NaN; that correction runs only if
-    some window has one.
+    tie rule. Every step is a whole-array call over the taps' contiguous runs, with nothing
+    larger than the output allocated (a stack of all the taps' windows would be kh * kw times
+    that, and large fresh buffers cost page faults on every call). Padding is -inf, which can be
+    the maximum only of a window whose input cells are all -inf (or that has none): those
+    windows take their first input cell, looked up by position (-1 if none). NaN wins its
+    window as in torch's CPU kernel, the *last* NaN; that correction runs only if some window
+    has one.
     """
     n_taps = len(ww.layout.taps)
-    best = ww.tap(0).copy()
-    for t in range(1, n_taps):
-        np.maximum(best, ww.tap(t), out=best)  # NaN propagates
+    best = _running_max(ww)
     # Tap t scores kh * kw - t where it equals the maximum, 0 elsewhere; the best score is the
     # first maximum. Three whole-array calls per tap, on the smallest signed integer type that
     # holds -1 ... kh * kw (int8 up to 11x11 taps).
@@ -163,10 +169,7 @@ def max_pool2d(
         # maximum (a window with no input cell stays -inf) and np.maximum propagates NaN, so
         # this equals the indexed path's values.
         ww = _wide(x, geo)
-        best = ww.tap(0).copy()
-        for t in range(1, len(ww.layout.taps)):
-            np.maximum(best, ww.tap(t), out=best)
-        return from_wide(best, ww.layout)
+        return from_wide(_running_max(ww), ww.layout)
     ww = _wide(x, geo)
     best, best_tap = (from_wide(a, ww.layout) for a in _winning_tap(x, geo, ww))
     kw = geo.kernel[1]
