@@ -2,19 +2,25 @@
 
 A case is a frozen dataclass holding only parameters (JSON-friendly). Its arrays are rebuilt from
 ``(dtype, seed)`` with a private generator, so a failing case can be reproduced from the text the
-suite prints, with no global random state involved. Every case offers the same interface:
+suite prints, with no global random state involved. Each op's case type lives in its record
+(``conformance/ops/<op>.py``); this module holds what every case shares:
 
-``op``, ``params()``, ``output_shape()``, ``arrays(dtype, seed)``, ``forward(impl, arrays)``,
-``backward(impl, arrays)``, ``differentiable`` (names of the inputs gradients are taken for),
-``reproducer(dtype, seed, impl_name)``, ``to_dict()`` / ``case_from_dict()``.
+``op`` (the contract function of its forward pass, e.g. ``conv3d``), ``rank`` (spatial axes),
+``params()``, ``output_shape()``, ``arrays(dtype, seed)``, ``call_args(direction, arrays)``,
+``forward(impl, arrays)``, ``backward(impl, arrays)``, ``differentiable`` (names of the inputs
+gradients are taken for), ``values_only()`` (the case without optional outputs such as
+indices), ``reproducer(dtype, seed, impl_name, direction)``, ``to_dict()``.
 
-Output sizes are computed here from the contract's formulas, independently of any implementation.
+It also holds the contract's geometry, rank-generic and independent of any implementation:
+spatial arguments, padding forms, window counts and "same" padding (CONTRACT.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,24 +28,40 @@ import numpy as np
 
 # Value kinds: how input values are drawn.
 #   normal    standard normal
-#   ties      integers in [-2, 2]: max-pool windows full of ties
+#   ties      integers in [-2, 2]: max-pool windows full of ties (and exact zeros)
 #   unique    a shuffled grid with gaps of 1: max-pool with a unique winner that a small
 #             perturbation (finite differences) cannot change
 #   small_var batch norm: channels with offsets up to 8 and spreads down to 1e-3 (and one channel
 #             whose variance is far below eps)
-VALUE_KINDS = ("normal", "ties", "unique", "small_var")
+#   signed_zeros  integers in [-1, 1] whose zeros have random signs: ties between -0.0 and 0.0
+#             (a selection must return the very zero it selected)
+VALUE_KINDS = ("normal", "ties", "unique", "small_var", "signed_zeros")
+
+Pads = tuple[tuple[int, int], ...]
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+# --------------------------------------------------------------------------------------------
+# geometry (CONTRACT.md), for any number of spatial axes
 
 
-def _pads(p: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    if isinstance(p, int):
-        return ((p, p), (p, p))
-    if isinstance(p[0], int):
-        return ((p[0], p[0]), (p[1], p[1]))
-    return ((int(p[0][0]), int(p[0][1])), (int(p[1][0]), int(p[1][1])))
+def spatial(value: Any, rank: int) -> tuple[int, ...]:
+    """A spatial argument (an int, or one int per axis) as one int per axis."""
+    if isinstance(value, int | np.integer):
+        return (int(value),) * rank
+    return tuple(int(v) for v in value)
+
+
+def pads_of(padding: Any, rank: int) -> Pads:
+    """Contract padding (an int, or one entry per axis: an int or a (before, after) pair)."""
+    if isinstance(padding, int | np.integer):
+        return ((int(padding), int(padding)),) * rank
+    out = []
+    for entry in padding:
+        if isinstance(entry, int | np.integer):
+            out.append((int(entry), int(entry)))
+        else:
+            out.append((int(entry[0]), int(entry[1])))
+    return tuple(out)
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -63,24 +85,83 @@ def window_count(size: int, before: int, after: int, kernel: int, stride: int, d
     return out
 
 
-def _values(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
+def window_taps(out: int, stride: int, kernel: int, dilation: int, before: int) -> np.ndarray:
+    """Input index read by tap p of window i along one axis: (out, kernel) array."""
+    return (np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation - before)
+
+
+# --------------------------------------------------------------------------------------------
+# values
+
+
+def values(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
+    """Input values of one value kind (see VALUE_KINDS), float64."""
     if kind == "ties":
         return rng.integers(-2, 3, size=shape).astype(np.float64)
+    if kind == "signed_zeros":
+        v = rng.integers(-1, 2, size=shape).astype(np.float64)
+        return np.where(v == 0, np.where(rng.random(shape) < 0.5, -0.0, 0.0), v)
     if kind == "unique":
         return (rng.permutation(math.prod(shape)) - math.prod(shape) / 2).reshape(shape) * 1.0
     return rng.standard_normal(shape)
 
 
-def _tupled(v: Any) -> Any:
-    return tuple(_tupled(i) for i in v) if isinstance(v, list | tuple) else v
+def tupled(v: Any) -> Any:
+    """Lists (from JSON) back to tuples, recursively."""
+    return tuple(tupled(i) for i in v) if isinstance(v, list | tuple) else v
+
+
+def crc(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+# --------------------------------------------------------------------------------------------
+# the case interface
 
 
 @dataclass(frozen=True)
 class Case:
-    """Base class; subclasses set ``op`` and ``differentiable``."""
+    """Base class of every op's case type (``conformance/ops/<op>.py``).
 
-    op: ClassVar[str]
+    Subclasses set ``family`` (the op record's name), ``differentiable``, ``arrays_in`` (the
+    array arguments of the forward call, in the contract's positional order) and implement
+    ``rank``, ``params()``, ``output_shape()``, ``_inputs(rng)``, ``call_args()``.
+    """
+
+    family: ClassVar[str]
     differentiable: ClassVar[tuple[str, ...]]
+    forward_outputs: ClassVar[tuple[str, ...]] = ("y",)
+    backward_outputs: ClassVar[tuple[str, ...]] = ("dx",)
+    # The arguments passed by position, per direction (the contract's leading arrays); the
+    # rest go by keyword.
+    positional: ClassVar[dict[str, tuple[str, ...]]] = {"forward": ("x",),
+                                                        "backward": ("dy", "x")}
+
+    # -- per op -----------------------------------------------------------------------------
+
+    @property
+    def rank(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def op(self) -> str:
+        """The contract function of the forward pass (``conv3d``, ``pad``, ...)."""
+        return self.record.functions(self.rank)[0]
+
+    @property
+    def backward_op(self) -> str:
+        return self.record.functions(self.rank)[1]
+
+    @property
+    def record(self) -> Any:
+        from .ops import record
+
+        return record(self.family)
+
+    @property
+    def label(self) -> str:
+        """The op and its rank, for reports: ``conv3d``, ``pad1d``, ``batch_norm0d``."""
+        return self.record.label(self.rank)
 
     def params(self) -> dict[str, Any]:
         """Keyword parameters of the forward call (everything but arrays)."""
@@ -92,18 +173,52 @@ class Case:
     def _inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def call_args(self, direction: str, a: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Keyword arguments of the contract call for ``direction`` ("forward"/"backward"),
+        arrays first in the contract's positional order."""
+        raise NotImplementedError
+
+    def outputs(self, direction: str) -> tuple[str, ...]:
+        """Names of what the call returns, in order."""
+        return self.forward_outputs if direction == "forward" else self.backward_outputs
+
+    def values_only(self) -> Case | None:
+        """This case without optional outputs an implementation may lack (indices), if any."""
+        return None
+
+    def corners(self) -> list[str]:
+        """Labels of the corners of the configuration space this case reaches."""
+        return self.record.corners(self)
+
+    # -- shared -----------------------------------------------------------------------------
+
     def arrays(self, dtype: Any, seed: int) -> dict[str, np.ndarray]:
         """Inputs and a random upstream gradient ``dy`` (never all ones), in ``dtype``."""
-        rng = np.random.default_rng([seed, zlib_crc(self.op)])
+        rng = np.random.default_rng([seed, crc(self.op)])
         arrays = self._inputs(rng)
         arrays["dy"] = rng.standard_normal(self.output_shape())
         return {k: v.astype(dtype) for k, v in arrays.items()}
 
-    def forward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    def call(self, impl: Any, direction: str, a: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Run one direction on an implementation; its results by name."""
+        fn = getattr(impl, self.op if direction == "forward" else self.backward_op)
+        args = self.call_args(direction, a)
+        positional = [args.pop(k) for k in self.positional[direction]]
+        out = fn(*positional, **args)
+        names = self.outputs(direction)
+        if len(names) == 1:
+            return {names[0]: out}
+        if not isinstance(out, tuple | list) or len(out) != len(names):
+            raise TypeError(f"{fn.__name__} returned {type(out).__name__}"
+                            f"{'' if not isinstance(out, tuple | list) else f' of {len(out)}'}"
+                            f", expected a tuple {names}")
+        return dict(zip(names, out, strict=True))
 
-    def backward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    def forward(self, impl: Any, a: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return self.call(impl, "forward", a)
+
+    def backward(self, impl: Any, a: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return self.call(impl, "backward", a)
 
     def to_dict(self) -> dict[str, Any]:
         return {"op": self.op, **dataclasses.asdict(self)}
@@ -112,220 +227,33 @@ class Case:
         fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
         return f"{type(self).__name__}({fields})"
 
-    def reproducer(self, dtype: Any, seed: int, impl_name: str = "nnref") -> str:
-        """Python text that rebuilds this case's arrays and calls the implementation."""
+    def reproducer(self, dtype: Any, seed: int, impl_name: str = "nnref",
+                   direction: str | None = None, planted: str = "") -> str:
+        """Python text that rebuilds this case's arrays and calls the implementation.
+
+        ``direction`` limits the call to the one that failed; ``planted`` is extra code run on
+        the arrays ``a`` before the call (values a test put there: NaN, -0.0, ties).
+        """
         dtype_name = np.dtype(dtype).name
-        return (
-            f"import numpy as np, importlib\n"
-            f"from conformance.cases import {type(self).__name__}\n"
-            f"impl = importlib.import_module({impl_name!r})\n"
-            f"case = {self.describe()}\n"
-            f"a = case.arrays(np.{dtype_name}, seed={seed})\n"
-            f"print(case.forward(impl, a))\n"
-            f"print(case.backward(impl, a))\n"
-        )
+        module = type(self).__module__
+        lines = [
+            "import numpy as np, importlib",
+            f"from {module} import {type(self).__name__}",
+            f"impl = importlib.import_module({impl_name!r})",
+            f"case = {self.describe()}",
+            f"a = case.arrays(np.{dtype_name}, seed={seed})",
+        ]
+        if planted:
+            lines.append(planted)
+        for d in (direction,) if direction else ("forward", "backward"):
+            lines.append(f"print(case.{d}(impl, a))")
+        return "\n".join(lines) + "\n"
 
 
-def zlib_crc(text: str) -> int:
-    import zlib
-
-    return zlib.crc32(text.encode())
-
-
-@dataclass(frozen=True)
-class PadCase(Case):
-    op: ClassVar[str] = "pad"
-    differentiable: ClassVar[tuple[str, ...]] = ("x",)
-    shape: tuple[int, int, int, int]
-    pad_width: Any
-    mode: str = "constant"
-    value: float = 0.0
-    kind: str = "normal"
-
-    def params(self) -> dict[str, Any]:
-        return {"pad_width": self.pad_width, "mode": self.mode, "value": self.value}
-
-    def output_shape(self) -> tuple[int, ...]:
-        (t, b), (l, r) = _pads(self.pad_width)
-        n, c, h, w = self.shape
-        return (n, c, h + t + b, w + l + r)
-
-    def _inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"x": _values(rng, self.shape, self.kind)}
-
-    def forward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"y": impl.pad(a["x"], self.pad_width, mode=self.mode, value=self.value)}
-
-    def backward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"dx": impl.pad_backward(a["dy"], self.pad_width, mode=self.mode)}
-
-
-@dataclass(frozen=True)
-class ConvCase(Case):
-    op: ClassVar[str] = "conv2d"
-    differentiable: ClassVar[tuple[str, ...]] = ("x", "w", "b")
-    x_shape: tuple[int, int, int, int]
-    w_shape: tuple[int, int, int, int]
-    bias: bool = True
-    stride: Any = 1
-    padding: Any = 0
-    dilation: Any = 1
-    groups: int = 1
-    kind: str = "normal"
-
-    def params(self) -> dict[str, Any]:
-        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
-                "groups": self.groups}
-
-    def resolved_pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        if self.padding == "valid":
-            return ((0, 0), (0, 0))
-        if self.padding == "same":
-            s, d = _pair(self.stride), _pair(self.dilation)
-            return tuple(  # type: ignore[return-value]
-                same_pads(self.x_shape[2 + i], self.w_shape[2 + i], s[i], d[i]) for i in (0, 1)
-            )
-        return _pads(self.padding)
-
-    def output_shape(self) -> tuple[int, ...]:
-        pads, s, d = self.resolved_pads(), _pair(self.stride), _pair(self.dilation)
-        hw = tuple(
-            window_count(self.x_shape[2 + i], *pads[i], self.w_shape[2 + i], s[i], d[i])
-            for i in (0, 1)
-        )
-        return (self.x_shape[0], self.w_shape[0], *hw)
-
-    def _inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        a = {"x": _values(rng, self.x_shape, self.kind), "w": rng.standard_normal(self.w_shape)}
-        if self.bias:
-            a["b"] = rng.standard_normal(self.w_shape[0])
-        return a
-
-    def forward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"y": impl.conv2d(a["x"], a["w"], a.get("b"), **self.params())}
-
-    def backward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        dx, dw, db = impl.conv2d_backward(a["dy"], a["x"], a["w"], **self.params())
-        return {"dx": dx, "dw": dw, "db": db}
-
-
-@dataclass(frozen=True)
-class PoolCase(Case):
-    op: ClassVar[str] = "max_pool2d"
-    differentiable: ClassVar[tuple[str, ...]] = ("x",)
-    shape: tuple[int, int, int, int]
-    kernel_size: Any
-    stride: Any = None
-    padding: Any = 0
-    dilation: Any = 1
-    ceil_mode: bool = False
-    kind: str = "normal"
-
-    def params(self) -> dict[str, Any]:
-        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                "dilation": self.dilation, "ceil_mode": self.ceil_mode}
-
-    def output_shape(self) -> tuple[int, ...]:
-        k = _pair(self.kernel_size)
-        s = k if self.stride is None else _pair(self.stride)
-        d, pads = _pair(self.dilation), _pads(self.padding)
-        hw = tuple(
-            window_count(self.shape[2 + i], *pads[i], k[i], s[i], d[i], self.ceil_mode)
-            for i in (0, 1)
-        )
-        return (*self.shape[:2], *hw)
-
-    def _inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"x": _values(rng, self.shape, self.kind)}
-
-    def forward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        y, indices = impl.max_pool2d(a["x"], **self.params(), return_indices=True)
-        return {"y": y, "indices": indices}
-
-    def backward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"dx": impl.max_pool2d_backward(a["dy"], a["x"], **self.params())}
-
-
-@dataclass(frozen=True)
-class BatchNormCase(Case):
-    op: ClassVar[str] = "batch_norm"
-    differentiable: ClassVar[tuple[str, ...]] = ("x", "gamma", "beta")
-    shape: tuple[int, int, int, int]
-    training: bool = True
-    running: bool = True
-    momentum: float = 0.1
-    eps: float = 1e-5
-    kind: str = "normal"
-
-    def params(self) -> dict[str, Any]:
-        return {"training": self.training, "momentum": self.momentum, "eps": self.eps}
-
-    def output_shape(self) -> tuple[int, ...]:
-        return tuple(self.shape)
-
-    def _inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        c = self.shape[1]
-        x = rng.standard_normal(self.shape)
-        if self.kind == "small_var":
-            # Offsets up to 8 and spreads from 1e-3 to 1; channel 0 has variance 1e-8 << eps,
-            # so an implementation that drops eps (or uses E[x^2] - E[x]^2) is far off.
-            spread = 10.0 ** rng.uniform(-3, 0, size=c)
-            spread[0] = 1e-4
-            x = rng.uniform(-8, 8, size=c)[:, None, None] + x * spread[:, None, None]
-        a = {"x": x, "gamma": rng.standard_normal(c), "beta": rng.standard_normal(c)}
-        if self.running or not self.training:
-            a["running_mean"] = rng.standard_normal(c)
-            a["running_var"] = rng.uniform(0.5, 2.0, size=c)
-        return a
-
-    def _running(self, a: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
-        return {"running_mean": a.get("running_mean"), "running_var": a.get("running_var")}
-
-    def forward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = impl.batch_norm(a["x"], a["gamma"], a["beta"], **self._running(a), **self.params())
-        if self.training and self.running:
-            y, new_mean, new_var = out
-            return {"y": y, "running_mean": new_mean, "running_var": new_var}
-        return {"y": out}
-
-    def backward(self, impl: Any, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        running = self._running(a) if not self.training else {}
-        dx, dgamma, dbeta = impl.batch_norm_backward(
-            a["dy"], a["x"], a["gamma"], eps=self.eps, training=self.training, **running
-        )
-        return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
-
-
-def every_window_sees_input(case: PoolCase) -> bool:
-    """False when some dilated window covers only padding (contract: -inf and index -1).
-
-    Generators avoid that corner: frameworks report garbage indices there (registry entry
-    torch-maxpool-empty-window), so it is checked by dedicated tests, not by sampling.
-    """
-    k, d = _pair(case.kernel_size), _pair(case.dilation)
-    s = k if case.stride is None else _pair(case.stride)
-    pads = _pads(case.padding)
-    out = case.output_shape()[2:]
-    for axis in (0, 1):
-        size = case.shape[2 + axis]
-        for i in range(out[axis]):
-            taps = [i * s[axis] + p * d[axis] - pads[axis][0] for p in range(k[axis])]
-            if not any(0 <= t < size for t in taps):
-                return False
-    return True
-
-
-CASE_TYPES: dict[str, type[Case]] = {
-    cls.op: cls for cls in (PadCase, ConvCase, PoolCase, BatchNormCase)
-}
-OPS = tuple(CASE_TYPES)
-
-# Which gradient each backward output is, by the input it belongs to.
-GRAD_OF = {"dx": "x", "dw": "w", "db": "b", "dgamma": "gamma", "dbeta": "beta"}
-
-
-def case_from_dict(d: dict[str, Any]) -> Case:
+def case_from_dict(d: Mapping[str, Any]) -> Case:
     """Inverse of ``Case.to_dict`` (lists from JSON become tuples)."""
+    from .ops import record_of_function
+
     d = dict(d)
-    cls = CASE_TYPES[d.pop("op")]
-    return cls(**{k: _tupled(v) for k, v in d.items()})
+    rec = record_of_function(d.pop("op"))
+    return rec.case_type(**{k: tupled(v) for k, v in d.items()})

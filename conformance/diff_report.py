@@ -5,25 +5,78 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from . import registry
-from .diff import (
-    SCHEMA,
-    Backend,
-    Cell,
-    Item,
-    Report,
-    Result,
-    Row,
-    Worst,
-    fmt_value,
-    platform_info,
-    reproducer,
-)
+from .comparison import Worst, fmt_value
+
+if TYPE_CHECKING:  # the report's types; diff imports this module, never the other way
+    from .diff import Backend, Cell, Item, Report, Result, Row
+
+SCHEMA = "nnref-diff/2"
+REPRODUCER_WIDTH = 94
+
+def reproducer(item: Item, direction: str, output: str, a: Backend, b: Backend,
+               index: tuple[int, ...] | None, fallback: bool = False) -> str:
+    """Python text (run from the repository root) that recomputes both sides of one element.
+
+    Lines stay within REPRODUCER_WIDTH columns (the case's repr is wrapped inside its
+    parentheses), so the text pastes unchanged from a 100-column terminal.
+    """
+    cls = type(item.case).__name__
+    lines = ["import numpy as np"]
+    imports = [bk for bk in (a, b) if bk.module_name]
+    if len(imports) < 2:
+        lines.append("from conformance.backends import load_backend")
+    if imports:
+        lines.append("import importlib")
+    lines.append(f"from {type(item.case).__module__} import {cls}")
+    lines.append(textwrap.fill(f"case = {item.case.describe()}", width=REPRODUCER_WIDTH,
+                               subsequent_indent=" " * (len(cls) + 8),
+                               break_long_words=False, break_on_hyphens=False))
+    if item.source == "fixture" and item.origin:
+        lines.append("from conformance import fixture_store as fs")
+        lines.append(f"d, name = {item.fixture_dir!r}, {item.origin!r}")
+        lines.append("entry = next(e for e in fs.load_manifest(d)['cases'] if e['name'] == name)")
+        lines.append("a = fs.load_case(d, entry).inputs()  # the stored golden inputs")
+    else:
+        lines.append(f"a = case.arrays(np.{item.dtype}, seed={item.seed})")
+
+    def load(bk: Backend) -> str:
+        return (f"importlib.import_module({bk.module_name!r})" if bk.module_name
+                else f"load_backend({bk.name!r})")
+
+    lines.append(f"A, B = {load(a)}, {load(b)}  # {a.name}, {b.name}")
+    if direction == "forward" and fallback:
+        lines.append("case = case.values_only()  # one backend offers the values only")
+    call = "forward" if direction == "forward" else "backward"
+    lines.append(f"ya, yb = case.{call}(A, a)[{output!r}], case.{call}(B, a)[{output!r}]")
+    if index is not None:
+        lines.append(f"i = {index!r}")
+        lines.append("print(ya[i], yb[i], abs(float(ya[i]) - float(yb[i])))")
+    lines.append("print(np.abs(ya.astype(np.float64) - yb).max())")
+    return "\n".join(lines)
+
+
+
+def platform_info() -> dict[str, Any]:
+    """Where the run happened (for the JSON report)."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+    }
+
 
 WIDTH = 100
 _DTYPE_SHORT = {"float32": "f32", "float64": "f64"}

@@ -7,9 +7,9 @@ A fixtures directory (``fixtures/`` in the checkout; layout in fixtures/README.m
                        ``torch/backward/dx``, ``expected/forward/y`` (hand cases), ...
     README.md          optional, not checked
 
-Cases are explicit: the hand-computed ones of conformance/hand_cases.py and the generated ones
-of :data:`GENERATED`, each in float32 and float64. A generated case seeds its own generator from
-its name (:func:`seed_for`); nothing depends on global random state. Files are written
+Cases are explicit: every op record's hand-computed cases and stored generated cases
+(``conformance/ops/<op>.py``), each in float32 and float64. A generated case seeds its own
+generator from its name (:func:`seed_for`); nothing depends on global random state. Files are written
 byte-for-byte deterministically: a zip written member by member in sorted order with a fixed
 date and no compression, and JSON with sorted keys, a fixed indent and a trailing newline.
 
@@ -44,11 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from . import registry
+from . import ops, registry
 from . import tolerance as tol
 from .backends import Unsupported, load_backend
-from .cases import OPS, BatchNormCase, Case, ConvCase, PadCase, PoolCase, case_from_dict
-from .hand_cases import HAND_CASES, HandCase
+from .cases import Case, case_from_dict
+from .comparison import Mismatch, compare
+from .ops import HandCase
+from .runner import run_pass
 
 FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 MANIFEST_NAME = "manifest.json"
@@ -58,7 +60,7 @@ DATA_DIR = "data"
 FORMAT = "nnref-fixtures/1"
 GENERATOR = "conformance.fixture_store"
 # Bump when the generator changes what it writes (case list, array names, manifest schema).
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 BUDGET_BYTES = 5_000_000
 
 FRAMEWORKS = ("torch", "tensorflow", "scipy")
@@ -113,99 +115,10 @@ class FixtureCase:
         return self.case.arrays(np.dtype(self.dtype), self.seed)
 
 
-# Generated cases, one per parameter family; each is stored in float32 and float64 as
-# "<name>-f32" / "<name>-f64". Shapes are small, non-square and have N, C > 1 where possible.
-GENERATED: tuple[tuple[str, Case], ...] = (
-    # padding: every mode, int / pair / pair-of-pairs widths, torch's size limits
-    ("pad-constant-zero-int", PadCase((2, 2, 3, 4), 1)),
-    ("pad-constant-value-asymmetric", PadCase((2, 2, 3, 4), ((1, 2), (0, 3)), "constant", -1.5)),
-    ("pad-constant-none", PadCase((2, 2, 3, 4), ((0, 0), (0, 0)), "constant", 2.0)),
-    ("pad-reflect-pair", PadCase((2, 2, 3, 4), (1, 2), "reflect")),
-    ("pad-reflect-asymmetric-limit", PadCase((1, 2, 3, 4), ((2, 0), (1, 3)), "reflect")),
-    ("pad-replicate-asymmetric", PadCase((2, 2, 3, 4), ((0, 3), (2, 1)), "replicate")),
-    ("pad-replicate-wider-than-input", PadCase((1, 2, 2, 3), 4, "replicate")),
-    ("pad-circular-asymmetric", PadCase((2, 2, 3, 4), ((1, 0), (2, 3)), "circular")),
-    ("pad-circular-full-size", PadCase((1, 2, 2, 3), ((2, 2), (3, 3)), "circular")),
-    # convolution: stride, explicit / asymmetric / "same" / "valid" padding, dilation, groups
-    ("conv2d-basic-bias", ConvCase((2, 3, 5, 6), (4, 3, 3, 3))),
-    ("conv2d-no-bias-pad1", ConvCase((2, 3, 5, 6), (4, 3, 3, 3), bias=False, padding=1)),
-    ("conv2d-stride2-pad1", ConvCase((2, 2, 6, 7), (3, 2, 3, 3), stride=2, padding=1)),
-    ("conv2d-stride-pair-pad-pair",
-     ConvCase((2, 2, 5, 7), (3, 2, 2, 3), stride=(1, 2), padding=(1, 0))),
-    ("conv2d-asymmetric-padding",
-     ConvCase((2, 2, 5, 6), (3, 2, 3, 2), padding=((1, 0), (2, 1)))),
-    ("conv2d-same-stride1", ConvCase((2, 2, 5, 6), (3, 2, 3, 3), padding="same")),
-    ("conv2d-same-even-kernel", ConvCase((2, 2, 5, 6), (2, 2, 2, 4), padding="same")),
-    ("conv2d-same-stride2", ConvCase((1, 2, 5, 6), (3, 2, 3, 3), stride=2, padding="same")),
-    ("conv2d-same-dilation2",
-     ConvCase((2, 2, 6, 5), (2, 2, 3, 2), padding="same", dilation=2)),
-    ("conv2d-valid", ConvCase((2, 3, 5, 4), (2, 3, 2, 3), padding="valid")),
-    ("conv2d-dilation2-pad2", ConvCase((2, 2, 7, 6), (3, 2, 3, 3), padding=2, dilation=2)),
-    ("conv2d-dilation-pair-stride2",
-     ConvCase((2, 2, 7, 8), (2, 2, 3, 3), stride=2, padding=1, dilation=(2, 1))),
-    ("conv2d-groups2", ConvCase((2, 4, 5, 5), (6, 2, 3, 3), groups=2)),
-    ("conv2d-depthwise", ConvCase((2, 3, 5, 6), (3, 1, 3, 3), padding=1, groups=3)),
-    ("conv2d-groups2-dilation2-stride2-same",
-     ConvCase((1, 4, 7, 6), (4, 2, 2, 3), stride=2, padding="same", dilation=2, groups=2)),
-    ("conv2d-1x1-stride2", ConvCase((2, 3, 5, 6), (2, 3, 1, 1), stride=2)),
-    ("conv2d-kernel-equals-input", ConvCase((2, 2, 3, 4), (2, 2, 3, 4))),
-    # max pooling: default stride, overlap, padding, ceil_mode (incl. the drop rule), ties,
-    # dilation, asymmetric padding, non-square kernels, windows that cover no input cell
-    ("max_pool2d-k2-default-stride", PoolCase((2, 2, 6, 7), 2)),
-    ("max_pool2d-k3-s2-pad1-overlap", PoolCase((2, 2, 6, 7), 3, stride=2, padding=1)),
-    ("max_pool2d-ties-k3-s1", PoolCase((2, 2, 5, 6), 3, stride=1, kind="ties")),
-    ("max_pool2d-ties-k2-s1-pad1", PoolCase((2, 2, 4, 5), 2, stride=1, padding=1, kind="ties")),
-    ("max_pool2d-ceil-mode-partial", PoolCase((2, 2, 5, 7), 2, stride=2, ceil_mode=True)),
-    ("max_pool2d-ceil-mode-drop-last",
-     PoolCase((1, 2, 5, 5), 2, stride=2, padding=1, ceil_mode=True)),
-    ("max_pool2d-ceil-mode-ties-k3-s2",
-     PoolCase((2, 2, 6, 8), 3, stride=2, ceil_mode=True, kind="ties")),
-    ("max_pool2d-dilation2", PoolCase((2, 2, 6, 7), 2, stride=1, dilation=2)),
-    ("max_pool2d-dilation2-pad1-s2", PoolCase((2, 2, 7, 8), 3, stride=2, padding=1, dilation=2)),
-    ("max_pool2d-asymmetric-padding",
-     PoolCase((2, 2, 5, 6), 3, stride=2, padding=((1, 0), (0, 1)))),
-    ("max_pool2d-asymmetric-padding-ties",
-     PoolCase((2, 2, 5, 6), 2, stride=1, padding=((0, 1), (1, 0)), kind="ties")),
-    ("max_pool2d-nonsquare-kernel", PoolCase((2, 2, 5, 7), (2, 3), stride=(1, 2), padding=1)),
-    ("max_pool2d-unique-values", PoolCase((2, 2, 6, 6), 3, stride=2, kind="unique")),
-    ("max_pool2d-empty-windows",
-     PoolCase((1, 2, 3, 2), 2, stride=1, padding=1, dilation=(1, 3))),
-    # batch norm: training with / without running statistics, eval mode, tiny variances,
-    # eps = 0, momentum edges, a single sample
-    ("batch_norm-training-running", BatchNormCase((4, 3, 3, 2))),
-    ("batch_norm-training-no-running", BatchNormCase((4, 3, 3, 2), running=False)),
-    ("batch_norm-eval", BatchNormCase((3, 3, 2, 3), training=False)),
-    ("batch_norm-eval-eps0", BatchNormCase((3, 3, 2, 3), training=False, eps=0.0)),
-    ("batch_norm-small-variance", BatchNormCase((4, 3, 3, 3), kind="small_var")),
-    ("batch_norm-eps0-training", BatchNormCase((3, 2, 3, 2), eps=0.0)),
-    ("batch_norm-momentum1-eps1e-3", BatchNormCase((3, 2, 2, 3), momentum=1.0, eps=1e-3)),
-    ("batch_norm-momentum0", BatchNormCase((3, 2, 2, 3), momentum=0.0)),
-    ("batch_norm-single-sample", BatchNormCase((1, 3, 2, 3))),
-)
-
 # Framework outputs expected to differ from nnref beyond tolerance on a named case, each with
 # the registered divergence that explains it: {case name: {framework: divergence id}}.
 # Every framework agrees on every case today; an entry here is recorded in the manifest.
 EXPECTED_DIFFERENCES: Mapping[str, Mapping[str, str]] = MappingProxyType({})
-
-
-def hand_case_to_case(hc: HandCase) -> Case:
-    """The Case equivalent to a hand case (same parameters and call), for bounds and calls."""
-    p, a = hc.params, hc.inputs
-    x_shape = tuple(int(n) for n in np.shape(a["x"]))
-    if hc.op == "pad":
-        return PadCase(x_shape, p["pad_width"], p.get("mode", "constant"), p.get("value", 0.0))
-    if hc.op == "conv2d":
-        return ConvCase(x_shape, tuple(int(n) for n in np.shape(a["w"])), bias="b" in a,
-                        stride=p["stride"], padding=p["padding"], dilation=p["dilation"],
-                        groups=p["groups"])
-    if hc.op == "max_pool2d":
-        return PoolCase(x_shape, p["kernel_size"], stride=p["stride"], padding=p["padding"],
-                        dilation=p["dilation"], ceil_mode=p["ceil_mode"])
-    if hc.op == "batch_norm":
-        return BatchNormCase(x_shape, training=p["training"], running="running_mean" in a,
-                             momentum=p["momentum"], eps=p["eps"])
-    raise ValueError(f"hand case {hc.name!r}: unknown op {hc.op!r}")
 
 
 def check_unique_names(names: Iterable[str]) -> None:
@@ -223,7 +136,7 @@ def build_cases(hand: Iterable[HandCase], generated: Iterable[tuple[str, Case]],
     for dtype in DTYPES:
         for hc in hand:
             name = f"hand-{hc.name}-{_SUFFIX[dtype]}"
-            out.append(FixtureCase(name, hand_case_to_case(hc), dtype, None, hc,
+            out.append(FixtureCase(name, hc.case, dtype, None, hc,
                                    MappingProxyType(dict(differences.get(name, {})))))
         for base, case in generated:
             name = f"{base}-{_SUFFIX[dtype]}"
@@ -243,7 +156,7 @@ def build_cases(hand: Iterable[HandCase], generated: Iterable[tuple[str, Case]],
 
 def fixture_cases() -> list[FixtureCase]:
     """The stored case list: every hand case and every generated case, in both dtypes."""
-    return build_cases(HAND_CASES, GENERATED, EXPECTED_DIFFERENCES)
+    return build_cases(ops.hand_cases(), ops.fixture_cases(), EXPECTED_DIFFERENCES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,21 +182,16 @@ def atols(case: Case, a: Mapping[str, np.ndarray], dtype: Any, reference_dtype: 
 
 def run_outputs(case: Case, backend: ModuleType, a: Mapping[str, np.ndarray], direction: str,
                 names: Iterable[str]) -> dict[str, np.ndarray | Unsupported]:
-    """Each named output of ``backend`` on ``a``, or the Unsupported it raised instead.
-
-    Max-pool values are retried without indices when the backend cannot return indices (SciPy).
-    """
+    """Each named output of ``backend`` on ``a``, or the Unsupported it raised instead (the
+    suite's runner: a forward refused for its optional outputs is rerun without them)."""
     names = tuple(names)
-    run = case.forward if direction == "forward" else case.backward
-    try:
-        got: dict[str, np.ndarray | Unsupported] = dict(run(backend, dict(a)))
-    except Unsupported as exc:
-        got = dict.fromkeys(names, exc)
-        if direction == "forward" and isinstance(case, PoolCase):
-            try:
-                got["y"] = backend.max_pool2d(a["x"], **case.params())
-            except Unsupported as values_exc:
-                got["y"] = values_exc
+    outcome = run_pass(backend, case, a, direction)
+    if outcome.error:
+        raise RuntimeError(f"{case.op} {direction}: {outcome.error}")
+    got: dict[str, np.ndarray | Unsupported] = dict(outcome.outputs)
+    for n, ident in outcome.registered.items():
+        for name in (names if n == "*" else (n,)):
+            got[name] = Unsupported(ident)
     if set(got) != set(names):
         raise ValueError(f"{case.op} {direction}: outputs {sorted(got)}, expected {sorted(names)}")
     return got
@@ -292,7 +200,7 @@ def run_outputs(case: Case, backend: ModuleType, a: Mapping[str, np.ndarray], di
 def _check_dtype(name: str, value: np.ndarray, dtype: np.dtype) -> None:
     want = np.dtype(np.int64) if name == "indices" else dtype
     if np.asarray(value).dtype != want:
-        raise tol.Mismatch(f"{name}: dtype {np.asarray(value).dtype}, expected {want}")
+        raise Mismatch(f"{name}: dtype {np.asarray(value).dtype}, expected {want}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,8 +264,8 @@ def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
                   atol: dict[str, Any] = atol) -> float | None:
             try:
                 _check_dtype(name, value, dtype)
-                return tol.compare(name, value, want, atol[name], fc.name)
-            except tol.Mismatch as exc:
+                return compare(name, value, want, atol[name], fc.name)
+            except Mismatch as exc:
                 problems.append(Disagreement(fc.name, backend, direction, name, str(exc)))
                 return None
 
@@ -395,9 +303,9 @@ def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
                 if declared is not None:
                     try:
                         _check_dtype(n, value, dtype)
-                        h = tol.compare(n, value, reference[n], atol[n], fc.name)
+                        h = compare(n, value, reference[n], atol[n], fc.name)
                         res[n] = {"status": "agrees", "array": key, "headroom": _headroom(h)}
-                    except tol.Mismatch:
+                    except Mismatch:
                         res[n] = {"status": "divergence", "divergence": declared, "array": key}
                     data[key] = np.asarray(value)
                     continue
@@ -758,8 +666,8 @@ def _case_problems(entry: dict[str, Any]) -> list[str]:
         out.append(f"{where}: bytes must be >= 0")
     if entry["dtype"] not in DTYPES:
         out.append(f"{where}: dtype {entry['dtype']!r} not in {DTYPES}")
-    if entry["op"] not in OPS:
-        out.append(f"{where}: op {entry['op']!r} not in {OPS}")
+    if entry["op"] not in ops.forward_functions():
+        out.append(f"{where}: op {entry['op']!r} not in {ops.forward_functions()}")
     if entry["kind"] == "generated":
         if entry["seed"] != seed_for(name) or entry["hand_case"] is not None:
             out.append(f"{where}: a generated case has seed crc32(name) = {seed_for(name)} "

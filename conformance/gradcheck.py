@@ -8,9 +8,13 @@ Error model of the estimate (float64):
 - rounding: each L carries the forward's error bound (tolerance.forward_bounds, summed against
   |g|) plus the rounding of the dot product itself, gamma(M) * sum|g * y|; the difference
   quotient divides their sum by 2h (one for each of L(v + h), L(v - h)).
-- truncation: zero for the piecewise-linear ops (pad, conv, max-pool away from ties, with h
-  below the half-gap between values) - the quotient is then exact up to rounding. For batch
-  norm it is estimated per element by Richardson: |D(h) - D(2h)| (the h^2 term) times 4/3 ~ 2.
+- truncation: zero for piecewise-linear ops (pad, conv, max-pool away from ties, with h below
+  the half-gap between values) - the quotient is then exact up to rounding. For a smooth op
+  (its record's ``fd_smooth``: batch norm) it is estimated per element by Richardson:
+  |D(h) - D(2h)| (the h^2 term) times 4/3 ~ 2.
+
+The step per element is the record's ``fd_step``; the case's ``backward_outputs`` name the
+gradients (``d`` + the input's name).
 """
 
 from __future__ import annotations
@@ -21,23 +25,8 @@ from typing import Any
 import numpy as np
 
 from . import tolerance as tol
-from .cases import BatchNormCase, Case, PoolCase
-
-
-def _step(case: Case, name: str, value: np.ndarray) -> np.ndarray:
-    """Per-element FD step h."""
-    if isinstance(case, BatchNormCase):
-        if name == "x":
-            # h scales with the channel's spread so the h^2 term stays small relative to the
-            # curvature (which grows like 1/sigma^3) while staying well above rounding.
-            spread = np.sqrt(value.var(axis=(0, 2, 3)) + case.eps)[None, :, None, None]
-            return np.broadcast_to(1e-4 * spread, value.shape)
-        return np.full(value.shape, 1e-4)
-    if isinstance(case, PoolCase):
-        # "unique" inputs have gaps of 1 between values: h = 1/4 cannot change a winner.
-        return np.full(value.shape, 0.25)
-    # Linear in each input: any h gives the exact derivative; h = 1 keeps rounding small.
-    return np.ones(value.shape)
+from .cases import Case
+from .comparison import compare
 
 
 def finite_differences(
@@ -48,9 +37,10 @@ def finite_differences(
         raise ValueError("finite differences are run in float64 only")
     g = a["dy"]
     u = tol.unit_roundoff(np.float64)
+    values_case = case.values_only() or case  # the loss needs the values only (no indices)
 
     def loss_and_error(arrays: dict[str, np.ndarray]) -> tuple[float, float]:
-        y = case.forward(impl, arrays)["y"]
+        y = values_case.forward(impl, arrays)["y"]
         y_bound = tol.forward_bounds(case, arrays, np.float64)["y"]
         err = float(np.sum(np.abs(g) * np.broadcast_to(y_bound, y.shape)))
         err += tol.gamma(y.size, np.float64) * float(np.sum(np.abs(g * y)))
@@ -61,7 +51,7 @@ def finite_differences(
         if name not in a:
             continue
         base = a[name]
-        steps = _step(case, name, base)
+        steps = case.record.fd_step(case, name, base)
         estimate = np.empty(base.shape)
         allowed = np.empty(base.shape)
         for flat in range(base.size):
@@ -81,7 +71,7 @@ def finite_differences(
 
             d_h, e_h = quotient(h)
             truncation = 0.0
-            if isinstance(case, BatchNormCase):
+            if case.record.fd_smooth:
                 d_2h, e_2h = quotient(2 * h)
                 truncation = 2.0 * max(abs(d_h - d_2h) - e_h - e_2h, 0.0)
             estimate[idx] = d_h
@@ -99,7 +89,7 @@ def check_gradients(
     headroom: dict[str, float] = {}
     for grad_name, (estimate, allowed) in _by_grad_name(finite_differences(case, impl, a)):
         atol = tol.SAFETY * (allowed + np.broadcast_to(analytic_bounds[grad_name], allowed.shape))
-        headroom[grad_name] = tol.compare(
+        headroom[grad_name] = compare(
             grad_name, grads[grad_name], estimate, atol, context=context()
         )
     return headroom

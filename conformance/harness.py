@@ -13,12 +13,17 @@ import numpy as np
 
 from . import tolerance as tol
 from .cases import Case
+from .comparison import Mismatch, compare
 
 
-def context(case: Case, dtype: Any, seed: int, impl_name: str) -> str:
+def context(case: Case, dtype: Any, seed: int, impl_name: str, direction: str | None = None,
+            planted: str = "") -> str:
+    """What a failure report says: the op, dtype, seed, case and a reproducer that calls only
+    ``direction`` (both if None) after re-planting ``planted`` (code run on the arrays ``a``)."""
     return (
         f"op={case.op} dtype={np.dtype(dtype).name} seed={seed}\n"
-        f"case: {case.describe()}\nreproducer:\n{case.reproducer(dtype, seed, impl_name)}"
+        f"case: {case.describe()}\nreproducer:\n"
+        f"{case.reproducer(dtype, seed, impl_name, direction, planted)}"
     )
 
 
@@ -50,15 +55,15 @@ def check_against_reference(
     got = run(impl, a)
     want = run(reference, a64)
     b_dtype, b_64 = bounds(case, a64, dtype), bounds(case, a64, np.float64)
-    where = context(case, dtype, seed, impl_name)
+    where = context(case, dtype, seed, impl_name, direction)
     headroom = {}
     for name in outputs or tuple(want):
         value = got[name]
         if name != "indices" and value is not None and np.asarray(value).dtype != np.dtype(dtype):
-            raise tol.Mismatch(
+            raise Mismatch(
                 f"{name}: dtype {np.asarray(value).dtype}, expected {np.dtype(dtype)} [{where}]"
             )
-        headroom[name] = tol.compare(
+        headroom[name] = compare(
             name, value, want[name], tol.comparison_atol(b_dtype[name], b_64[name]), where
         )
     return headroom
@@ -73,7 +78,7 @@ THROUGHPUT: dict[str, list[float]] = {}
 def record_headroom(backend: str, case: Case, direction: str, dtype: Any,
                     headroom: dict[str, float]) -> None:
     for output, ratio in headroom.items():
-        key = (backend, case.op, direction, np.dtype(dtype).name, output)
+        key = (backend, case.label, direction, np.dtype(dtype).name, output)
         HEADROOM[key] = max(HEADROOM.get(key, 0.0), ratio)
 
 

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
+from .ops import contract_functions
+
 DEFAULT_IMPL = "nnref"
 ENV_VAR = "NNREF_IMPL"
 
-CONTRACT_FUNCTIONS = (
-    "pad", "pad_backward", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
-    "batch_norm", "batch_norm_backward",
-)
+CONTRACT_FUNCTIONS = contract_functions()
 
 
 def impl_name(option: str | None = None) -> str:
@@ -34,13 +33,6 @@ def load_impl(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         raise ImportError(f"--impl {name}: cannot import {name!r} ({exc})") from exc
-
-
-def op_and_direction(function: str) -> tuple[str, str]:
-    """'conv2d_backward' -> ('conv2d', 'backward'); 'pad' -> ('pad', 'forward')."""
-    if function.endswith("_backward"):
-        return function[: -len("_backward")], "backward"
-    return function, "forward"
 
 
 class ImplUnderTest:

@@ -14,12 +14,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .ops import contract_functions
+
 DEFAULT_PATH = Path(__file__).with_name("divergences.toml")
 
-OPS = frozenset({
-    "pad", "pad_backward", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
-    "batch_norm", "batch_norm_backward",
-})
+OPS = frozenset(contract_functions())
 REQUIRED = ("id", "op", "frameworks", "condition", "behaviour", "evidence", "handling")
 OPTIONAL = ("measured",)
 

@@ -1,36 +1,38 @@
-"""Live cross-checks: the implementation under test against torch.nn.functional and tf.nn.
+"""Live cross-checks: the implementation under test against torch, TensorFlow and SciPy.
 
-For every op x direction, Hypothesis draws valid configurations (ties in max-pool inputs on
-purpose, small-variance batch-norm channels, asymmetric/"same" padding, dilation, groups,
-ceil_mode) and a dtype. Two comparisons per example, each against a float64 reference with the
-error-model tolerance (tolerance.comparison_atol):
+For every op x rank x direction, Hypothesis draws valid configurations from the op's record
+(ties in max-pool inputs on purpose, small-variance batch-norm channels, asymmetric/"same"
+padding, dilation, groups, ceil_mode) and a dtype. Two comparisons per example, each against a
+float64 reference with the error-model tolerance (tolerance.comparison_atol):
   1. the implementation under test in the drawn dtype vs the framework in float64;
   2. the framework in the drawn dtype vs the implementation under test in float64.
 A configuration the framework cannot express even by composition raises ``Unsupported`` with a
 registry id: the test asserts the id is registered and counts the example as a registered
-divergence (a Hypothesis event), never a silent skip.
+divergence (a Hypothesis event), never a silent skip. SciPy (forward only: it has no autodiff,
+registered as scipy-no-autodiff) runs in the framework-free core environment.
 """
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
-from hypothesis import event, example, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from .. import registry
 from ..backends import Unsupported, load_backend
-from ..cases import ConvCase
 from ..frameworks import require
 from ..harness import check_against_reference, record_example, record_headroom
+from ..ops.conv import ConvCase
 from ..profiles import examples
-from ..strategies import CASE_STRATEGIES, DTYPES, seeds
+from ..sampler import DTYPES, seeds, strategy
+from .params import record_ranks
 
 BACKENDS = [
     pytest.param("torch", marks=pytest.mark.torch, id="torch"),
     pytest.param("tensorflow", marks=pytest.mark.tf, id="tensorflow"),
+    pytest.param("scipy", id="scipy"),
 ]
 
 
@@ -40,7 +42,7 @@ def backend(request):
     return request.param, load_backend(request.param)
 
 
-def _run(backend, case, seed, dtype, direction, impl, impl_name):
+def _run(backend, case, seed, dtype, direction, impl, impl_name, in_hypothesis=True):
     name, module = backend
     start = time.perf_counter()
     try:
@@ -49,7 +51,11 @@ def _run(backend, case, seed, dtype, direction, impl, impl_name):
                                          f"conformance.backends ({name})", direction)
     except Unsupported as exc:
         assert registry.get(exc.divergence_id), f"unregistered divergence {exc.divergence_id}"
-        event(f"registered divergence: {exc.divergence_id}")
+        if in_hypothesis:
+            event(f"registered divergence: {exc.divergence_id}")
+        reduced = case.values_only() if direction == "forward" else None
+        if reduced is not None:  # still compare what the framework can say (pool values)
+            _run(backend, reduced, seed, dtype, direction, impl, impl_name, in_hypothesis)
         return
     record_example(name, time.perf_counter() - start)
     record_headroom(f"{impl_name} vs {name}", case, direction, dtype, mine)
@@ -57,29 +63,41 @@ def _run(backend, case, seed, dtype, direction, impl, impl_name):
 
 
 # Configurations that once exposed a framework bug, always run first (registry id in comment).
-REGRESSIONS = {
+REGRESSIONS = [
     # tf-onednn-conv-width1-garbage: one input channel, one output column, width stride 4.
-    "conv2d": [ConvCase((2, 1, 2, 5), (1, 1, 1, 4), False, (1, 4))],
-}
+    ConvCase((2, 1, 2, 5), (1, 1, 1, 4), False, (1, 4)),
+]
 
 
-def _make(op: str, direction: str):
-    @pytest.mark.checks(op if direction == "forward" else f"{op}_backward")
-    @settings(max_examples=examples(150))
-    @given(case=CASE_STRATEGIES[op](), seed=seeds, dtype=st.sampled_from(DTYPES))
-    def test(backend, case, seed, dtype, impl, impl_name_opt):
+def _test(direction: str):
+    @settings(max_examples=examples(40))
+    @given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+    def test(record, rank, backend, data, seed, dtype, impl, impl_name_opt):
+        regressions = [c for c in REGRESSIONS if c.record is record and c.rank == rank]
+        if regressions and data.draw(st.booleans(), label="a known regression"):
+            case = data.draw(st.sampled_from(regressions), label="case")
+        else:
+            case = data.draw(strategy(record, rank), label="case")
         _run(backend, case, seed, dtype, direction, impl, impl_name_opt)
 
-    for case in REGRESSIONS.get(op, []):
-        test = example(case=case, seed=0, dtype=np.float32)(test)
-
-    test.__name__ = f"test_{op}_{direction}_matches_framework"
-    test.__doc__ = f"{op} {direction}: implementation under test vs the framework, both ways."
     return test
 
 
-for _op in CASE_STRATEGIES:
-    for _direction in ("forward", "backward"):
-        _test = _make(_op, _direction)
-        globals()[_test.__name__] = _test
+test_forward_matches_framework = pytest.mark.parametrize(
+    ("record", "rank"), record_ranks("forward"))(_test("forward"))
+test_forward_matches_framework.__doc__ = (
+    "Forward outputs: implementation under test vs the framework, both ways.")
+test_backward_matches_framework = pytest.mark.parametrize(
+    ("record", "rank"), record_ranks("backward"))(_test("backward"))
+test_backward_matches_framework.__doc__ = (
+    "Gradients: implementation under test vs the framework, both ways.")
+
+
+@pytest.mark.parametrize("case", REGRESSIONS, ids=lambda c: c.label)
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_known_framework_regressions(case, direction, dtype, backend, impl, impl_name_opt):
+    """The configurations that once exposed a framework bug, every run."""
+    _run(backend, case, 0, dtype, direction, impl, impl_name_opt, in_hypothesis=False)
+
 

@@ -13,9 +13,13 @@ import nnref
 import numpy as np
 import pytest
 
-from .. import diff
+from .. import diff, diff_report
 from ..backends import Unsupported
-from ..cases import ConvCase, PoolCase
+from ..comparison import compare_output, ulp_distance
+from ..ops import contract_functions
+from ..ops.conv import ConvCase
+from ..ops.max_pool import PoolCase
+from ..sampler import sample
 
 FAST = ["--cases", "2", "--fixtures", "none", "--no-progress"]
 
@@ -29,71 +33,71 @@ def test_adjacent_floats_are_one_ulp_apart(dtype):
     x = np.array([1.0, -1.0, 1e-30, 3.5e5, np.finfo(dtype).tiny], dtype=dtype)
     up = np.nextafter(x, dtype(np.inf))
     down = np.nextafter(x, dtype(-np.inf))
-    assert diff.ulp_distance(x, up, dtype).tolist() == [1.0] * x.size
-    assert diff.ulp_distance(down, x, dtype).tolist() == [1.0] * x.size
-    assert diff.ulp_distance(x, x, dtype).tolist() == [0.0] * x.size
+    assert ulp_distance(x, up, dtype).tolist() == [1.0] * x.size
+    assert ulp_distance(down, x, dtype).tolist() == [1.0] * x.size
+    assert ulp_distance(x, x, dtype).tolist() == [0.0] * x.size
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_signed_zeros_are_equal_and_distances_run_across_zero(dtype):
     tiny = np.nextafter(dtype(0), dtype(1))  # smallest subnormal
-    assert diff.ulp_distance(dtype(0.0), dtype(-0.0), dtype) == 0
-    assert diff.ulp_distance(-tiny, dtype(0.0), dtype) == 1
-    assert diff.ulp_distance(-tiny, tiny, dtype) == 2
-    assert diff.ulp_distance(dtype(-1.0), dtype(1.0), dtype) == 2 * diff.ulp_distance(
+    assert ulp_distance(dtype(0.0), dtype(-0.0), dtype) == 0
+    assert ulp_distance(-tiny, dtype(0.0), dtype) == 1
+    assert ulp_distance(-tiny, tiny, dtype) == 2
+    assert ulp_distance(dtype(-1.0), dtype(1.0), dtype) == 2 * ulp_distance(
         dtype(0.0), dtype(1.0), dtype)
 
 
 def test_ulps_are_counted_in_the_given_dtype():
     a, b = np.float32(1.0), np.nextafter(np.float32(1.0), np.float32(2.0))
-    assert diff.ulp_distance(a, b, np.float32) == 1
-    assert diff.ulp_distance(np.float64(a), np.float64(b), np.float64) == 2.0**29
+    assert ulp_distance(a, b, np.float32) == 1
+    assert ulp_distance(np.float64(a), np.float64(b), np.float64) == 2.0**29
     # float64 values 1 ulp apart round to the same float32
     c = np.nextafter(1.0, 2.0)
-    assert diff.ulp_distance(1.0, c, np.float64) == 1
-    assert diff.ulp_distance(1.0, c, np.float32) == 0
+    assert ulp_distance(1.0, c, np.float64) == 1
+    assert ulp_distance(1.0, c, np.float32) == 0
 
 
 def test_ulp_distance_nan_and_inf():
-    d = diff.ulp_distance(np.array([np.nan, np.nan, 1.0, np.inf]),
+    d = ulp_distance(np.array([np.nan, np.nan, 1.0, np.inf]),
                           np.array([np.nan, 1.0, np.nan, np.inf]), np.float64)
     assert d.tolist() == [0.0, np.inf, np.inf, 0.0]
     big = np.finfo(np.float32).max
-    assert diff.ulp_distance(big, np.float32(np.inf), np.float32) == 1
+    assert ulp_distance(big, np.float32(np.inf), np.float32) == 1
 
 
 # --------------------------------------------------------------------------------------------
 # sampling and comparison
 
 
-@pytest.mark.parametrize("op", diff.OPS)
-def test_sampled_cases_are_valid_and_reproducible(op):
-    cases = diff.sample_cases(op, 25, seed=7)
-    assert cases == diff.sample_cases(op, 25, seed=7)
-    assert cases != diff.sample_cases(op, 25, seed=8)
-    assert cases[:5] == diff.sample_cases(op, 5, seed=7)  # a prefix: --cases only adds
+@pytest.mark.parametrize("row", diff.op_rows(), ids=lambda r: r.label)
+def test_sampled_cases_are_valid_and_reproducible(row):
+    cases = sample(row.record, 25, seed=7, rank=row.rank)
+    assert cases == sample(row.record, 25, seed=7, rank=row.rank)
+    assert cases != sample(row.record, 25, seed=8, rank=row.rank)
+    assert cases[:5] == sample(row.record, 5, seed=7, rank=row.rank)  # --cases only adds
     for case, seed in cases:
-        assert case.op == op
+        assert case.label == row.label
         out = case.forward(nnref, case.arrays(np.float64, seed))
         assert out["y"].shape == case.output_shape()
 
 
 def test_compare_output_counts_index_mismatches_and_nan_placement():
-    s = diff.compare_output("indices", np.array([1, 2, 3]), np.array([1, 5, 4]), 0.0, "float32")
+    s = compare_output("indices", np.array([1, 2, 3]), np.array([1, 5, 4]), 0.0, "float32")
     assert s["index_mismatches"] == 2 and s["failures"]
     a = np.array([1.0, np.nan], np.float32)
-    s = diff.compare_output("y", a, np.array([1.0, 2.0], np.float32), 1e-3, "float32")
+    s = compare_output("y", a, np.array([1.0, 2.0], np.float32), 1e-3, "float32")
     assert s["max_ulp"] == np.inf and s["failures"]
-    s = diff.compare_output("y", a, a.copy(), 0.0, "float32")
+    s = compare_output("y", a, a.copy(), 0.0, "float32")
     assert s["max_ulp"] == 0 and not s["failures"] and s["worst"] is None
 
 
 def test_compare_output_within_and_beyond_tolerance():
     a = np.array([1.0, 2.0, 3.0])
     b = a + np.array([0.0, 1e-9, -4e-9])
-    s = diff.compare_output("y", a, b, 5e-9, "float64")
+    s = compare_output("y", a, b, 5e-9, "float64")
     assert not s["failures"] and s["worst"].index == (2,) and s["max_ratio"] == pytest.approx(0.8)
-    s = diff.compare_output("y", a, b, 2e-9, "float64")
+    s = compare_output("y", a, b, 2e-9, "float64")
     assert "1 of 3 elements outside tolerance" in s["failures"][0]
     assert "3.0 vs 2.999999996" in s["failures"][0]
 
@@ -105,8 +109,7 @@ def test_compare_output_within_and_beyond_tolerance():
 def _module(name: str, **overrides) -> types.ModuleType:
     """A module exposing nnref's contract functions, some replaced."""
     mod = types.ModuleType(name)
-    for fn in ("pad", "pad_backward", "conv2d", "conv2d_backward", "max_pool2d",
-               "max_pool2d_backward", "batch_norm", "batch_norm_backward"):
+    for fn in contract_functions():
         setattr(mod, fn, overrides.get(fn, getattr(nnref, fn)))
     mod.__version__ = "0.0-test"
     return mod
@@ -162,7 +165,7 @@ def test_json_schema_fields(tmp_path, capsys):
     assert diff.main(["--backends", "nnref,scipy", "--op", "conv2d", "--dtype", "float32",
                       *FAST, "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["schema"] == diff.SCHEMA == "nnref-diff/1"
+    assert doc["schema"] == diff_report.SCHEMA == "nnref-diff/2"
     for key in ("created", "elapsed_s", "command", "settings", "platform", "environment",
                 "backends", "pairs", "fixtures", "registered", "cases", "rows", "comparisons",
                 "summary"):
@@ -293,7 +296,7 @@ def test_stored_fixtures_are_loaded_with_their_inputs():
     directory = diff.DEFAULT_FIXTURES
     if not (directory / "manifest.json").exists():
         pytest.skip("no golden fixtures in this checkout")
-    items, note = diff.fixture_store_items(directory, ["pad"], ["float64"])
+    items, note = diff.fixture_store_items(directory, ["pad2d"], ["float64"])
     assert items, note
     assert all(i.source == "fixture" and i.dtype == "float64" and i.arrays for i in items)
     for item in items:
@@ -304,12 +307,12 @@ def test_reproducers_run(capsys):
     backends = {b.name: b for b in diff.load_backends(["nnref", "scipy"])}
     case = ConvCase((2, 2, 5, 6), (3, 2, 2, 3), stride=(1, 2), padding=((1, 0), (0, 1)))
     item = diff.Item("conv2d#0", "sampled", case, "float32", 5)
-    text = diff.reproducer(item, "forward", "y", backends["nnref"], backends["scipy"],
-                           (1, 2, 0, 1))
+    text = diff_report.reproducer(item, "forward", "y", backends["nnref"], backends["scipy"],
+                                  (1, 2, 0, 1))
     exec(compile(text, "<reproducer>", "exec"), {})
     pool = diff.Item("max_pool2d#0", "sampled", PoolCase((2, 2, 5, 6), 3, 2, 1), "float64", 3)
-    text = diff.reproducer(pool, "forward", "y", backends["nnref"], backends["scipy"], None,
-                           fallback=True)
+    text = diff_report.reproducer(pool, "forward", "y", backends["nnref"], backends["scipy"],
+                                  None, fallback=True)
     exec(compile(text, "<reproducer>", "exec"), {})
     printed = capsys.readouterr().out
     assert printed.count("\n") >= 3

@@ -30,11 +30,14 @@ import pytest
 
 from .. import fixture_store as fs
 from .. import fixtures_cli
-from .. import tolerance as tol
 from ..backends import Unsupported, load_backend
-from ..cases import ConvCase, PoolCase
+from ..comparison import Mismatch, compare
 from ..frameworks import require
-from ..hand_cases import HAND_CASES
+from ..ops import hand_cases
+from ..ops.conv import ConvCase
+from ..ops.max_pool import PoolCase
+
+HAND_CASES = hand_cases()
 
 FIXTURES = fs.FIXTURES_DIR
 
@@ -104,6 +107,10 @@ def test_generated_cases_cover_every_parameter_family():
     assert any(c.dilation != 1 for c in pools)
     assert any(c.op == "batch_norm" and not c.training for c in cases)
     assert {fc.dtype for fc in DEFINED.values()} == {"float32", "float64"}
+    from ..ops import RECORDS
+
+    for rec in RECORDS:  # a few stored cases at every rank of every op
+        assert {c.rank for c in cases if c.record is rec} == set(rec.ranks), rec.name
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,9 +147,9 @@ def test_impl_reproduces_stored_outputs(name, direction, impl):
                     f"{stored.path}: hand numbers of {name} changed; regenerate")
             try:
                 if out != "indices" and got[out].dtype != dtype:
-                    raise tol.Mismatch(f"{out}: dtype {got[out].dtype}, expected {dtype}")
-                tol.compare(out, got[out], want, atol[out])
-            except tol.Mismatch as exc:
+                    raise Mismatch(f"{out}: dtype {got[out].dtype}, expected {dtype}")
+                compare(out, got[out], want, atol[out])
+            except Mismatch as exc:
                 failures.append(f"{direction} vs stored {source}: {exc}")
     assert not failures, f"case {name} ({stored.path}):\n" + "\n".join(failures)
 
@@ -191,8 +198,8 @@ def test_framework_matches_its_stored_output(framework, name):
                                 f"{s.get('divergence')!r} with no output, now computes one")
                 continue
             try:
-                tol.compare(out, got, want[out], atol[out])
-            except tol.Mismatch as exc:
+                compare(out, got, want[out], atol[out])
+            except Mismatch as exc:
                 failures.append(f"{direction} {out}: {exc}")
     if not compared:
         pytest.skip(f"{name}: no {framework} output stored (generated with --allow-missing)")

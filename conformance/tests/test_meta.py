@@ -1,6 +1,10 @@
-"""Tests of the suite itself: comparisons can fail, strategies draw valid cases, cases reproduce."""
+"""Tests of the suite itself: comparisons can fail, the sampler draws valid cases and reaches the
+corners, cases reproduce, and every op is described by its record only."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import nnref
 import numpy as np
@@ -10,20 +14,38 @@ from hypothesis import strategies as st
 
 from .. import tolerance as tol
 from ..cases import case_from_dict
+from ..comparison import Mismatch, compare, same_bits
 from ..harness import check_against_reference
+from ..ops import RECORDS, contract_functions
+from ..ops.conv import ConvCase
 from ..profiles import examples
-from ..strategies import DTYPES, any_case, seeds
+from ..sampler import DTYPES, any_case, corner_frequencies, seeds
+from .params import records
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @settings(max_examples=examples(80))
 @given(case=any_case(), seed=seeds)
-def test_strategies_draw_valid_cases_with_the_predicted_output_shape(case, seed):
+def test_the_sampler_draws_valid_cases_with_the_predicted_output_shape(case, seed):
     """The reference accepts every drawn case and its output has the shape the case predicts."""
     a = case.arrays(np.float64, seed)
     out = case.forward(nnref, a)
     assert out["y"].shape == case.output_shape()
     assert min(case.output_shape()) >= 1
     assert case_from_dict(case.to_dict()) == case
+
+
+# Every corner a record names must be reached by at least this fraction of its seeded draws
+# (Hypothesis draws the same rules; see --hypothesis-show-statistics for its frequencies).
+MIN_CORNER_FREQUENCY = 0.05
+
+
+@pytest.mark.parametrize("record", records())
+def test_the_sampler_reaches_every_corner_often(record):
+    freq = corner_frequencies(record, n=600, seed=1)
+    rare = {k: v for k, v in freq.items() if v < MIN_CORNER_FREQUENCY}
+    assert not rare, f"{record.name}: corners drawn too rarely (of 600 draws): {rare}"
 
 
 class _Perturbed:
@@ -59,21 +81,29 @@ def test_every_comparison_rejects_a_perturbed_output(case, seed, dtype, directio
     """
     assume(not (case.kind == "small_var" and dtype == np.float32))
     scale = 1e-3 if dtype == np.float64 else 5e-2
-    with pytest.raises(tol.Mismatch):
+    with pytest.raises(Mismatch):
         check_against_reference(case, _Perturbed(scale), nnref, dtype, seed, "perturbed",
                                 direction)
 
 
 def test_compare_checks_shape_nan_placement_and_integers():
-    with pytest.raises(tol.Mismatch, match="shape"):
-        tol.compare("y", np.zeros((2, 3)), np.zeros((3, 2)), 1.0)
-    with pytest.raises(tol.Mismatch):
-        tol.compare("y", np.array([np.nan, 1.0]), np.array([0.0, 1.0]), 1.0)
-    with pytest.raises(tol.Mismatch):
-        tol.compare("y", np.array([np.inf]), np.array([-np.inf]), 1.0)
-    with pytest.raises(tol.Mismatch, match="integer"):
-        tol.compare("indices", np.array([0, 2]), np.array([0, 1]), 0)
-    assert tol.compare("y", np.array([np.nan, np.inf]), np.array([np.nan, np.inf]), 0.0) == 0.0
+    with pytest.raises(Mismatch, match="shape"):
+        compare("y", np.zeros((2, 3)), np.zeros((3, 2)), 1.0)
+    with pytest.raises(Mismatch):
+        compare("y", np.array([np.nan, 1.0]), np.array([0.0, 1.0]), 1.0)
+    with pytest.raises(Mismatch):
+        compare("y", np.array([np.inf]), np.array([-np.inf]), 1.0)
+    with pytest.raises(Mismatch, match="integer"):
+        compare("indices", np.array([0, 2]), np.array([0, 1]), 0)
+    assert compare("y", np.array([np.nan, np.inf]), np.array([np.nan, np.inf]), 0.0) == 0.0
+
+
+def test_same_bits_tells_signed_zeros_apart():
+    same_bits("y", np.array([-0.0, np.nan, 1.0]), np.array([-0.0, np.nan, 1.0]))
+    with pytest.raises(Mismatch, match="bit-for-bit"):
+        same_bits("y", np.array([0.0, 1.0]), np.array([-0.0, 1.0]))
+    with pytest.raises(Mismatch):
+        same_bits("y", np.array([np.nan]), np.array([0.0]))
 
 
 def test_gamma_is_the_textbook_bound():
@@ -84,8 +114,6 @@ def test_gamma_is_the_textbook_bound():
 
 
 def test_arrays_depend_only_on_the_case_dtype_and_seed():
-    from ..cases import ConvCase
-
     case = ConvCase((2, 2, 5, 4), (3, 2, 2, 3), True, 2, 1)
     np.random.seed(1)  # noqa: NPY002 - global state must not matter
     first = case.arrays(np.float32, 11)
@@ -95,3 +123,48 @@ def test_arrays_depend_only_on_the_case_dtype_and_seed():
         np.testing.assert_array_equal(first[k], again[k])
     assert not np.array_equal(case.arrays(np.float32, 12)["x"], first["x"])
     assert not np.all(first["dy"] == 1), "the upstream gradient must not be all ones"
+
+
+def test_every_contract_function_belongs_to_one_record_and_nnref_has_it():
+    functions = contract_functions()
+    assert len(functions) == len(set(functions))
+    for fn in functions:
+        assert callable(getattr(nnref, fn, None)), f"nnref lacks {fn}"
+    for rec in RECORDS:
+        for rank in rec.ranks:
+            assert any(c.rank == rank for _, c in rec.fixtures), f"{rec.label(rank)}: no fixture"
+
+
+# Outside tests, impl/ and conformance/backends/ (implementations), an op's name may appear in
+# at most this many Python files: its record and, at most, one more.
+MAX_FILES_NAMING_AN_OP = 2
+_EXEMPT = ("conformance/tests/", "conformance/backends/", "impl/", "examples/")
+
+
+def _op_names_used(path: Path) -> set[str]:
+    """How code names an op: string constants that are exactly a name (``"conv3d"``) and the
+    attributes it reads (``impl.conv3d``); docstrings, comments and prose in strings aside."""
+    tree = ast.parse(path.read_text())
+    in_fstrings = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr)
+                   for v in n.values}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and id(node) not in in_fstrings):
+            out.add(node.value)
+        elif isinstance(node, ast.Attribute):
+            out.add(node.attr)
+    return out
+
+
+def test_no_more_than_two_files_outside_the_implementations_name_an_op():
+    files = [p for p in ROOT.rglob("*.py")
+             if not {".tox", "build", "dist", ".git"} & set(p.relative_to(ROOT).parts)
+             and not any(
+                 p.relative_to(ROOT).as_posix().startswith(e) for e in _EXEMPT)]
+    tokens = {p: _op_names_used(p) for p in files}
+    for fn in contract_functions():
+        if fn.endswith("_backward"):
+            continue
+        naming = sorted(p.relative_to(ROOT).as_posix() for p, t in tokens.items() if fn in t)
+        assert len(naming) <= MAX_FILES_NAMING_AN_OP, f"{fn} is named in {naming}"

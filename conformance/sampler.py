@@ -1,0 +1,135 @@
+"""The one sampler: each op's valid-configuration rules, written once, drive Hypothesis (tests)
+and a seeded generator (``diff``, anything that needs reproducible cases without Hypothesis).
+
+An op record's ``sample(draw, rank=None, small=False, **options)`` builds a case from a
+:class:`Draw`: ``integer``, ``choice`` and ``boolean`` draw labelled values; ``reject()`` drops
+a configuration the rules do not allow. Two draws implement it:
+
+- :func:`strategy` wraps Hypothesis's ``draw`` (labels become the falsifying example's labels;
+  every corner the drawn case reaches is recorded with ``hypothesis.event``, so
+  ``--hypothesis-show-statistics`` shows how often each corner was reached);
+- :func:`sample` uses a ``numpy.random.Generator`` seeded from ``(seed, op)``.
+
+Records choose *regimes* first (stride 1 with a kernel > 1, stride > kernel, pad = kernel // 2,
+ceil_mode's extra window, ...) so that the corners are reached often, not just reachable; the
+suite's meta-tests measure the frequencies (:func:`corner_frequencies`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, NoReturn, Protocol
+
+import numpy as np
+from hypothesis import assume, event
+from hypothesis import strategies as st
+
+from .cases import Case, crc
+
+DTYPES = (np.float32, np.float64)
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+class Rejected(Exception):
+    """A drawn configuration the op's rules do not allow (the seeded generator draws again)."""
+
+
+class Draw(Protocol):
+    def integer(self, low: int, high: int, label: str) -> int: ...
+    def choice(self, options: Sequence[Any], label: str) -> Any: ...
+    def boolean(self, label: str) -> bool: ...
+    def reject(self) -> NoReturn: ...
+
+
+class HypothesisDraw:
+    """A Draw over Hypothesis's ``draw`` (inside ``st.composite``)."""
+
+    def __init__(self, draw: Any) -> None:
+        self._draw = draw
+
+    def integer(self, low: int, high: int, label: str) -> int:
+        return self._draw(st.integers(low, high), label=label)
+
+    def choice(self, options: Sequence[Any], label: str) -> Any:
+        return self._draw(st.sampled_from(list(options)), label=label)
+
+    def boolean(self, label: str) -> bool:
+        return self._draw(st.booleans(), label=label)
+
+    def reject(self) -> NoReturn:
+        assume(False)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class RandomDraw:
+    """A Draw over a NumPy generator: uniform over every range and option."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+
+    def integer(self, low: int, high: int, label: str) -> int:
+        return int(self._rng.integers(low, high + 1))
+
+    def choice(self, options: Sequence[Any], label: str) -> Any:
+        options = list(options)
+        return options[int(self._rng.integers(len(options)))]
+
+    def boolean(self, label: str) -> bool:
+        return bool(self._rng.random() < 0.5)
+
+    def reject(self) -> NoReturn:
+        raise Rejected
+
+
+@st.composite
+def _cases(draw: Any, record: Any, rank: int | None, small: bool, options: dict) -> Case:
+    case = record.sample(HypothesisDraw(draw), rank=rank, small=small, **options)
+    for corner in case.corners():
+        event(f"{record.name}: {corner}")
+    return case
+
+
+def strategy(record: Any, rank: int | None = None, small: bool = False,
+             **options: Any) -> st.SearchStrategy[Case]:
+    """Hypothesis strategy of valid cases of one op (every rank unless ``rank`` is given).
+
+    ``small=True`` keeps tensors small enough for element-wise finite differences; ``options``
+    are the record's own (e.g. ``kind="unique"`` for max-pool, ``modes=(...)`` for pad).
+    """
+    return _cases(record, rank, small, options)
+
+
+def any_case(small: bool = False) -> st.SearchStrategy[Case]:
+    """A case of any op at any rank."""
+    from .ops import RECORDS
+
+    return st.one_of([strategy(r, small=small) for r in RECORDS])
+
+
+def sample(record: Any, n: int, seed: int, rank: int | None = None, small: bool = False,
+           **options: Any) -> list[tuple[Case, int]]:
+    """``n`` valid cases of one op and an array seed for each, determined by ``seed``."""
+    rng = np.random.default_rng([seed, crc(record.name)])
+    draw = RandomDraw(rng)
+    out: list[tuple[Case, int]] = []
+    while len(out) < n:
+        for _ in range(10_000):
+            try:
+                case = record.sample(draw, rank=rank, small=small, **options)
+                break
+            except Rejected:
+                continue
+        else:  # pragma: no cover - the rules reject a small fraction only
+            raise RuntimeError(f"could not draw a valid {record.name} case")
+        out.append((case, int(rng.integers(0, 2**32))))
+    return out
+
+
+def corner_frequencies(record: Any, n: int = 1000, seed: int = 0,
+                       **options: Any) -> dict[str, float]:
+    """Fraction of ``n`` seeded draws reaching each corner the record names."""
+    counts: Counter[str] = Counter()
+    for case, _ in sample(record, n, seed, **options):
+        counts.update(set(case.corners()))
+    return {corner: counts[corner] / n for corner in record.corner_labels}
