@@ -9,8 +9,8 @@ A fixtures directory (``fixtures/`` in the checkout; layout in fixtures/README.m
 
 Cases are explicit: every op record's hand-computed cases and stored generated cases
 (``conformance/ops/<op>.py``), each in float32 and float64. A generated case seeds its own
-generator from its name (:func:`seed_for`); nothing depends on global random state. Files are written
-byte-for-byte deterministically: a zip written member by member in sorted order with a fixed
+generator from its name (:func:`seed_for`); nothing depends on global random state. Files are
+written byte-for-byte deterministically: a zip written member by member in sorted order with a fixed
 date and no compression, and JSON with sorted keys, a fixed indent and a trailing newline.
 
 Tolerances (all from conformance/tolerance.py, elementwise, recomputed from the stored inputs):

@@ -21,7 +21,8 @@ class BatchNormCase(Case):
     family = "batch_norm"
     differentiable = ("x", "gamma", "beta")
     backward_outputs = ("dx", "dgamma", "dbeta")
-    positional: ClassVar[dict[str, tuple[str, ...]]] = {"forward": ("x", "gamma", "beta"), "backward": ("dy", "x", "gamma")}
+    positional: ClassVar[dict[str, tuple[str, ...]]] = {
+        "forward": ("x", "gamma", "beta"), "backward": ("dy", "x", "gamma")}
     shape: tuple[int, ...]
     training: bool = True
     running: bool = True

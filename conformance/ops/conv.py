@@ -21,7 +21,8 @@ class ConvCase(Case):
     family = "conv"
     differentiable = ("x", "w", "b")
     backward_outputs = ("dx", "dw", "db")
-    positional: ClassVar[dict[str, tuple[str, ...]]] = {"forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
+    positional: ClassVar[dict[str, tuple[str, ...]]] = {
+        "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
     x_shape: tuple[int, ...]
     w_shape: tuple[int, ...]
     bias: bool = True

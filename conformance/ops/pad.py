@@ -22,7 +22,8 @@ MODES = ("constant", "reflect", "replicate", "circular")
 class PadCase(Case):
     family = "pad"
     differentiable = ("x",)
-    positional: ClassVar[dict[str, tuple[str, ...]]] = {"forward": ("x",), "backward": ("dy",)}
+    positional: ClassVar[dict[str, tuple[str, ...]]] = {
+        "forward": ("x",), "backward": ("dy",)}
     shape: tuple[int, ...]
     pad_width: Any
     mode: str = "constant"
