@@ -16,8 +16,8 @@ from .impl_under_test import (
     ImplUnderTest,
     impl_name,
     load_impl,
-    op_and_direction,
 )
+from .ops import op_and_direction
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 profiles.load()
