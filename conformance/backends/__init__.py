@@ -1,16 +1,21 @@
 """Framework adapters offering the nnref contract (CONTRACT.md) on torch, TensorFlow and SciPy.
 
-Each adapter module exposes the eight contract functions. Framework conventions (layouts, pad-mode
-names, momentum direction, padding placement, index layouts) live only in the adapter modules; this
-package holds what is shared: the `Unsupported` exception, `load_backend`, and small helpers that
-turn the contract's own argument conventions into explicit numbers.
+Each adapter module exposes the sixteen contract functions (pad, conv, max pool and batch norm,
+forward and backward, conv and max pool at spatial ranks 1, 2 and 3), with one implementation per
+op family parametrised by the rank. Framework conventions (layouts, pad-mode names, momentum
+direction, padding placement, index layouts) live only in the adapter modules; this package holds
+what is shared: the `Unsupported` exception, `load_backend`, and small rank-generic helpers that
+turn the contract's own argument conventions into explicit numbers (`per_axis`, `pad_pairs`,
+`conv_args`, `pool_geometry`, `bn_check`, ...).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import math
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -80,48 +85,82 @@ def load_backend(name: str) -> ModuleType:
 
 # ---------------------------------------------------------------------------------------------
 # Contract argument helpers (shared by the adapters; they encode CONTRACT.md, no framework).
+# Every helper takes the spatial rank r (1, 2 or 3) explicitly or from a shape; per-axis results
+# are tuples with one entry per spatial axis, in the order of x's axes 2, ..., r + 1.
 # ---------------------------------------------------------------------------------------------
 
-Pads = tuple[tuple[int, int], tuple[int, int]]
+Pads = tuple[tuple[int, int], ...]
+RANKS = (1, 2, 3)
+LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+KERNEL_LAYOUTS = {1: "(Co, C / G, kl)", 2: "(Co, C / G, kh, kw)", 3: "(Co, C / G, kd, kh, kw)"}
 
 
 def _is_int(v: object) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
 
-def pair(value: object, name: str) -> tuple[int, int]:
-    """`k` -> (k, k); `(a, b)` -> (a, b). Values must be >= 1."""
+def check_rank(shape: tuple[int, ...], rank: int, name: str = "x",
+               layout: dict[int, str] = LAYOUTS) -> None:
+    """`shape` must have rank + 2 axes (the rank is fixed by the function: conv1d, ...)."""
+    if len(shape) != rank + 2:
+        raise ValueError(f"{name} must be {rank + 2}-D {layout[rank]}, got shape {tuple(shape)}")
+
+
+def spatial_rank(shape: tuple[int, ...], name: str = "x") -> int:
+    """The rank r of an (N, C, *S) array whose rank comes from its ndim (pad, pad_backward)."""
+    rank = len(shape) - 2
+    if rank not in RANKS:
+        raise ValueError(
+            f"{name} must be 3-D {LAYOUTS[1]}, 4-D {LAYOUTS[2]} or 5-D {LAYOUTS[3]}, "
+            f"got shape {tuple(shape)}"
+        )
+    return rank
+
+
+def per_axis(value: object, name: str, rank: int) -> tuple[int, ...]:
+    """`k` -> (k,) * rank; a tuple/list of exactly `rank` ints as given. Values must be >= 1."""
     if _is_int(value):
-        out = (int(value), int(value))  # type: ignore[arg-type]
-    elif isinstance(value, tuple | list) and len(value) == 2 and all(_is_int(v) for v in value):
-        out = (int(value[0]), int(value[1]))
+        out = (int(value),) * rank  # type: ignore[call-overload]
+    elif (isinstance(value, tuple | list) and len(value) == rank
+          and all(_is_int(v) for v in value)):
+        out = tuple(int(v) for v in value)
     else:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise ValueError(
+            f"{name} must be an int or {rank} int(s), one per spatial axis, got {value!r}"
+        )
     if min(out) < 1:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
     return out
 
 
-def pads2d(padding: object, name: str = "padding") -> Pads:
-    """Contract padding (`p`, `(ph, pw)` or `((t, b), (l, r))`) -> ((t, b), (l, r)), all >= 0."""
+def _pad_entry(v: object) -> tuple[int, int] | None:
+    if _is_int(v):
+        return (int(v), int(v))  # type: ignore[call-overload]
+    if isinstance(v, tuple | list) and len(v) == 2 and all(_is_int(u) for u in v):
+        return (int(v[0]), int(v[1]))
+    return None
+
+
+def pad_pairs(padding: object, rank: int, name: str = "padding") -> Pads:
+    """Contract padding -> ((before, after),) per spatial axis, all >= 0.
+
+    `p` pads both sides of every axis; otherwise exactly one entry per axis, each `p` or a
+    `(before, after)` pair. At rank 1 a bare `(b, a)` has two entries for one axis: an error.
+    """
     if _is_int(padding):
-        p = int(padding)  # type: ignore[arg-type]
-        out = ((p, p), (p, p))
-    elif isinstance(padding, tuple | list) and len(padding) == 2:
-        if all(_is_int(v) for v in padding):
-            ph, pw = int(padding[0]), int(padding[1])
-            out = ((ph, ph), (pw, pw))
-        elif all(
-            isinstance(v, tuple | list) and len(v) == 2 and all(_is_int(u) for u in v)
-            for v in padding
-        ):
-            (t, b), (l, r) = padding
-            out = ((int(t), int(b)), (int(l), int(r)))
-        else:
-            raise ValueError(f"{name} must be an int, a pair or a pair of pairs, got {padding!r}")
+        out = ((int(padding), int(padding)),) * rank  # type: ignore[call-overload]
     else:
-        raise ValueError(f"{name} must be an int, a pair or a pair of pairs, got {padding!r}")
-    if min(out[0] + out[1]) < 0:
+        entries = (
+            [_pad_entry(v) for v in padding]
+            if isinstance(padding, tuple | list) and len(padding) == rank else [None]
+        )
+        if any(e is None for e in entries):
+            raise ValueError(
+                f"{name} must be an int or {rank} entr{'y' if rank == 1 else 'ies'} (one per "
+                f"spatial axis), each an int or a (before, after) pair, got {padding!r}"
+            )
+        out = tuple(entries)  # type: ignore[arg-type]
+    if min(v for pair in out for v in pair) < 0:
         raise ValueError(f"{name} must be >= 0, got {padding!r}")
     return out
 
@@ -130,12 +169,12 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
 def check_pad(shape: tuple[int, ...], pads: Pads, mode: str) -> None:
-    """Contract limits of `pad`: known mode, reflect pads < size, circular pads <= size."""
+    """Contract limits of `pad` on x of `shape`: known mode, reflect pads < size, circular pads
+    <= size."""
     if mode not in PAD_MODES:
         raise ValueError(f"mode must be one of {PAD_MODES}, got {mode!r}")
-    if len(shape) != 4:
-        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {shape}")
-    for axis, (before, after) in zip((2, 3), pads, strict=True):
+    check_rank(shape, len(pads))
+    for axis, (before, after) in enumerate(pads, start=2):
         size = shape[axis]
         if mode == "reflect" and max(before, after) >= size:
             raise ValueError(
@@ -149,27 +188,54 @@ def check_pad(shape: tuple[int, ...], pads: Pads, mode: str) -> None:
             )
 
 
-def same_pads(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-              dilation: tuple[int, int]) -> Pads:
-    """Contract "same": Ho = ceil(H / s), the odd extra pad at the end (bottom / right)."""
+def unpadded_shape(dy_shape: tuple[int, ...], pads: Pads, pad_width: object) -> tuple[int, ...]:
+    """x's shape for pad_backward: dy's spatial sizes minus the pads (ValueError if negative)."""
+    shape = (*dy_shape[:2], *(n - b - a for n, (b, a) in zip(dy_shape[2:], pads, strict=True)))
+    if min(shape) < 0:
+        raise ValueError(f"pad_width {pad_width!r} is larger than dy of shape {tuple(dy_shape)}")
+    return shape
+
+
+def same_pads(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+              dilation: tuple[int, ...]) -> Pads:
+    """Contract "same": So = ceil(S / s) per axis, the odd extra pad at the end of the axis."""
     out = []
     for n, k, s, d in zip(size, kernel, stride, dilation, strict=True):
         o = math.ceil(n / s)
         total = max((o - 1) * s + d * (k - 1) + 1 - n, 0)
         out.append((total // 2, total - total // 2))
-    return (out[0], out[1])
+    return tuple(out)
 
 
-def conv_pads(padding: object, size: tuple[int, int], kernel: tuple[int, int],
-              stride: tuple[int, int], dilation: tuple[int, int]) -> Pads:
-    """Resolve conv padding (int, pair, pair of pairs, "valid", "same") to ((t, b), (l, r))."""
+def conv_pads(padding: object, size: tuple[int, ...], kernel: tuple[int, ...],
+              stride: tuple[int, ...], dilation: tuple[int, ...]) -> Pads:
+    """Resolve conv padding (contract numbers, "valid", "same") to ((before, after),) per axis."""
+    rank = len(size)
     if isinstance(padding, str):
         if padding == "valid":
-            return ((0, 0), (0, 0))
+            return ((0, 0),) * rank
         if padding == "same":
             return same_pads(size, kernel, stride, dilation)
         raise ValueError(f"padding must be 'valid', 'same' or numbers, got {padding!r}")
-    return pads2d(padding)
+    return pad_pairs(padding, rank)
+
+
+def conv_args(x_shape: tuple[int, ...], w_shape: tuple[int, ...], rank: int, stride: object,
+              padding: object, dilation: object, groups: object
+              ) -> tuple[tuple[int, ...], tuple[int, ...], Pads, tuple[int, ...]]:
+    """Normalise conv arguments to (kernel, stride, pads, dilation), one entry per spatial axis.
+
+    Checks the ranks of x (N, C, *S) and w (Co, C / G, *k) and that groups divide C and Co.
+    """
+    check_rank(x_shape, rank)
+    check_rank(w_shape, rank, "w", KERNEL_LAYOUTS)
+    c, co, cg = x_shape[1], w_shape[0], w_shape[1]
+    if not _is_int(groups) or groups < 1 or c % groups or co % groups or cg * groups != c:
+        raise ValueError(f"groups={groups!r} does not fit x channels {c} and w of shape "
+                         f"{tuple(w_shape)}")
+    kernel = tuple(int(k) for k in w_shape[2:])
+    s, d = per_axis(stride, "stride", rank), per_axis(dilation, "dilation", rank)
+    return kernel, s, conv_pads(padding, tuple(x_shape[2:]), kernel, s, d), d
 
 
 def pool_out_len(n: int, before: int, after: int, k: int, s: int, d: int, ceil_mode: bool) -> int:
@@ -185,21 +251,6 @@ def pool_out_len(n: int, before: int, after: int, k: int, s: int, d: int, ceil_m
     return out
 
 
-def pool_args(x_shape: tuple[int, ...], kernel_size: object, stride: object, padding: object,
-              dilation: object) -> tuple[tuple[int, int], tuple[int, int], Pads, tuple[int, int]]:
-    """Normalise max-pool arguments; pads must be <= kernel // 2 (the undilated kernel)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x_shape}")
-    k = pair(kernel_size, "kernel_size")
-    s = k if stride is None else pair(stride, "stride")
-    d = pair(dilation, "dilation")
-    p = pads2d(padding)
-    for kk, (before, after) in zip(k, p, strict=True):
-        if max(before, after) > kk // 2:
-            raise ValueError(f"padding {padding!r} must be <= kernel_size / 2 ({kk // 2})")
-    return k, s, p, d
-
-
 def window_hits(n: int, before: int, k: int, s: int, d: int, out: int) -> np.ndarray:
     """Per output position along one axis: does its window cover at least one input cell?"""
     starts = np.arange(out)[:, None] * s + np.arange(k)[None, :] * d - before
@@ -211,15 +262,103 @@ def pool_extra_end(n: int, before: int, after: int, k: int, s: int, d: int, out:
     return max((out - 1) * s + d * (k - 1) + 1 - (n + before + after), 0)
 
 
-def bn_check(x: np.ndarray, running_mean: object, running_var: object, training: bool) -> None:
-    """Contract checks shared by the batch-norm adapters."""
-    if x.ndim != 4:
-        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x.shape}")
+def pool_args(x_shape: tuple[int, ...], rank: int, kernel_size: object, stride: object,
+              padding: object, dilation: object
+              ) -> tuple[tuple[int, ...], tuple[int, ...], Pads, tuple[int, ...]]:
+    """Normalise max-pool arguments to (kernel, stride, pads, dilation); pads <= kernel // 2."""
+    check_rank(x_shape, rank)
+    k = per_axis(kernel_size, "kernel_size", rank)
+    s = k if stride is None else per_axis(stride, "stride", rank)
+    d = per_axis(dilation, "dilation", rank)
+    p = pad_pairs(padding, rank)
+    for kk, (before, after) in zip(k, p, strict=True):
+        if max(before, after) > kk // 2:
+            raise ValueError(f"padding {padding!r} must be <= kernel_size / 2 ({kk // 2})")
+    return k, s, p, d
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """A max pool's numbers, one entry per spatial axis (see `pool_geometry`)."""
+
+    size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pads: Pads
+    dilation: tuple[int, ...]
+    out: tuple[int, ...]
+    extra: tuple[int, ...]  # cells to add after `pads` so that a floor-mode pool gives `out`
+
+    @property
+    def symmetric(self) -> bool:
+        return all(before == after for before, after in self.pads)
+
+    @property
+    def floor_pads(self) -> Pads:
+        """The contract pads plus `extra` at the end: a floor-mode pool of these gives `out`."""
+        return tuple((b, a + e) for (b, a), e in zip(self.pads, self.extra, strict=True))
+
+    @property
+    def hit(self) -> np.ndarray:
+        """Boolean array of shape `out`: does the window cover at least one input cell?"""
+        per_axis_hits = [
+            window_hits(n, b, k, s, d, o) for n, (b, _), k, s, d, o in
+            zip(self.size, self.pads, self.kernel, self.stride, self.dilation, self.out,
+                strict=True)
+        ]
+        rank = len(per_axis_hits)
+        shaped = [h.reshape((1,) * i + (-1,) + (1,) * (rank - 1 - i))
+                  for i, h in enumerate(per_axis_hits)]
+        return functools.reduce(np.logical_and, shaped)
+
+    def flat_index(self, padded: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates in the padded frame (one array per axis) -> (row-major flat index inside
+        the unpadded plane / volume, -1 where outside; mask of the coordinates inside)."""
+        inside = np.ones(np.shape(padded[0]), bool)
+        flat = np.zeros(np.shape(padded[0]), np.int64)
+        for coord, n, (before, _) in zip(padded, self.size, self.pads, strict=True):
+            c = np.asarray(coord, np.int64) - before
+            inside &= (c >= 0) & (c < n)
+            flat = flat * n + c
+        return np.where(inside, flat, -1), inside
+
+
+def pool_geometry(x_shape: tuple[int, ...], rank: int, kernel_size: object, stride: object,
+                  padding: object, dilation: object, ceil_mode: bool) -> PoolGeometry:
+    """Everything an adapter needs to pool x of `x_shape` (N, C, *S) as the contract says."""
+    k, s, p, d = pool_args(x_shape, rank, kernel_size, stride, padding, dilation)
+    size = tuple(int(n) for n in x_shape[2:])
+    out = tuple(pool_out_len(n, b, a, kk, ss, dd, bool(ceil_mode))
+                for n, (b, a), kk, ss, dd in zip(size, p, k, s, d, strict=True))
+    extra = tuple(pool_extra_end(n, b, a, kk, ss, dd, o)
+                  for n, (b, a), kk, ss, dd, o in zip(size, p, k, s, d, out, strict=True))
+    return PoolGeometry(size, k, s, p, d, out, extra)
+
+
+BN_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
+
+
+def bn_axes(ndim: int) -> tuple[int, ...]:
+    """The axes batch norm reduces over: N and every spatial axis."""
+    return (0, *range(2, ndim))
+
+
+def channel_shape(ndim: int) -> tuple[int, ...]:
+    """Shape that broadcasts a (C,) vector against an (N, C, *S) array of `ndim` axes."""
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+def bn_check(x: np.ndarray, running_mean: object, running_var: object, training: bool) -> int:
+    """Contract checks shared by the batch-norm adapters; returns m = N * prod(S)."""
+    if not 2 <= x.ndim <= 5:
+        raise ValueError(f"x must be {BN_LAYOUTS}, got shape {x.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together (both or neither)")
     if not training and running_mean is None:
         raise ValueError("training=False needs running_mean and running_var")
-    if training and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+    m = x.size // x.shape[1] if x.shape[1] else 0
+    if training and m <= 1:
         raise ValueError(
             f"training needs more than one value per channel, got x of shape {x.shape}"
         )
+    return m

@@ -1,19 +1,32 @@
-"""The nnref contract on TensorFlow (tf.nn, CPU, eager).
+"""The nnref contract on TensorFlow (tf.nn, CPU, eager), at spatial ranks 1, 2 and 3.
+
+One implementation per op family, parametrised by the rank r; conv1d / conv2d / conv3d and
+friends are thin wrappers.
 
 Conventions handled here (see conformance/divergences.toml):
-- CPU kernels are NHWC only in float64 (tf-cpu-nhwc-only): conv and pooling transpose NCHW <->
-  NHWC inside the adapter. Every NumPy input is wrapped with tf.constant(x, dtype=...).
+- CPU kernels are channels-last only in float64 (tf-cpu-nhwc-only): conv and pooling transpose
+  (N, C, *S) <-> (N, *S, C) (NWC, NHWC, NDHWC) inside the adapter. Every NumPy input is wrapped
+  with tf.constant(x, dtype=...).
 - tf.pad has CONSTANT / REFLECT / SYMMETRIC only (pad-mode-names): replicate and circular are
   composed with tf.gather index maps.
-- Conv padding is always explicit (tf.pad, then VALID). Gradients of dilated conv2d and of grouped
-  conv2d fail on CPU (tf-dilated-conv-gradient, tf-grouped-conv-gradient-cpu): the backward pass
-  composes a dilated conv at stride 1 (tf.nn.convolution, space-to-batch) followed by a strided
-  slice, and splits groups into separate convolutions.
-- Max pooling: tf.nn.max_pool_with_argmax on an input padded with -inf (explicit padding, ceil_mode
-  by extra -inf rows at the end: maxpool-ceil-mode); TF has no pooling dilation
-  (tf-maxpool-no-dilation), composed by pooling each dilation phase. TF's argmax is an NHWC
-  offset (tf-maxpool-argmax-layout), converted here. TF keeps NaN only when it comes first in
-  its window (max-pool-nan): NaN inputs raise Unsupported.
+- Conv padding is always explicit (tf.pad, then VALID). TF's own kernels run wherever they work:
+  tf.nn.conv1d / conv2d (grouped, dilated and strided forward) and tf.nn.conv3d. Compositions:
+  gradients of dilated convs, and dilated float64 conv3d (tf-dilated-conv-gradient,
+  tf-conv3d-dilation-float64), run a dilated conv at stride 1 (tf.nn.convolution,
+  space-to-batch) followed by a strided slice; grouped gradients and every grouped conv3d
+  (tf-grouped-conv-gradient-cpu, tf-conv3d-no-groups) split into one conv per group;
+  tf.nn.convolution always gets its data_format (tf-convolution-3d-gradient-data-format);
+  float32 convs with one output column and a last-axis stride > 1 run at last-axis stride 1
+  (tf-onednn-conv-width1-garbage).
+- Max pooling: tf.nn.max_pool_with_argmax (4-D only: tf-maxpool-argmax-4d-only) on an input
+  padded with -inf (explicit padding, ceil_mode by extra -inf cells at the end:
+  maxpool-ceil-mode). 1-D pools are 2-D pools of a (N, 1, L, C) input; 3-D pools take, per
+  depth tap of the window, a 2-D pool of the (H, W) planes it reads and keep the first maximum
+  over the taps (tf.nn.max_pool3d has no float64 and splits no ties: tf-maxpool3d-no-float64,
+  tf-maxpool3d-gradient-ties). TF has no pooling dilation (tf-maxpool-no-dilation): H / W
+  dilation is composed by pooling each dilation phase, depth dilation by the choice of taps. TF's
+  argmax is an NHWC offset (tf-maxpool-argmax-layout), converted here. TF keeps NaN only when it
+  comes first in its window (max-pool-nan): NaN inputs raise Unsupported.
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
@@ -29,22 +42,32 @@ import numpy as np
 import tensorflow as tf
 
 from conformance.backends import (
+    PoolGeometry,
     Unsupported,
+    bn_axes,
     bn_check,
+    channel_shape,
     check_pad,
-    conv_pads,
+    conv_args,
     float_input,
-    pads2d,
-    pair,
-    pool_args,
-    pool_extra_end,
-    pool_out_len,
-    window_hits,
+    pad_pairs,
+    pool_geometry,
+    spatial_rank,
+    unpadded_shape,
 )
 
 NAME = "tensorflow"
-_TO_NHWC = (0, 2, 3, 1)
-_TO_NCHW = (0, 3, 1, 2)
+_DATA_FORMAT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
+
+
+def _to_last(rank: int) -> tuple[int, ...]:
+    """(N, C, *S) -> (N, *S, C)."""
+    return (0, *range(2, rank + 2), 1)
+
+
+def _to_first(rank: int) -> tuple[int, ...]:
+    """(N, *S, C) -> (N, C, *S)."""
+    return (0, rank + 1, *range(1, rank + 1))
 
 
 def _c(a: np.ndarray, dtype: np.dtype) -> tf.Tensor:
@@ -66,8 +89,8 @@ def _grads(tape: tf.GradientTape, y: tf.Tensor, sources: list, dy: tf.Tensor) ->
 
 
 def _gather_pad(x: tf.Tensor, pads, mode: str) -> tf.Tensor:
-    """replicate / circular composed with index maps along H (axis 2) and W (axis 3)."""
-    for axis, (before, after) in zip((2, 3), pads, strict=True):
+    """replicate / circular composed with index maps along each spatial axis (2, 3, ...)."""
+    for axis, (before, after) in enumerate(pads, start=2):
         n = int(x.shape[axis])
         src = np.arange(-before, n + after)
         src = np.clip(src, 0, n - 1) if mode == "replicate" else np.mod(src, n)
@@ -76,8 +99,7 @@ def _gather_pad(x: tf.Tensor, pads, mode: str) -> tf.Tensor:
 
 
 def _tf_pad(x: tf.Tensor, pads, mode: str, value: float) -> tf.Tensor:
-    (t, b), (l, r) = pads
-    paddings = [[0, 0], [0, 0], [t, b], [l, r]]
+    paddings = [[0, 0], [0, 0], *([b, a] for b, a in pads)]
     if mode == "constant":
         return tf.pad(x, paddings, mode="CONSTANT",
                       constant_values=tf.constant(value, dtype=x.dtype))
@@ -89,7 +111,7 @@ def _tf_pad(x: tf.Tensor, pads, mode: str, value: float) -> tf.Tensor:
 def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
     """tf.pad (CONSTANT / REFLECT) or a tf.gather index map (replicate / circular)."""
     x = float_input(x)
-    pads = pads2d(pad_width, "pad_width")
+    pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
     check_pad(x.shape, pads, mode)
     return _np(_tf_pad(_c(x, x.dtype), pads, mode, value), x.dtype)
 
@@ -97,11 +119,8 @@ def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float =
 def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
     """Adjoint of `pad` by GradientTape (output_gradients=dy)."""
     dy = float_input(dy, "dy")
-    (t, b), (l, r) = pads = pads2d(pad_width, "pad_width")
-    n, c, h, w = dy.shape
-    shape = (n, c, h - t - b, w - l - r)
-    if min(shape) < 0:
-        raise ValueError(f"pad_width {pad_width!r} is larger than dy of shape {dy.shape}")
+    pads = pad_pairs(pad_width, spatial_rank(dy.shape, "dy"), "pad_width")
+    shape = unpadded_shape(dy.shape, pads, pad_width)
     check_pad(shape, pads, mode)
     x = tf.zeros(shape, dtype=tf.as_dtype(dy.dtype))
     with tf.GradientTape() as tape:
@@ -114,133 +133,150 @@ def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> n
 # ------------------------------------------------------------------------------- convolution
 
 
-def _conv_nhwc(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, int], d: tuple[int, int], groups: int,
-               differentiable: bool) -> tf.Tensor:
-    """VALID cross-correlation of padded NHWC x with HWIO w.
+def _native_conv(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, ...],
+                 d: tuple[int, ...]) -> tf.Tensor:
+    """TF's own VALID conv kernel of the rank (grouped only at ranks 1 and 2)."""
+    if len(s) == 1:
+        return tf.nn.conv1d(xp, wk, stride=s[0], padding="VALID", data_format="NWC",
+                            dilations=d[0])
+    conv = tf.nn.conv2d if len(s) == 2 else tf.nn.conv3d
+    return conv(xp, wk, strides=[1, *s, 1], padding="VALID", dilations=[1, *d, 1])
 
-    Forward uses tf.nn.conv2d directly (grouped and dilated-strided forward work on CPU).
-    For gradients, groups are split (tf-grouped-conv-gradient-cpu) and a dilated conv runs at
-    stride 1 through tf.nn.convolution, then is sliced (tf-dilated-conv-gradient).
+
+def _conv_last(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, ...], d: tuple[int, ...],
+               groups: int, differentiable: bool) -> tf.Tensor:
+    """VALID cross-correlation of padded channels-last x with (*k, C / G, Co) w.
+
+    Forward runs TF's own kernel where it exists (grouped and dilated-strided forward work at
+    ranks 1 and 2). For gradients, groups are split (tf-grouped-conv-gradient-cpu) and a dilated
+    conv runs at stride 1 through tf.nn.convolution, then is sliced (tf-dilated-conv-gradient);
+    conv3d splits groups always (tf-conv3d-no-groups) and composes float64 dilation
+    (tf-conv3d-dilation-float64).
     """
-    if s[1] > 1 and xp.dtype == tf.float32 and (xp.shape[2] - d[1] * (wk.shape[1] - 1) - 1) < s[1]:
-        # One output column with a width stride: oneDNN's float32 kernel returns uninitialised
-        # memory for every row after the first (tf-onednn-conv-width1-garbage). Stride 1 in
-        # width and keeping column 0 computes the same sums.
-        return _conv_nhwc(xp, wk, (s[0], 1), d, groups, differentiable)[:, :, :1, :]
-    if not differentiable:
-        return tf.nn.conv2d(xp, wk, strides=[1, s[0], s[1], 1], padding="VALID",
-                            dilations=[1, d[0], d[1], 1])
-    if groups > 1:
-        xs = tf.split(xp, groups, axis=3)
-        ws = tf.split(wk, groups, axis=3)
-        return tf.concat([_conv_nhwc(a, b, s, d, 1, True) for a, b in zip(xs, ws, strict=True)],
-                         axis=3)
-    if d == (1, 1):
-        return tf.nn.conv2d(xp, wk, strides=[1, s[0], s[1], 1], padding="VALID")
-    y = tf.nn.convolution(xp, wk, strides=1, padding="VALID", dilations=list(d))
-    return y[:, :: s[0], :: s[1], :] if s != (1, 1) else y
+    rank = len(s)
+    if (s[-1] > 1 and xp.dtype == tf.float32
+            and xp.shape[-2] - d[-1] * (wk.shape[rank - 1] - 1) - 1 < s[-1]):
+        # One output column with a last-axis stride: oneDNN's float32 kernel returns
+        # uninitialised memory for rows after the first (tf-onednn-conv-width1-garbage).
+        # Stride 1 on that axis and keeping column 0 computes the same sums.
+        y = _conv_last(xp, wk, (*s[:-1], 1), d, groups, differentiable)
+        return y[..., :1, :]
+    if groups > 1 and (differentiable or rank == 3):
+        xs = tf.split(xp, groups, axis=-1)
+        ws = tf.split(wk, groups, axis=-1)
+        return tf.concat([_conv_last(a, b, s, d, 1, differentiable)
+                          for a, b in zip(xs, ws, strict=True)], axis=-1)
+    dilated = any(v > 1 for v in d)
+    if dilated and (differentiable or (rank == 3 and xp.dtype == tf.float64)):
+        y = tf.nn.convolution(xp, wk, strides=1, padding="VALID", dilations=list(d),
+                              data_format=_DATA_FORMAT[rank])
+        return y[(slice(None), *(slice(None, None, v) for v in s))]
+    return _native_conv(xp, wk, s, d)
 
 
 def _conv(x: tf.Tensor, w: tf.Tensor, stride, padding, dilation, groups: int,
-          differentiable: bool) -> tf.Tensor:
-    """NCHW x, OIHW w -> NCHW y, all in TF."""
-    if (groups < 1 or x.shape[1] % groups or w.shape[0] % groups
-            or w.shape[1] * groups != x.shape[1]):
-        raise ValueError(
-            f"groups={groups} does not fit x channels {x.shape[1]} and w of shape {w.shape}"
-        )
-    kh, kw = int(w.shape[2]), int(w.shape[3])
-    s, d = pair(stride, "stride"), pair(dilation, "dilation")
-    (t, b), (l, r) = conv_pads(padding, (int(x.shape[2]), int(x.shape[3])), (kh, kw), s, d)
-    xp = tf.pad(tf.transpose(x, _TO_NHWC), [[0, 0], [t, b], [l, r], [0, 0]])
-    wk = tf.transpose(w, (2, 3, 1, 0))  # (Co, C/G, kh, kw) -> (kh, kw, C/G, Co)
-    y = _conv_nhwc(xp, wk, s, d, groups, differentiable)
-    return tf.transpose(y, _TO_NCHW)
+          differentiable: bool, rank: int) -> tf.Tensor:
+    """(N, C, *S) x, (Co, C / G, *k) w -> (N, Co, *So) y, all in TF."""
+    _, s, pads, d = conv_args(tuple(x.shape), tuple(w.shape), rank, stride, padding, dilation,
+                              groups)
+    xp = tf.pad(tf.transpose(x, _to_last(rank)), [[0, 0], *([b, a] for b, a in pads), [0, 0]])
+    wk = tf.transpose(w, (*range(2, rank + 2), 1, 0))  # (Co, C/G, *k) -> (*k, C/G, Co)
+    y = _conv_last(xp, wk, s, d, groups, differentiable)
+    return tf.transpose(y, _to_first(rank))
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """tf.pad (explicit) then tf.nn.conv2d(VALID) in NHWC, plus bias."""
+def _conv_forward(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
     x, w = float_input(x), float_input(w, "w")
-    y = _conv(_c(x, x.dtype), _c(w, x.dtype), stride, padding, dilation, groups, False)
+    y = _conv(_c(x, x.dtype), _c(w, x.dtype), stride, padding, dilation, groups, False, rank)
     if b is not None:
-        y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), (1, -1, 1, 1))
+        y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), channel_shape(rank + 2))
     return _np(y, x.dtype)
 
 
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
+def _conv_backward(dy, x, w, stride, padding, dilation, groups, rank: int):
     x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
     xt, wt = _c(x, x.dtype), _c(w, x.dtype)
     bt = tf.zeros((w.shape[0],), dtype=xt.dtype)
     with tf.GradientTape() as tape:
         tape.watch([xt, wt, bt])
-        y = _conv(xt, wt, stride, padding, dilation, groups, True)
-        y = y + tf.reshape(bt, (1, -1, 1, 1))
+        y = _conv(xt, wt, stride, padding, dilation, groups, True, rank)
+        y = y + tf.reshape(bt, channel_shape(rank + 2))
     if tuple(y.shape) != dy.shape:
         raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
     dx, dw, db = _grads(tape, y, [xt, wt, bt], _c(dy, x.dtype))
     return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
 
 
+def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
+    """tf.pad (explicit) then tf.nn.conv1d(VALID) in NWC, plus bias."""
+    return _conv_forward(x, w, b, stride, padding, dilation, groups, 1)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
+    """tf.pad (explicit) then tf.nn.conv2d(VALID) in NHWC, plus bias."""
+    return _conv_forward(x, w, b, stride, padding, dilation, groups, 2)
+
+
+def conv3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
+    """tf.pad (explicit) then tf.nn.conv3d(VALID) in NDHWC per group, plus bias."""
+    return _conv_forward(x, w, b, stride, padding, dilation, groups, 3)
+
+
+def conv1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                    padding: object = 0, dilation: object = 1,
+                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
+    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 1)
+
+
+def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                    padding: object = 0, dilation: object = 1,
+                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
+    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 2)
+
+
+def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                    padding: object = 0, dilation: object = 1,
+                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
+    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
+
+
 # ------------------------------------------------------------------------------- max pooling
 
 
-def _pool(x: tf.Tensor, x_np: np.ndarray, kernel_size, stride, padding, dilation, ceil_mode):
-    """Max pool in TF; returns (y NCHW tensor, contract indices as numpy)."""
-    if np.isnan(x_np).any():
-        raise Unsupported(
-            "max-pool-nan",
-            "TF's max_pool_with_argmax keeps a NaN only when it is first in its window",
-        )
-    _, c, h, w = x_np.shape
-    k, s, ((t, b), (l, r)), d = pool_args(x_np.shape, kernel_size, stride, padding, dilation)
-    ho = pool_out_len(h, t, b, k[0], s[0], d[0], ceil_mode)
-    wo = pool_out_len(w, l, r, k[1], s[1], d[1], ceil_mode)
-    hit = window_hits(h, t, k[0], s[0], d[0], ho)[:, None] & window_hits(w, l, k[1], s[1], d[1],
-                                                                         wo)[None, :]
-    eh = pool_extra_end(h, t, b, k[0], s[0], d[0], ho)
-    ew = pool_extra_end(w, l, r, k[1], s[1], d[1], wo)
-    # Padded cells (and ceil_mode's extra cells) hold -inf: they never beat an input cell.
-    xp = tf.pad(tf.transpose(x, _TO_NHWC), [[0, 0], [t, b + eh], [l, r + ew], [0, 0]],
-                constant_values=tf.constant(-np.inf, dtype=x.dtype))
+def _pool_planes(xp: tf.Tensor, k, s, d, out):
+    """2-D max pool of padded NHWC planes into `out` windows: (y, row, col), where row and col
+    (NumPy, shaped like y) are the winners' coordinates in the padded planes."""
+    c, wp = int(xp.shape[3]), int(xp.shape[2])
     if d == (1, 1):
         y, am = tf.nn.max_pool_with_argmax(xp, ksize=list(k), strides=list(s), padding="VALID",
                                            include_batch_in_index=False)
-        y = y[:, :ho, :wo, :]
-        flat = am.numpy()[:, :ho, :wo, :] // c  # (row * Wp + col) * C + ch -> row * Wp + col
-        wp = int(xp.shape[2])
-        prow, pcol = flat // wp, flat % wp
-    else:
-        y, prow, pcol = _dilated_pool(xp, c, k, s, d, ho, wo)
-    row, col = prow - t, pcol - l
-    inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-    hit4 = hit[None, :, :, None]
-    if (~inside & hit4).any():
-        raise Unsupported(
-            "maxpool-neg-inf-sentinel",
-            "TF pools an input padded with -inf; a window whose input cells are all -inf "
-            "reports a padded cell",
-        )
-    ind = np.where(inside & hit4, row * w + col, -1).astype(np.int64)
-    return tf.transpose(y, _TO_NCHW), ind.transpose(_TO_NCHW)
+        y = y[:, : out[0], : out[1], :]
+        flat = am.numpy()[:, : out[0], : out[1], :] // c  # (row * Wp + col) * C + ch
+        return y, flat // wp, flat % wp
+    return _dilated_pool(xp, k, s, d, out)
 
 
-def _dilated_pool(xp: tf.Tensor, c: int, k, s, d, ho: int, wo: int):
-    """Dilated max pool composed from undilated TF pools over the dilation phases.
+def _dilated_pool(xp: tf.Tensor, k, s, d, out):
+    """Dilated 2-D max pool composed from undilated TF pools over the dilation phases.
 
     Output row i reads padded rows i*sh + p*dh; with a = (i*sh) % dh and j = (i*sh) // dh these
     are rows a + (j + p)*dh, i.e. a plain stride-1 pool of the phase grid xp[a::dh] at row j.
     """
-    def plan(out: int, st: int, dl: int):
-        groups: dict[int, list[int]] = {}
-        for i in range(out):
-            groups.setdefault((i * st) % dl, []).append(i)
+    def plan(n_out: int, st: int, dl: int):
+        phases: dict[int, list[int]] = {}
+        for i in range(n_out):
+            phases.setdefault((i * st) % dl, []).append(i)
         return {a: (np.array(ii), np.array([(i * st) // dl for i in ii])) for a, ii in
-                groups.items()}
+                phases.items()}
 
+    c = int(xp.shape[3])
+    ho, wo = out
     rows, cols = plan(ho, s[0], d[0]), plan(wo, s[1], d[1])
     prow = np.zeros((int(xp.shape[0]), ho, wo, c), np.int64)
     pcol = np.zeros_like(prow)
@@ -251,8 +287,7 @@ def _dilated_pool(xp: tf.Tensor, c: int, k, s, d, ho: int, wo: int):
             sub = xp[:, a :: d[0], bb :: d[1], :]
             yp, am = tf.nn.max_pool_with_argmax(sub, ksize=list(k), strides=1, padding="VALID",
                                                 include_batch_in_index=False)
-            blk = tf.gather(tf.gather(yp, jj, axis=1), ll, axis=2)
-            col_blocks.append(blk)
+            col_blocks.append(tf.gather(tf.gather(yp, jj, axis=1), ll, axis=2))
             col_order.extend(kk.tolist())
             flat = am.numpy()[:, jj][:, :, ll] // c
             wsub = int(sub.shape[2])
@@ -265,29 +300,123 @@ def _dilated_pool(xp: tf.Tensor, c: int, k, s, d, ho: int, wo: int):
     return y, prow, pcol
 
 
+def _depth_taps_pool(xp: tf.Tensor, geo: PoolGeometry):
+    """3-D max pool of padded NDHWC x: per depth tap p, the (H, W) planes at depths
+    i*sd + p*dd are pooled in 2-D (all taps in one batch); the first maximum over the taps wins
+    (the depth tap is the outermost axis of the row-major window order)."""
+    n, _, hp, wp, c = (int(v) for v in xp.shape)
+    (kd, *k2), (sd, *s2), (dd, *d2) = geo.kernel, geo.stride, geo.dilation
+    do = geo.out[0]
+    taps = [xp[:, p * dd : p * dd + (do - 1) * sd + 1 : sd] for p in range(kd)]
+    planes = tf.reshape(tf.concat(taps, axis=0), (kd * n * do, hp, wp, c))
+    yp, prow, pcol = _pool_planes(planes, tuple(k2), tuple(s2), tuple(d2), geo.out[1:])
+    shape = (kd, n, do, *geo.out[1:], c)
+    yp, prow, pcol = tf.reshape(yp, shape), prow.reshape(shape), pcol.reshape(shape)
+    depth = (np.arange(do) * sd)[None, :, None, None, None]
+    y, z, row, col = yp[0], np.broadcast_to(depth, shape[1:]), prow[0], pcol[0]
+    for p in range(1, kd):
+        take = yp[p] > y  # strictly greater: ties stay with the earlier tap
+        y = tf.where(take, yp[p], y)
+        t = take.numpy()
+        z = np.where(t, depth + p * dd, z)
+        row, col = np.where(t, prow[p], row), np.where(t, pcol[p], col)
+    return y, (z, row, col)
+
+
+def _pool(x: tf.Tensor, x_np: np.ndarray, rank: int, kernel_size, stride, padding, dilation,
+          ceil_mode):
+    """Max pool in TF; returns (y as an (N, C, *So) tensor, contract indices as numpy)."""
+    if np.isnan(x_np).any():
+        raise Unsupported(
+            "max-pool-nan",
+            "TF's max_pool_with_argmax keeps a NaN only when it is first in its window",
+        )
+    geo = pool_geometry(x_np.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    # Padded cells (and ceil_mode's extra cells) hold -inf: they never beat an input cell.
+    xp = tf.pad(tf.transpose(x, _to_last(rank)),
+                [[0, 0], *([b, a] for b, a in geo.floor_pads), [0, 0]],
+                constant_values=tf.constant(-np.inf, dtype=x.dtype))
+    if rank == 1:  # a 2-D pool of (N, 1, Lp, C)
+        y, _, col = _pool_planes(xp[:, None], (1, *geo.kernel), (1, *geo.stride),
+                                 (1, *geo.dilation), (1, *geo.out))
+        y, coords = y[:, 0], (col[:, 0],)
+    elif rank == 2:
+        y, row, col = _pool_planes(xp, geo.kernel, geo.stride, geo.dilation, geo.out)
+        coords = (row, col)
+    else:
+        y, coords = _depth_taps_pool(xp, geo)
+    ind, inside = geo.flat_index(coords)
+    hit = geo.hit[None, ..., None]
+    if (~inside & hit).any():
+        raise Unsupported(
+            "maxpool-neg-inf-sentinel",
+            "TF pools an input padded with -inf; a window whose input cells are all -inf "
+            "reports a padded cell",
+        )
+    ind = np.where(hit, ind, -1).astype(np.int64)
+    return tf.transpose(y, _to_first(rank)), ind.transpose(_to_first(rank))
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, rank: int):
+    x = float_input(x)
+    y, ind = _pool(_c(x, x.dtype), x, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    out = _np(y, x.dtype)
+    return (out, ind) if return_indices else out
+
+
+def _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, rank: int):
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _c(x, x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y, _ = _pool(xt, x, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
+    return _np(dx, x.dtype)
+
+
+def max_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               dilation: object = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """tf.nn.max_pool_with_argmax on a -inf padded (N, 1, L, C) input (dilation by phases)."""
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
+
+
 def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
                dilation: object = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """tf.nn.max_pool_with_argmax on a -inf padded NHWC input (dilation by phases)."""
-    x = float_input(x)
-    y, ind = _pool(_c(x, x.dtype), x, kernel_size, stride, padding, dilation, ceil_mode)
-    out = _np(y, x.dtype)
-    return (out, ind) if return_indices else out
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
+
+
+def max_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               dilation: object = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Per depth tap a 2-D tf.nn.max_pool_with_argmax of the -inf padded NDHWC input's planes;
+    the first maximum over the taps wins."""
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3)
+
+
+def max_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, dilation: object = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    """GradientTape through max_pool1d's composition (MaxPoolGradWithArgmax underneath)."""
+    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 1)
 
 
 def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
                         padding: object = 0, dilation: object = 1,
                         ceil_mode: bool = False) -> np.ndarray:
-    """GradientTape through the same composition (MaxPoolGradWithArgmax underneath)."""
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _c(x, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y, _ = _pool(xt, x, kernel_size, stride, padding, dilation, ceil_mode)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
-    return _np(dx, x.dtype)
+    """GradientTape through max_pool2d's composition (MaxPoolGradWithArgmax underneath)."""
+    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 2)
+
+
+def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, dilation: object = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    """GradientTape through max_pool3d's composition (MaxPoolGradWithArgmax and tf.where)."""
+    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm
@@ -300,17 +429,14 @@ def _bn_params(x: np.ndarray, gamma, beta):
     return _c(g, x.dtype), _c(b, x.dtype)
 
 
-def _per_channel(v: tf.Tensor) -> tf.Tensor:
-    return tf.reshape(v, (1, -1, 1, 1))
-
-
 def _bn(xt: tf.Tensor, g: tf.Tensor, b: tf.Tensor, rm, rv, training: bool, eps: float):
-    if training:
-        mean, var = tf.nn.moments(xt, axes=[0, 2, 3], keepdims=True)  # biased variance
+    shape = channel_shape(len(xt.shape))
+    if training:  # biased variance
+        mean, var = tf.nn.moments(xt, axes=list(bn_axes(len(xt.shape))), keepdims=True)
     else:
-        mean, var = _per_channel(rm), _per_channel(rv)
-    y = tf.nn.batch_normalization(xt, mean, var, offset=_per_channel(b), scale=_per_channel(g),
-                                  variance_epsilon=eps)
+        mean, var = tf.reshape(rm, shape), tf.reshape(rv, shape)
+    y = tf.nn.batch_normalization(xt, mean, var, offset=tf.reshape(b, shape),
+                                  scale=tf.reshape(g, shape), variance_epsilon=eps)
     return y, tf.reshape(mean, (-1,)), tf.reshape(var, (-1,))
 
 
@@ -320,14 +446,13 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
                eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """tf.nn.moments + tf.nn.batch_normalization; running stats with torch's convention."""
     x = float_input(x)
-    bn_check(x, running_mean, running_var, training)
+    m = bn_check(x, running_mean, running_var, training)
     g, b = _bn_params(x, gamma, beta)
     rm = None if running_mean is None else _c(running_mean, x.dtype)
     rv = None if running_var is None else _c(running_var, x.dtype)
     y, mean, var = _bn(_c(x, x.dtype), g, b, rm, rv, training, float(eps))
     if not training or rm is None:
         return _np(y, x.dtype)
-    m = x.shape[0] * x.shape[2] * x.shape[3]
     mom = tf.constant(momentum, dtype=y.dtype)
     # Contract (torch) convention: new = (1 - m) * old + m * batch, unbiased batch variance.
     # Keras would be new = momentum * old + (1 - momentum) * batch with the biased variance.

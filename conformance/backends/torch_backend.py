@@ -1,15 +1,18 @@
-"""The nnref contract on torch.nn.functional (CPU).
+"""The nnref contract on torch.nn.functional (CPU), at spatial ranks 1, 2 and 3.
+
+One implementation per op family, parametrised by the rank r (F.conv{r}d, F.max_pool{r}d);
+conv1d / conv2d / conv3d and friends are thin wrappers.
 
 Conventions handled here (see conformance/divergences.toml):
-- F.conv2d pads symmetrically only and refuses padding="same" with stride > 1: every conv pads
+- F.conv{1,2,3}d pad symmetrically only and refuse padding="same" with stride > 1: every conv pads
   explicitly with F.pad first, then runs with padding=0
   (torch-conv-symmetric-padding-only, torch-same-padding-strided).
-- F.max_pool2d pads symmetrically only: symmetric pads go straight to torch (so ceil_mode is
+- F.max_pool{1,2,3}d pad symmetrically only: symmetric pads go straight to torch (so ceil_mode is
   torch's own); asymmetric pads are composed as F.pad(-inf) + padding=0, which is exact unless a
   window whose input cells are all -inf would report a padded cell (maxpool-neg-inf-sentinel).
-- torch reports an index outside the plane for windows that cover no input cell, and its backward
-  writes that window's gradient into a neighbouring plane (torch-maxpool-empty-window): the
-  adapter returns -1 there and zeroes those upstream gradients.
+- torch reports an index outside the plane / volume for windows that cover no input cell, and its
+  backward writes that window's gradient into a neighbouring plane (torch-maxpool-empty-window):
+  the adapter returns -1 there and zeroes those upstream gradients.
 - F.batch_norm updates running statistics in place with (1 - m) * old + m * batch and the
   unbiased variance, as the contract does (torch-running-var-unbiased). It rejects eps = 0 in
   training (torch-batchnorm-eps-positive): that case is composed from torch.var_mean.
@@ -22,17 +25,18 @@ import torch
 import torch.nn.functional as F
 
 from conformance.backends import (
+    Pads,
     Unsupported,
+    bn_axes,
     bn_check,
+    channel_shape,
     check_pad,
-    conv_pads,
+    conv_args,
     float_input,
-    pads2d,
-    pair,
-    pool_args,
-    pool_extra_end,
-    pool_out_len,
-    window_hits,
+    pad_pairs,
+    pool_geometry,
+    spatial_rank,
+    unpadded_shape,
 )
 
 NAME = "torch"
@@ -42,6 +46,8 @@ _TORCH_MODES = {
     "replicate": "replicate",
     "circular": "circular",
 }
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
 
 def _t(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
@@ -54,20 +60,24 @@ def _np(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return np.array(t.detach().numpy(), dtype=dtype, copy=True)
 
 
+def _torch_pads(pads: Pads) -> tuple[int, ...]:
+    """Contract ((b1, a1), ..., (br, ar)) -> F.pad's (br, ar, ..., b1, a1): last axis first."""
+    return tuple(v for pair in reversed(pads) for v in pair)
+
+
 # ----------------------------------------------------------------------------------- padding
 
 
-def _torch_pad(xt: torch.Tensor, pads, mode: str, value: float) -> torch.Tensor:
-    (t, b), (l, r) = pads
+def _torch_pad(xt: torch.Tensor, pads: Pads, mode: str, value: float) -> torch.Tensor:
     if mode == "constant":
-        return F.pad(xt, (l, r, t, b), mode="constant", value=float(value))
-    return F.pad(xt, (l, r, t, b), mode=_TORCH_MODES[mode])
+        return F.pad(xt, _torch_pads(pads), mode="constant", value=float(value))
+    return F.pad(xt, _torch_pads(pads), mode=_TORCH_MODES[mode])
 
 
 def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
-    """F.pad with the contract's pad order ((t, b), (l, r)) -> torch's (l, r, t, b)."""
+    """F.pad with the contract's pad order (first spatial axis first) -> torch's (last first)."""
     x = float_input(x)
-    pads = pads2d(pad_width, "pad_width")
+    pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
     check_pad(x.shape, pads, mode)
     return _np(_torch_pad(_t(x), pads, mode, value), x.dtype)
 
@@ -75,11 +85,8 @@ def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float =
 def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
     """Adjoint of `pad` by autograd through F.pad (x's shape comes from dy's)."""
     dy = float_input(dy, "dy")
-    (t, b), (l, r) = pads = pads2d(pad_width, "pad_width")
-    n, c, h, w = dy.shape
-    shape = (n, c, h - t - b, w - l - r)
-    if min(shape) < 0:
-        raise ValueError(f"pad_width {pad_width!r} is larger than dy of shape {dy.shape}")
+    pads = pad_pairs(pad_width, spatial_rank(dy.shape, "dy"), "pad_width")
+    shape = unpadded_shape(dy.shape, pads, pad_width)
     check_pad(shape, pads, mode)
     xt = torch.zeros(shape, dtype=_t(dy).dtype, requires_grad=True)
     y = _torch_pad(xt, pads, mode, 0.0)
@@ -90,102 +97,161 @@ def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> n
 # ------------------------------------------------------------------------------- convolution
 
 
-def _conv(xt, wt, bt, stride, padding, dilation, groups) -> torch.Tensor:
-    c, co, cg = xt.shape[1], wt.shape[0], wt.shape[1]
-    if groups < 1 or c % groups or co % groups or cg * groups != c:
-        raise ValueError(f"groups={groups} does not fit x channels {c} and w of shape "
-                         f"{tuple(wt.shape)}")
-    kh, kw = wt.shape[2], wt.shape[3]
-    s, d = pair(stride, "stride"), pair(dilation, "dilation")
-    (t, b), (l, r) = conv_pads(padding, tuple(xt.shape[2:]), (kh, kw), s, d)
-    if t or b or l or r:
-        xt = F.pad(xt, (l, r, t, b))
-    return F.conv2d(xt, wt, bt, stride=s, padding=0, dilation=d, groups=groups)
+def _conv(xt, wt, bt, stride, padding, dilation, groups, rank: int) -> torch.Tensor:
+    _, s, pads, d = conv_args(tuple(xt.shape), tuple(wt.shape), rank, stride, padding, dilation,
+                              groups)
+    if any(before or after for before, after in pads):
+        xt = F.pad(xt, _torch_pads(pads))
+    return _CONV[rank](xt, wt, bt, stride=s, padding=0, dilation=d, groups=groups)
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """F.pad (explicit, possibly asymmetric or "same") then F.conv2d(padding=0)."""
+def _conv_forward(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
     x, w = float_input(x), float_input(w, "w")
     bt = None if b is None else _t(float_input(b, "b"))
-    return _np(_conv(_t(x), _t(w), bt, stride, padding, dilation, groups), x.dtype)
+    return _np(_conv(_t(x), _t(w), bt, stride, padding, dilation, groups, rank), x.dtype)
 
 
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd with upstream gradient dy."""
+def _conv_backward(dy, x, w, stride, padding, dilation, groups, rank: int):
     x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
     xt, wt = _t(x, True), _t(w, True)
     bt = torch.zeros(w.shape[0], dtype=xt.dtype, requires_grad=True)
-    y = _conv(xt, wt, bt, stride, padding, dilation, groups)
+    y = _conv(xt, wt, bt, stride, padding, dilation, groups, rank)
     if tuple(y.shape) != dy.shape:
         raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
     dx, dw, db = torch.autograd.grad(y, (xt, wt, bt), grad_outputs=_t(dy))
     return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
 
 
+def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
+    """F.pad (explicit, possibly asymmetric or "same") then F.conv1d(padding=0)."""
+    return _conv_forward(x, w, b, stride, padding, dilation, groups, 1)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
+    """F.pad (explicit, possibly asymmetric or "same") then F.conv2d(padding=0)."""
+    return _conv_forward(x, w, b, stride, padding, dilation, groups, 2)
+
+
+def conv3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
+    """F.pad (explicit, possibly asymmetric or "same") then F.conv3d(padding=0)."""
+    return _conv_forward(x, w, b, stride, padding, dilation, groups, 3)
+
+
+def conv1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                    padding: object = 0, dilation: object = 1,
+                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through conv1d's composition, upstream gradient dy."""
+    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 1)
+
+
+def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                    padding: object = 0, dilation: object = 1,
+                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through conv2d's composition, upstream gradient dy."""
+    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 2)
+
+
+def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                    padding: object = 0, dilation: object = 1,
+                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through conv3d's composition, upstream gradient dy."""
+    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
+
+
 # ------------------------------------------------------------------------------- max pooling
 
 
-def _pool(xt: torch.Tensor, kernel_size, stride, padding, dilation, ceil_mode):
+def _pool(xt: torch.Tensor, rank: int, kernel_size, stride, padding, dilation, ceil_mode):
     """Forward max pool on torch; returns (y, contract indices as numpy, empty-window mask)."""
-    h, w = int(xt.shape[2]), int(xt.shape[3])
-    k, s, ((t, b), (l, r)), d = pool_args(tuple(xt.shape), kernel_size, stride, padding, dilation)
-    ho = pool_out_len(h, t, b, k[0], s[0], d[0], ceil_mode)
-    wo = pool_out_len(w, l, r, k[1], s[1], d[1], ceil_mode)
-    hit = window_hits(h, t, k[0], s[0], d[0], ho)[:, None] & window_hits(w, l, k[1], s[1], d[1],
-                                                                         wo)[None, :]
-    if t == b and l == r:
-        y, idx = F.max_pool2d(xt, k, s, (t, l), d, ceil_mode=ceil_mode, return_indices=True)
+    geo = pool_geometry(tuple(xt.shape), rank, kernel_size, stride, padding, dilation, ceil_mode)
+    hit = geo.hit
+    pool = _MAX_POOL[rank]
+    if geo.symmetric:
+        y, idx = pool(xt, geo.kernel, geo.stride, tuple(b for b, _ in geo.pads), geo.dilation,
+                      ceil_mode=bool(ceil_mode), return_indices=True)
         ind = idx.numpy().copy()
     else:
         # torch-maxpool-symmetric-padding-only: compose with -inf padding (cells that never win
         # unless every input cell of the window is -inf) and count the windows ourselves.
-        eh = pool_extra_end(h, t, b, k[0], s[0], d[0], ho)
-        ew = pool_extra_end(w, l, r, k[1], s[1], d[1], wo)
-        xp = F.pad(xt, (l, r + ew, t, b + eh), value=float("-inf"))
-        y, idx = F.max_pool2d(xp, k, s, 0, d, ceil_mode=False, return_indices=True)
-        y, idx = y[:, :, :ho, :wo], idx[:, :, :ho, :wo]
-        wp = xp.shape[3]
-        ip = idx.numpy()
-        row, col = ip // wp - t, ip % wp - l
-        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        xp = F.pad(xt, _torch_pads(geo.floor_pads), value=float("-inf"))
+        y, idx = pool(xp, geo.kernel, geo.stride, 0, geo.dilation, ceil_mode=False,
+                      return_indices=True)
+        crop = (slice(None), slice(None), *(slice(o) for o in geo.out))
+        y, idx = y[crop], idx[crop]
+        ind, inside = geo.flat_index(np.unravel_index(idx.numpy(), tuple(xp.shape[2:])))
         if (~inside & hit).any():
             raise Unsupported(
                 "maxpool-neg-inf-sentinel",
                 "asymmetric padding is composed with -inf padding in torch; a window whose input "
                 "cells are all -inf would report a padded cell",
             )
-        ind = np.where(inside, row * w + col, -1)
-    if tuple(y.shape[2:]) != (ho, wo):
-        raise AssertionError(f"torch pooled to {tuple(y.shape[2:])}, contract says {(ho, wo)}")
+    if tuple(y.shape[2:]) != geo.out:
+        raise AssertionError(f"torch pooled to {tuple(y.shape[2:])}, contract says {geo.out}")
     ind = np.where(hit, ind, -1).astype(np.int64)  # torch-maxpool-empty-window
     return y, ind, hit
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, rank: int):
+    x = float_input(x)
+    y, ind, _ = _pool(_t(x), rank, kernel_size, stride, padding, dilation, ceil_mode)
+    out = _np(y, x.dtype)
+    return (out, ind) if return_indices else out
+
+
+def _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, rank: int):
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _t(x, True)
+    y, _, hit = _pool(xt, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    g = _t(dy) * torch.from_numpy(hit.astype(dy.dtype))
+    (dx,) = torch.autograd.grad(y, xt, grad_outputs=g)
+    return _np(dx, x.dtype)
+
+
+def max_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               dilation: object = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """F.max_pool1d(return_indices=True); indices are torch's per-row offsets l."""
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
 
 
 def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
                dilation: object = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """F.max_pool2d(return_indices=True); indices are torch's per-plane row * W + col."""
-    x = float_input(x)
-    y, ind, _ = _pool(_t(x), kernel_size, stride, padding, dilation, ceil_mode)
-    out = _np(y, x.dtype)
-    return (out, ind) if return_indices else out
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
+
+
+def max_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               dilation: object = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """F.max_pool3d(return_indices=True); indices are torch's per-volume (d * H + h) * W + w."""
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3)
+
+
+def max_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, dilation: object = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    """Autograd through max_pool1d; windows without input cells pass no gradient."""
+    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 1)
 
 
 def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
                         padding: object = 0, dilation: object = 1,
                         ceil_mode: bool = False) -> np.ndarray:
-    """Autograd through the same forward; windows without input cells pass no gradient."""
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _t(x, True)
-    y, _, hit = _pool(xt, kernel_size, stride, padding, dilation, ceil_mode)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    g = _t(dy) * torch.from_numpy(hit.astype(dy.dtype))
-    (dx,) = torch.autograd.grad(y, xt, grad_outputs=g)
-    return _np(dx, x.dtype)
+    """Autograd through max_pool2d; windows without input cells pass no gradient."""
+    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 2)
+
+
+def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, dilation: object = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    """Autograd through max_pool3d; windows without input cells pass no gradient."""
+    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm
@@ -202,10 +268,11 @@ def _bn_train(xt: torch.Tensor, rm, rv, g, b, momentum: float, eps: float) -> to
     """Training-mode batch norm; F.batch_norm unless eps == 0 (torch-batchnorm-eps-positive)."""
     if eps > 0:
         return F.batch_norm(xt, rm, rv, g, b, training=True, momentum=momentum, eps=eps)
-    var, mean = torch.var_mean(xt, dim=(0, 2, 3), correction=0, keepdim=True)
-    y = (xt - mean) / torch.sqrt(var) * g.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
+    shape = channel_shape(xt.ndim)
+    var, mean = torch.var_mean(xt, dim=bn_axes(xt.ndim), correction=0, keepdim=True)
+    y = (xt - mean) / torch.sqrt(var) * g.reshape(shape) + b.reshape(shape)
     if rm is not None:
-        m = xt.shape[0] * xt.shape[2] * xt.shape[3]
+        m = xt.numel() // xt.shape[1]
         with torch.no_grad():
             rm.mul_(1 - momentum).add_(momentum * mean.flatten())
             rv.mul_(1 - momentum).add_(momentum * var.flatten() * (m / (m - 1)))

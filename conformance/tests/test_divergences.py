@@ -172,6 +172,18 @@ def test_same_padding_placement_tf(tf):
     end2 = tf.nn.conv2d(tf.pad(x6, [[0, 0], [0, 1], [0, 1], [0, 0]]), w3, 2, "VALID").numpy()
     np.testing.assert_allclose(same2, end2, rtol=0, atol=1e-13)
 
+    # conv1d and conv3d likewise (kernel 2: the one pad at the end of every axis).
+    x1, w1 = xt[:, 0], wt[0]
+    np.testing.assert_allclose(tf.nn.conv1d(x1, w1, 1, "SAME").numpy(),
+                               tf.nn.conv1d(tf.pad(x1, [[0, 0], [0, 1], [0, 0]]), w1, 1,
+                                            "VALID").numpy(), rtol=0, atol=1e-13)
+    x3 = tf.constant(rng.standard_normal((1, 5, 5, 5, 1)), tf.float64)
+    w2 = tf.constant(rng.standard_normal((2, 2, 2, 1, 1)), tf.float64)
+    at_end3 = tf.nn.conv3d(tf.pad(x3, [[0, 0], [0, 1], [0, 1], [0, 1], [0, 0]]), w2, [1] * 5,
+                           "VALID").numpy()
+    same3 = tf.nn.conv3d(x3, w2, [1] * 5, "SAME").numpy()
+    np.testing.assert_allclose(same3, at_end3, rtol=0, atol=1e-13)
+
 
 @pytest.mark.torch
 def test_same_padding_placement_torch(torch):
@@ -197,9 +209,17 @@ def test_torch_same_padding_strided(torch):
         F.conv2d(x, w, padding="same", stride=2)
     with pytest.raises(ValueError, match="not supported for strided convolutions"):
         torch.nn.Conv2d(1, 1, 3, stride=2, padding="same")
-    y = load_backend("torch").conv2d(x.numpy(), w.numpy(), stride=2, padding="same")
+    backend = load_backend("torch")
+    y = backend.conv2d(x.numpy(), w.numpy(), stride=2, padding="same")
     assert y.shape == (1, 1, 3, 3)
     np.testing.assert_array_equal(y[0, 0], [[4, 6, 4], [6, 9, 6], [4, 6, 4]])
+    for rank, conv in ((1, F.conv1d), (3, F.conv3d)):
+        xr = torch.ones((1, 1) + (5,) * rank, dtype=torch.float64)
+        wr = torch.ones((1, 1) + (3,) * rank, dtype=torch.float64)
+        with pytest.raises(RuntimeError, match="not supported for strided convolutions"):
+            conv(xr, wr, padding="same", stride=2)
+        yr = getattr(backend, f"conv{rank}d")(xr.numpy(), wr.numpy(), stride=2, padding="same")
+        assert yr.shape == (1, 1) + (3,) * rank and yr.ravel()[0] == 2**rank
 
 
 @pytest.mark.torch
@@ -209,6 +229,12 @@ def test_torch_conv_symmetric_padding_only(torch):
     w = torch.ones(1, 1, 2, 2, dtype=torch.float64)
     with pytest.raises(RuntimeError, match="padding"):
         F.conv2d(x, w, padding=(0, 1, 0, 1))
+    with pytest.raises(RuntimeError, match="list of 1 values"):
+        F.conv1d(x[:, :, 0], w[:, :, 0], padding=(0, 1))
+    with pytest.raises(RuntimeError, match="list of 3 values"):
+        F.conv3d(x[:, :, None], w[:, :, None], padding=(0, 1, 0, 1, 0, 1))
+    y = load_backend("torch").conv1d(x[:, :, 0].numpy(), w[:, :, 0].numpy(), padding=((0, 1),))
+    np.testing.assert_array_equal(y.ravel(), [2, 2, 2, 1])
 
 
 @pytest.mark.tf
@@ -234,6 +260,12 @@ def test_scipy_correlate_vs_convolve(torch, scipy):
     ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None, None],
                                      torch.from_numpy(w)[None, None]).numpy()[0, 0]
     np.testing.assert_allclose(corr, ref, rtol=0, atol=1e-12)
+    x3, w3 = rng.standard_normal((4, 5, 6)), rng.standard_normal((2, 3, 2))  # rank 3 likewise
+    corr3 = signal.correlate(x3, w3, mode="valid", method="direct")
+    assert not np.allclose(corr3, signal.convolve(x3, w3, mode="valid", method="direct"))
+    ref3 = torch.nn.functional.conv3d(torch.from_numpy(x3)[None, None],
+                                      torch.from_numpy(w3)[None, None]).numpy()[0, 0]
+    np.testing.assert_allclose(corr3, ref3, rtol=0, atol=1e-12)
 
 
 @pytest.mark.tf
@@ -244,6 +276,12 @@ def test_tf_cpu_nhwc_only(tf):
         tf.nn.conv2d(x, w, 1, "VALID", data_format="NCHW")
     with pytest.raises(tf.errors.InvalidArgumentError, match="NHWC"):
         tf.nn.max_pool2d(x, 2, 1, "VALID", data_format="NCHW")
+    with pytest.raises(tf.errors.UnimplementedError, match="NHWC"):  # conv1d runs Conv2D
+        tf.nn.conv1d(x[:, :, 0], w[0], 1, "VALID", data_format="NCW")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NHWC"):
+        tf.nn.max_pool1d(x[:, :, 0], 2, 1, "VALID", data_format="NCW")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NHWC"):
+        tf.nn.conv3d(x[:, :, None], w[None], [1, 1, 1, 1, 1], "VALID", data_format="NCDHW")
 
 
 @pytest.mark.tf
@@ -264,6 +302,12 @@ def test_tf_dilated_conv_gradient(tf):
         tape.gradient(y, [x32, w32])
     with pytest.raises(ValueError, match="strides > 1"):
         tf.nn.convolution(x, w, strides=2, padding="VALID", dilations=2)
+    x1, w1 = x[:, 0], w[0]  # conv1d runs Conv2D underneath: the same limit
+    with tf.GradientTape() as tape, pytest.raises(tf.errors.InvalidArgumentError,
+                                                  match="dilation rates larger than 1"):
+        tape.watch([x1, w1])
+        y = tf.nn.conv1d(x1, w1, 1, "VALID", dilations=2)
+        tape.gradient(y, [x1, w1])
     # The composition the adapter uses equals the (forward-only) strided dilated conv2d.
     direct = tf.nn.conv2d(x, w, 2, "VALID", dilations=2).numpy()
     composed = tf.nn.convolution(x, w, padding="VALID", dilations=2)[:, ::2, ::2, :].numpy()
@@ -281,6 +325,13 @@ def test_tf_grouped_conv_gradient_cpu(tf):
         tape.watch([x, w])
         y = tf.nn.conv2d(x, w, 1, "VALID")
         tape.gradient(y, [x, w])
+    x1, w1 = x[:, 0], w[0]
+    assert tf.nn.conv1d(x1, w1, 1, "VALID").shape == (1, 3, 6)
+    with tf.GradientTape() as tape, pytest.raises(tf.errors.InvalidArgumentError,
+                                                  match="grouped convolutions"):
+        tape.watch([x1, w1])
+        y = tf.nn.conv1d(x1, w1, 1, "VALID")
+        tape.gradient(y, [x1, w1])
 
 
 @pytest.mark.tf
@@ -299,6 +350,77 @@ def test_tf_onednn_conv_width1_garbage(tf):
     np.testing.assert_array_equal(y.ravel(), right)
 
 
+@pytest.mark.tf
+def test_tf_onednn_conv3d_width1_garbage(tf):
+    x = np.arange(20, dtype=np.float32).reshape(2, 1, 2, 5, 1)  # the 2-D case with depth 1
+    w = np.ones((1, 1, 4, 1, 1), np.float32)
+    right = np.array([6.0, 26.0, 46.0, 66.0])
+    raw = tf.nn.conv3d(tf.constant(x), tf.constant(w), strides=[1, 1, 1, 4, 1], padding="VALID")
+    assert not np.allclose(raw.numpy().ravel(), right), "TF now gets this right: retire conv3d"
+    y = load_backend("tensorflow").conv3d(x.transpose(0, 4, 1, 2, 3), w.transpose(4, 3, 0, 1, 2),
+                                          stride=(1, 1, 4))
+    np.testing.assert_array_equal(y.ravel(), right)
+    # tf.nn.conv1d (Conv2D with one row per image) gets the same sums right.
+    raw1 = tf.nn.conv1d(tf.constant(x.reshape(4, 5, 1)), tf.constant(w[0, 0]), 4, "VALID")
+    np.testing.assert_array_equal(raw1.numpy().ravel(), right)
+
+
+@pytest.mark.tf
+def test_tf_conv3d_no_groups(tf):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 4, 4, 4, 4))
+    w = rng.standard_normal((2, 2, 2, 2, 6))  # groups = 4 / 2 = 2
+    for dtype, message in ((tf.float64, "must match last dimension"), (tf.float32, "same depth")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            tf.nn.conv3d(tf.constant(x, dtype), tf.constant(w, dtype), [1, 1, 1, 1, 1], "VALID")
+    y = load_backend("tensorflow").conv3d(x.transpose(0, 4, 1, 2, 3), w.transpose(4, 3, 0, 1, 2),
+                                          groups=2)
+    assert y.shape == (1, 6, 3, 3, 3)
+
+
+@pytest.mark.torch
+def test_torch_conv3d_groups(torch):
+    x = torch.ones((1, 4, 3, 3, 3), dtype=torch.float64, requires_grad=True)
+    w = torch.ones((6, 2, 2, 2, 2), dtype=torch.float64, requires_grad=True)
+    y = torch.nn.functional.conv3d(x, w, groups=2)
+    assert y.shape == (1, 6, 2, 2, 2) and float(y.detach()[0, 0, 0, 0, 0]) == 16.0
+    (dx,) = torch.autograd.grad(y.sum(), x)
+    assert float(dx[0, 0, 1, 1, 1]) == 24.0  # 8 windows x 3 output channels of its group
+
+
+@pytest.mark.tf
+def test_tf_conv3d_dilation_float64(tf):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((1, 7, 7, 7, 2))
+    w = rng.standard_normal((2, 2, 2, 2, 3))
+    dil = [1, 2, 2, 2, 1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="only supports dilated rates of 1"):
+        tf.nn.conv3d(tf.constant(x, tf.float64), tf.constant(w, tf.float64), [1] * 5, "VALID",
+                     dilations=dil)
+    y32 = tf.nn.conv3d(tf.constant(x, tf.float32), tf.constant(w, tf.float32), [1] * 5, "VALID",
+                       dilations=dil).numpy()  # the oneDNN float32 kernel dilates
+    composed = tf.nn.convolution(tf.constant(x, tf.float64), tf.constant(w, tf.float64),
+                                 padding="VALID", dilations=2, data_format="NDHWC").numpy()
+    np.testing.assert_allclose(y32, composed, rtol=0, atol=1e-4 * np.abs(composed).max())
+    y = load_backend("tensorflow").conv3d(x.transpose(0, 4, 1, 2, 3), w.transpose(4, 3, 0, 1, 2),
+                                          dilation=2)
+    np.testing.assert_allclose(y, composed.transpose(0, 4, 1, 2, 3), rtol=0, atol=1e-13)
+
+
+@pytest.mark.tf
+def test_tf_convolution_3d_gradient_data_format(tf):
+    for dtype in (tf.float32, tf.float64):
+        x, w = tf.ones((1, 1, 1, 1, 1), dtype), tf.ones((1, 1, 1, 1, 1), dtype)
+        with tf.GradientTape() as tape, pytest.raises(AttributeError, match="decode"):
+            tape.watch([x, w])
+            y = tf.nn.convolution(x, w, padding="VALID")
+            tape.gradient(y, [x, w])
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.nn.convolution(x, w, padding="VALID", data_format="NDHWC")
+        assert [float(g.numpy().item()) for g in tape.gradient(y, [x, w])] == [1.0, 1.0]
+
+
 # -------------------------------------------------------------------------------- max pooling
 
 
@@ -313,6 +435,16 @@ def test_maxpool_tie_first_max_torch(torch):
         (g,) = torch.autograd.grad(y.sum(), xt)
         np.testing.assert_array_equal(g.numpy()[0, 0], TIE_GRAD)
         np.testing.assert_array_equal(idx.numpy().ravel(), [0, 1, 3, 4])
+    F = torch.nn.functional
+    x1 = torch.ones(1, 1, 3, dtype=torch.float64, requires_grad=True)
+    y, idx = F.max_pool1d(x1, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy().ravel(), [0, 1])
+    np.testing.assert_array_equal(torch.autograd.grad(y.sum(), x1)[0].numpy().ravel(), [1, 1, 0])
+    x3 = torch.ones(1, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    y, idx = F.max_pool3d(x3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy().ravel(), [0, 1, 3, 4, 9, 10, 12, 13])
+    (g3,) = torch.autograd.grad(y.sum(), x3)
+    np.testing.assert_array_equal(g3.numpy()[0, 0], [TIE_GRAD, TIE_GRAD, np.zeros((3, 3))])
 
 
 @pytest.mark.tf
@@ -327,6 +459,11 @@ def test_maxpool_tie_first_max_tf(tf):
         np.testing.assert_array_equal(tape.gradient(y1, xf).numpy()[0, :, :, 0], expected)
         np.testing.assert_array_equal(tape.gradient(y2, xf).numpy()[0, :, :, 0], expected)
         np.testing.assert_array_equal(am.numpy().ravel(), [0, 1, 3, 4])
+        x1 = tf.ones((1, 3, 1), fdt)
+        with tf.GradientTape() as tape:
+            tape.watch(x1)
+            y1 = tf.nn.max_pool1d(x1, 2, 1, "VALID")
+        np.testing.assert_array_equal(tape.gradient(y1, x1).numpy().ravel(), [1, 1, 0])
     # reduce_max is not pooling: it splits the gradient among ties.
     v = tf.ones((4,), tf.float64)
     with tf.GradientTape() as tape:
@@ -344,6 +481,13 @@ def test_max_pool_nan_torch(torch):
     _, ind = load_backend("torch").max_pool2d(np.array([[[[nan, 5.0], [nan, 7.0]]]]), 2,
                                               return_indices=True)
     assert ind.item() == 2
+    y, idx = torch.nn.functional.max_pool1d(
+        torch.tensor([[[nan, 5.0, nan, 7.0]]], dtype=torch.float64), 4, return_indices=True)
+    assert np.isnan(y.item()) and idx.item() == 2
+    x3 = torch.arange(8.0, dtype=torch.float64).reshape(1, 1, 2, 2, 2)
+    x3.view(-1)[[1, 4]] = nan
+    y, idx = torch.nn.functional.max_pool3d(x3, 2, return_indices=True)
+    assert np.isnan(y.item()) and idx.item() == 4
 
 
 @pytest.mark.tf
@@ -360,6 +504,11 @@ def test_max_pool_nan_tf(tf):
     plain = tf.nn.max_pool2d(tf.constant(np.array([[nan, 1.0], [2.0, 3.0]])[None, :, :, None],
                                          tf.float64), 2, 2, "VALID")
     assert plain.numpy().item() == 3.0  # max_pool2d drops it even when first
+    for where in (0, 1, 7):  # max_pool3d (float32 only) drops it wherever it is
+        v = np.arange(8.0)
+        v[where] = nan
+        x3 = tf.constant(v.reshape(1, 2, 2, 2, 1), tf.float32)
+        assert tf.nn.max_pool3d(x3, 2, 2, "VALID").numpy().item() == (7.0 if where != 7 else 6.0)
     with pytest.raises(Unsupported) as info:
         load_backend("tensorflow").max_pool2d(np.array([[[[1.0, nan], [3.0, 7.0]]]]), 2)
     assert info.value.divergence_id == "max-pool-nan"
@@ -383,6 +532,12 @@ def test_torch_maxpool_symmetric_padding_only(torch):
     x = torch.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)))
     with pytest.raises(RuntimeError, match="padding must either be a single int, or a tuple"):
         F.max_pool2d(x, 2, padding=(0, 1, 0, 1))
+    with pytest.raises(RuntimeError, match="tuple of ints of size 1 but got size 2"):
+        F.max_pool1d(x[:, :, 0], 2, padding=(0, 1))
+    with pytest.raises(RuntimeError, match="tuple of three ints"):
+        F.max_pool3d(x[:, :, None], 2, padding=(0, 1, 0, 1, 0, 1))
+    y = load_backend("torch").max_pool1d(np.array([[[1.0, 2.0, 3.0]]]), 2, 2, ((0, 1),))
+    np.testing.assert_array_equal(y.ravel(), [2.0, 3.0])
     native = F.max_pool2d(x, 3, 2, padding=1)
     composed = F.max_pool2d(F.pad(x, (1, 1, 1, 1), value=float("-inf")), 3, 2)
     np.testing.assert_array_equal(native.numpy(), composed.numpy())
@@ -439,6 +594,23 @@ def test_torch_maxpool_empty_window(torch):
     dxn = backend.max_pool2d_backward(dy.numpy(), xn, **cfg)
     np.testing.assert_array_equal(dxn.ravel(), [0.0, 0.0])
 
+    for rank, pool in ((1, F.max_pool1d), (3, F.max_pool3d)):  # the same at ranks 1 and 3
+        xr = torch.tensor([3.0, 5.0], dtype=torch.float64).reshape((1, 2) + (1,) * rank)
+        xr.requires_grad_(True)
+        one = (1,) * (rank - 1)
+        cfg_r = {"kernel_size": (*one, 2), "stride": 1, "padding": (*(0,) * (rank - 1), 1),
+                 "dilation": (*one, 2)}
+        y, idx = pool(xr, return_indices=True, **cfg_r)
+        np.testing.assert_array_equal(idx.numpy().ravel(), [1, 1])
+        (dx,) = torch.autograd.grad(y, xr, grad_outputs=dy.reshape(y.shape))
+        np.testing.assert_array_equal(dx.numpy().ravel(), [0.0, 10.0])
+        fn = getattr(backend, f"max_pool{rank}d")
+        _, ind = fn(xr.detach().numpy(), return_indices=True, **cfg_r)
+        np.testing.assert_array_equal(ind.ravel(), [-1, -1])
+        dxr = getattr(backend, f"max_pool{rank}d_backward")(dy.numpy().reshape(y.shape),
+                                                            xr.detach().numpy(), **cfg_r)
+        np.testing.assert_array_equal(dxr.ravel(), [0.0, 0.0])
+
 
 @pytest.mark.torch
 def test_maxpool_pad_limit_torch(torch):
@@ -450,6 +622,10 @@ def test_maxpool_pad_limit_torch(torch):
         F.max_pool2d(x, 3, 1, padding=2)
     with pytest.raises(ValueError, match="kernel_size / 2"):
         load_backend("torch").max_pool2d(x.numpy(), 2, 1, padding=2, dilation=3)
+    with pytest.raises(RuntimeError, match="at most half of kernel size"):
+        F.max_pool1d(x[:, :, 0], 2, 1, padding=2, dilation=3)
+    with pytest.raises(RuntimeError, match="half of kernel size"):
+        F.max_pool3d(x[:, :, None].expand(1, 1, 9, 9, 9), 2, 1, padding=2, dilation=3)
 
 
 @pytest.mark.tf
@@ -466,17 +642,21 @@ def test_maxpool_ceil_mode_torch(torch):
     y = torch.nn.functional.max_pool2d(x, 2, 2, padding=1, ceil_mode=True)
     naive = -(-(5 + 2 - 2) // 2) + 1  # ceil formula without the drop rule
     assert naive == 4 and tuple(y.shape[2:]) == (3, 3)
+    F = torch.nn.functional
+    assert F.max_pool1d(x[:, :, 0], 2, 2, padding=1, ceil_mode=True).shape[2:] == (3,)
+    x3 = torch.zeros(1, 1, 5, 5, 5)
+    assert F.max_pool3d(x3, 2, 2, padding=1, ceil_mode=True).shape[2:] == (3, 3, 3)
 
 
 @pytest.mark.tf
 def test_maxpool_ceil_mode_tf(tf):
-    for fn in (tf.nn.max_pool2d, tf.nn.max_pool_with_argmax):
+    for fn in (tf.nn.max_pool1d, tf.nn.max_pool2d, tf.nn.max_pool3d, tf.nn.max_pool_with_argmax):
         assert "ceil_mode" not in inspect.signature(fn).parameters
 
 
 @pytest.mark.tf
 def test_tf_maxpool_no_dilation(tf):
-    for fn in (tf.nn.max_pool2d, tf.nn.max_pool_with_argmax):
+    for fn in (tf.nn.max_pool1d, tf.nn.max_pool2d, tf.nn.max_pool3d, tf.nn.max_pool_with_argmax):
         params = inspect.signature(fn).parameters
         assert "dilations" not in params and "dilation" not in params
     x = tf.zeros((1, 9, 9, 1), tf.float64)
@@ -500,9 +680,64 @@ def test_tf_maxpool_argmax_layout(tf):
     nhwc = NHWC_8
     _, am = tf.nn.max_pool_with_argmax(tf.constant(nhwc, tf.float64), 2, 2, "VALID")
     np.testing.assert_array_equal(am.numpy().ravel(), [6, 7])  # (y * W + x) * C + c
-    _, ind = load_backend("tensorflow").max_pool2d(nhwc.transpose(0, 3, 1, 2), 2,
-                                                   return_indices=True)
+    backend = load_backend("tensorflow")
+    _, ind = backend.max_pool2d(nhwc.transpose(0, 3, 1, 2), 2, return_indices=True)
     np.testing.assert_array_equal(ind.ravel(), [3, 3])
+    # Ranks 1 and 3: the adapter's indices are the contract's row-major offsets too.
+    _, ind = backend.max_pool1d(np.array([[[1.0, 4.0, 2.0, 3.0, 0.0]]]), 2, return_indices=True)
+    np.testing.assert_array_equal(ind.ravel(), [1, 3])
+    vol = np.arange(27.0).reshape(1, 1, 3, 3, 3)[:, :, ::-1].copy()  # depth reversed
+    _, ind = backend.max_pool3d(vol, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(ind.ravel(), [4, 5, 7, 8, 13, 14, 16, 17])
+
+
+@pytest.mark.tf
+def test_tf_maxpool_argmax_4d_only(tf):
+    for shape in ((1, 3, 1), (1, 3, 3, 3, 1)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="must be 4-dimensional"):
+            tf.nn.max_pool_with_argmax(tf.zeros(shape, tf.float64), 2, 1, "VALID")
+    # The adapter's 3-D composition keeps the first maximum over depth taps, ties included.
+    x = np.ones((1, 1, 2, 2, 2))
+    _, ind = load_backend("tensorflow").max_pool3d(x, 2, return_indices=True)
+    assert ind.item() == 0
+    dx = load_backend("tensorflow").max_pool3d_backward(np.full((1, 1, 1, 1, 1), 5.0), x, 2)
+    np.testing.assert_array_equal(dx.ravel(), [5, 0, 0, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.torch
+def test_torch_maxpool_indices_all_ranks(torch):
+    F = torch.nn.functional
+    _, idx = F.max_pool1d(torch.tensor([[[1.0, 4.0, 2.0, 3.0]]]), 2, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy().ravel(), [1, 3])
+    x3 = torch.arange(27.0).reshape(1, 1, 3, 3, 3)
+    _, idx = F.max_pool3d(x3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy().ravel(), [13, 14, 16, 17, 22, 23, 25, 26])
+
+
+@pytest.mark.tf
+def test_tf_maxpool3d_gradient_ties(tf):
+    x = tf.ones((1, 1, 2, 3, 1), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.max_pool3d(x, [1, 2, 2], 1, "VALID")
+    dy = tf.constant([1.0, 10.0], shape=(1, 1, 1, 2, 1))
+    dx = tape.gradient(y, x, output_gradients=dy).numpy().ravel()
+    np.testing.assert_array_equal(dx, [1, 11, 10, 1, 11, 10])  # every tied cell, every window
+    # The adapter composes from 2-D argmax pools: the first maximum only, as the contract says.
+    dx = load_backend("tensorflow").max_pool3d_backward(np.array([1.0, 10.0]).reshape(1, 1, 1,
+                                                                                     1, 2),
+                                                        np.ones((1, 1, 1, 2, 3)), (1, 2, 2), 1)
+    np.testing.assert_array_equal(dx.ravel(), [1, 10, 0, 0, 0, 0])
+
+
+@pytest.mark.tf
+def test_tf_maxpool3d_no_float64(tf):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="double"):
+        tf.nn.max_pool3d(tf.ones((1, 2, 2, 2, 1), tf.float64), 2, 2, "VALID")
+    assert tf.nn.max_pool3d(tf.ones((1, 2, 2, 2, 1), tf.float32), 2, 2, "VALID").shape == (
+        1, 1, 1, 1, 1)
+    y = load_backend("tensorflow").max_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2)
+    assert y.dtype == np.float64 and y.item() == 7.0
 
 
 # ------------------------------------------------------------------------------- batch norm
@@ -577,8 +812,11 @@ def test_tf_fused_batchnorm_no_float64(tf):
 
 @pytest.mark.torch
 def test_batchnorm_single_value_per_channel_torch(torch):
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
-        torch.nn.functional.batch_norm(torch.ones(1, 2, 1, 1), None, None, training=True)
+    for shape in ((1, 2, 1, 1), (1, 2), (1, 2, 1), (1, 2, 1, 1, 1)):
+        with pytest.raises(ValueError, match="more than 1 value per channel"):
+            torch.nn.functional.batch_norm(torch.ones(shape), None, None, training=True)
+        with pytest.raises(ValueError, match="more than one value per channel"):
+            load_backend("torch").batch_norm(np.ones(shape), None, None)
 
 
 @pytest.mark.tf
@@ -590,8 +828,9 @@ def test_batchnorm_single_value_per_channel_tf(tf):
 
 
 def test_batchnorm_single_value_per_channel_scipy(scipy):
-    with pytest.raises(ValueError, match="more than one value per channel"):
-        load_backend("scipy").batch_norm(np.ones((1, 2, 1, 1)), None, None)
+    for shape in ((1, 2, 1, 1), (1, 2), (1, 2, 1), (1, 2, 1, 1, 1)):
+        with pytest.raises(ValueError, match="more than one value per channel"):
+            load_backend("scipy").batch_norm(np.ones(shape), None, None)
 
 
 @pytest.mark.torch
@@ -607,6 +846,12 @@ def test_torch_batchnorm_eps_positive(torch):
     np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1.0, rtol=1e-12)
     np.testing.assert_allclose(new_var, 0.5 + 0.5 * x.numpy().var(axis=(0, 2, 3), ddof=1),
                                rtol=1e-12)
+    for shape, axes in (((4, 3), (0,)), ((2, 3, 2, 2, 2), (0, 2, 3, 4))):  # every rank
+        xr = torch.from_numpy(np.random.default_rng(8).standard_normal(shape))
+        with pytest.raises(ValueError, match="eps must be positive during training"):
+            F.batch_norm(xr, None, None, training=True, eps=0.0)
+        yr = load_backend("torch").batch_norm(xr.numpy(), None, None, eps=0.0)
+        np.testing.assert_allclose(yr.var(axis=axes), 1.0, rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------- SciPy
@@ -617,14 +862,15 @@ def test_scipy_no_autodiff(scipy):
 
     assert type(signal.correlate(np.ones(3), np.ones(2))) is np.ndarray
     backend = load_backend("scipy")
-    x = np.ones((1, 1, 3, 3))
-    w = np.ones((1, 1, 2, 2))
-    calls = [
-        lambda: backend.pad_backward(np.ones((1, 1, 5, 5)), 1),
-        lambda: backend.conv2d_backward(np.ones((1, 1, 2, 2)), x, w),
-        lambda: backend.max_pool2d_backward(np.ones((1, 1, 2, 2)), x, 2, 1),
-        lambda: backend.batch_norm_backward(x, x, None),
-    ]
+    calls = [lambda: backend.pad_backward(np.ones((1, 1, 5, 5)), 1)]
+    for r in (1, 2, 3):
+        x, w = np.ones((1, 1) + (3,) * r), np.ones((1, 1) + (2,) * r)
+        dy = w  # the output of a kernel-2 conv / pool of x has w's shape
+        calls += [
+            lambda r=r, x=x, w=w, dy=dy: getattr(backend, f"conv{r}d_backward")(dy, x, w),
+            lambda r=r, x=x, dy=dy: getattr(backend, f"max_pool{r}d_backward")(dy, x, 2, 1),
+            lambda x=x: backend.batch_norm_backward(x, x, None),
+        ]
     for call in calls:
         with pytest.raises(Unsupported) as info:
             call()
@@ -636,9 +882,11 @@ def test_scipy_max_filter_no_indices(scipy):
 
     params = inspect.signature(ndimage.maximum_filter).parameters
     assert not any("ind" in p or "arg" in p for p in params)
-    with pytest.raises(Unsupported) as info:
-        load_backend("scipy").max_pool2d(np.ones((1, 1, 2, 2)), 2, return_indices=True)
-    assert info.value.divergence_id == "scipy-max-filter-no-indices"
+    for r in (1, 2, 3):
+        with pytest.raises(Unsupported) as info:
+            getattr(load_backend("scipy"), f"max_pool{r}d")(np.ones((1, 1) + (2,) * r), 2,
+                                                            return_indices=True)
+        assert info.value.divergence_id == "scipy-max-filter-no-indices"
 
 
 # ------------------------------------------------------------------------------- meta tests
@@ -658,7 +906,11 @@ DIVERGENCE_TESTS = {
     "tf-cpu-nhwc-only": (test_tf_cpu_nhwc_only,),
     "tf-dilated-conv-gradient": (test_tf_dilated_conv_gradient,),
     "tf-grouped-conv-gradient-cpu": (test_tf_grouped_conv_gradient_cpu,),
-    "tf-onednn-conv-width1-garbage": (test_tf_onednn_conv_width1_garbage,),
+    "tf-onednn-conv-width1-garbage": (test_tf_onednn_conv_width1_garbage,
+                                      test_tf_onednn_conv3d_width1_garbage),
+    "tf-conv3d-no-groups": (test_tf_conv3d_no_groups, test_torch_conv3d_groups),
+    "tf-conv3d-dilation-float64": (test_tf_conv3d_dilation_float64,),
+    "tf-convolution-3d-gradient-data-format": (test_tf_convolution_3d_gradient_data_format,),
     "maxpool-tie-first-max": (test_maxpool_tie_first_max_torch, test_maxpool_tie_first_max_tf),
     "max-pool-nan": (test_max_pool_nan_torch, test_max_pool_nan_tf, test_max_pool_nan_scipy),
     "torch-maxpool-symmetric-padding-only": (test_torch_maxpool_symmetric_padding_only,),
@@ -669,6 +921,10 @@ DIVERGENCE_TESTS = {
     "maxpool-ceil-mode": (test_maxpool_ceil_mode_torch, test_maxpool_ceil_mode_tf),
     "tf-maxpool-no-dilation": (test_tf_maxpool_no_dilation,),
     "tf-maxpool-argmax-layout": (test_tf_maxpool_argmax_layout, test_maxpool_index_layout_torch),
+    "tf-maxpool-argmax-4d-only": (test_tf_maxpool_argmax_4d_only,
+                                  test_torch_maxpool_indices_all_ranks),
+    "tf-maxpool3d-gradient-ties": (test_tf_maxpool3d_gradient_ties,),
+    "tf-maxpool3d-no-float64": (test_tf_maxpool3d_no_float64,),
     "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
     "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
                                       test_batchnorm_momentum_convention_keras),
