@@ -389,7 +389,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "pairs": [list(p) for p in report.pairs],
         "fixtures": report.fixtures_note,
         "registered": [{"id": i, "condition": _registry_handling(i)} for i in footnotes],
-        "cases": [{"id": i.id, "source": i.source, "op": i.case.op, "dtype": i.dtype,
+        "cases": [{"id": i.id, "source": i.source, "op": i.case.label, "dtype": i.dtype,
                    "seed": i.seed, "params": i.case.to_dict(), "origin": i.origin or None}
                   for i in report.items],
         "rows": rows,
