@@ -71,6 +71,7 @@ def _finite_bounds(bounds_fn, case, a):
 
 
 def _test(direction):
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN in, NaN out: NumPy says so
     @settings(max_examples=examples(25))
     @given(data=st.data())
     def test(record, rank, data, torch_backend, impl, impl_name_opt):
