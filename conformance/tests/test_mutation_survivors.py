@@ -324,7 +324,9 @@ def test_max_pool2d_keeps_the_dtype_with_padding_and_ceil_mode(dtype, impl):
 INT = np.int64
 ERRORS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]] = {
     # pad / pad_backward
-    "pad x 3-D": (lambda m: m.pad(X[0], 1), ("x",), (re.escape("(4, 5, 6)"),)),
+    # (N, C, L) is valid since pad takes 1 to 3 spatial axes: 2-D and 6-D inputs are not
+    "pad x 2-D": (lambda m: m.pad(X[0, 0], 1), ("x",), (re.escape("(5, 6)"),)),
+    "pad x 6-D": (lambda m: m.pad(X[None, None], 1), ("x",), (re.escape("(1, 1, 2, 4, 5, 6)"),)),
     "pad x list": (lambda m: m.pad(X.tolist(), 1), ("x",), (_word("list"),)),
     "pad x int": (lambda m: m.pad(X.astype(INT), 1), ("x",), ("int64",)),
     "pad pad_width -1 top": (lambda m: m.pad(X, ((-1, 0), (0, 0))), ("pad_width",), ("-1",)),
@@ -343,8 +345,8 @@ ERRORS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]]
                           ("pad_width", "width"), (re.escape("((0, 0), (0, 6))"),)),
     "pad circular width": (lambda m: m.pad(X, ((0, 0), (7, 0)), "circular"),
                            ("pad_width", "width"), (re.escape("((0, 0), (7, 0))"),)),
-    "pad_backward dy 3-D": (lambda m: m.pad_backward(DY_PAD[0], 1), ("dy",),
-                            (re.escape("(4, 7, 8)"),)),
+    "pad_backward dy 2-D": (lambda m: m.pad_backward(DY_PAD[0, 0], 1), ("dy",),
+                            (re.escape("(7, 8)"),)),
     "pad_backward dy int": (lambda m: m.pad_backward(DY_PAD.astype(INT), 1), ("dy",),
                             ("int64",)),
     "pad_backward pad_width -1": (lambda m: m.pad_backward(DY_PAD, -1), ("pad_width",), ("-1",)),
@@ -446,7 +448,10 @@ ERRORS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]]
     "max_pool2d_backward x 3-D": (lambda m: m.max_pool2d_backward(DY_POOL, X[0], 2), ("x",),
                                   (re.escape("(4, 5, 6)"),)),
     # batch_norm / batch_norm_backward
-    "batch_norm x 3-D": (lambda m: m.batch_norm(X[0], G, B), ("x",), (re.escape("(4, 5, 6)"),)),
+    # (N, C), (N, C, L), (N, C, H, W), (N, C, D, H, W) are valid: 1-D and 6-D x are not
+    "batch_norm x 1-D": (lambda m: m.batch_norm(X[0, 0, 0], G, B), ("x",), (re.escape("(6,)"),)),
+    "batch_norm x 6-D": (lambda m: m.batch_norm(X[None, None], G, B), ("x",),
+                         (re.escape("(1, 1, 2, 4, 5, 6)"),)),
     "batch_norm x list": (lambda m: m.batch_norm(X.tolist(), G, B), ("x",), (_word("list"),)),
     "batch_norm gamma 2-D": (lambda m: m.batch_norm(X, G[:, None], B), ("gamma",),
                              (re.escape("(4, 1)"),)),
@@ -483,8 +488,8 @@ ERRORS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]]
                                        ("dy", "x"), ("float32", "float64")),
     "batch_norm_backward dy shape": (lambda m: m.batch_norm_backward(X[:1], X, G), ("dy",),
                                      (re.escape("(1, 4, 5, 6)"),)),
-    "batch_norm_backward x 3-D": (lambda m: m.batch_norm_backward(X, X[0], G), ("x",),
-                                  (re.escape("(4, 5, 6)"),)),
+    "batch_norm_backward x 6-D": (lambda m: m.batch_norm_backward(X, X[None, None], G), ("x",),
+                                  (re.escape("(1, 1, 2, 4, 5, 6)"),)),
     "batch_norm_backward gamma length": (lambda m: m.batch_norm_backward(X, X, G[:3]),
                                          ("gamma",), (re.escape("(3,)"),)),
     "batch_norm_backward running_mean length": (
@@ -496,6 +501,83 @@ ERRORS: dict[str, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]]
     "batch_norm_backward eps negative": (lambda m: m.batch_norm_backward(X, X, G, eps=-0.5),
                                          ("eps",), (r"-0\.5",)),
 }
+
+
+# The same rules at spatial rank 1 (N, C, L) and 3 (N, C, D, H, W): the wrong ndim names x and
+# its layout; a spatial argument needs exactly one entry per spatial axis, and at rank 1 a bare
+# (before, after) pair is two entries for one axis.
+X1 = R.standard_normal((2, 4, 7))
+W1 = R.standard_normal((6, 2, 3))
+X3 = R.standard_normal((2, 4, 4, 5, 3))
+W3 = R.standard_normal((6, 2, 2, 3, 2))
+ERRORS.update({
+    "conv1d x 4-D": (lambda m: m.conv1d(X, W1, groups=2), ("x",),
+                     (re.escape("(N, C, L)"), re.escape("(2, 4, 5, 6)"))),
+    "conv1d w 4-D": (lambda m: m.conv1d(X1, W, groups=2), ("w",), (re.escape("(6, 2, 3, 2)"),)),
+    "conv1d stride pair": (lambda m: m.conv1d(X1, W1, stride=(1, 2), groups=2), ("stride",),
+                           (re.escape("(1, 2)"),)),
+    "conv1d stride bool": (lambda m: m.conv1d(X1, W1, stride=(True,), groups=2), ("stride",),
+                           ("True",)),
+    "conv1d padding bare pair": (lambda m: m.conv1d(X1, W1, padding=(1, 0), groups=2),
+                                 ("padding",), (re.escape("(1, 0)"),)),
+    "conv1d padding float before": (lambda m: m.conv1d(X1, W1, padding=((0.5, 0),), groups=2),
+                                    ("padding",), (r"0\.5",)),
+    "conv1d_backward dy 4-D": (
+        lambda m: m.conv1d_backward(np.zeros((2, 6, 5, 1)), X1, W1, groups=2), ("dy",),
+        (re.escape("(2, 6, 5, 1)"),)),
+    "conv1d_backward dy shape": (lambda m: m.conv1d_backward(np.zeros((2, 6, 4)), X1, W1,
+                                                             groups=2),
+                                 ("dy",), (re.escape("(2, 6, 4)"), re.escape("(2, 6, 5)"))),
+    "conv3d x 4-D": (lambda m: m.conv3d(X, W3, groups=2), ("x",),
+                     (re.escape("(N, C, D, H, W)"), re.escape("(2, 4, 5, 6)"))),
+    "conv3d w 4-D": (lambda m: m.conv3d(X3, W, groups=2), ("w",), (re.escape("(6, 2, 3, 2)"),)),
+    "conv3d dilation pair": (lambda m: m.conv3d(X3, W3, dilation=(1, 2), groups=2),
+                             ("dilation",), (re.escape("(1, 2)"),)),
+    "conv3d padding four entries": (lambda m: m.conv3d(X3, W3, padding=(0, 0, 0, 0), groups=2),
+                                    ("padding",), (re.escape("(0, 0, 0, 0)"),)),
+    "conv3d padding triple entry": (lambda m: m.conv3d(X3, W3, padding=(0, (1, 1, 1), 0),
+                                                       groups=2),
+                                    ("padding",), (re.escape("(1, 1, 1)"),)),
+    "conv3d padding -1 width": (lambda m: m.conv3d(X3, W3, padding=(0, 0, (0, -1)), groups=2),
+                                ("padding",), ("-1",)),
+    "conv3d_backward dy shape": (
+        lambda m: m.conv3d_backward(np.zeros((2, 6, 3, 3, 3)), X3, W3, groups=2), ("dy",),
+        (re.escape("(2, 6, 3, 3, 3)"), re.escape("(2, 6, 3, 3, 2)"))),
+    "max_pool1d x 4-D": (lambda m: m.max_pool1d(X, 2), ("x",),
+                         (re.escape("(N, C, L)"), re.escape("(2, 4, 5, 6)"))),
+    "max_pool1d kernel_size pair": (lambda m: m.max_pool1d(X1, (2, 2)), ("kernel_size",),
+                                    (re.escape("(2, 2)"),)),
+    "max_pool1d padding above half": (lambda m: m.max_pool1d(X1, 5, padding=((0, 3),)),
+                                      ("padding", "kernel_size"), (_number(2), _number(3))),
+    "max_pool1d ceil_mode int": (lambda m: m.max_pool1d(X1, 2, ceil_mode=0), ("ceil_mode",),
+                                 (_number(0),)),
+    "max_pool1d_backward dy shape": (lambda m: m.max_pool1d_backward(np.zeros((2, 4, 4)), X1, 2),
+                                     ("dy",), (re.escape("(2, 4, 4)"), re.escape("(2, 4, 3)"))),
+    "max_pool3d x 4-D": (lambda m: m.max_pool3d(X, 2), ("x",),
+                         (re.escape("(N, C, D, H, W)"), re.escape("(2, 4, 5, 6)"))),
+    "max_pool3d stride pair": (lambda m: m.max_pool3d(X3, 2, (1, 1)), ("stride",),
+                               (re.escape("(1, 1)"),)),
+    "max_pool3d dilation 0 depth": (lambda m: m.max_pool3d(X3, 2, dilation=(0, 1, 1)),
+                                    ("dilation",), (re.escape("(0, 1, 1)"),)),
+    "max_pool3d_backward x 4-D": (lambda m: m.max_pool3d_backward(np.zeros((2, 4, 2, 2, 1)), X,
+                                                                  2),
+                                  ("x",), (re.escape("(2, 4, 5, 6)"),)),
+    "pad x 1-D bare pair": (lambda m: m.pad(X1, (1, 2)), ("pad_width",), (re.escape("(1, 2)"),)),
+    "pad x 3-D two entries": (lambda m: m.pad(X3, (1, 2)), ("pad_width",),
+                              (re.escape("(1, 2)"),)),
+    "pad reflect depth": (lambda m: m.pad(X3, ((0, 4), 0, 0), "reflect"), ("pad_width", "depth"),
+                          (re.escape("((0, 4), 0, 0)"), _number(4))),
+    "pad circular length": (lambda m: m.pad(X1, ((8, 0),), "circular"), ("pad_width", "length"),
+                            (re.escape("((8, 0),)"), _number(7))),
+    "pad_backward reflect length": (lambda m: m.pad_backward(X1, ((0, 4),), "reflect"),
+                                    ("pad_width", "length"), (re.escape("((0, 4),)"),)),
+    "batch_norm (N, C) one sample": (lambda m: m.batch_norm(X[:1, :, 0, 0], G, B), ("x",),
+                                     (re.escape("(1, 4)"),)),
+    "batch_norm (N, C, L) gamma length": (lambda m: m.batch_norm(X1, G[:3], B), ("gamma",),
+                                          (re.escape("(3,)"),)),
+    "batch_norm_backward 3-D dy shape": (lambda m: m.batch_norm_backward(X3[:1], X3, G), ("dy",),
+                                         (re.escape("(1, 4, 4, 5, 3)"),)),
+})
 
 
 @pytest.mark.parametrize("what", sorted(ERRORS))
@@ -527,6 +609,18 @@ KERNEL_TOO_LARGE = {
     "max_pool2d width": (lambda m: m.max_pool2d(np.zeros((1, 1, 8, 4)), (1, 3),
                                                 padding=((0, 0), (1, 1)), dilation=(1, 4)),
                          "width", 9, 6),
+    "conv1d length": (lambda m: m.conv1d(np.zeros((1, 1, 4)), np.zeros((1, 1, 3)),
+                                         padding=((1, 2),), dilation=4),
+                      "length", 9, 7),
+    "conv3d depth": (lambda m: m.conv3d(np.zeros((1, 1, 4, 8, 8)), np.zeros((1, 1, 3, 1, 1)),
+                                        padding=((1, 2), 0, 0), dilation=(4, 1, 1)),
+                     "depth", 9, 7),
+    "max_pool1d length": (lambda m: m.max_pool1d(np.zeros((1, 1, 4)), 3, padding=1,
+                                                 dilation=4),
+                          "length", 9, 6),
+    "max_pool3d height": (lambda m: m.max_pool3d(np.zeros((1, 1, 8, 4, 8)), (1, 3, 1),
+                                                 padding=(0, 1, 0), dilation=(1, 4, 1)),
+                          "height", 9, 6),
 }
 
 
@@ -534,7 +628,281 @@ KERNEL_TOO_LARGE = {
 def test_kernel_too_large_message_names_the_axis_extent_and_padded_size(what, impl):
     call, axis, extent, padded = KERNEL_TOO_LARGE[what]
     message = _raises(lambda: call(impl))
-    other = "width" if axis == "height" else "height"
-    assert re.search(_word(axis), message) and not re.search(_word(other), message), message
+    others = {"length", "depth", "height", "width"} - {axis}
+    assert re.search(_word(axis), message), message
+    assert not any(re.search(_word(other), message) for other in others), message
     assert re.search(_number(extent), message), f"extent {extent} missing: {message!r}"
     assert re.search(_number(padded), message), f"padded size {padded} missing: {message!r}"
+
+
+# ------------------------------------------------ every spatial rank: one core, the same rules
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The raw bits of a float array (so that -0.0 != 0.0 and NaN payloads count)."""
+    return a.view(np.int64 if a.dtype == np.float64 else np.int32)
+
+
+def _pool_reference_nd(x, kernel, stride, padding, dilation, ceil_mode):
+    """Brute force over explicit cell lists at any rank (the 2-D reference above, generalised):
+    returns (y, indices), y read from x at the index (-inf and -1 for a window without cells)."""
+    spatial = x.shape[2:]
+
+    def size(extent, k, s, d, before, after):
+        span = extent + before + after - d * (k - 1) - 1
+        out = -(-span // s) + 1 if ceil_mode else span // s + 1
+        return out - 1 if ceil_mode and (out - 1) * s >= extent + before else out
+
+    out = tuple(size(*a) for a in zip(spatial, kernel, stride, dilation,
+                                     (p[0] for p in padding), (p[1] for p in padding), strict=True))
+    y = np.full((*x.shape[:2], *out), -np.inf, dtype=x.dtype)
+    idx = np.full(y.shape, -1, dtype=np.int64)
+    flat_x = x.reshape(*x.shape[:2], -1)
+    for i in np.ndindex(*out):
+        flat = []
+        for tap in np.ndindex(*kernel):
+            cell = [i[a] * stride[a] + tap[a] * dilation[a] - padding[a][0]
+                    for a in range(len(out))]
+            if all(0 <= c < n for c, n in zip(cell, spatial, strict=True)):
+                flat.append(int(np.ravel_multi_index(cell, spatial)))
+        if not flat:
+            continue
+        values = flat_x[:, :, flat]
+        nan = np.isnan(values)
+        last_nan = len(flat) - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        pick = np.where(nan.any(axis=-1), last_nan, np.argmax(values, axis=-1))
+        idx[(Ellipsis, *i)] = np.asarray(flat)[pick]
+        y[(Ellipsis, *i)] = np.take_along_axis(values, pick[..., None], axis=-1)[..., 0]
+    return y, idx
+
+
+def _special_input_nd(shape, seed, dtype=np.float64):
+    """Ties (values in {-1, 0, 1}), zeros of both signs, -inf cells and NaNs of distinct
+    payloads (so that which NaN is returned shows in the bits)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, shape).astype(dtype)
+    x[(x == 0) & (rng.random(shape) < 0.5)] = -0.0
+    x[rng.random(shape) < 0.15] = -np.inf
+    nan_cells = rng.random(shape) < 0.05
+    ints = np.int64 if dtype == np.float64 else np.int32
+    payloads = (np.asarray(np.nan, dtype).view(ints) + 1 + np.arange(nan_cells.sum())).astype(ints)
+    x[nan_cells] = payloads.view(dtype)
+    return x
+
+
+# (x shape, kernel, stride, padding pairs, dilation, ceil_mode) at ranks 1, 2 and 3
+ND_POOL_CONFIGS = [
+    ((2, 3, 9), (3,), (2,), ((1, 1),), (1,), True),
+    ((1, 2, 10), (2,), (1,), ((0, 1),), (3,), False),
+    ((1, 2, 1), (2,), (1,), ((1, 1),), (2,), False),  # the one window has no input cell
+    ((2, 2, 5, 7), (2, 3), (2, 3), ((0, 1), (1, 0)), (1, 2), True),
+    ((2, 2, 4, 5, 6), (2, 2, 3), (2, 1, 2), ((1, 0), (0, 1), (1, 1)), (1, 2, 1), True),
+    ((1, 3, 3, 4, 5), (3, 1, 2), (1, 2, 1), ((1, 1), (0, 0), (0, 1)), (2, 1, 2), False),
+    ((1, 2, 2, 3, 2), (2, 2, 2), (1, 1, 1), ((1, 1), (1, 0), (0, 0)), (2, 1, 1), False),
+]
+
+
+@pytest.mark.parametrize("config", ND_POOL_CONFIGS, ids=[f"r{len(c[1])}-{i}" for i, c in
+                                                         enumerate(ND_POOL_CONFIGS)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_nd_follows_the_window_rules_bit_for_bit(config, dtype, impl):
+    """At every rank: values-only and indexed forward and the plain statement of the rule
+    (nnref.pooling.max_pool_plain) agree with the brute force, bit for bit (signed zeros; with
+    indices also NaN payloads: the value is x at the index); the backward follows the index."""
+    from nnref.pooling import max_pool_plain, max_pool_plain_backward
+
+    shape, kernel, stride, padding, dilation, ceil_mode = config
+    rank = len(kernel)
+    pool = getattr(impl, f"max_pool{rank}d")
+    pool_backward = getattr(impl, f"max_pool{rank}d_backward")
+    x = _special_input_nd(shape, sum(shape), dtype)
+    x_before = x.copy()
+    params = {"kernel_size": kernel, "stride": stride, "padding": padding,
+              "dilation": dilation, "ceil_mode": ceil_mode}
+    want_y, want_idx = _pool_reference_nd(x, kernel, stride, padding, dilation, ceil_mode)
+    y = pool(x, **params)
+    y_i, idx = pool(x, **params, return_indices=True)
+    y_p, idx_p = max_pool_plain(x, **params)
+    for got in (y_i, y_p):
+        assert got.dtype == dtype and got.shape == want_y.shape
+        np.testing.assert_array_equal(_bits(got), _bits(want_y))
+    # without indices: the same bits, but any NaN may stand for the window's last one
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want_y))
+    np.testing.assert_array_equal(_bits(np.where(np.isnan(y), 0, y)),
+                                  _bits(np.where(np.isnan(want_y), 0, want_y)))
+    for got in (idx, idx_p):
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want_idx)
+    dy = np.random.default_rng(1).standard_normal(want_y.shape).astype(dtype)
+    want_dx = np.zeros((*x.shape[:2], int(np.prod(x.shape[2:]))), dtype=np.float64)
+    for n, c, *i in np.ndindex(*want_y.shape):
+        if want_idx[(n, c, *i)] >= 0:
+            want_dx[n, c, want_idx[(n, c, *i)]] += dy[(n, c, *i)]
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    for got in (pool_backward(dy, x, **params), max_pool_plain_backward(dy, x, **params)):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got.reshape(want_dx.shape), want_dx, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(_bits(x), _bits(x_before))  # inputs are never modified
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_max_pool_returns_the_first_of_two_equal_zeros(rank, impl):
+    """-0.0 before 0.0 gives -0.0 and 0.0 before -0.0 gives 0.0, with or without indices, on a
+    long run of windows (np.maximum's SIMD path does not keep the first of two equal zeros)."""
+    pool = getattr(impl, f"max_pool{rank}d")
+    rng = np.random.default_rng(rank)
+    shape = (2, 3, *(4,) * (rank - 1), 64)
+    x = np.where(rng.random(shape) < 0.5, -0.0, 0.0)
+    kernel = (1,) * (rank - 1) + (2,)
+    first = x[..., ::2]  # the first cell of each window along the last axis
+    for y in (pool(x, kernel), pool(x, kernel, return_indices=True)[0]):
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(first))
+    y, idx = pool(x, kernel, return_indices=True)
+    np.testing.assert_array_equal(
+        _bits(y), _bits(np.take_along_axis(x.reshape(*shape[:2], -1),
+                                           idx.reshape(*shape[:2], -1), -1).reshape(y.shape)))
+
+
+def test_max_pool_returns_the_bits_of_the_last_nan(impl):
+    """Two NaNs of different payloads in one window: the index is the last one and the value its
+    bits (the value is x at the index); without indices the value is NaN too."""
+    x = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    nan_a, nan_b = (np.array([np.nan]).view(np.int64) + np.array([1, 2])).view(np.float64)
+    x[0, 0, 1], x[0, 0, 3] = nan_a, nan_b
+    y, idx = impl.max_pool1d(x, 4, return_indices=True)
+    assert idx[0, 0, 0] == 3
+    np.testing.assert_array_equal(_bits(y), _bits(x[..., 3:]))
+    assert np.isnan(impl.max_pool1d(x, 4)).all()
+
+
+def test_max_pool_indices_with_a_dilation_beyond_int8(impl):
+    """Tap p at dilation d reads p * d: with 3 taps, p * d = 200 does not fit the int8 the winning
+    taps are kept in, the index must not wrap."""
+    x = np.zeros((1, 1, 1, 300))
+    x[..., 250] = 1.0
+    y, idx = impl.max_pool2d(x, (1, 3), stride=1, dilation=(1, 100), return_indices=True)
+    assert y[0, 0, 0, 50] == 1.0 and idx[0, 0, 0, 50] == 250
+    _, idx1 = impl.max_pool1d(x[0], 3, stride=1, dilation=100, return_indices=True)
+    np.testing.assert_array_equal(idx1, idx[0])
+
+
+PAD_FORMS = [  # (rank, a form, the same padding as pairs)
+    (1, 2, ((2, 2),)), (1, (2,), ((2, 2),)), (1, [(0, 1)], ((0, 1),)),
+    (2, (1, (0, 2)), ((1, 1), (0, 2))), (2, [2, 1], ((2, 2), (1, 1))),
+    (3, (1, (0, 1), 0), ((1, 1), (0, 1), (0, 0))), (3, 1, ((1, 1),) * 3),
+]
+
+
+@pytest.mark.parametrize("form", PAD_FORMS, ids=[repr(f[1]) for f in PAD_FORMS])
+def test_padding_forms_per_rank(form, impl):
+    """Every padding form of CONTRACT.md at its rank means its (before, after) pairs, for pad,
+    conv and pool alike (NumPy integers too)."""
+    rank, value, pairs = form
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 2, *(4,) * rank))
+    np.testing.assert_array_equal(impl.pad(x, value), impl.pad(x, pairs))
+    np.testing.assert_array_equal(impl.pad(x, value), np.pad(x, ((0, 0), (0, 0), *pairs)))
+    w = rng.standard_normal((3, 2, *(2,) * rank))
+    conv = getattr(impl, f"conv{rank}d")
+    np.testing.assert_array_equal(conv(x, w, padding=value), conv(x, w, padding=pairs))
+    pool = getattr(impl, f"max_pool{rank}d")
+    np.testing.assert_array_equal(pool(x, 4, 1, value), pool(x, 4, 1, pairs))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_backward_copies_cells_without_border_gradient_bit_for_bit(rank, mode, impl):
+    """A -0.0 in dy stays -0.0 in dx where no border gradient lands: with zero padding on an
+    axis (or everywhere) and in the interior of padded axes."""
+    rng = np.random.default_rng(rank)
+    sizes = (8, 9, 7)[:rank]
+    pads_list = [((0, 0),) * rank, ((2, 1),) + ((0, 0),) * (rank - 1),
+                 ((0, 0),) * (rank - 1) + ((1, 2),)]
+    for pads in pads_list:
+        shape = (2, 3, *(s + b + a for s, (b, a) in zip(sizes, pads, strict=True)))
+        dy = np.where(rng.random(shape) < 0.5, -0.0, rng.standard_normal(shape))
+        dy_before = dy.copy()
+        dx = impl.pad_backward(dy, pads, mode)
+        # cells no padded cell copies from (reflect reaches `pad` cells in, the other modes
+        # fewer): more than 2 (the largest pad) from each edge of a padded axis
+        inner = tuple(slice(b + 3, b + s - 3) if b or a else slice(b, b + s)
+                      for s, (b, a) in zip(sizes, pads, strict=True))
+        dx_inner = tuple(slice(3, s - 3) if b or a else slice(None)
+                         for s, (b, a) in zip(sizes, pads, strict=True))
+        np.testing.assert_array_equal(_bits(dx[(Ellipsis, *dx_inner)]),
+                                      _bits(dy[(Ellipsis, *inner)]))
+        np.testing.assert_array_equal(_bits(dy), _bits(dy_before))
+        if all(p == (0, 0) for p in pads):
+            np.testing.assert_array_equal(_bits(dx), _bits(dy))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_backward_is_the_adjoint_of_pad_at_every_rank(rank, mode, impl):
+    """<pad(x), dy> == <x, pad_backward(dy)> with asymmetric pads on every axis."""
+    rng = np.random.default_rng(10 + rank)
+    x = rng.standard_normal((2, 2, *(5, 4, 3)[:rank]))
+    pads = ((2, 1), (0, 3), (1, 0))[:rank]
+    y = impl.pad(x, pads, mode)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(np.vdot(y, dy), np.vdot(x, impl.pad_backward(dy, pads, mode)),
+                               rtol=1e-12)
+
+
+def test_rank_wrappers_agree_on_a_size_1_axis(impl):
+    """conv1d / conv3d and max_pool1d / max_pool3d equal the 2-D op with a size-1 axis added:
+    the same rank-generic core, the same formulas along each axis."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 9))
+    w = rng.standard_normal((6, 2, 3))
+    b = rng.standard_normal(6)
+    geo = {"stride": 2, "padding": ((1, 2),), "dilation": 2, "groups": 2}
+    geo2 = {"stride": (1, 2), "padding": ((0, 0), (1, 2)), "dilation": (1, 2), "groups": 2}
+    y1 = impl.conv1d(x, w, b, **geo)
+    y2 = impl.conv2d(x[:, :, None], w[:, :, None], b, **geo2)
+    y3 = impl.conv3d(x[:, :, None, None], w[:, :, None, None], b,
+                     stride=(1, 1, 2), padding=(0, 0, (1, 2)), dilation=(1, 1, 2), groups=2)
+    np.testing.assert_allclose(y1, y2[:, :, 0], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(y1, y3[:, :, 0, 0], rtol=1e-13, atol=1e-13)
+    dy = rng.standard_normal(y1.shape)
+    for g1, g2 in zip(impl.conv1d_backward(dy, x, w, **geo),
+                      impl.conv2d_backward(dy[:, :, None], x[:, :, None], w[:, :, None], **geo2),
+                      strict=True):
+        np.testing.assert_allclose(g1, g2.reshape(g1.shape), rtol=1e-13, atol=1e-13)
+    p1 = impl.max_pool1d(x, 3, 2, 1, 2, True, True)
+    p3 = impl.max_pool3d(x[:, :, None, None], (1, 1, 3), (1, 1, 2), (0, 0, 1), (1, 1, 2), True,
+                         True)
+    np.testing.assert_array_equal(p1[0], p3[0][:, :, 0, 0])
+    np.testing.assert_array_equal(p1[1], p3[1][:, :, 0, 0])
+    dyp = rng.standard_normal(p1[0].shape)
+    np.testing.assert_array_equal(
+        impl.max_pool1d_backward(dyp, x, 3, 2, 1, 2, True),
+        impl.max_pool3d_backward(dyp[:, :, None, None], x[:, :, None, None], (1, 1, 3),
+                                 (1, 1, 2), (0, 0, 1), (1, 1, 2), True)[:, :, 0, 0])
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 4), (2, 3, 2, 2, 2)])
+def test_batch_norm_at_every_rank_uses_every_axis_but_1(shape, impl):
+    """Statistics over every axis but the channel axis: m = N * prod(S) (N for (N, C)), the
+    unbiased running variance var * m / (m - 1); the backward through them."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape)
+    c = shape[1]
+    gamma, beta = rng.standard_normal(c), rng.standard_normal(c)
+    y, new_mean, new_var = impl.batch_norm(x, gamma, beta, np.zeros(c), np.ones(c), momentum=1.0)
+    flat = np.moveaxis(x, 1, 0).reshape(c, -1)
+    m = flat.shape[1]
+    mean, var = flat.mean(axis=1), flat.var(axis=1)
+    want = (flat - mean[:, None]) / np.sqrt(var[:, None] + 1e-5) * gamma[:, None] + beta[:, None]
+    np.testing.assert_allclose(np.moveaxis(y, 1, 0).reshape(c, -1), want, rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(new_mean, mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(new_var, var * m / (m - 1), rtol=1e-12)
+    # the backward agrees with the 4-D op on the same values laid out as (N, C, m / N, 1)
+    dy = rng.standard_normal(shape)
+    as4 = (shape[0], c, -1, 1)
+    for got, want4 in zip(impl.batch_norm_backward(dy, x, gamma),
+                          impl.batch_norm_backward(dy.reshape(as4), x.reshape(as4), gamma),
+                          strict=True):
+        np.testing.assert_allclose(got, want4.reshape(got.shape), rtol=1e-12, atol=1e-12)

@@ -1,13 +1,28 @@
-"""nnref: a compact, vectorised NumPy reference for CNN building blocks (NCHW, float32/float64).
+"""nnref: a compact, vectorised NumPy reference for CNN building blocks (channels-first
+(N, C, *S) with 1, 2 or 3 spatial axes, float32/float64).
 
 The contract every function follows (shapes, output-size formulas, tie rule, errors) is in
 CONTRACT.md at the root of the repository.
 """
 
 from .batchnorm import batch_norm, batch_norm_backward
-from .conv import conv2d, conv2d_backward
+from .conv import (
+    conv1d,
+    conv1d_backward,
+    conv2d,
+    conv2d_backward,
+    conv3d,
+    conv3d_backward,
+)
 from .padding import PAD_MODES, pad, pad_backward
-from .pooling import max_pool2d, max_pool2d_backward
+from .pooling import (
+    max_pool1d,
+    max_pool1d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool3d,
+    max_pool3d_backward,
+)
 
 __version__ = "0.1.0"
 
@@ -15,10 +30,18 @@ __all__ = [
     "PAD_MODES",
     "batch_norm",
     "batch_norm_backward",
+    "conv1d",
+    "conv1d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv3d",
+    "conv3d_backward",
+    "max_pool1d",
+    "max_pool1d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_pool3d",
+    "max_pool3d_backward",
     "pad",
     "pad_backward",
 ]

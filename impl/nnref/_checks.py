@@ -1,7 +1,10 @@
-"""Argument checking and normalisation shared by every op.
+"""Argument checking and normalisation shared by every op, at every spatial rank.
 
 Every public function funnels its arguments through these helpers, so a bad argument always
-raises ``ValueError`` naming the parameter and the offending value.
+raises ``ValueError`` naming the parameter and the offending value. The spatial rank r (1, 2 or
+3) is fixed by the caller: a spatial argument is an int or exactly one int per spatial axis, a
+padding argument an int or exactly one entry per spatial axis, each entry an int or a
+``(before, after)`` pair (CONTRACT.md).
 """
 
 from __future__ import annotations
@@ -14,20 +17,40 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-Pads = tuple[tuple[int, int], tuple[int, int]]
+# One (before, after) pair per spatial axis.
+Pads = tuple[tuple[int, int], ...]
+
+# Names of the spatial axes at each rank: for layouts in messages, and per-axis messages.
+SPATIAL_LETTERS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
-def float_array(name: str, value: Any, ndim: int | None = None) -> np.ndarray:
-    """Return ``value`` as an ndarray after checking it is float32/float64 with ``ndim`` axes."""
+def layout(rank: int, lead: str = "N, C", prefix: str = "", suffix: str = "",
+           lower: bool = False) -> str:
+    """The layout of an array at ``rank``, for messages: ``layout(2) == "(N, C, H, W)"``,
+    ``layout(1, "Co, C/G", prefix="k", lower=True) == "(Co, C/G, kl)"``."""
+    letters = (s.lower() if lower else s for s in SPATIAL_LETTERS[rank])
+    return "(" + ", ".join([lead, *(prefix + s + suffix for s in letters)]) + ")"
+
+
+def float_array(name: str, value: Any, ndim: int | tuple[int, ...] | None = None,
+                shape_hint: str = "") -> np.ndarray:
+    """Return ``value`` as an ndarray after checking it is float32/float64 with ``ndim`` axes
+    (one of them if ``ndim`` is a tuple); ``shape_hint`` (e.g. "(N, C, L)") goes in the message."""
     if not isinstance(value, np.ndarray):
         raise ValueError(
             f"{name} must be a NumPy ndarray of float32 or float64, got {type(value).__name__}"
         )
     if value.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} must have dtype float32 or float64, got dtype {value.dtype}")
-    if ndim is not None and value.ndim != ndim:
+    if ndim is not None and value.ndim != ndim and not (
+        type(ndim) is tuple and value.ndim in ndim
+    ):
+        wanted = (ndim if type(ndim) is int
+                  else ", ".join(map(str, ndim[:-1])) + f" or {ndim[-1]}")  # type: ignore[index]
+        hint = f" {shape_hint}" if shape_hint else ""
         raise ValueError(
-            f"{name} must have {ndim} dimensions, got {value.ndim} (shape {value.shape})"
+            f"{name} must have {wanted} dimensions{hint}, got {value.ndim} (shape {value.shape})"
         )
     if value.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {value.shape}")
@@ -65,48 +88,66 @@ def expect_shape(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
 
 
 def _int(name: str, value: Any) -> int:
+    """An int (NumPy integers too, not bools); 1.5 or True is an error, never truncated."""
     if type(value) is int:  # the common case, without the slower ABC checks below
         return value
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise ValueError(f"{name} must be an int or a tuple of ints, got {value!r}")
     return int(value)
 
 
-def int_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
-    """Normalise an int or ``(a, b)`` to a pair of ints, each >= ``minimum``."""
+def int_tuple(name: str, value: Any, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """Normalise an int or exactly ``rank`` ints to a ``rank``-tuple of ints, each >= minimum."""
     if type(value) is int and value >= minimum:  # the common case, cheaply
-        return (value, value)
+        return (value,) * rank
     if isinstance(value, tuple | list):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        pair = (_int(name, value[0]), _int(name, value[1]))
+        if len(value) != rank:
+            raise ValueError(
+                f"{name} must be an int or exactly {rank} int{'s' if rank > 1 else ''} (one per "
+                f"spatial axis), got {value!r}"
+            )
+        ints = tuple(_int(name, v) for v in value)
     else:
-        v = _int(name, value)
-        pair = (v, v)
-    if min(pair) < minimum:
+        ints = (_int(name, value),) * rank
+    if min(ints) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return pair
+    return ints
 
 
-def padding_pairs(name: str, value: Any) -> Pads:
-    """Normalise ``p``, ``(ph, pw)`` or ``((t, b), (l, r))`` to ``((t, b), (l, r))``, all >= 0."""
+def padding_pairs(name: str, value: Any, rank: int) -> Pads:
+    """Normalise padding to one (before, after) pair per spatial axis, all >= 0.
+
+    ``value`` is an int p (both sides of every axis) or exactly ``rank`` entries, each an int p
+    (both sides of its axis) or a (before, after) pair: at rank 2 ``p``, ``(ph, pw)``,
+    ``((t, b), (l, r))`` and ``(ph, (l, r))``; at rank 1 ``p``, ``(p,)`` and ``((b, a),)``.
+    """
     if type(value) is int and value >= 0:  # the common case, cheaply
-        return ((value, value), (value, value))
-    if isinstance(value, tuple | list) and len(value) == 2 and all(
-        isinstance(v, tuple | list) for v in value
-    ):
-        if any(len(v) != 2 for v in value):
-            raise ValueError(f"{name} must be p, (ph, pw) or ((t, b), (l, r)), got {value!r}")
-        pads = tuple((_int(name, a), _int(name, b)) for a, b in value)
-    elif isinstance(value, tuple | list):
-        ph, pw = int_pair(name, value, minimum=0)
-        pads = ((ph, ph), (pw, pw))
+        return ((value, value),) * rank
+    if isinstance(value, tuple | list):
+        if len(value) != rank:
+            hint = " (one axis padded by (b, a) is ((b, a),))" if rank == 1 else ""
+            raise ValueError(
+                f"{name} must be an int or exactly {rank} entr{'ies' if rank > 1 else 'y'} (one "
+                f"per spatial axis, each p or (before, after)), got {value!r}{hint}"
+            )
+        pads = []
+        for entry in value:
+            if isinstance(entry, tuple | list):
+                if len(entry) != 2:
+                    raise ValueError(
+                        f"{name}: each entry must be an int p or a (before, after) pair, got "
+                        f"{entry!r} in {value!r}"
+                    )
+                pads.append((_int(name, entry[0]), _int(name, entry[1])))
+            else:
+                p = _int(name, entry)
+                pads.append((p, p))
     else:
         p = _int(name, value)
-        pads = ((p, p), (p, p))
-    if min(min(pads[0]), min(pads[1])) < 0:
+        pads = [(p, p)] * rank
+    if min(min(pair) for pair in pads) < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return pads  # type: ignore[return-value]
+    return tuple(pads)
 
 
 def output_size(

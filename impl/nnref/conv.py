@@ -1,29 +1,45 @@
-"""2-D convolution (cross-correlation) with stride, padding, dilation, groups and bias."""
+"""Convolution (cross-correlation) with stride, padding, dilation, groups and bias, at spatial
+rank 1, 2 or 3: conv1d / conv2d / conv3d are thin wrappers over one rank-generic implementation.
+
+    y[n, o, i] = b[o] + sum_{c, p} w[o, c, p] * xpad[n, g(o) * C/G + c, i * s + p * d]
+
+with i, p, s, d multi-indices over the r spatial axes (i * s + p * d taken axis by axis) and
+g(o) = o // (Co / G) the group of output channel o. Along every spatial axis
+
+    So = floor((S + before + after - d * (k - 1) - 1) / s) + 1.
+"""
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._checks import (
+    AXIS_NAMES,
     Pads,
     expect_shape,
     float_array,
-    int_pair,
+    int_tuple,
+    layout,
     output_size,
     padding_pairs,
     same_dtype,
 )
 from ._windows import constant_pad, tap_reads, window_view
 
+_X = {r: layout(r) for r in (1, 2, 3)}
+_W = {r: layout(r, "Co, C/G", prefix="k", lower=True) for r in (1, 2, 3)}
+_DY = {r: layout(r, "N, Co", suffix="o") for r in (1, 2, 3)}
+
 
 class _ConvGeometry(NamedTuple):
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
     pads: Pads
     groups: int
-    out_hw: tuple[int, int]
+    out: tuple[int, ...]
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -34,10 +50,11 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, 
 
 
 def _geometry(
-    x: np.ndarray, w: np.ndarray, stride: Any, padding: Any, dilation: Any, groups: Any
+    op: str, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any, dilation: Any, groups: Any
 ) -> _ConvGeometry:
-    stride_hw = int_pair("stride", stride)
-    dilation_hw = int_pair("dilation", dilation)
+    rank = x.ndim - 2
+    strides = int_tuple("stride", stride, rank)
+    dilations = int_tuple("dilation", dilation, rank)
     if isinstance(groups, bool | np.bool_) or not isinstance(groups, int | np.integer):
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     groups = int(groups)
@@ -52,43 +69,113 @@ def _geometry(
             f"w has shape {w.shape}: expected w.shape[1] == C / groups = {n_in} / {groups}"
             f" (x has shape {x.shape})"
         )
-    kernel = w.shape[2:]  # >= 1x1: float_array rejects empty arrays
+    kernel = w.shape[2:]  # >= 1 per axis: float_array rejects empty arrays
     if isinstance(padding, str):
         if padding == "valid":
-            pads: Pads = ((0, 0), (0, 0))
+            pads: Pads = ((0, 0),) * rank
         elif padding == "same":
-            pads = tuple(  # type: ignore[assignment]
+            pads = tuple(
                 same_pads(size, k, s, d)
-                for size, k, s, d in zip(x.shape[2:], kernel, stride_hw, dilation_hw, strict=True)
+                for size, k, s, d in zip(x.shape[2:], kernel, strides, dilations, strict=True)
             )
         else:
             raise ValueError(f"padding must be an int, pairs, 'valid' or 'same', got {padding!r}")
     else:
-        pads = padding_pairs("padding", padding)
-    out_hw = tuple(
-        output_size(lambda axis=axis: f"conv2d {axis} (x {x.shape}, w {w.shape})",
+        pads = padding_pairs("padding", padding, rank)
+    out = tuple(
+        output_size(lambda axis=axis: f"{op} {axis} (x {x.shape}, w {w.shape})",
                     size, *p, k, s, d)
         for axis, size, p, k, s, d in zip(
-            ("height", "width"), x.shape[2:], pads, kernel, stride_hw, dilation_hw, strict=True
+            AXIS_NAMES[rank], x.shape[2:], pads, kernel, strides, dilations, strict=True
         )
     )
-    return _ConvGeometry(stride_hw, dilation_hw, pads, groups, out_hw)  # type: ignore[arg-type]
+    return _ConvGeometry(strides, dilations, pads, groups, out)
 
 
-def _columns(x: np.ndarray, kernel: tuple[int, int], geo: _ConvGeometry) -> np.ndarray:
-    """im2col: (N, C, H, W) -> (N, G, C/G * kh * kw, Ho * Wo), one contiguous copy.
+def _columns(x: np.ndarray, kernel: tuple[int, ...], geo: _ConvGeometry) -> np.ndarray:
+    """im2col: (N, C, *S) -> (N, G, C/G * prod(k), prod(So)), one contiguous copy.
 
     Per sample and group the columns are one GEMM operand, so ``w @ cols`` is a single batched
-    matmul whose result is already NCHW (no transpose of the output), and the padded copy is
-    released as soon as the columns exist.
+    matmul whose result is already channels-first (no transpose of the output), and the padded
+    copy is released as soon as the columns exist.
     """
-    view = window_view(constant_pad(x, geo.pads), kernel, geo.stride, geo.dilation, geo.out_hw)
-    n, c, kh, kw, ho, wo = view.shape
+    view = window_view(constant_pad(x, geo.pads), kernel, geo.stride, geo.dilation, geo.out)
+    n, c = x.shape[:2]
     # Always a fresh buffer (a reshape could alias x for 1x1 kernels), which the backward
     # reuses for the column gradient.
-    cols = np.empty((n, geo.groups, c // geo.groups * kh * kw, ho * wo), dtype=x.dtype)
+    cols = np.empty((n, geo.groups, c // geo.groups * prod(kernel), prod(geo.out)),
+                    dtype=x.dtype)
     cols.reshape(view.shape)[...] = view
     return cols
+
+
+def _conv(op: str, rank: int, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any,
+          groups: Any) -> np.ndarray:
+    """The forward pass at any rank; conv1d / conv2d / conv3d fix ``rank`` (and name ``op``)."""
+    x = float_array("x", x, rank + 2, _X[rank])
+    w = float_array("w", w, rank + 2, _W[rank])
+    if b is not None:
+        b = float_array("b", b, ndim=1)
+        expect_shape("b", b, (w.shape[0],))
+    same_dtype("x", x, w=w, b=b)
+    geo = _geometry(op, x, w, stride, padding, dilation, groups)
+    cols = _columns(x, w.shape[2:], geo)  # (N, G, K, P), K = C/G * prod(k), P = prod(So)
+    n_out = w.shape[0]
+    w_rows = w.reshape(geo.groups, n_out // geo.groups, -1)  # (G, Co/G, K)
+    y = np.matmul(w_rows, cols)  # (N, G, Co/G, P): channels-first once reshaped
+    del cols
+    if b is not None:
+        y += b.reshape(geo.groups, -1, 1)
+    return y.reshape(x.shape[0], n_out, *geo.out)
+
+
+def _conv_backward(op: str, rank: int, dy: Any, x: Any, w: Any, stride: Any, padding: Any,
+                   dilation: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The backward pass at any rank: (dx, dw, db)."""
+    dy = float_array("dy", dy, rank + 2, _DY[rank])
+    x = float_array("x", x, rank + 2, _X[rank])
+    w = float_array("w", w, rank + 2, _W[rank])
+    same_dtype("x", x, w=w, dy=dy)
+    geo = _geometry(op, x, w, stride, padding, dilation, groups)
+    n, c = x.shape[:2]
+    n_out, kernel = w.shape[0], w.shape[2:]
+    expect_shape("dy", dy, (n, n_out, *geo.out))
+    db = dy.sum(axis=(0, *range(2, rank + 2)))
+    dy_cols = dy.reshape(n, geo.groups, n_out // geo.groups, -1)  # (N, G, Co/G, P), no copy
+
+    cols = _columns(x, kernel, geo)  # (N, G, K, P), K = C/G * prod(k)
+    # dw = sum over samples of dy_n @ cols_n^T: one batched matmul (BLAS reads the transposed
+    # operand in place), then a reduction over the small (N, G, Co/G, K) stack.
+    dw = np.matmul(dy_cols, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+    # The column gradient has the columns' shape: reuse their buffer (peak memory).
+    w_cols = w.reshape(geo.groups, n_out // geo.groups, -1).transpose(0, 2, 1)  # (G, K, Co/G)
+    dcols = np.matmul(w_cols, dy_cols, out=cols).reshape(n, c, *kernel, *geo.out)
+    # col2im: add each tap's gradient back onto the input cells it read. Taps are clipped to
+    # the unpadded input, so padding never needs a buffer of its own.
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    everything = (slice(None), slice(None))
+    for tap, in_cells, out_cells in tap_reads(kernel, geo.stride, geo.dilation,
+                                              tuple(p[0] for p in geo.pads), x.shape[2:],
+                                              geo.out):
+        dx[(*everything, *in_cells)] += dcols[(*everything, *tap, *out_cells)]
+    return dx, dw, db
+
+
+def conv1d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: int | tuple[int] = 1,
+    padding: Any = 0,
+    dilation: int | tuple[int] = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """Cross-correlate x with w along one spatial axis.
+
+    x: (N, C, L), w: (Co, C/G, k), b: (Co,) or None -> y: (N, Co, Lo) with
+    Lo = floor((L + before + after - d*(k - 1) - 1) / s) + 1; see CONTRACT.md.
+    """
+    return _conv("conv1d", 1, x, w, b, stride, padding, dilation, groups)
 
 
 def conv2d(
@@ -105,21 +192,41 @@ def conv2d(
     x: (N, C, H, W), w: (Co, C/G, kh, kw), b: (Co,) or None -> y: (N, Co, Ho, Wo) with
     Ho = floor((H + t + b - dh*(kh - 1) - 1) / sh) + 1 (likewise Wo); see CONTRACT.md.
     """
-    x = float_array("x", x, ndim=4)
-    w = float_array("w", w, ndim=4)
-    if b is not None:
-        b = float_array("b", b, ndim=1)
-        expect_shape("b", b, (w.shape[0],))
-    same_dtype("x", x, w=w, b=b)
-    geo = _geometry(x, w, stride, padding, dilation, groups)
-    cols = _columns(x, w.shape[2:], geo)  # (N, G, K, P), K = C/G * kh * kw, P = Ho * Wo
-    n_out = w.shape[0]
-    w_rows = w.reshape(geo.groups, n_out // geo.groups, -1)  # (G, Co/G, K)
-    y = np.matmul(w_rows, cols)  # (N, G, Co/G, P): NCHW once reshaped
-    del cols
-    if b is not None:
-        y += b.reshape(geo.groups, -1, 1)
-    return y.reshape(x.shape[0], n_out, *geo.out_hw)
+    return _conv("conv2d", 2, x, w, b, stride, padding, dilation, groups)
+
+
+def conv3d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: int | tuple[int, int, int] = 1,
+    padding: Any = 0,
+    dilation: int | tuple[int, int, int] = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """Cross-correlate x with w over a volume.
+
+    x: (N, C, D, H, W), w: (Co, C/G, kd, kh, kw), b: (Co,) or None -> y: (N, Co, Do, Ho, Wo)
+    with Do = floor((D + before + after - dd*(kd - 1) - 1) / sd) + 1 (likewise Ho, Wo); see
+    CONTRACT.md.
+    """
+    return _conv("conv3d", 3, x, w, b, stride, padding, dilation, groups)
+
+
+def conv1d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int | tuple[int] = 1,
+    padding: Any = 0,
+    dilation: int | tuple[int] = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv1d` given the upstream gradient dy: (N, Co, Lo).
+
+    Returns (dx, dw, db) with the shapes of x (N, C, L), w (Co, C/G, k) and b (Co,).
+    """
+    return _conv_backward("conv1d", 1, dy, x, w, stride, padding, dilation, groups)
 
 
 def conv2d_backward(
@@ -135,30 +242,21 @@ def conv2d_backward(
 
     Returns (dx, dw, db) with the shapes of x (N, C, H, W), w (Co, C/G, kh, kw) and b (Co,).
     """
-    dy = float_array("dy", dy, ndim=4)
-    x = float_array("x", x, ndim=4)
-    w = float_array("w", w, ndim=4)
-    same_dtype("x", x, w=w, dy=dy)
-    geo = _geometry(x, w, stride, padding, dilation, groups)
-    n, c, h, width = x.shape
-    n_out, _, kh, kw = w.shape
-    expect_shape("dy", dy, (n, n_out, *geo.out_hw))
-    db = dy.sum(axis=(0, 2, 3))
-    dy_cols = dy.reshape(n, geo.groups, n_out // geo.groups, -1)  # (N, G, Co/G, P), no copy
+    return _conv_backward("conv2d", 2, dy, x, w, stride, padding, dilation, groups)
 
-    cols = _columns(x, (kh, kw), geo)  # (N, G, K, P), K = C/G * kh * kw
-    # dw = sum over samples of dy_n @ cols_n^T: one batched matmul (BLAS reads the transposed
-    # operand in place), then a reduction over the small (N, G, Co/G, K) stack.
-    dw = np.matmul(dy_cols, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
-    # The column gradient has the columns' shape: reuse their buffer (peak memory).
-    w_cols = w.reshape(geo.groups, n_out // geo.groups, -1).transpose(0, 2, 1)  # (G, K, Co/G)
-    dcols = np.matmul(w_cols, dy_cols, out=cols).reshape(n, c, kh, kw, *geo.out_hw)
-    # col2im: add each tap's gradient back onto the input cells it read. Taps are clipped to
-    # the unpadded input, so padding never needs a buffer of its own.
-    dx = np.zeros(x.shape, dtype=x.dtype)
-    pads_before = (geo.pads[0][0], geo.pads[1][0])
-    for p, q, ((in_rows, in_cols), (out_rows, out_cols)) in tap_reads(
-        (kh, kw), geo.stride, geo.dilation, pads_before, (h, width), geo.out_hw
-    ):
-        dx[:, :, in_rows, in_cols] += dcols[:, :, p, q, out_rows, out_cols]
-    return dx, dw, db
+
+def conv3d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int | tuple[int, int, int] = 1,
+    padding: Any = 0,
+    dilation: int | tuple[int, int, int] = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv3d` given the upstream gradient dy: (N, Co, Do, Ho, Wo).
+
+    Returns (dx, dw, db) with the shapes of x (N, C, D, H, W), w (Co, C/G, kd, kh, kw) and
+    b (Co,).
+    """
+    return _conv_backward("conv3d", 3, dy, x, w, stride, padding, dilation, groups)
