@@ -218,9 +218,10 @@ def tolerance_use(ratio: float) -> str:
 def render_table(report: Report) -> list[str]:
     footnotes = registered_ids(report)
     pairs = report.pairs
-    label_w = 22
+    op_w = max([10, *(len(row.op) for row in report.rows)])
+    label_w = op_w + 12  # op, direction (7), dtype (3) and their separators
     cell_w = max(10, min(13, (WIDTH - label_w) // max(len(pairs), 1)))
-    lines = [f"{'op':<10} {'dir':<7} {'dt':<3}" + "".join(
+    lines = [f"{'op':<{op_w}} {'dir':<7} {'dt':<3}" + "".join(
         f"{pair_label(p):>{cell_w}}" for p in pairs)]
     lines.append("-" * min(WIDTH, len(lines[0])))
     previous = None
@@ -228,7 +229,8 @@ def render_table(report: Report) -> list[str]:
         if previous is not None and row.op != previous:
             lines.append("")
         previous = row.op
-        text = f"{row.op:<10} {row.direction:<7} {_DTYPE_SHORT.get(row.dtype, row.dtype):<3}"
+        text = (f"{row.op:<{op_w}} {row.direction:<7} "
+                f"{_DTYPE_SHORT.get(row.dtype, row.dtype):<3}")
         for p in pairs:
             text += f"{cell_text(row.cells[p], footnotes):>{cell_w}}"
         lines.append(text)
