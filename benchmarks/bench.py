@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
-"""Time nnref against torch (CPU) in the same process.
+"""Time nnref against torch (CPU) in the same process, on the op records' benchmark cases.
 
     python benchmarks/bench.py [--sizes small,medium,large] [--dtypes float32,float64]
-                               [--ops conv,pool,bn] [--repeats R] [--json FILE]
-                               [--retries N] [--wait-quiet S] [--impl MODULE]
+                               [--ops conv,max_pool,...] [--directions fwd,bwd,fwd+bwd]
+                               [--repeats R] [--json FILE] [--retries N] [--wait-quiet S]
+                               [--impl MODULE]
+
+The rows come from the op records (``conformance.ops.RECORDS``): every ``BenchCase`` of every
+record's ``bench``, in each dtype and each direction (forward, backward, forward+backward).
+nnref runs through the case's own call (``case.call_args``); torch's native op comes from
+``conformance/backends/torch_bench.py`` (arrays converted to tensors once; this script never
+imports torch). Before timing, both sides' outputs are compared with the suite's error model
+(``tolerance.comparison_atol`` of the record's bounds, ``comparison.compare_output``).
 
 The two sides run interleaved in blocks (nnref, torch, nnref, torch, ...) after a warm-up, with a
 pause after each block for the idle threads of its thread pool to stop spinning; every reported
 time is the median over the blocks. Peak memory of each nnref call is measured separately with
 tracemalloc (NumPy reports its buffers to it). See benchmarks/README.md for the method, the
-columns and the targets. Timings are reported, never asserted: the script exits 0 unless
-something raises.
+columns and the targets. Timings and agreement are reported, never asserted: a row nnref or torch
+cannot run (a missing function, NotImplementedError, a call that raises) is reported as ``n/a`` or
+``error``, and the script exits 0 unless the script itself fails.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import glob  # noqa: E402
 import importlib  # noqa: E402
@@ -36,25 +46,32 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
+from collections.abc import Callable, Mapping, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-SIZES: dict[str, dict[str, int]] = {
-    "small": {"N": 2, "C": 3, "H": 9, "W": 9, "Co": 4, "k": 3, "pad": 0},
-    "medium": {"N": 8, "C": 16, "H": 32, "W": 32, "Co": 32, "k": 3, "pad": 1},
-    "large": {"N": 32, "C": 64, "H": 56, "W": 56, "Co": 64, "k": 3, "pad": 1},
-}
+# The conformance package (op records, error model, torch side) is not part of the nnref wheel:
+# it is imported from this checkout.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from conformance import tolerance  # noqa: E402
+from conformance.backends import torch_bench  # noqa: E402
+from conformance.comparison import compare_output  # noqa: E402
+from conformance.ops import RECORDS, BenchCase, OpRecord  # noqa: E402
+
 DTYPES = ("float32", "float64")
-OPS = ("conv", "pool", "bn")
-# (label, kernel, stride, padding) of the two max-pool configurations.
-POOLS = (("maxpool k3s2p1", 3, 2, 1), ("maxpool k2s2", 2, 2, 0))
+# Row directions: the short name shown in the table -> torch_bench's direction.
+DIRECTIONS = {"fwd": "forward", "bwd": "backward", "fwd+bwd": "forward+backward"}
+# Size classes in the order they run; a size a record names that is not here runs after these.
+SIZE_ORDER = ("small", "medium", "large")
+# The seed of every case's arrays (case.arrays(dtype, SEED)).
+SEED = 0
 
 # Adaptive timing. The two sides alternate in blocks: a block runs one side's call back to back for
 # at least MIN_BLOCK_S (after one untimed lead-in call when a call is shorter than LEAD_IN_BELOW_S),
@@ -71,9 +88,6 @@ WARMUP_S = 0.1
 SPIN_STEP_S = 0.01
 SPIN_LIMIT_S = 0.5
 
-# Agreement with torch, checked once per case (max |nnref - torch| / max |torch|).
-CHECK_TOL = {"float32": 1e-4, "float64": 1e-10}
-
 # A row timed while other processes used more CPU than this (in cores) is flagged as unreliable.
 BUSY_CORES = 0.1
 # Such a case is timed again (--retries), after waiting for quiet (probing QUIET_PROBE_S at a time,
@@ -83,58 +97,82 @@ QUIET_PROBE_S = 0.25
 # of the run is treated like a busy one: timed again, and marked if that does not help.
 SLOW_FACTOR = 1.2
 
+# The targets (README "Targets") were set for the 2-D ops; rows of other ranks have none. They
+# name their rows by bench label, as the README does: "conv fwd+bwd", "maxpool ... fwd+bwd".
+TARGET_RANK = 2
+CONV_LABEL = "conv"
+# The rows of the max-pool / batch-norm time target: labels starting with one of these.
+WINDOW_AND_NORM_LABELS = ("maxpool", "batchnorm")
+
 Call = Callable[[], Any]
 
 
 @dataclass
-class Case:
-    """One benchmark row: the two callables to time and what is needed to report them."""
+class Job:
+    """One benchmark row: a record's bench case in one dtype and direction, and its two calls."""
 
-    op: str
-    family: str
-    size: str
+    record: OpRecord
+    bench: BenchCase
     dtype: str
+    direction: str  # a key of DIRECTIONS
     x_nbytes: int
     flops: float | None
-    nnref_call: Call
-    torch_call: Call
-    # Returns the result pair (nnref, torch) for the agreement check.
-    check_call: Callable[[], tuple[Any, Any]]
     # Peak-memory limit in multiples of x.nbytes, if a target applies.
     mem_limit: float | None = None
+    # Set by prepare_job; None with `status` "n/a" or "error" and the reason in `reason`.
+    nnref_call: Call | None = None
+    torch_call: Call | None = None
+    # (nnref result, torch result) -> agreement statistics, see agreement()
+    check: Callable[[Any, Any], dict[str, Any]] | None = None
+    status: str = "ok"
+    reason: str = ""
+
+    @property
+    def op(self) -> str:
+        return f"{self.bench.label} {self.direction}"
 
 
 @dataclass
 class Row:
-    """Measured numbers of one case (what the table and the JSON show)."""
+    """Measured numbers of one case (what the table and the JSON show); None where n/a."""
 
-    op: str
-    family: str
+    op: str  # the bench label and the direction: "conv fwd+bwd"
+    label: str  # the bench case's label: "conv", "maxpool3d k3s2p1"
+    family: str  # the op record: "conv", "max_pool", "batch_norm", "pad"
+    function: str  # the op at its rank: "conv2d", "max_pool3d", "batch_norm0d"
+    rank: int
+    direction: str  # "fwd", "bwd" or "fwd+bwd"
     size: str
     dtype: str
-    shape: dict[str, int]
-    nnref_ms: float
-    torch_ms: float
-    ratio: float
-    nnref_gflops: float | None
-    torch_gflops: float | None
-    pct_gemm_peak: float | None
-    nnref_peak_bytes: int
-    x_nbytes: int
-    mem_multiple: float
-    mem_limit: float | None
-    repeats: int
-    calls_per_block: dict[str, int]
-    samples_ms: dict[str, list[float]] = field(repr=False)
-    max_rel_err: float
-    agrees: bool
+    case: dict[str, Any]  # the case's parameters (case.to_dict())
+    status: str  # "ok"; "n/a" (a side lacks the function or the call); "error" (a call raised)
+    reason: str
+    nnref_ms: float | None = None
+    torch_ms: float | None = None
+    ratio: float | None = None
+    nnref_gflops: float | None = None
+    torch_gflops: float | None = None
+    pct_gemm_peak: float | None = None
+    nnref_peak_bytes: int | None = None
+    x_nbytes: int = 0
+    mem_multiple: float | None = None
+    mem_limit: float | None = None
+    repeats: int = 0
+    calls_per_block: dict[str, int] = field(default_factory=dict)
+    samples_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    # Agreement with torch: the largest |nnref - torch| / tolerance over all outputs (<= 1:
+    # within the error model), the largest relative difference, and what was out of tolerance.
+    max_tol_ratio: float | None = None
+    max_rel_err: float | None = None
+    agrees: bool | None = None
+    check_failures: list[str] = field(default_factory=list)
     # CPU used by other processes while this case was timed (cores), None if unknown.
-    other_load: float | None
+    other_load: float | None = None
     # Reference workload time around this case (the slower of before and after), and that over
     # the fastest probe of the run (1.0: the machine ran at its best speed).
-    probe_ms: float
-    probe_slowdown: float
-    attempts: int
+    probe_ms: float | None = None
+    probe_slowdown: float | None = None
+    attempts: int = 0
 
 
 @dataclass
@@ -252,10 +290,11 @@ def cpu_model() -> str:
 
 
 def environment(impl: ModuleType) -> dict[str, Any]:
+    torch_info = torch_bench.info()
     return {
         "python": sys.version.split()[0],
         "numpy": np.__version__,
-        "torch": torch.__version__,
+        "torch": torch_info["torch"],
         "impl": impl.__name__,
         "impl_version": getattr(impl, "__version__", None),
         "impl_file": getattr(impl, "__file__", None),
@@ -263,9 +302,9 @@ def environment(impl: ModuleType) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "torch_mkldnn": torch.backends.mkldnn.is_available(),
+        "torch_threads": torch_info["torch_threads"],
+        "torch_interop_threads": torch_info["torch_interop_threads"],
+        "torch_mkldnn": torch_info["torch_mkldnn"],
         "blas": blas_info(),
         "env": {
             k: os.environ.get(k)
@@ -329,15 +368,10 @@ class Pauses:
 def measure_pauses() -> Pauses:
     """Spin-down of NumPy's BLAS (a matmul) and of torch's thread pool (a conv), plus a margin."""
     a = np.ones((512, 512))
-    x = torch.ones(8, 16, 32, 32)
-    w = torch.ones(32, 16, 3, 3)
+    torch_call = torch_bench.spin_probe()
 
     def numpy_call() -> None:
         a @ a
-
-    def torch_call() -> None:
-        with torch.no_grad():
-            F.conv2d(x, w, padding=1)
 
     spin_np = max(measure_spin_down(numpy_call) for _ in range(2))
     spin_torch = max(measure_spin_down(torch_call) for _ in range(2))
@@ -482,14 +516,10 @@ def gemm_peak(dtype: str, pauses: Pauses, n: int = 2048, tries: int = 5) -> dict
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty((n, n), dtype=dtype)
-    at, bt = torch.from_numpy(a), torch.from_numpy(b)
-    out_t = torch.empty(n, n, dtype=at.dtype)
+    torch_mm = torch_bench.matmul(a, b)
 
     def numpy_mm() -> None:
         np.matmul(a, b, out=out)
-
-    def torch_mm() -> None:
-        torch.mm(at, bt, out=out_t)
 
     with OtherLoad() as load:
         best_np = min(_time_calls(numpy_mm, 1) for _ in range(tries + 1))
@@ -518,218 +548,195 @@ def best_peak(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Cases
+# Cases: the records' bench cases, each in every dtype and direction
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, tuple | list) else (value,)
+class NotAvailable(Exception):
+    """A side cannot run a row: nnref lacks the function, or torch has no native call for it."""
 
 
-def max_rel_err(ours: Any, theirs: Any) -> float:
-    """Max |ours - theirs| / max |theirs| over matching outputs (tuples compared element-wise)."""
-    worst = 0.0
-    for o, t in zip(_as_tuple(ours), _as_tuple(theirs), strict=True):
-        ref = t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-        got = np.asarray(o)
-        if got.shape != ref.shape:
-            return math.inf
-        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-        diff = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
-        worst = max(worst, diff / scale if scale > 0 else diff)
-    return worst
+def bench_cases(
+    sizes: Sequence[str], ops: Sequence[str] | None
+) -> list[tuple[OpRecord, BenchCase]]:
+    """The records' bench cases of the given sizes (and ops), size by size, record by record."""
+    chosen = []
+    for size in sizes:
+        for record in RECORDS:
+            for bench in record.bench:
+                names = {record.name, bench.label, bench.case.label}
+                if bench.size == size and (ops is None or names & set(ops)):
+                    chosen.append((record, bench))
+    return chosen
 
 
-def conv_cases(impl: ModuleType, size: str, dtype: str, rng: np.random.Generator) -> list[Case]:
-    s = SIZES[size]
-    n, c, h, w_, co, k, pad = (s[key] for key in ("N", "C", "H", "W", "Co", "k", "pad"))
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = (rng.standard_normal((co, c, k, k)) / math.sqrt(c * k * k)).astype(dtype)
-    b = rng.standard_normal(co).astype(dtype)
-    ho, wo = h + 2 * pad - k + 1, w_ + 2 * pad - k + 1
-    dy = rng.standard_normal((n, co, ho, wo)).astype(dtype)
-    fwd_flops = 2.0 * n * co * ho * wo * c * k * k  # groups = 1
-    mem_limit = float(k * k + 2)
-
-    xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
-    xg, wg, bg = (t.detach().requires_grad_() for t in (xt, wt, bt))
-    yg = F.conv2d(xg, wg, bg, padding=pad)  # graph kept for the backward-only timing
-
-    def nnref_fwd() -> Any:
-        return impl.conv2d(x, w, b, stride=1, padding=pad)
-
-    def torch_fwd() -> Any:
-        with torch.no_grad():
-            return F.conv2d(xt, wt, bt, padding=pad)
-
-    def nnref_bwd() -> Any:
-        return impl.conv2d_backward(dy, x, w, stride=1, padding=pad)
-
-    def torch_bwd() -> Any:
-        return torch.autograd.grad(yg, (xg, wg, bg), dyt, retain_graph=True)
-
-    def nnref_fwdbwd() -> Any:
-        y = impl.conv2d(x, w, b, stride=1, padding=pad)
-        return y, impl.conv2d_backward(dy, x, w, stride=1, padding=pad)
-
-    def torch_fwdbwd() -> Any:
-        y = F.conv2d(xg, wg, bg, padding=pad)
-        return y, torch.autograd.grad(y, (xg, wg, bg), dyt)
-
-    def check_fwdbwd() -> tuple[Any, Any]:
-        y, grads = nnref_fwdbwd()
-        yt, gradst = torch_fwdbwd()
-        return (y, *grads), (yt, *gradst)
-
-    common = {"family": "conv", "size": size, "dtype": dtype, "x_nbytes": x.nbytes}
-    return [
-        Case(
-            "conv fwd",
-            flops=fwd_flops,
-            nnref_call=nnref_fwd,
-            torch_call=torch_fwd,
-            check_call=lambda: (nnref_fwd(), torch_fwd()),
-            mem_limit=mem_limit,
-            **common,
-        ),
-        Case(
-            "conv bwd",
-            flops=2 * fwd_flops,
-            nnref_call=nnref_bwd,
-            torch_call=torch_bwd,
-            check_call=lambda: (nnref_bwd(), torch_bwd()),
-            mem_limit=mem_limit,
-            **common,
-        ),
-        Case(
-            "conv fwd+bwd",
-            flops=3 * fwd_flops,
-            nnref_call=nnref_fwdbwd,
-            torch_call=torch_fwdbwd,
-            check_call=check_fwdbwd,
-            **common,
-        ),
-    ]
+def size_names() -> list[str]:
+    """Every size class the records' bench cases use, the usual ones first."""
+    used = {b.size for r in RECORDS for b in r.bench}
+    return [s for s in SIZE_ORDER if s in used] + sorted(used - set(SIZE_ORDER))
 
 
-def pool_cases(impl: ModuleType, size: str, dtype: str, rng: np.random.Generator) -> list[Case]:
-    s = SIZES[size]
-    x = rng.standard_normal((s["N"], s["C"], s["H"], s["W"])).astype(dtype)
-    xt = torch.from_numpy(x)
-    xg = xt.detach().requires_grad_()
-    cases = []
-    for label, k, stride, pad in POOLS:
-        with torch.no_grad():
-            out_shape = F.max_pool2d(xt, k, stride, pad).shape
-        dy = rng.standard_normal(tuple(out_shape)).astype(dtype)
-        dyt = torch.from_numpy(dy)
-
-        def nnref_fwd(k: int = k, stride: int = stride, pad: int = pad) -> Any:
-            return impl.max_pool2d(x, k, stride, pad)
-
-        def torch_fwd(k: int = k, stride: int = stride, pad: int = pad) -> Any:
-            with torch.no_grad():
-                return F.max_pool2d(xt, k, stride, pad)
-
-        def nnref_fwdbwd(
-            k: int = k, stride: int = stride, pad: int = pad, dy: np.ndarray = dy
-        ) -> Any:
-            y = impl.max_pool2d(x, k, stride, pad)
-            return y, impl.max_pool2d_backward(dy, x, k, stride, pad)
-
-        def torch_fwdbwd(
-            k: int = k, stride: int = stride, pad: int = pad, dyt: torch.Tensor = dyt
-        ) -> Any:
-            y = F.max_pool2d(xg, k, stride, pad)
-            return y, *torch.autograd.grad(y, xg, dyt)
-
-        def check_fwdbwd(fn_n: Call = nnref_fwdbwd, fn_t: Call = torch_fwdbwd) -> tuple[Any, Any]:
-            return fn_n(), fn_t()
-
-        def check_fwd(fn_n: Call = nnref_fwd, fn_t: Call = torch_fwd) -> tuple[Any, Any]:
-            return fn_n(), fn_t()
-
-        common = {
-            "family": "pool",
-            "size": size,
-            "dtype": dtype,
-            "x_nbytes": x.nbytes,
-            "flops": None,
-        }
-        cases.append(
-            Case(
-                f"{label} fwd",
-                nnref_call=nnref_fwd,
-                torch_call=torch_fwd,
-                check_call=check_fwd,
-                **common,
-            )
-        )
-        cases.append(
-            Case(
-                f"{label} fwd+bwd",
-                nnref_call=nnref_fwdbwd,
-                torch_call=torch_fwdbwd,
-                check_call=check_fwdbwd,
-                **common,
-            )
-        )
-    return cases
+def op_names() -> list[str]:
+    """What --ops accepts: record names, bench labels and the ops at their rank (conv3d)."""
+    names = [r.name for r in RECORDS]
+    names += [b.label for r in RECORDS for b in r.bench]
+    names += [b.case.label for r in RECORDS for b in r.bench]
+    return list(dict.fromkeys(names))
 
 
-def bn_cases(impl: ModuleType, size: str, dtype: str, rng: np.random.Generator) -> list[Case]:
-    s = SIZES[size]
-    c = s["C"]
-    x = (3.0 + 2.0 * rng.standard_normal((s["N"], c, s["H"], s["W"]))).astype(dtype)
-    gamma = (1.0 + 0.1 * rng.standard_normal(c)).astype(dtype)
-    beta = (0.1 * rng.standard_normal(c)).astype(dtype)
-    dy = rng.standard_normal(x.shape).astype(dtype)
-    eps = 1e-5
-    xt, gt, bt, dyt = (torch.from_numpy(a) for a in (x, gamma, beta, dy))
-    xg, gg, bg = (t.detach().requires_grad_() for t in (xt, gt, bt))
-
-    def nnref_fwd() -> Any:
-        return impl.batch_norm(x, gamma, beta, training=True, eps=eps)
-
-    def torch_fwd() -> Any:
-        with torch.no_grad():
-            return F.batch_norm(xt, None, None, gt, bt, training=True, eps=eps)
-
-    def nnref_fwdbwd() -> Any:
-        y = impl.batch_norm(x, gamma, beta, training=True, eps=eps)
-        return y, *impl.batch_norm_backward(dy, x, gamma, eps=eps, training=True)
-
-    def torch_fwdbwd() -> Any:
-        y = F.batch_norm(xg, None, None, gg, bg, training=True, eps=eps)
-        return y, *torch.autograd.grad(y, (xg, gg, bg), dyt)
-
-    common = {"family": "bn", "size": size, "dtype": dtype, "x_nbytes": x.nbytes, "flops": None}
-    return [
-        Case(
-            "batchnorm fwd",
-            nnref_call=nnref_fwd,
-            torch_call=torch_fwd,
-            check_call=lambda: (nnref_fwd(), torch_fwd()),
-            **common,
-        ),
-        Case(
-            "batchnorm fwd+bwd",
-            nnref_call=nnref_fwdbwd,
-            torch_call=torch_fwdbwd,
-            check_call=lambda: (nnref_fwdbwd(), torch_fwdbwd()),
-            **common,
-        ),
-    ]
+def nominal_flops(record: OpRecord, case: Any, direction: str) -> float | None:
+    """Convolution only: 2 * prod(y.shape) * C/G * prod(k) forward (the bias not counted); the
+    backward counts the dx and dw GEMMs, 2x forward (db not counted); forward+backward 3x."""
+    if record.name != "conv":
+        return None
+    forward = 2.0 * math.prod(case.output_shape()) * math.prod(case.w_shape[1:])
+    return forward * {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
 
 
-BUILDERS: dict[str, Callable[[ModuleType, str, str, np.random.Generator], list[Case]]] = {
-    "conv": conv_cases,
-    "pool": pool_cases,
-    "bn": bn_cases,
-}
+def memory_limit(bench: BenchCase, direction: str) -> float | None:
+    """The conv peak-memory target (2-D forward and backward): prod(k) + 2 times x.nbytes."""
+    case = bench.case
+    if bench.label == CONV_LABEL and case.rank == TARGET_RANK and direction in ("fwd", "bwd"):
+        return float(math.prod(case.w_shape[2:]) + 2)
+    return None
+
+
+def bound_call(impl: ModuleType, case: Any, arrays: Mapping[str, np.ndarray],
+               direction: str) -> Call:
+    """impl's contract function for one direction with the case's arguments bound once."""
+    name = case.op if direction == "forward" else case.backward_op
+    fn = getattr(impl, name, None)
+    if fn is None:
+        raise NotAvailable(f"{impl.__name__} has no {name}")
+    args = case.call_args(direction, arrays)
+    positional = [args.pop(k) for k in case.positional[direction]]
+    return functools.partial(fn, *positional, **args)
+
+
+def named(names: Sequence[str], out: Any) -> dict[str, Any]:
+    """A contract call's result by output name (case.outputs(direction))."""
+    if len(names) == 1:
+        return {names[0]: out}
+    if not isinstance(out, tuple | list) or len(out) != len(names):
+        raise TypeError(f"returned {type(out).__name__}, expected a tuple {tuple(names)}")
+    return dict(zip(names, out, strict=True))
+
+
+def agreement(case: Any, arrays: Mapping[str, np.ndarray], dtype_name: str, direction: str,
+              ours: Mapping[str, Any], theirs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """nnref's outputs against torch's, within the error model.
+
+    Both compute in the case's dtype, so each output may differ by both implementations' bounds:
+    ``tolerance.comparison_atol(bound, bound)``, as ``conformance diff`` compares two backends.
+    """
+    dtype = np.dtype(dtype_name)
+    a64 = {k: v.astype(np.float64) for k, v in arrays.items()}
+    bounds: dict[str, Any] = {}
+    with np.errstate(all="ignore"):
+        if direction in ("fwd", "fwd+bwd"):
+            bounds.update(tolerance.forward_bounds(case, a64, dtype))
+        if direction in ("bwd", "fwd+bwd"):
+            bounds.update(tolerance.backward_bounds(case, a64, dtype))
+    ratio, rel, failures = 0.0, 0.0, []
+    for name, value in theirs.items():
+        if ours.get(name) is None:
+            failures.append(f"{name}: not returned by nnref")
+            continue
+        bound = bounds.get(name, 0.0)
+        with np.errstate(all="ignore"):
+            s = compare_output(name, ours[name], value,
+                               tolerance.comparison_atol(bound, bound), dtype.name)
+        ratio, rel = max(ratio, s["max_ratio"]), max(rel, s["max_rel"])
+        failures.extend(s["failures"])
+    return {"max_tol_ratio": ratio, "max_rel_err": rel, "agrees": not failures,
+            "check_failures": failures}
+
+
+def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, direction: str,
+             arrays: Mapping[str, np.ndarray]) -> Job:
+    """The row's two calls (or why it is n/a): nnref's bound contract calls, torch_bench's."""
+    case = bench.case
+    job = Job(record, bench, dtype, direction, x_nbytes=int(arrays["x"].nbytes),
+              flops=nominal_flops(record, case, direction),
+              mem_limit=memory_limit(bench, direction))
+    fwd_names, bwd_names = tuple(case.outputs("forward")), tuple(case.outputs("backward"))
+    try:
+        if direction == "fwd":
+            job.nnref_call = bound_call(impl, case, arrays, "forward")
+
+            def name_ours(out: Any) -> dict[str, Any]:
+                return named(fwd_names, out)
+        elif direction == "bwd":
+            job.nnref_call = bound_call(impl, case, arrays, "backward")
+
+            def name_ours(out: Any) -> dict[str, Any]:
+                return named(bwd_names, out)
+        else:
+            fwd = bound_call(impl, case, arrays, "forward")
+            bwd = bound_call(impl, case, arrays, "backward")
+
+            def fwd_bwd() -> Any:
+                return fwd(), bwd()
+
+            job.nnref_call = fwd_bwd
+
+            def name_ours(out: Any) -> dict[str, Any]:
+                return {**named(fwd_names, out[0]), **named(bwd_names, out[1])}
+    except NotAvailable as exc:
+        job.status, job.reason = "n/a", str(exc)
+        return job
+    try:
+        prepared = torch_bench.prepare(case, arrays, DIRECTIONS[direction])
+    except NotImplementedError as exc:
+        job.status, job.reason = "n/a", f"torch: {exc}"
+        return job
+    job.torch_call = prepared.run
+
+    def check(ours: Any, theirs: Any) -> dict[str, Any]:
+        try:
+            mine = name_ours(ours)
+        except TypeError as exc:
+            return {"max_tol_ratio": math.inf, "max_rel_err": math.inf, "agrees": False,
+                    "check_failures": [f"nnref {exc}"]}
+        return agreement(case, arrays, dtype, direction, mine, prepared.outputs(theirs))
+
+    job.check = check
+    return job
+
+
+def describe_exception(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def first_calls(job: Job) -> dict[str, Any] | None:
+    """Run both sides once and compare; None (and job.status set) when a side cannot run."""
+    assert job.nnref_call is not None and job.torch_call is not None and job.check is not None
+    try:
+        ours = job.nnref_call()
+    except NotImplementedError as exc:
+        job.status, job.reason = "n/a", f"nnref: {describe_exception(exc)}"
+        return None
+    except Exception as exc:
+        job.status, job.reason = "error", f"nnref raised {describe_exception(exc)}"
+        return None
+    try:
+        theirs = job.torch_call()
+    except Exception as exc:  # a configuration torch refuses: nothing to compare with
+        job.status, job.reason = "n/a", f"torch raised {describe_exception(exc)}"
+        return None
+    return job.check(ours, theirs)
+
+
+def unavailable_row(job: Job) -> Row:
+    case = job.bench.case
+    return Row(op=job.op, label=job.bench.label, family=job.record.name, function=case.label,
+               rank=case.rank, direction=job.direction, size=job.bench.size, dtype=job.dtype,
+               case=case.to_dict(), status=job.status, reason=job.reason,
+               x_nbytes=job.x_nbytes, mem_limit=job.mem_limit)
 
 
 def run_case(
-    case: Case,
+    job: Job,
     repeats: int | None,
     pauses: Pauses,
     peak_gflops: float,
@@ -737,9 +744,12 @@ def run_case(
     waiter: QuietWaiter,
     probe: SpeedProbe,
 ) -> Row:
-    ours, theirs = case.check_call()
-    err = max_rel_err(ours, theirs)
-    del ours, theirs
+    if job.status != "ok":
+        return unavailable_row(job)
+    agreed = first_calls(job)
+    if agreed is None:
+        return unavailable_row(job)
+    assert job.nnref_call is not None and job.torch_call is not None
     # (badness, other load, probe seconds, timings) of the least disturbed attempt
     best: tuple[float, float, float, tuple[list[float], list[float], int, int]] | None = None
     attempts = 0
@@ -748,7 +758,7 @@ def run_case(
         waiter.wait()
         before = probe.measure()
         with OtherLoad() as load:
-            timed = time_pair(case.nnref_call, case.torch_call, repeats, pauses)
+            timed = time_pair(job.nnref_call, job.torch_call, repeats, pauses)
         probe_s = max(before, probe.measure())
         slowdown = probe_s / probe.best_s
         other = math.inf if load.cores is None else load.cores
@@ -762,35 +772,31 @@ def run_case(
     _, other_load, probe_s, (samples_n, samples_t, calls_n, calls_t) = best
     nnref_s = statistics.median(samples_n)
     torch_s = statistics.median(samples_t)
-    peak_bytes = peak_memory(case.nnref_call)
-    nnref_gflops = case.flops / nnref_s / 1e9 if case.flops else None
-    torch_gflops = case.flops / torch_s / 1e9 if case.flops else None
-    return Row(
-        op=case.op,
-        family=case.family,
-        size=case.size,
-        dtype=case.dtype,
-        shape=dict(SIZES[case.size]),
-        nnref_ms=nnref_s * 1e3,
-        torch_ms=torch_s * 1e3,
-        ratio=nnref_s / torch_s,
-        nnref_gflops=nnref_gflops,
-        torch_gflops=torch_gflops,
-        pct_gemm_peak=100.0 * nnref_gflops / peak_gflops if nnref_gflops else None,
-        nnref_peak_bytes=peak_bytes,
-        x_nbytes=case.x_nbytes,
-        mem_multiple=peak_bytes / case.x_nbytes,
-        mem_limit=case.mem_limit,
-        repeats=len(samples_n),
-        calls_per_block={"nnref": calls_n, "torch": calls_t},
-        samples_ms={"nnref": [t * 1e3 for t in samples_n], "torch": [t * 1e3 for t in samples_t]},
-        max_rel_err=err,
-        agrees=err <= CHECK_TOL[case.dtype],
-        other_load=None if math.isinf(other_load) else other_load,
-        probe_ms=probe_s * 1e3,
-        probe_slowdown=probe_s / probe.best_s,  # final value set once the run's best is known
-        attempts=attempts,
-    )
+    peak_bytes = peak_memory(job.nnref_call)
+    nnref_gflops = job.flops / nnref_s / 1e9 if job.flops else None
+    torch_gflops = job.flops / torch_s / 1e9 if job.flops else None
+    row = unavailable_row(job)
+    row.nnref_ms = nnref_s * 1e3
+    row.torch_ms = torch_s * 1e3
+    row.ratio = nnref_s / torch_s
+    row.nnref_gflops = nnref_gflops
+    row.torch_gflops = torch_gflops
+    row.pct_gemm_peak = 100.0 * nnref_gflops / peak_gflops if nnref_gflops else None
+    row.nnref_peak_bytes = peak_bytes
+    row.mem_multiple = peak_bytes / job.x_nbytes
+    row.repeats = len(samples_n)
+    row.calls_per_block = {"nnref": calls_n, "torch": calls_t}
+    row.samples_ms = {"nnref": [t * 1e3 for t in samples_n],
+                      "torch": [t * 1e3 for t in samples_t]}
+    row.max_tol_ratio = agreed["max_tol_ratio"]
+    row.max_rel_err = agreed["max_rel_err"]
+    row.agrees = agreed["agrees"]
+    row.check_failures = agreed["check_failures"]
+    row.other_load = None if math.isinf(other_load) else other_load
+    row.probe_ms = probe_s * 1e3
+    row.probe_slowdown = probe_s / probe.best_s  # final value set once the run's best is known
+    row.attempts = attempts
+    return row
 
 
 # --------------------------------------------------------------------------------------------
@@ -798,6 +804,8 @@ def run_case(
 
 
 def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
+    """The README's targets, on the rows of rank TARGET_RANK (the 2-D ops) that ran, selected by
+    bench label."""
     checks: list[TargetCheck] = []
 
     def add(target: str, row: Row, value: float, limit: float, unit: str, at_most: bool) -> None:
@@ -806,10 +814,13 @@ def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
         checks.append(TargetCheck(target, case, value, limit, unit, met))
 
     for row in rows:
-        if row.op == "conv fwd+bwd" and row.size in ("medium", "large"):
+        if row.status != "ok" or row.rank != TARGET_RANK or row.ratio is None:
+            continue
+        conv = row.label == CONV_LABEL
+        if conv and row.direction == "fwd+bwd" and row.size in ("medium", "large"):
             limit = 1.3 if row.dtype == "float32" else 1.0
             add("conv fwd+bwd time / torch", row, row.ratio, limit, "x", at_most=True)
-        if row.op == "conv fwd" and row.size == "large" and row.pct_gemm_peak is not None:
+        if conv and row.direction == "fwd" and row.size == "large" and row.pct_gemm_peak:
             add(
                 "large conv fwd, % of NumPy GEMM peak",
                 row,
@@ -818,11 +829,12 @@ def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
                 "%",
                 at_most=False,
             )
-        if row.family in ("pool", "bn") and row.op.endswith("fwd+bwd"):
-            add(f"{row.family} fwd+bwd time / torch", row, row.ratio, 1.5, "x", at_most=True)
+        group = next((g for g in WINDOW_AND_NORM_LABELS if row.label.startswith(g)), None)
+        if group is not None and row.direction == "fwd+bwd":
+            add(f"{group} fwd+bwd time / torch", row, row.ratio, 1.5, "x", at_most=True)
         if row.size == "small":
             add("small shapes: time per call / torch", row, row.ratio, 1.0, "x", at_most=True)
-        if row.mem_limit is not None:
+        if row.mem_limit is not None and row.mem_multiple is not None:
             add(
                 "conv peak memory / x bytes",
                 row,
@@ -839,42 +851,65 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 TABLE_HEADER = (
-    f"{'op':<24} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} {'ratio':>6} "
-    f"{'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} {'other':>5} "
-    f"{'probe':>5}"
+    f"{'case':<25} {'op':<12} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} "
+    f"{'ratio':>6} {'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} "
+    f"{'other':>5} {'probe':>5}"
 )
 
 
 def disturbed(r: Row) -> bool:
-    return r.other_load is None or r.other_load > BUSY_CORES or r.probe_slowdown > SLOW_FACTOR
+    if r.status != "ok":
+        return False
+    return (r.other_load is None or r.other_load > BUSY_CORES
+            or (r.probe_slowdown or 0.0) > SLOW_FACTOR)
 
 
-def format_row(r: Row) -> str:
+def target_notes(r: Row, checks: Sequence[TargetCheck]) -> str:
+    """The row's target checks as in the README's status table: met (0.76x vs 1.5); ..."""
+    case = f"{r.op} {r.size} {r.dtype}"
+    return "; ".join(
+        f"{'met' if c.met else 'MISSED'} ({c.value:.2f}{c.unit} vs {c.limit:g})"
+        for c in checks if c.case == case
+    )
+
+
+def format_row(r: Row, checks: Sequence[TargetCheck] | None = None) -> str:
+    lead = f"{r.op:<25} {r.function:<12} {r.size:<7} {r.dtype:<8}"
+    if r.status != "ok":
+        return f"{lead} {r.status:>10}: {r.reason}"
     notes = []
     if disturbed(r):
         notes.append("*")
     if not r.agrees:
-        notes.append(f"! differs from torch (max rel err {r.max_rel_err:.1e})")
+        notes.append(f"! differs from torch beyond the error model (|diff| / tolerance "
+                     f"{r.max_tol_ratio:.3g}): {'; '.join(r.check_failures)}")
+    if checks:
+        targets = target_notes(r, checks)
+        if targets:
+            notes.append(f"[{targets}]")
     return (
-        f"{r.op:<24} {r.size:<7} {r.dtype:<8} {r.nnref_ms:>10.3f} {r.torch_ms:>10.3f} "
+        f"{lead} {r.nnref_ms:>10.3f} {r.torch_ms:>10.3f} "
         f"{r.ratio:>6.2f} {_fmt(r.nnref_gflops, '8.1f'):>8} "
         f"{_fmt(r.torch_gflops, '10.1f'):>10} {_fmt(r.pct_gemm_peak, '6.1f'):>6} "
         f"{r.mem_multiple:>6.2f} {r.repeats:>5} {_fmt(r.other_load, '5.2f'):>5} "
-        f"{r.probe_slowdown:>5.2f} " + " ".join(notes)
+        f"{_fmt(r.probe_slowdown, '5.2f'):>5} " + " ".join(notes)
     ).rstrip()
 
 
-def print_table(rows: Sequence[Row]) -> None:
+def print_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> None:
     print(TABLE_HEADER)
     print("-" * len(TABLE_HEADER))
     for r in rows:
-        print(format_row(r))
+        print(format_row(r, checks))
     if any(disturbed(r) for r in rows):
         print(
             f"* other processes used more than {BUSY_CORES} cores on average while this row was "
             f"timed (or it could not be told), or the machine ran more than {SLOW_FACTOR}x slower "
             "than at start-up (probe): its times are unreliable"
         )
+    if any(r.status != "ok" for r in rows):
+        print("n/a: nnref (or --impl) lacks the function or raises NotImplementedError, or torch "
+              "has no native call for the case; error: the nnref call raised")
 
 
 def print_targets(checks: Sequence[TargetCheck]) -> None:
@@ -892,6 +927,24 @@ def print_targets(checks: Sequence[TargetCheck]) -> None:
     print(f"\n{met} of {len(checks)} target checks met.")
 
 
+def markdown_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> str:
+    """The README's status table: one line per row (`*`: disturbed)."""
+    lines = ["| case | op | nnref ms | torch ms | ratio | % GEMM peak | mem/x | targets |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        name = f"{r.op} {r.size} {r.dtype}{' *' if disturbed(r) else ''}"
+        if r.status != "ok":
+            lines.append(f"| {name} | {r.function} | {r.status} | | | | | {r.reason} |")
+            continue
+        differs = "" if r.agrees else " (differs from torch)"
+        lines.append(
+            f"| {name}{differs} | {r.function} | {r.nnref_ms:.3f} | {r.torch_ms:.3f} | "
+            f"{r.ratio:.2f} | {_fmt(r.pct_gemm_peak, '.1f')} | {r.mem_multiple:.2f} | "
+            f"{target_notes(r, checks)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def parse_list(text: str, allowed: Sequence[str], what: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     unknown = [item for item in items if item not in allowed]
@@ -903,12 +956,13 @@ def parse_list(text: str, allowed: Sequence[str], what: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    sizes, ops = size_names(), op_names()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes",
-        default=",".join(SIZES),
-        type=lambda t: parse_list(t, tuple(SIZES), "--sizes"),
-        help=f"comma-separated subset of {','.join(SIZES)} (default: all)",
+        default=",".join(sizes),
+        type=lambda t: parse_list(t, sizes, "--sizes"),
+        help=f"comma-separated subset of {','.join(sizes)} (BenchCase.size; default: all)",
     )
     parser.add_argument(
         "--dtypes",
@@ -918,9 +972,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--ops",
-        default=",".join(OPS),
-        type=lambda t: parse_list(t, OPS, "--ops"),
-        help=f"comma-separated subset of {','.join(OPS)} (default: all)",
+        default=None,
+        type=lambda t: parse_list(t, ops, "--ops"),
+        help="comma-separated op records (" + ",".join(r.name for r in RECORDS) + "), bench "
+        "labels or ops at a rank (conv3d, ...) (default: every record's bench cases)",
+    )
+    parser.add_argument(
+        "--directions",
+        default=",".join(DIRECTIONS),
+        type=lambda t: parse_list(t, tuple(DIRECTIONS), "--directions"),
+        help=f"comma-separated subset of {','.join(DIRECTIONS)} (default: all)",
     )
     parser.add_argument(
         "--repeats",
@@ -929,6 +990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="timed blocks per side and case (default: adaptive, ~1.5 s per case, 3 to 25)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="write the README's status table (Markdown) here")
     parser.add_argument(
         "--impl", default="nnref", help="module to benchmark against torch (default: nnref)"
     )
@@ -949,8 +1012,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.retries < 0 or args.wait_quiet < 0:
         parser.error("--retries and --wait-quiet must be >= 0")
+    chosen = bench_cases(args.sizes, args.ops)
+    if not chosen:
+        parser.error("no bench case has the given --sizes and --ops")
 
-    torch.set_num_threads(THREADS)
+    torch_bench.set_threads(THREADS)
     impl = import_impl(args.impl)
     env = environment(impl)
     blas = env["blas"]
@@ -981,26 +1047,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         peak_runs[dtype] = [gemm_peak(dtype, pauses)]
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
 
-    rng = np.random.default_rng(20240607)
     rows: list[Row] = []
     start = time.perf_counter()
     print(TABLE_HEADER, file=sys.stderr)
     for size in args.sizes:
         for dtype in args.dtypes:
-            for op in args.ops:
-                for case in BUILDERS[op](impl, size, dtype, rng):
+            for record, bench in chosen:
+                if bench.size != size:
+                    continue
+                arrays = bench.case.arrays(np.dtype(dtype), SEED)
+                for direction in args.directions:
+                    job = make_job(impl, record, bench, dtype, direction, arrays)
                     peak = peaks[dtype]["numpy_gflops"]
                     rows.append(
-                        run_case(case, args.repeats, pauses, peak, args.retries, waiter, probe)
+                        run_case(job, args.repeats, pauses, peak, args.retries, waiter, probe)
                     )
+                    del job
                     print(format_row(rows[-1]), file=sys.stderr, flush=True)
+                del arrays
     elapsed = time.perf_counter() - start
     for dtype in args.dtypes:
         waiter.wait()
         peak_runs[dtype].append(gemm_peak(dtype, pauses))
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
     for row in rows:
-        row.probe_slowdown = row.probe_ms / (probe.best_s * 1e3)
+        if row.probe_ms is not None:
+            row.probe_slowdown = row.probe_ms / (probe.best_s * 1e3)
         if row.nnref_gflops is not None:
             row.pct_gemm_peak = 100.0 * row.nnref_gflops / peaks[row.dtype]["numpy_gflops"]
 
@@ -1012,19 +1084,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(runs: {runs}), torch {p['torch_gflops']:.1f} GFLOP/s"
         )
     print()
-    print_table(rows)
     checks = check_targets(rows)
+    print_table(rows, checks)
     print_targets(checks)
+    counts = {s: sum(r.status == s for r in rows) for s in ("ok", "n/a", "error")}
+    print(f"rows: {counts['ok']} timed, {counts['n/a']} n/a, {counts['error']} error"
+          f"{'' if all(r.agrees is not False for r in rows) else ', some differ from torch'}")
     print(f"(benchmark time {elapsed:.0f} s, {waiter.waited_s:.0f} s of it waiting for quiet)")
 
+    if args.markdown is not None:
+        args.markdown.write_text(markdown_table(rows, checks))
+        print(f"wrote {args.markdown}")
     if args.json is not None:
         payload = {
             "environment": env,
             "settings": {
                 "threads": THREADS,
-                "sizes": {s: SIZES[s] for s in args.sizes},
+                "sizes": args.sizes,
                 "dtypes": args.dtypes,
                 "ops": args.ops,
+                "directions": args.directions,
+                "seed": SEED,
+                "cases": [
+                    {"record": r.name, "label": b.label, "size": b.size, **b.case.to_dict()}
+                    for r, b in chosen
+                ],
                 "repeats": args.repeats,
                 "min_block_s": MIN_BLOCK_S,
                 "lead_in_below_s": LEAD_IN_BELOW_S,
@@ -1037,6 +1121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "wait_quiet_s": args.wait_quiet,
                 "busy_cores": BUSY_CORES,
                 "slow_factor": SLOW_FACTOR,
+                "target_rank": TARGET_RANK,
                 "probe_best_ms": probe.best_s * 1e3,
             },
             "gemm_peak": peaks,

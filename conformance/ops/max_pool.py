@@ -241,13 +241,15 @@ HAND_CASES: tuple[HandCase, ...] = (
 
 
 BENCH: tuple[BenchCase, ...] = (
-    *(BenchCase(label, size, PoolCase(shape, k, stride=s, padding=p))
+    # values only, as torch's F.max_pool*d times them by default
+    *(BenchCase(label, size, PoolCase(shape, k, stride=s, padding=p, return_indices=False))
       for size, shape in (("small", (2, 3, 9, 9)), ("medium", (8, 16, 32, 32)),
                           ("large", (32, 64, 56, 56)))
       for label, k, s, p in (("maxpool k3s2p1", 3, 2, 1), ("maxpool k2s2", 2, 2, 0))),
-    BenchCase("maxpool1d k3s2p1", "medium", PoolCase((8, 32, 1024), 3, stride=2, padding=1)),
+    BenchCase("maxpool1d k3s2p1", "medium", PoolCase((8, 32, 1024), 3, stride=2, padding=1,
+                                                     return_indices=False)),
     BenchCase("maxpool3d k3s2p1", "medium", PoolCase((4, 8, 16, 32, 32), 3, stride=2,
-                                                     padding=1)),
+                                                     padding=1, return_indices=False)),
 )
 
 
