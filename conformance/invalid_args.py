@@ -1,35 +1,44 @@
 """Invalid calls of the contract functions, drawn by Hypothesis, and how frameworks answer them.
 
-Every strategy draws a VALID case from :mod:`conformance.strategies`, turns it into the keyword
-arguments of one contract function (``pad`` ... ``batch_norm_backward``) and breaks exactly one
-thing: the result is an :class:`InvalidCall`. CONTRACT.md ("Errors") says the implementation must
-raise ``ValueError`` whose message names the parameter; ``InvalidCall.names`` lists the words one
-of which the message must contain.
+Every strategy draws a VALID case of an op record (:func:`conformance.sampler.strategy`, at one
+of the ranks of the function), takes the keyword arguments of its contract call
+(``case.call_args``) and breaks exactly one thing: the result is an :class:`InvalidCall`.
+CONTRACT.md ("Errors") says the implementation must raise ``ValueError`` whose message names the
+parameter; ``InvalidCall.names`` lists the words one of which the message must contain.
 
     from conformance import invalid_args
-    invalid_args.CATEGORIES                      # category id -> Category (functions it covers)
+    invalid_args.CATEGORIES                      # category id -> Category
+    invalid_args.CATEGORIES["groups_not_dividing"].functions   # the functions it applies to
     invalid_args.invalid_calls()                 # one_of every category
-    invalid_args.invalid_calls("negative_padding")
-    invalid_args.call(impl, c)                   # impl.<function>(**c.args)
+    invalid_args.invalid_calls("negative_padding", ("conv3d",))
+    invalid_args.call(impl, c)                   # impl.<function>(*positional, **rest)
 
-The framework side: :func:`run_torch` / :func:`run_tf` make the natively equivalent call
-(``torch.nn.functional`` / ``tf.nn`` directly, NHWC and ``tf.constant`` for TF, autograd /
-GradientTape with ``dy`` for the backward functions; never the adapters, which validate on their
-own) and :func:`outcome` names what happened: the exception class name, ``"accepted"``,
-``"empty result"``, ``"no gradient"`` (TF returned None for a gradient), ``"not expressible"``
-(the broken argument has no native counterpart) or ``"abort"`` (known to kill the process: not
-run). conformance/invalid_behaviour.toml records the expected outcomes; the table and notes of
-docs/invalid-arguments.md are rendered from it by :func:`markdown_table` / :func:`markdown_notes`
-(``python -m conformance.invalid_args``).
+No op is named here. A category says which calls it applies to by what the call has (a
+``stride`` argument, a ``w``, a per-channel array, a ``dy``, a ``mode``, ...), judged on one valid
+case of each record at each rank (:func:`_probe`); the functions it covers follow from the
+records (``conformance.ops.contract_functions()``). Every breaker works at every rank: the axis
+it breaks is one of the case's spatial axes, padding comes in every form the contract allows at
+that rank, and a wrong ndim is one no rank of the function accepts.
+
+The framework side lives in :mod:`conformance.backends.native_calls`: the natively equivalent
+``torch.nn.functional`` / ``tf.nn`` call of an invalid call (never the adapters, which validate
+on their own). Here, :func:`outcome` names what happened: the exception class name,
+``"accepted"``, ``"empty result"``, ``"no gradient"`` (TF returned None for a gradient), ``"not
+expressible"`` (the broken argument has no native counterpart) or ``"abort"`` (known to kill the
+process: not run). conformance/invalid_behaviour.toml records the expected outcomes per function;
+the table and notes of docs/invalid-arguments.md are rendered from it by :func:`markdown_table` /
+:func:`markdown_notes` (``python -m conformance.invalid_args``).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import tomllib
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +46,35 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from .cases import Case, _pads, _pair
-from .strategies import DTYPES, batch_norm_cases, conv_cases, pad_cases, pool_cases, seeds
+from . import sampler
+from .cases import Case, pads_of, spatial
+from .ops import RECORDS, contract_functions, op_and_direction, record_of_function
+from .sampler import DTYPES, seeds, strategy
 
-FUNCTIONS = (
-    "pad", "pad_backward", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
-    "batch_norm", "batch_norm_backward",
-)
-ARRAY_ARGS = ("dy", "x", "w", "b", "gamma", "beta", "running_mean", "running_var")
 FRAMEWORKS = ("torch", "tensorflow")
 BEHAVIOUR_PATH = Path(__file__).with_name("invalid_behaviour.toml")
 OUTCOME_WORDS = ("accepted", "empty result", "no gradient", "not expressible", "abort")
+# The data arrays of a call (CONTRACT.md): everything else that is an array is per channel
+# (conv's w and b, batch norm's gamma, beta and running statistics).
+DATA_ARRAYS = ("x", "dy")
 
-PAD = ("pad", "pad_backward")
-CONV = ("conv2d", "conv2d_backward")
-POOL = ("max_pool2d", "max_pool2d_backward")
-BN = ("batch_norm", "batch_norm_backward")
-BACKWARD = tuple(f for f in FUNCTIONS if f.endswith("_backward"))
+
+# ------------------------------------------------------------------------------- functions
+
+
+def direction_of(function: str) -> str:
+    """'conv3d_backward' -> 'backward'; 'pad' -> 'forward'."""
+    return op_and_direction(function)[1]
+
+
+def ranks_of(function: str) -> tuple[int, ...]:
+    """The spatial ranks a contract function is called at (pad: 1, 2, 3; conv1d: 1)."""
+    rec = record_of_function(function)
+    return tuple(r for r in rec.ranks if function in rec.functions(r))
+
+
+def backward_functions() -> tuple[str, ...]:
+    return tuple(f for f in contract_functions() if direction_of(f) == "backward")
 
 
 # ------------------------------------------------------------------------------- the call
@@ -71,8 +92,9 @@ class InvalidCall:
     """One invalid call: ``<function>(**args)`` must raise ValueError naming one of ``names``.
 
     ``broken`` is the argument that was broken (for kernel_too_large: what made the kernel too
-    large, "kernel", "dilation" or "input"); the framework runners and the record use it.
-    Its repr shows arrays as dtype[shape], so a Hypothesis falsifying example stays readable.
+    large, "kernel", "dilation" or "input"); the native runners and the record use it. ``rank``
+    is the spatial rank of the valid case it was made from. Its repr shows arrays as
+    dtype[shape], so a Hypothesis falsifying example stays readable.
     """
 
     category: str
@@ -80,6 +102,21 @@ class InvalidCall:
     args: Mapping[str, Any]
     names: tuple[str, ...]
     broken: str
+    rank: int
+
+    @property
+    def direction(self) -> str:
+        return direction_of(self.function)
+
+    @property
+    def family(self) -> str:
+        """The op record's name ("conv", "max_pool", ...): the native runners dispatch on it."""
+        return record_of_function(self.function).name
+
+    @property
+    def positional(self) -> tuple[str, ...]:
+        """The arguments the contract passes by position (the leading arrays)."""
+        return record_of_function(self.function).case_type.positional[self.direction]
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.args.items() if isinstance(v, np.ndarray)}
@@ -104,8 +141,11 @@ class InvalidCall:
 
 
 def call(impl: Any, invalid: InvalidCall) -> Any:
-    """Run the call on an implementation (nnref, an adapter, any --impl module)."""
-    return getattr(impl, invalid.function)(**invalid.args)
+    """Run the call on an implementation (nnref, an adapter, any --impl module), the leading
+    arrays by position as the suite calls every contract function."""
+    args = dict(invalid.args)
+    positional = [args.pop(k) for k in invalid.positional if k in args]
+    return getattr(impl, invalid.function)(*positional, **args)
 
 
 def names_in(message: str, names: tuple[str, ...]) -> bool:
@@ -118,249 +158,295 @@ def names_in(message: str, names: tuple[str, ...]) -> bool:
 
 # ------------------------------------------------------------------------- valid starting point
 
-_CASES = {"pad": pad_cases, "conv2d": conv_cases, "max_pool2d": pool_cases,
-          "batch_norm": batch_norm_cases}
+
+@cache
+def _probe(function: str, rank: int) -> tuple[Case, dict[str, Any]]:
+    """One valid case of ``function``'s record at ``rank`` and the arguments of its call: what
+    a category's ``applies`` looks at (only the structure of the call, never drawn values)."""
+    rec = record_of_function(function)
+    case = sampler.sample(rec, 1, seed=0, rank=rank, small=True)[0][0]
+    return case, case.call_args(direction_of(function), case.arrays(np.float64, 0))
 
 
-def _args(function: str, case: Any, a: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Keyword arguments of a valid call of ``function`` for ``case`` (CONTRACT.md names)."""
-    if function == "pad":
-        return {"x": a["x"], "pad_width": case.pad_width, "mode": case.mode, "value": case.value}
-    if function == "pad_backward":
-        return {"dy": a["dy"], "pad_width": case.pad_width, "mode": case.mode}
-    if function == "conv2d":
-        return {"x": a["x"], "w": a["w"], "b": a.get("b"), **case.params()}
-    if function == "conv2d_backward":
-        return {"dy": a["dy"], "x": a["x"], "w": a["w"], **case.params()}
-    if function == "max_pool2d":
-        return {"x": a["x"], **case.params()}
-    if function == "max_pool2d_backward":
-        return {"dy": a["dy"], "x": a["x"], **case.params()}
-    running = {"running_mean": a.get("running_mean"), "running_var": a.get("running_var")}
-    if function == "batch_norm":
-        return {"x": a["x"], "gamma": a["gamma"], "beta": a["beta"], **running,
-                **case.params()}
-    return {"dy": a["dy"], "x": a["x"], "gamma": a["gamma"], "eps": case.eps, **running,
-            "training": case.training}
+@cache
+def _valid_ndims(function: str, name: str) -> frozenset[int]:
+    """The ndims array argument ``name`` of ``function`` has at the function's ranks."""
+    out = set()
+    for rank in ranks_of(function):
+        value = _probe(function, rank)[1].get(name)
+        if isinstance(value, np.ndarray):
+            out.add(value.ndim)
+    return frozenset(out)
 
 
 def _normal(rng: np.random.Generator, shape: Any, dtype: Any) -> np.ndarray:
     return rng.standard_normal(tuple(shape)).astype(dtype)
 
 
-def _copy(a: np.ndarray) -> np.ndarray:
+def _copy(a: Any) -> np.ndarray:
     return np.array(a, copy=True, order="C")
 
 
-def _explicit_padding(case: Any) -> Any:
-    """A conv case's padding with "same" / "valid" replaced by its explicit pads."""
-    return case.resolved_pads() if isinstance(case.padding, str) else case.padding
+def _sliced(a: np.ndarray, axis: int, stop: int) -> np.ndarray:
+    """``a[..., :stop, ...]`` along ``axis``, as a fresh array."""
+    return _copy(a[(slice(None),) * axis + (slice(0, stop),)])
 
 
-def _with(pair: tuple[int, int], axis: int, value: int) -> tuple[int, int]:
-    out = list(pair)
+def _with(values: tuple[int, ...], axis: int, value: int) -> tuple[int, ...]:
+    out = list(values)
     out[axis] = value
-    return (out[0], out[1])
+    return tuple(out)
 
 
-def _int_or_pair_with(draw: Any, current: tuple[int, int], value: int) -> Any:
-    """``value`` as an int, or ``current`` with one axis replaced by ``value``."""
-    form = draw(st.sampled_from(["int", "height", "width"]), label="form")
-    return value if form == "int" else _with(current, ("height", "width").index(form), value)
-
-
-def _pads_with(draw: Any, pads: Any, axis: int, value: int, grow: bool = True) -> Any:
-    """Padding in a drawn form (int, pair, pairs) with ``value`` on ``axis``; the other entries
-    stay valid: they keep at least their current size (``grow``: conv / pool, where less padding
-    could make the kernel too large) or at most it (pad: where more could pass reflect's limit,
-    or leave pad_backward's dy too small)."""
-    (t, b), (l, r) = pads
-    form = draw(st.sampled_from(["int", "pair", "pairs"]), label="padding form")
-    if form == "int":
-        return value
-    pick = max if grow else min
-    keep = (pick(t, b), pick(l, r))
-    if form == "pair":
-        return _with(keep, axis, value)
-    rows, cols = [t, b], [l, r]
-    side = draw(st.integers(0, 1), label="side")
-    (rows if axis == 0 else cols)[side] = value
-    return ((rows[0], rows[1]), (cols[0], cols[1]))
+def _sampler_options(record: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The category's sampler options that this record's sampler takes."""
+    params = inspect.signature(record.sample).parameters
+    return {k: v for k, v in options.items() if k in params}
 
 
 # ------------------------------------------------------------------------------- breakers
-# Each breaker gets (draw, function, case, args, rng), edits args in place and returns
-# (names, broken).
+# Each breaker gets a Ctx, edits ctx.args in place and returns (names, broken).
 
 Broken = tuple[tuple[str, ...], str]
 
 
-def _kernel_too_large(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    conv = function in CONV
-    x = args["x"]
-    if conv:
-        pads = case.resolved_pads()
-        args["padding"] = _explicit_padding(case)
-        kernel = args["w"].shape[2:]
-    else:
-        pads = _pads(case.padding)
-        kernel = _pair(case.kernel_size)
-    dilation = _pair(args["dilation"])
-    axis = draw(st.integers(0, 1), label="axis")
-    size, (before, after) = x.shape[2 + axis], pads[axis]
+@dataclass
+class Ctx:
+    """What a breaker works on: the valid case, its arrays, the call's arguments (edited in
+    place), Hypothesis's draw and a generator for new arrays."""
+
+    draw: Any
+    case: Case
+    direction: str
+    arrays: dict[str, np.ndarray]
+    args: dict[str, Any]
+    rng: np.random.Generator
+
+    @property
+    def rank(self) -> int:
+        return self.case.rank
+
+    def axis(self) -> int:
+        """One of the case's spatial axes (0 = the first spatial axis, x's axis 2)."""
+        return self.draw(st.integers(0, self.rank - 1), label="axis")
+
+    def container(self, entries: list) -> Any:
+        """A per-axis argument as a tuple or a list (the contract takes both)."""
+        return list(entries) if self.draw(st.booleans(), label="as a list") else tuple(entries)
+
+    def spatial_with(self, current: tuple[int, ...], value: int) -> Any:
+        """``value`` as an int, or ``current`` (one entry per axis) with one axis ``value``."""
+        if self.draw(st.booleans(), label="as an int"):
+            return value
+        return self.container(list(_with(current, self.axis(), value)))
+
+    def pads_with(self, pads: tuple[tuple[int, int], ...], axis: int, value: int,
+                  grow: bool = True) -> Any:
+        """Padding in a drawn contract form (an int; one int per axis; (before, after) pairs;
+        ints and pairs mixed) with ``value`` on ``axis``. The other entries stay valid: they
+        keep at least their current size (``grow``: conv / pool, where less padding could make
+        the kernel too large) or at most it (pad: where more could pass reflect's limit, or
+        leave pad_backward's dy too small)."""
+        form = self.draw(st.sampled_from(["int", "per axis", "pairs", "mixed"]),
+                         label="padding form")
+        if form == "int":
+            return value
+        pick = max if grow else min
+        if form == "per axis":
+            return self.container([value if i == axis else pick(b, a)
+                                   for i, (b, a) in enumerate(pads)])
+        pairs = [list(p) for p in pads]
+        pairs[axis][self.draw(st.integers(0, 1), label="side")] = value
+        if form == "pairs":
+            return self.container([tuple(p) for p in pairs])
+        return self.container([p[0] if p[0] == p[1] else tuple(p) for p in pairs])
+
+    def explicit_pads(self, key: str = "padding") -> tuple[tuple[int, int], ...]:
+        """The case's padding as (before, after) per axis; a padding string ("same",
+        "valid") is replaced in the call by its explicit pads (they depend on the kernel, the
+        stride and the dilation, which a breaker may change)."""
+        resolve = getattr(self.case, "resolved_pads", None)
+        if isinstance(self.args.get(key), str) and resolve is not None:
+            self.args[key] = resolve()
+        return pads_of(self.args[key], self.rank)
+
+    def pick_array(self, exclude: tuple[str, ...] = ()) -> str:
+        present = [k for k, v in self.args.items()
+                   if isinstance(v, np.ndarray) and k not in exclude]
+        return self.draw(st.sampled_from(present), label="broken array")
+
+
+def _kernel_name(args: Mapping[str, Any]) -> str:
+    """Where the call's kernel size comes from: conv's ``w`` or pooling's ``kernel_size``."""
+    return "w" if "w" in args else "kernel_size"
+
+
+def _kernel_too_large(k: Ctx) -> Broken:
+    a = k.args
+    conv = _kernel_name(a) == "w"
+    pads = k.explicit_pads()
+    kernel = a["w"].shape[2:] if conv else spatial(a["kernel_size"], k.rank)
+    dilation = spatial(a["dilation"], k.rank)
+    axis = k.axis()
+    size, (before, after) = a["x"].shape[2 + axis], pads[axis]
     padded = size + before + after
-    k, d = kernel[axis], dilation[axis]
-    extent = d * (k - 1) + 1
-    ways = ["kernel"] + (["dilation"] if k >= 2 else [])
+    kk, d = kernel[axis], dilation[axis]
+    extent = d * (kk - 1) + 1
+    ways = ["kernel"] + (["dilation"] if kk >= 2 else [])
     ways += ["input"] if extent - before - after - 1 >= 1 else []
-    way = draw(st.sampled_from(ways), label="made too large by")
+    way = k.draw(st.sampled_from(ways), label="made too large by")
     if way == "kernel":
-        k_new = (padded - 1) // d + 2 + draw(st.integers(0, 1), label="kernel extra")
+        k_new = (padded - 1) // d + 2 + k.draw(st.integers(0, 1), label="kernel extra")
         if conv:
-            shape = list(args["w"].shape)
+            shape = list(a["w"].shape)
             shape[2 + axis] = k_new
-            args["w"] = _normal(rng, shape, args["w"].dtype)
+            a["w"] = _normal(k.rng, shape, a["w"].dtype)
         else:
-            args["kernel_size"] = _with(kernel, axis, k_new)
+            a["kernel_size"] = k.container(list(_with(kernel, axis, k_new)))
     elif way == "dilation":
-        d_new = (padded - 1) // (k - 1) + 1 + draw(st.integers(0, 1), label="dilation extra")
-        args["dilation"] = _with(dilation, axis, d_new)
+        d_new = (padded - 1) // (kk - 1) + 1 + k.draw(st.integers(0, 1), label="dilation extra")
+        a["dilation"] = k.container(list(_with(dilation, axis, d_new)))
     else:
-        size_new = draw(st.integers(1, extent - before - after - 1), label="input size")
-        args["x"] = _copy(x[:, :, :size_new] if axis == 0 else x[..., :size_new])
+        size_new = k.draw(st.integers(1, extent - before - after - 1), label="input size")
+        a["x"] = _sliced(a["x"], 2 + axis, size_new)
     return (("kernel", "w") if conv else ("kernel", "kernel_size")), way
 
 
-def _nonpositive(param: str) -> Callable[..., Broken]:
-    def breaker(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-        if function in CONV:
-            args["padding"] = _explicit_padding(case)  # "same" depends on stride / dilation
-        current = args[param]
+def _nonpositive(param: str) -> Callable[[Ctx], Broken]:
+    def breaker(k: Ctx) -> Broken:
+        if isinstance(k.args.get("padding"), str):
+            k.explicit_pads()  # "same" depends on stride / dilation
+        current = k.args[param]
         if current is None:  # max-pool stride=None means stride = kernel_size
-            current = args["kernel_size"]
-        bad = draw(st.sampled_from([0, -1, -2]), label=f"bad {param}")
-        args[param] = _int_or_pair_with(draw, _pair(current), bad)
+            current = k.args["kernel_size"]
+        bad = k.draw(st.sampled_from([0, -1, -2]), label=f"bad {param}")
+        k.args[param] = k.spatial_with(spatial(current, k.rank), bad)
         return (param,), param
 
     return breaker
 
 
-def _nonpositive_kernel(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    axis = draw(st.integers(0, 1), label="axis")
-    if function in CONV:
-        w = args["w"]
-        args["w"] = _copy(w[:, :, :0] if axis == 0 else w[..., :0])
+def _nonpositive_kernel(k: Ctx) -> Broken:
+    a = k.args
+    if _kernel_name(a) == "w":
+        a["w"] = _sliced(a["w"], 2 + k.axis(), 0)
         return ("w", "kernel"), "w"
-    kernel = _pair(case.kernel_size)
-    if args["stride"] is None:  # keep the stride valid: it defaults to the kernel
-        args["stride"] = kernel
-    args["padding"] = 0  # a pad is only valid up to half the kernel
-    bad = draw(st.sampled_from([0, -1, -2]), label="bad kernel_size")
-    args["kernel_size"] = _int_or_pair_with(draw, kernel, bad)
+    kernel = spatial(a["kernel_size"], k.rank)
+    if a["stride"] is None:  # keep the stride valid: it defaults to the kernel
+        a["stride"] = kernel
+    bad = k.draw(st.sampled_from([0, -1, -2]), label="bad kernel_size")
+    # A pad is only valid up to half the kernel: none where the kernel is broken, the others
+    # kept (so that no other axis becomes too small for its kernel).
+    if k.draw(st.booleans(), label="as an int"):
+        a["kernel_size"], a["padding"] = bad, 0
+    else:
+        axis = k.axis()
+        a["kernel_size"] = k.container(list(_with(kernel, axis, bad)))
+        pads = list(k.explicit_pads())
+        pads[axis] = (0, 0)
+        a["padding"] = k.container(pads)
     return ("kernel_size", "kernel"), "kernel_size"
 
 
-def _negative_padding(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    key = "pad_width" if function in PAD else "padding"
-    if function in CONV:
-        pads = case.resolved_pads()
-    else:
-        pads = _pads(args[key])
-    axis = draw(st.integers(0, 1), label="axis")
-    bad = draw(st.sampled_from([-1, -2, -3]), label="bad pad")
-    args[key] = _pads_with(draw, pads, axis, bad, grow=function not in PAD)
+def _padding_key(args: Mapping[str, Any]) -> str:
+    return "pad_width" if "pad_width" in args else "padding"
+
+
+def _negative_padding(k: Ctx) -> Broken:
+    key = _padding_key(k.args)
+    pads = k.explicit_pads(key)
+    bad = k.draw(st.sampled_from([-1, -2, -3]), label="bad pad")
+    k.args[key] = k.pads_with(pads, k.axis(), bad, grow=key == "padding")
     return (key,), key
 
 
-def _pool_padding_above_half(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    kernel = _pair(case.kernel_size)
-    axis = draw(st.integers(0, 1), label="axis")
-    bad = kernel[axis] // 2 + draw(st.integers(1, 2), label="pad above half")
-    args["padding"] = _pads_with(draw, _pads(case.padding), axis, bad)
+def _pool_padding_above_half(k: Ctx) -> Broken:
+    kernel = spatial(k.args["kernel_size"], k.rank)
+    axis = k.axis()
+    bad = kernel[axis] // 2 + k.draw(st.integers(1, 2), label="pad above half")
+    k.args["padding"] = k.pads_with(k.explicit_pads(), axis, bad)
     return ("padding",), "padding"
 
 
-def _groups_not_dividing(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    c, (co, _, kh, kw) = args["x"].shape[1], args["w"].shape
+def _groups_not_dividing(k: Ctx) -> Broken:
+    a = k.args
+    c, (co, _, *kernel) = a["x"].shape[1], a["w"].shape
     options = [g for g in range(2, max(c, co) + 2) if c % g or co % g]
-    groups = draw(st.sampled_from(options), label="groups")
-    args["groups"] = groups
-    args["w"] = _normal(rng, (co, max(c // groups, 1), kh, kw), args["w"].dtype)
+    groups = k.draw(st.sampled_from(options), label="groups")
+    a["groups"] = groups
+    a["w"] = _normal(k.rng, (co, max(c // groups, 1), *kernel), a["w"].dtype)
     return ("groups",), "groups"
 
 
-def _nonpositive_groups(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    args["groups"] = draw(st.sampled_from([0, -1, -2]), label="groups")
+def _nonpositive_groups(k: Ctx) -> Broken:
+    k.args["groups"] = k.draw(st.sampled_from([0, -1, -2]), label="groups")
     return ("groups",), "groups"
 
 
-def _channel_mismatch(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    if function in CONV:
-        options = ["w"] + (["b"] if args.get("b") is not None else [])
-    else:
-        options = [k for k in ("gamma", "beta", "running_mean", "running_var")
-                   if args.get(k) is not None]
-    name = draw(st.sampled_from(options), label="mismatched")
-    old = args[name]
-    axis = 1 if name == "w" else 0
+def _channel_arrays(args: Mapping[str, Any]) -> list[str]:
+    """The per-channel arrays of a call: every array but x and dy (w, b, gamma, ...)."""
+    return [k for k, v in args.items() if isinstance(v, np.ndarray) and k not in DATA_ARRAYS]
+
+
+def _channel_mismatch(k: Ctx) -> Broken:
+    name = k.draw(st.sampled_from(_channel_arrays(k.args)), label="mismatched")
+    old = k.args[name]
+    axis = 1 if old.ndim >= 2 else 0  # w: (Co, C / G, *k) against x's C; else (C,) or (Co,)
     sizes = [n for n in (old.shape[axis] - 1, old.shape[axis] + 1) if n >= 1]
     shape = list(old.shape)
-    shape[axis] = draw(st.sampled_from(sizes), label="size")
-    args[name] = _normal(rng, shape, old.dtype)
-    if name == "running_var":
-        args[name] = np.abs(args[name])
-    return (("w", "x") if name == "w" else (name,)), name
+    shape[axis] = k.draw(st.sampled_from(sizes), label="size")
+    new = _normal(k.rng, shape, old.dtype)
+    k.args[name] = np.abs(new) if (old >= 0).all() else new  # a variance stays >= 0
+    return ((name, "x") if old.ndim >= 2 else (name,)), name
 
 
-def _pick_array(draw: Any, args: dict, exclude: tuple[str, ...] = ()) -> str:
-    present = [k for k in ARRAY_ARGS if args.get(k) is not None and k not in exclude]
-    return draw(st.sampled_from(present), label="broken array")
-
-
-def _wrong_ndim(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    name = _pick_array(draw, args)
-    a = args[name]
-    if a.ndim == 4:
-        how = draw(st.sampled_from(["3-D", "5-D", "2-D"]), label="ndim")
-        args[name] = _copy({"3-D": a[0], "5-D": a[None], "2-D": a[0, 0]}[how])
+def _wrong_ndim(k: Ctx) -> Broken:
+    name = k.pick_array()
+    a = k.args[name]
+    function = k.case.op if k.direction == "forward" else k.case.backward_op
+    valid = _valid_ndims(function, name) | {a.ndim}
+    options = [n for n in range(max(0, min(valid) - 2), max(valid) + 2) if n not in valid]
+    ndim = k.draw(st.sampled_from(options), label="ndim")
+    if ndim < a.ndim:  # drop leading axes (N, then C)
+        k.args[name] = _copy(a[(0,) * (a.ndim - ndim)])
     else:
-        how = draw(st.sampled_from(["0-D", "2-D"]), label="ndim")
-        args[name] = _copy(a[0, ...] if how == "0-D" else a[None])
+        k.args[name] = _copy(a[(None,) * (ndim - a.ndim)])
     return (name,), name
 
 
-def _integer_dtype(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    name = _pick_array(draw, args)
-    dtype = draw(st.sampled_from([np.int64, np.int32]), label="integer dtype")
-    args[name] = np.rint(args[name]).astype(dtype)
+def _integer_dtype(k: Ctx) -> Broken:
+    name = k.pick_array()
+    dtype = k.draw(st.sampled_from([np.int64, np.int32]), label="integer dtype")
+    k.args[name] = np.rint(k.args[name]).astype(dtype)
     return (name,), name
 
 
-def _bool_dtype(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    name = _pick_array(draw, args)
-    args[name] = args[name] > 0
+def _bool_dtype(k: Ctx) -> Broken:
+    name = k.pick_array()
+    k.args[name] = k.args[name] > 0
     return (name,), name
 
 
-def _mixed_dtype(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    name = _pick_array(draw, args)
-    other = np.float32 if args[name].dtype == np.float64 else np.float64
-    args[name] = args[name].astype(other)
+def _mixed_dtype(k: Ctx) -> Broken:
+    name = k.pick_array()
+    other = np.float32 if k.args[name].dtype == np.float64 else np.float64
+    k.args[name] = k.args[name].astype(other)
     return (name,), name
 
 
-def _pad_too_large(mode: str) -> Callable[..., Broken]:
+def _pad_too_large(mode: str) -> Callable[[Ctx], Broken]:
     """reflect: a pad >= the size of its axis; circular: a pad > the size."""
-    def breaker(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-        n, c, h, w = case.shape
-        axis = draw(st.integers(0, 1), label="axis")
-        size = (h, w)[axis]
-        low = size if mode == "reflect" else size + 1
-        args["pad_width"] = _pads_with(draw, _pads(case.pad_width), axis,
-                                       low + draw(st.integers(0, 2), label="beyond"), grow=False)
-        if function == "pad_backward":
-            (t, b), (l, r) = _pads(args["pad_width"])
-            args["dy"] = _normal(rng, (n, c, h + t + b, w + l + r), args["dy"].dtype)
+    def breaker(k: Ctx) -> Broken:
+        n, c, *sizes = k.arrays["x"].shape
+        axis = k.axis()
+        low = sizes[axis] if mode == "reflect" else sizes[axis] + 1
+        k.args["pad_width"] = k.pads_with(pads_of(k.args["pad_width"], k.rank), axis,
+                                          low + k.draw(st.integers(0, 2), label="beyond"),
+                                          grow=False)
+        if "dy" in k.args:  # the backward: dy as large as the new padding makes the output
+            pads = pads_of(k.args["pad_width"], k.rank)
+            shape = (n, c, *(s + b + a for s, (b, a) in zip(sizes, pads, strict=True)))
+            k.args["dy"] = _normal(k.rng, shape, k.args["dy"].dtype)
         return ("pad_width",), "pad_width"
 
     return breaker
@@ -370,166 +456,242 @@ _UNKNOWN_MODES = ("symmetric", "edge", "wrap", "zeros", "REFLECT", "Constant", "
 _UNKNOWN_PADDINGS = ("full", "causal", "SAME", "Valid", "same ", "")
 
 
-def _unknown_mode(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    if function in PAD:
-        args["mode"] = draw(st.sampled_from(_UNKNOWN_MODES), label="mode")
+def _padding_strings(case: Case) -> bool:
+    """Whether the case's padding takes strings ("same" / "valid"): its type resolves them."""
+    return callable(getattr(case, "resolved_pads", None))
+
+
+def _unknown_mode(k: Ctx) -> Broken:
+    if "mode" in k.args:
+        k.args["mode"] = k.draw(st.sampled_from(_UNKNOWN_MODES), label="mode")
         return ("mode",), "mode"
-    args["padding"] = draw(st.sampled_from(_UNKNOWN_PADDINGS), label="padding")
+    k.args["padding"] = k.draw(st.sampled_from(_UNKNOWN_PADDINGS), label="padding")
     return ("padding",), "padding"
 
 
-def _wrong_dy_shape(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    dy = args["dy"]
+def _wrong_dy_shape(k: Ctx) -> Broken:
+    dy = k.args["dy"]
     shape = list(dy.shape)
-    if function == "pad_backward":
-        # dy smaller than (or as small as) the pads along one axis: no input left inside.
-        pads = _pads(args["pad_width"])
-        axes = [i for i in (0, 1) if sum(pads[i]) >= 1]
+    if "x" not in k.args:
+        # The input's shape comes from dy and the pads (pad_backward): a dy smaller than (or as
+        # small as) the pads along one axis leaves no input inside.
+        pads = pads_of(k.args["pad_width"], k.rank)
+        axes = [i for i in range(k.rank) if sum(pads[i]) >= 1]
         assume(axes)
-        axis = draw(st.sampled_from(axes), label="axis")
-        shape[2 + axis] = draw(st.integers(1, sum(pads[axis])), label="dy size")
-        args["dy"] = _normal(rng, shape, dy.dtype)
+        axis = k.draw(st.sampled_from(axes), label="axis")
+        shape[2 + axis] = k.draw(st.integers(1, sum(pads[axis])), label="dy size")
+        k.args["dy"] = _normal(k.rng, shape, dy.dtype)
         return ("dy", "pad_width"), "dy"
-    axis = draw(st.integers(0, 3), label="dy axis")
-    shape[axis] = draw(st.sampled_from([n for n in (shape[axis] - 1, shape[axis] + 1,
-                                                     shape[axis] + 2) if n >= 1]), label="size")
-    args["dy"] = _normal(rng, shape, dy.dtype)
+    axis = k.draw(st.integers(0, dy.ndim - 1), label="dy axis")
+    shape[axis] = k.draw(st.sampled_from([n for n in (shape[axis] - 1, shape[axis] + 1,
+                                                       shape[axis] + 2) if n >= 1]), label="size")
+    k.args["dy"] = _normal(k.rng, shape, dy.dtype)
     return ("dy",), "dy"
 
 
-def _bn_eval_without_running(draw: Any, function: str, case: Any, args: dict,
-                             rng: Any) -> Broken:
-    args.update(training=False, running_mean=None, running_var=None)
+def _bn_eval_without_running(k: Ctx) -> Broken:
+    k.args.update(training=False, running_mean=None, running_var=None)
     return ("running_mean", "running_var", "training"), "running_mean"
 
 
-def _bn_running_unpaired(draw: Any, function: str, case: Any, args: dict, rng: Any) -> Broken:
-    assume(args["running_mean"] is not None)
-    dropped = draw(st.sampled_from(["running_mean", "running_var"]), label="dropped")
-    args[dropped] = None
+def _bn_running_unpaired(k: Ctx) -> Broken:
+    a = k.args
+    if a.get("running_mean") is None:  # a case without them, or a training backward call
+        c, dtype = a["x"].shape[1], a["x"].dtype
+        a["running_mean"] = _normal(k.rng, (c,), dtype)
+        a["running_var"] = np.abs(_normal(k.rng, (c,), dtype))
+    dropped = k.draw(st.sampled_from(["running_mean", "running_var"]), label="dropped")
+    a[dropped] = None
     kept = "running_var" if dropped == "running_mean" else "running_mean"
     return ("running_mean", "running_var"), kept
 
 
-def _bn_one_value_per_channel(draw: Any, function: str, case: Any, args: dict,
-                              rng: Any) -> Broken:
-    args["training"] = True
-    for name in ("x", "dy"):
-        if name in args:
-            args[name] = _copy(args[name][:1, :, :1, :1])
+def _bn_one_value_per_channel(k: Ctx) -> Broken:
+    k.args["training"] = True
+    one = (slice(0, 1), slice(None)) + (slice(0, 1),) * k.rank
+    for name in DATA_ARRAYS:
+        if name in k.args:
+            k.args[name] = _copy(k.args[name][one])
     return ("x", "training"), "x"
 
 
-def _bn_scalar_out_of_range(draw: Any, function: str, case: Any, args: dict,
-                            rng: Any) -> Broken:
-    names = ["eps"] + (["momentum"] if function == "batch_norm" else [])
-    name = draw(st.sampled_from(names), label="scalar")
+def _bn_scalar_out_of_range(k: Ctx) -> Broken:
+    names = [n for n in ("eps", "momentum") if n in k.args]
+    name = k.draw(st.sampled_from(names), label="scalar")
     bad = [-0.5, 1.5, 2.0] if name == "momentum" else [-1e-5, -0.1]
-    args[name] = draw(st.sampled_from(bad), label=name)
+    k.args[name] = k.draw(st.sampled_from(bad), label=name)
     return (name,), name
 
 
 # ------------------------------------------------------------------------------- categories
 
+# applies(case, direction, args): whether a category can break a call. ``case`` is a valid case
+# of the call's record at one rank, ``args`` its call's arguments; only their structure counts.
+Applies = Callable[[Case, str, Mapping[str, Any]], bool]
+
+
+def _has(*names: str) -> Applies:
+    """The call takes one of ``names``."""
+    return lambda case, direction, args: any(n in args for n in names)
+
+
+def _has_all(*names: str) -> Applies:
+    return lambda case, direction, args: all(n in args for n in names)
+
+
+_has_kernel = _has("w", "kernel_size")  # conv's w, pooling's kernel_size
+
+
+def _has_kernel_and_padding(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
+    return "padding" in args and _has_kernel(case, direction, args)
+
+
+def _has_arrays(count: int) -> Applies:
+    """The call takes at least ``count`` arrays."""
+    return lambda case, direction, args: sum(isinstance(v, np.ndarray)
+                                             for v in args.values()) >= count
+
+
+def _has_channel_arrays(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
+    return bool(_channel_arrays(args))
+
+
+def _has_mode_or_padding_strings(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
+    return "mode" in args or _padding_strings(case)
+
+
+def _always(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
+    return True
+
 
 @dataclass(frozen=True)
 class Category:
-    """One way of being invalid, the functions it applies to, what nnref must do."""
+    """One way of being invalid, which calls it applies to, what nnref must do.
+
+    ``options`` are sampler options for the valid case (passed to the records whose sampler
+    takes them, e.g. ``modes`` for a pad-mode limit).
+    """
 
     id: str
     summary: str
-    functions: tuple[str, ...]
-    breaker: Callable[..., Broken]
+    applies: Applies
+    breaker: Callable[[Ctx], Broken]
     nnref: str
-    case_options: Mapping[str, Mapping[str, Any]] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
+    def ranks(self, function: str) -> tuple[int, ...]:
+        """The ranks of ``function`` this category applies to (none: it does not apply)."""
+        return _ranks(self.id, function)
 
-_ALL = FUNCTIONS
-_TWO_OR_MORE_ARRAYS = ("conv2d", "conv2d_backward", "max_pool2d_backward", *BN)
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The contract functions this category applies to, in the records' order."""
+        return tuple(f for f in contract_functions() if self.ranks(f))
+
 
 CATEGORIES: dict[str, Category] = {c.id: c for c in (
     Category("kernel_too_large", "kernel (dilated) larger than the padded input",
-             CONV + POOL, _kernel_too_large, "ValueError naming the kernel"),
-    Category("nonpositive_stride", "a stride <= 0", CONV + POOL, _nonpositive("stride"),
+             _has_kernel_and_padding, _kernel_too_large, "ValueError naming the kernel"),
+    Category("nonpositive_stride", "a stride <= 0", _has("stride"), _nonpositive("stride"),
              "ValueError naming stride"),
-    Category("nonpositive_dilation", "a dilation <= 0", CONV + POOL,
+    Category("nonpositive_dilation", "a dilation <= 0", _has("dilation"),
              _nonpositive("dilation"), "ValueError naming dilation"),
     Category("nonpositive_kernel", "a kernel size <= 0 (pool kernel_size; conv w with an "
-             "empty kernel axis)", CONV + POOL, _nonpositive_kernel,
+             "empty kernel axis)", _has_kernel, _nonpositive_kernel,
              "ValueError naming kernel_size / w"),
-    Category("negative_padding", "a pad below 0", PAD + CONV + POOL, _negative_padding,
-             "ValueError naming pad_width / padding"),
-    Category("pool_padding_above_half", "max-pool pad above half the kernel", POOL,
-             _pool_padding_above_half, "ValueError naming padding"),
+    Category("negative_padding", "a pad below 0", _has("padding", "pad_width"),
+             _negative_padding, "ValueError naming pad_width / padding"),
+    Category("pool_padding_above_half", "max-pool pad above half the kernel",
+             _has_all("kernel_size", "padding"), _pool_padding_above_half,
+             "ValueError naming padding"),
     Category("groups_not_dividing", "groups not dividing the input or output channels (w "
-             "sized C // groups)", CONV, _groups_not_dividing, "ValueError naming groups"),
-    Category("nonpositive_groups", "groups <= 0", CONV, _nonpositive_groups,
+             "sized C // groups)", _has("groups"), _groups_not_dividing,
+             "ValueError naming groups"),
+    Category("nonpositive_groups", "groups <= 0", _has("groups"), _nonpositive_groups,
              "ValueError naming groups"),
     Category("channel_mismatch", "w, b, gamma, beta or a running statistic does not fit the "
-             "channels", CONV + BN, _channel_mismatch, "ValueError naming the array"),
-    Category("wrong_ndim", "an array with the wrong number of dimensions", _ALL, _wrong_ndim,
+             "channels", _has_channel_arrays, _channel_mismatch, "ValueError naming the array"),
+    Category("wrong_ndim", "an array with the wrong number of dimensions", _always,
+             _wrong_ndim, "ValueError naming the array"),
+    Category("integer_dtype", "an int64 / int32 array", _always, _integer_dtype,
              "ValueError naming the array"),
-    Category("integer_dtype", "an int64 / int32 array", _ALL, _integer_dtype,
-             "ValueError naming the array"),
-    Category("bool_dtype", "a bool array", _ALL, _bool_dtype, "ValueError naming the array"),
-    Category("mixed_dtype", "one float array in the other float dtype", _TWO_OR_MORE_ARRAYS,
-             _mixed_dtype, "ValueError naming the array"),
-    Category("reflect_pad_too_large", "reflect pad >= the size of its axis", PAD,
-             _pad_too_large("reflect"), "ValueError naming pad_width",
-             {"pad": {"modes": ("reflect",)}}),
-    Category("circular_pad_too_large", "circular pad > the size of its axis", PAD,
-             _pad_too_large("circular"), "ValueError naming pad_width",
-             {"pad": {"modes": ("circular",)}}),
-    Category("unknown_mode", "an unknown pad mode or conv padding string", PAD + CONV,
-             _unknown_mode, "ValueError naming mode / padding"),
+    Category("bool_dtype", "a bool array", _always, _bool_dtype, "ValueError naming the array"),
+    Category("mixed_dtype", "one float array in the other float dtype",
+             _has_arrays(2), _mixed_dtype, "ValueError naming the array"),
+    Category("reflect_pad_too_large", "reflect pad >= the size of its axis",
+             _has_all("pad_width", "mode"), _pad_too_large("reflect"),
+             "ValueError naming pad_width", {"modes": ("reflect",)}),
+    Category("circular_pad_too_large", "circular pad > the size of its axis",
+             _has_all("pad_width", "mode"), _pad_too_large("circular"),
+             "ValueError naming pad_width", {"modes": ("circular",)}),
+    Category("unknown_mode", "an unknown pad mode or conv padding string",
+             _has_mode_or_padding_strings, _unknown_mode, "ValueError naming mode / padding"),
     Category("wrong_dy_shape", "upstream gradient of the wrong shape (pad_backward: smaller "
-             "than the pads)", BACKWARD, _wrong_dy_shape, "ValueError naming dy"),
-    Category("bn_eval_without_running", "eval-mode batch norm without running statistics", BN,
-             _bn_eval_without_running, "ValueError naming running_mean / running_var"),
-    Category("bn_running_unpaired", "only one of running_mean / running_var", BN,
-             _bn_running_unpaired, "ValueError naming running_mean / running_var"),
-    Category("bn_one_value_per_channel", "training batch norm with N * H * W == 1", BN,
-             _bn_one_value_per_channel, "ValueError naming x / training"),
-    Category("bn_scalar_out_of_range", "momentum outside [0, 1] or eps < 0", BN,
+             "than the pads)", _has("dy"), _wrong_dy_shape, "ValueError naming dy"),
+    Category("bn_eval_without_running", "eval-mode batch norm without running statistics",
+             _has("training"), _bn_eval_without_running,
+             "ValueError naming running_mean / running_var"),
+    Category("bn_running_unpaired", "only one of running_mean / running_var",
+             _has("training"), _bn_running_unpaired,
+             "ValueError naming running_mean / running_var"),
+    Category("bn_one_value_per_channel", "training batch norm with N * prod(S) == 1",
+             _has("training"), _bn_one_value_per_channel, "ValueError naming x / training"),
+    Category("bn_scalar_out_of_range", "momentum outside [0, 1] or eps < 0", _has("eps"),
              _bn_scalar_out_of_range, "ValueError naming momentum / eps"),
 )}
 
 
-def _valid(draw: Any, function: str, options: Mapping[str, Any]) -> tuple[Case, dict, int]:
-    op = function.removesuffix("_backward")
-    case: Case = draw(_CASES[op](small=True, **options), label="valid case")
+@cache
+def _ranks(category: str, function: str) -> tuple[int, ...]:
+    applies = CATEGORIES[category].applies
+    return tuple(r for r in ranks_of(function)
+                 if applies(_probe(function, r)[0], direction_of(function),
+                            _probe(function, r)[1]))
+
+
+def _valid(draw: Any, function: str, ranks: tuple[int, ...],
+           options: Mapping[str, Any]) -> tuple[Case, dict, dict, int]:
+    rec = record_of_function(function)
+    rank = draw(st.sampled_from(ranks), label="rank")
+    case: Case = draw(strategy(rec, rank=rank, small=True, **_sampler_options(rec, options)),
+                      label="valid case")
     dtype = draw(st.sampled_from(DTYPES), label="dtype")
     seed = draw(seeds, label="seed")
-    return case, _args(function, case, case.arrays(dtype, seed)), seed
+    arrays = case.arrays(dtype, seed)
+    return case, arrays, case.call_args(direction_of(function), arrays), seed
 
 
 @st.composite
-def _invalid(draw: Any, category: Category, functions: tuple[str, ...]) -> InvalidCall:
+def _invalid(draw: Any, category: Category, functions: tuple[str, ...],
+             rank: int | None) -> InvalidCall:
     function = draw(st.sampled_from(functions), label="function")
-    options = (category.case_options or {}).get(function.removesuffix("_backward"), {})
-    case, args, seed = _valid(draw, function, options)
-    names, broken = category.breaker(draw, function, case, args, np.random.default_rng(seed))
-    return InvalidCall(category.id, function, args, names, broken)
+    ranks = tuple(r for r in category.ranks(function) if rank is None or r == rank)
+    case, arrays, args, seed = _valid(draw, function, ranks, category.options)
+    ctx = Ctx(draw, case, direction_of(function), arrays, args, np.random.default_rng(seed))
+    names, broken = category.breaker(ctx)
+    return InvalidCall(category.id, function, args, names, broken, case.rank)
 
 
 @st.composite
 def valid_calls(draw: Any, function: str) -> InvalidCall:
     """The starting points: valid calls of ``function`` (category "valid", nothing broken)."""
-    _, args, _ = _valid(draw, function, {})
-    return InvalidCall("valid", function, args, (), "")
+    case, _, args, _ = _valid(draw, function, ranks_of(function), {})
+    return InvalidCall("valid", function, args, (), "", case.rank)
 
 
-def invalid_calls(category: str | None = None,
-                  functions: tuple[str, ...] | None = None) -> st.SearchStrategy[InvalidCall]:
-    """Invalid calls of one category (all of them if None), optionally only some functions."""
+def invalid_calls(category: str | None = None, functions: tuple[str, ...] | None = None,
+                  rank: int | None = None) -> st.SearchStrategy[InvalidCall]:
+    """Invalid calls of one category (all of them if None), optionally only some functions,
+    optionally only at one spatial rank."""
     chosen = [CATEGORIES[category]] if category else list(CATEGORIES.values())
     strategies = []
     for cat in chosen:
-        fns = tuple(f for f in cat.functions if functions is None or f in functions)
+        fns = tuple(f for f in cat.functions if (functions is None or f in functions)
+                    and (rank is None or rank in cat.ranks(f)))
         if fns:
-            strategies.append(_invalid(cat, fns))
+            strategies.append(_invalid(cat, fns, rank))
     if not strategies:
-        raise ValueError(f"no function of {functions} in category {category!r}")
+        raise ValueError(f"no function of {functions} at rank {rank} in category {category!r}")
     return st.one_of(strategies)
 
 
@@ -553,6 +715,14 @@ class WouldAbort(Exception):
 
     The claim is checked in a subprocess by conformance/tests/test_invalid_args.py.
     """
+
+
+def runner(framework: str) -> Callable[[Any, InvalidCall], Any]:
+    """The native runner of ``framework`` ("torch", "tensorflow"):
+    conformance.backends.native_calls.run_torch / run_tf (imported only now)."""
+    from .backends import native_calls
+
+    return native_calls.RUNNERS[framework]
 
 
 def classify(result: Any) -> str:
@@ -586,248 +756,6 @@ def outcome(run: Callable[[Any, InvalidCall], Any], module: Any, invalid: Invali
     return classify(result)
 
 
-def _loose_pads(p: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Contract padding forms to ((t, b), (l, r)) without any validation (negatives kept)."""
-    if isinstance(p, tuple | list) and isinstance(p[0], tuple | list):
-        return ((int(p[0][0]), int(p[0][1])), (int(p[1][0]), int(p[1][1])))
-    if isinstance(p, tuple | list):
-        return ((int(p[0]), int(p[0])), (int(p[1]), int(p[1])))
-    return ((int(p), int(p)), (int(p), int(p)))
-
-
-def _strided(args: Mapping[str, Any]) -> bool:
-    stride = args.get("stride")
-    return stride is not None and _pair(stride) != (1, 1)
-
-
-def _pad_input_shape(dy: np.ndarray, pad_width: Any) -> tuple[int, ...]:
-    """The x whose padding has dy's shape: no native pad_backward exists, so autograd of the
-    native pad over an x of this shape is the natively equivalent call."""
-    (t, b), (l, r) = _loose_pads(pad_width)
-    shape = (*dy.shape[:-2], dy.shape[-2] - t - b, dy.shape[-1] - l - r)
-    if min(shape) < 0:
-        raise NotExpressible(f"x would have shape {shape}: dy is smaller than the pads")
-    return shape
-
-
-# torch ----------------------------------------------------------------------------------
-
-
-def _torch_symmetric(padding: Any) -> Any:
-    """Padding as F.conv2d / F.max_pool2d take it (symmetric only); strings unchanged."""
-    if isinstance(padding, str):
-        return padding
-    if isinstance(padding, tuple | list) and isinstance(padding[0], tuple | list):
-        (t, b), (l, r) = _loose_pads(padding)
-        if t != b or l != r:
-            raise NotExpressible("torch pads conv / pool symmetrically only", incidental=True)
-        return (t, l)
-    return padding
-
-
-def run_torch(torch: Any, invalid: InvalidCall) -> Any:
-    """The natively equivalent torch.nn.functional call (autograd for the backward ones).
-
-    Returns the output, or the gradients for a backward function.
-    """
-    F = torch.nn.functional
-    a, fn = invalid.args, invalid.function
-    backward = fn.endswith("_backward")
-
-    def t(name: str, grad: bool = False) -> Any:
-        if a.get(name) is None:
-            return None
-        tensor = torch.from_numpy(_copy(a[name]))
-        return tensor.requires_grad_(True) if grad else tensor
-
-    def grads(y: Any, sources: list) -> Any:
-        return torch.autograd.grad(y, [s for s in sources if s is not None],
-                                   grad_outputs=t("dy"))
-
-    if fn in PAD:
-        (pt, pb), (pl, pr) = _loose_pads(a["pad_width"])
-        if fn == "pad":
-            value = {"value": float(a["value"])} if a["mode"] == "constant" else {}
-            return F.pad(t("x"), (pl, pr, pt, pb), mode=a["mode"], **value)
-        x = torch.zeros(_pad_input_shape(a["dy"], a["pad_width"]), dtype=t("dy").dtype,
-                        requires_grad=True)
-        return grads(F.pad(x, (pl, pr, pt, pb), mode=a["mode"]), [x])
-    if fn in CONV:
-        if a["padding"] == "same" and _strided(a):
-            raise NotExpressible("torch refuses padding='same' with a stride > 1",
-                                 incidental=True)
-        x, w = t("x", backward), t("w", backward)
-        y = F.conv2d(x, w, None if backward else t("b"), stride=a["stride"],
-                     padding=_torch_symmetric(a["padding"]), dilation=a["dilation"],
-                     groups=a["groups"])
-        return grads(y, [x, w]) if backward else y
-    if fn in POOL:
-        x = t("x", backward)
-        y = F.max_pool2d(x, a["kernel_size"], a["stride"], _torch_symmetric(a["padding"]),
-                         a["dilation"], ceil_mode=a["ceil_mode"])
-        return grads(y, [x]) if backward else y
-    x, gamma = t("x", backward), t("gamma", backward)
-    y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
-                     training=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
-    return grads(y, [x, gamma]) if backward else y
-
-
-# tensorflow -----------------------------------------------------------------------------
-
-
-def _nhwc(a: np.ndarray) -> np.ndarray:
-    return _copy(a.transpose(0, 2, 3, 1)) if a.ndim == 4 else _copy(a)
-
-
-def _hwio(w: np.ndarray) -> np.ndarray:
-    return _copy(w.transpose(2, 3, 1, 0)) if w.ndim == 4 else _copy(w)
-
-
-def _tf_padding(padding: Any) -> Any:
-    """Contract conv / pool padding -> tf.nn's (NHWC explicit lists; strings as TF names)."""
-    if isinstance(padding, str):
-        return {"same": "SAME", "valid": "VALID"}.get(padding, padding)
-    (t, b), (l, r) = _loose_pads(padding)
-    return [[0, 0], [t, b], [l, r], [0, 0]]
-
-
-def _tf_ints(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple | list) else v
-
-
-_TF_PAD_MODES = {"constant": "CONSTANT", "reflect": "REFLECT"}
-
-
-def _tf_pad(tf: Any, x: Any, invalid: InvalidCall) -> Any:
-    a = invalid.args
-    (t, b), (l, r) = _loose_pads(a["pad_width"])
-    paddings = [[0, 0]] * (len(x.shape) - 2) + [[t, b], [l, r]]
-    mode = a["mode"]
-    if mode in ("replicate", "circular"):
-        try:  # the claim: tf.pad has no such mode
-            tf.pad(x, paddings, mode=mode.upper())
-        except ValueError:
-            raise NotExpressible(f"tf.pad has no {mode} mode",
-                                 incidental=invalid.category != f"{mode}_pad_too_large") from None
-        raise AssertionError(f"tf.pad accepted mode {mode.upper()!r}: update the record")
-    if mode == "constant" and invalid.function == "pad":
-        return tf.pad(x, paddings, mode="CONSTANT", constant_values=a["value"])
-    return tf.pad(x, paddings, mode=_TF_PAD_MODES.get(mode, mode))
-
-
-def tf_conv_aborts(invalid: InvalidCall) -> bool:
-    """tensorflow-cpu 2.21 (oneDNN) float32 tf.nn.conv2d with an input of fewer than 4 dims
-    aborts the process ("Check failed: index >= 0 && index < num_total_dims" in
-    tensor_format.h); float64 (no oneDNN kernel) raises InvalidArgumentError instead."""
-    x = invalid.args.get("x")
-    return (invalid.function in CONV and isinstance(x, np.ndarray) and x.ndim < 4
-            and x.dtype == np.float32)
-
-
-def _tf_conv_gradient_limits(invalid: InvalidCall) -> None:
-    """TF's CPU conv gradients refuse dilation > 1 and (float64) grouped convolutions
-    (divergences tf-dilated-conv-gradient, tf-grouped-conv-gradient-cpu): such a draw would
-    record the limitation, not the category."""
-    a = invalid.args
-    if invalid.category != "nonpositive_dilation" and max(_pair(a["dilation"])) > 1:
-        raise NotExpressible("TF CPU conv gradients support dilation 1 only", incidental=True)
-    x, w = a["x"], a["w"]
-    if x.ndim == 4 and w.ndim == 4 and x.dtype == np.float64 and w.shape[1] >= 1:
-        c, depth, co = x.shape[1], w.shape[1], w.shape[0]
-        if depth != c and c % depth == 0 and co % (c // depth) == 0:
-            raise NotExpressible("TF CPU float64 grouped conv gradients are unimplemented",
-                                 incidental=True)
-
-
-def run_tf(tf: Any, invalid: InvalidCall) -> Any:
-    """The natively equivalent tf.nn call (NHWC, tf.constant, GradientTape for gradients).
-
-    Returns the output, or the gradients for a backward function.
-    """
-    a, fn, cat = invalid.args, invalid.function, invalid.category
-    backward = fn.endswith("_backward")
-
-    def c(name: str, layout: Callable[[np.ndarray], np.ndarray] = _copy) -> Any:
-        return None if a.get(name) is None else tf.constant(layout(a[name]))
-
-    def grads(tape: Any, y: Any, sources: list, dy: Any) -> Any:
-        return tape.gradient(y, [s for s in sources if s is not None], output_gradients=dy)
-
-    if fn in PAD:
-        if fn == "pad":
-            return _tf_pad(tf, c("x"), invalid)
-        dy = c("dy")
-        x = tf.zeros(_pad_input_shape(a["dy"], a["pad_width"]), dtype=dy.dtype)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = _tf_pad(tf, x, invalid)
-        return grads(tape, y, [x], dy)
-    if fn in CONV:
-        if cat in ("groups_not_dividing", "nonpositive_groups"):
-            raise NotExpressible("tf.nn.conv2d has no groups argument: groups is C / the "
-                                 "filter's in-depth")
-        if tf_conv_aborts(invalid):
-            raise WouldAbort("oneDNN float32 Conv2D: CHECK failure on an input of < 4 dims")
-        if backward:
-            _tf_conv_gradient_limits(invalid)
-        x, w = c("x", _nhwc), c("w", _hwio)
-        with tf.GradientTape() as tape:
-            tape.watch([x, w])
-            y = tf.nn.conv2d(x, w, strides=_tf_ints(a["stride"]),
-                             padding=_tf_padding(a["padding"]),
-                             dilations=_tf_ints(a["dilation"]))
-            if not backward and a.get("b") is not None:
-                y = tf.nn.bias_add(y, c("b"))
-        return grads(tape, y, [x, w], c("dy", _nhwc)) if backward else y
-    if fn in POOL:
-        if a["ceil_mode"]:
-            raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
-        dilation = a["dilation"]
-        if dilation != 1 and dilation != (1, 1) and cat != "nonpositive_dilation":
-            raise NotExpressible("tf.nn.max_pool2d has no dilation", incidental=True)
-        x = c("x", _nhwc)
-        stride = a["kernel_size"] if a["stride"] is None else a["stride"]
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            if cat == "nonpositive_dilation":
-                if _loose_pads(a["padding"]) != ((0, 0), (0, 0)):
-                    raise NotExpressible("tf.nn.pool (the one with dilations) has no explicit "
-                                         "padding", incidental=True)
-                y = tf.nn.pool(x, window_shape=list(_pair(a["kernel_size"])),
-                               pooling_type="MAX", strides=list(_pair(stride)),
-                               padding="VALID", dilations=list(_pair(dilation)))
-            else:
-                y = tf.nn.max_pool2d(x, ksize=_tf_ints(a["kernel_size"]),
-                                     strides=_tf_ints(stride), padding=_tf_padding(a["padding"]))
-        return grads(tape, y, [x], c("dy", _nhwc)) if backward else y
-    # batch norm: tf.nn.moments (training) + tf.nn.batch_normalization; tf.nn keeps no running
-    # statistics, so in training they (and momentum) are not part of the native call.
-    training = a["training"]
-    running_broken = invalid.broken in ("running_mean", "running_var")
-    if cat == "bn_eval_without_running" or (cat == "bn_running_unpaired" and not training):
-        raise NotExpressible("tf.nn.batch_normalization takes mean and variance as required "
-                             "arguments: there is no eval mode that finds them")
-    if training and (running_broken or cat == "bn_running_unpaired"):
-        raise NotExpressible("tf.nn keeps no running statistics: in training they are not "
-                             "arguments of any tf.nn call")
-    if invalid.broken == "momentum":
-        raise NotExpressible("tf.nn has no momentum: no tf.nn call updates running statistics")
-    x, gamma = c("x", _nhwc), c("gamma")
-    with tf.GradientTape() as tape:
-        tape.watch([s for s in (x, gamma) if s is not None])
-        if training:
-            mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
-        else:
-            mean, var = c("running_mean"), c("running_var")
-        y = tf.nn.batch_normalization(x, mean, var, offset=None if backward else c("beta"),
-                                      scale=gamma, variance_epsilon=a["eps"])
-    return grads(tape, y, [x, gamma], c("dy", _nhwc)) if backward else y
-
-
-RUNNERS: dict[str, Callable[[Any, InvalidCall], Any]] = {"torch": run_torch,
-                                                         "tensorflow": run_tf}
-
-
 # ------------------------------------------------------------------------------- the record
 
 
@@ -852,13 +780,31 @@ def _outcomes(outs: Any) -> str:
     return ", ".join(f"`{o}`" for o in outs)
 
 
+def compact_functions(functions: tuple[str, ...]) -> str:
+    """Function names for the table, the ranks of one op folded: ``conv{1,2,3}d_backward``."""
+    out = []
+    for rec in RECORDS:
+        for i in (0, 1):
+            ranks = [r for r in rec.ranks if rec.functions(r)[i] in functions]
+            names = list(dict.fromkeys(rec.functions(r)[i] for r in ranks))
+            if len(names) <= 1:
+                out += names
+                continue
+            template = rec.functions(ranks[0])[i].replace(f"{ranks[0]}d", "{}d", 1)
+            if all(template.format(r) == rec.functions(r)[i] for r in ranks):
+                out.append(template.format("{" + ",".join(str(r) for r in ranks) + "}"))
+            else:
+                out += names
+    return ", ".join(out)
+
+
 def markdown_table(record: Mapping[str, Any] | None = None) -> str:
     """The category x {nnref, torch, TF} table of docs/invalid-arguments.md."""
     record = load_behaviour() if record is None else record
     lines = ["| category | functions | nnref | torch | TF |", "|---|---|---|---|---|"]
     for cat in CATEGORIES.values():
         cells = [_outcomes(record[cat.id][fw]["outcomes"]) for fw in FRAMEWORKS]
-        lines.append(f"| `{cat.id}`: {cat.summary} | {', '.join(cat.functions)} | "
+        lines.append(f"| `{cat.id}`: {cat.summary} | {compact_functions(cat.functions)} | "
                      f"{cat.nnref} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 

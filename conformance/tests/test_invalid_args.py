@@ -1,10 +1,15 @@
-"""Hypothesis-drawn invalid calls (conformance/invalid_args.py).
+"""Hypothesis-drawn invalid calls (conformance/invalid_args.py), for every op record and rank.
 
 - core: the implementation under test raises ValueError naming the parameter for every category,
-  and writes nothing to its inputs;
-- torch / tf: the native framework's answer to the same call is the one recorded in
-  conformance/invalid_behaviour.toml (so a framework release that changes it is noticed);
+  function and rank, and writes nothing to its inputs;
+- torch / tf: the native framework's answer to the same call (conformance/backends/native_calls)
+  is the one recorded in conformance/invalid_behaviour.toml (so a framework release that changes
+  it is noticed);
 - meta: the record, the categories and docs/invalid-arguments.md agree.
+
+Nothing here shrinks: an argument-check failure needs no minimal example (the falsifying call is
+printed with its shapes), and an implementation that raises no ValueError must not make this file
+take minutes.
 """
 
 from __future__ import annotations
@@ -19,18 +24,33 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, reject, settings
+from hypothesis import Phase, given, reject, settings
 
 from conformance import invalid_args as ia
 from conformance import profiles
+from conformance.backends import native_calls
 from conformance.frameworks import require
+from conformance.ops import RECORDS, contract_functions, record
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "invalid-arguments.md"
 CATEGORY_IDS = sorted(ia.CATEGORIES)
-# Every (category, function) pair gets its own examples, so none is left to chance.
-PAIRS = [pytest.param(c, f, id=f"{c}-{f}") for c in CATEGORY_IDS
-         for f in ia.CATEGORIES[c].functions]
+NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+
+
+def _triples() -> list[Any]:
+    """Every (category, function, rank) gets its own examples, so none is left to chance."""
+    out = []
+    for c in CATEGORY_IDS:
+        for f in ia.CATEGORIES[c].functions:
+            ranks = ia.CATEGORIES[c].ranks(f)
+            for r in ranks:
+                tag = f"{c}-{f}" + (f"-rank{r}" if len(ia.ranks_of(f)) > 1 else "")
+                out.append(pytest.param(c, f, r, id=tag))
+    return out
+
+
+TRIPLES = _triples()
 # Exceptions that are ValueError subclasses but say "bug" rather than "bad argument"
 # (numpy's AxisError is both a ValueError and an IndexError).
 NOT_AN_ARGUMENT_ERROR = (IndexError, TypeError, KeyError, AssertionError, ArithmeticError)
@@ -51,11 +71,12 @@ def _written(invalid: ia.InvalidCall, before: dict[str, np.ndarray]) -> list[str
 # ------------------------------------------------------------------------------------ core
 
 
-@pytest.mark.parametrize(("category", "function"), PAIRS)
-def test_invalid_call_raises_value_error_naming_the_parameter(category, function, impl):
-    @settings(max_examples=profiles.examples(12))
-    @given(ia.invalid_calls(category, (function,)))
+@pytest.mark.parametrize(("category", "function", "rank"), TRIPLES)
+def test_invalid_call_raises_value_error_naming_the_parameter(category, function, rank, impl):
+    @settings(max_examples=profiles.examples(12), phases=NO_SHRINK)
+    @given(ia.invalid_calls(category, (function,), rank))
     def check(invalid: ia.InvalidCall) -> None:
+        assert invalid.rank == rank
         before = {k: v.copy() for k, v in invalid.arrays().items()}
         error: Exception | None = None
         try:
@@ -76,13 +97,13 @@ def test_invalid_call_raises_value_error_naming_the_parameter(category, function
     check()
 
 
-@pytest.mark.parametrize("function", ia.FUNCTIONS)
+@pytest.mark.parametrize("function", contract_functions())
 def test_starting_points_are_valid(function):
     """Every invalid call starts from a valid one (checked on the reference, nnref, whatever
     --impl says): breaking one thing is the only fault."""
     import nnref
 
-    @settings(max_examples=profiles.examples(10))
+    @settings(max_examples=profiles.examples(10), phases=NO_SHRINK)
     @given(ia.valid_calls(function))
     def check(valid: ia.InvalidCall) -> None:
         ia.call(nnref, valid)
@@ -90,11 +111,14 @@ def test_starting_points_are_valid(function):
     check()
 
 
-def test_categories_cover_every_function_and_the_issue_list():
+def test_categories_cover_every_function_at_every_rank():
+    functions = set(contract_functions())
     covered = {f for c in ia.CATEGORIES.values() for f in c.functions}
-    assert covered == set(ia.FUNCTIONS)
+    assert covered == functions
     for cat in ia.CATEGORIES.values():
-        assert set(cat.functions) <= set(ia.FUNCTIONS), cat.id
+        assert set(cat.functions) <= functions, cat.id
+        for f in cat.functions:  # a breaker works at every rank of a function, or at none
+            assert cat.ranks(f) == ia.ranks_of(f), (cat.id, f, cat.ranks(f))
     required = {"kernel_too_large", "nonpositive_stride", "nonpositive_dilation",
                 "negative_padding", "pool_padding_above_half", "groups_not_dividing",
                 "channel_mismatch", "wrong_ndim", "integer_dtype", "bool_dtype",
@@ -102,9 +126,26 @@ def test_categories_cover_every_function_and_the_issue_list():
                 "bn_one_value_per_channel"}
     assert required <= set(ia.CATEGORIES)
     # Categories that apply to every op where they make sense.
-    assert set(ia.CATEGORIES["wrong_ndim"].functions) == set(ia.FUNCTIONS)
-    assert set(ia.CATEGORIES["wrong_dy_shape"].functions) == set(ia.BACKWARD)
-    assert set(ia.CATEGORIES["negative_padding"].functions) == set(ia.PAD + ia.CONV + ia.POOL)
+    for cat_id in ("wrong_ndim", "integer_dtype", "bool_dtype"):
+        assert set(ia.CATEGORIES[cat_id].functions) == functions, cat_id
+    assert set(ia.CATEGORIES["wrong_dy_shape"].functions) == set(ia.backward_functions())
+    padded = {f for name in ("pad", "conv", "max_pool") for f in record(name).all_functions()}
+    assert set(ia.CATEGORIES["negative_padding"].functions) == padded
+    windowed = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
+    for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_dilation",
+                   "nonpositive_kernel"):
+        assert set(ia.CATEGORIES[cat_id].functions) == windowed, cat_id
+    assert set(ia.CATEGORIES["pool_padding_above_half"].functions) == set(
+        record("max_pool").all_functions())
+    assert set(ia.CATEGORIES["groups_not_dividing"].functions) == set(
+        record("conv").all_functions())
+
+
+def test_the_table_folds_the_ranks_of_each_op():
+    every = ia.compact_functions(contract_functions())
+    assert "conv{1,2,3}d, conv{1,2,3}d_backward" in every
+    assert every.startswith("pad, pad_backward")
+    assert len(every.split(", ")) == 2 * len(RECORDS)
 
 
 def test_names_match_whole_words_only():
@@ -118,10 +159,20 @@ def test_names_match_whole_words_only():
 def test_invalid_call_repr_shows_shapes_not_values():
     x = np.zeros((2, 3, 4, 5))
     invalid = ia.InvalidCall("wrong_ndim", "pad", {"x": x[0], "pad_width": 1, "mode": "constant",
-                                                     "value": 0.0}, ("x",), "x")
+                                                     "value": 0.0}, ("x",), "x", 2)
     text = repr(invalid)
     assert "x=float64[3, 4, 5]" in text and "0." not in text.split("value=")[0]
     assert text.startswith("InvalidCall[wrong_ndim] pad(")
+    assert invalid.family == "pad" and invalid.positional == ("x",)
+
+
+def test_importing_the_native_runners_needs_no_framework():
+    script = ("import sys; import conformance.backends.native_calls, conformance.invalid_args; "
+              "print(sorted({'torch', 'tensorflow'} & set(sys.modules)))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]", run.stdout
 
 
 # --------------------------------------------------------------------------------- the record
@@ -130,11 +181,11 @@ _OUTCOME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
 def test_record_has_every_category_for_both_frameworks_and_nothing_else():
-    record = ia.load_behaviour()
-    assert set(record) == set(ia.CATEGORIES), (
-        f"missing {sorted(set(ia.CATEGORIES) - set(record))}, "
-        f"unknown {sorted(set(record) - set(ia.CATEGORIES))}")
-    for cat_id, by_framework in record.items():
+    record_ = ia.load_behaviour()
+    assert set(record_) == set(ia.CATEGORIES), (
+        f"missing {sorted(set(ia.CATEGORIES) - set(record_))}, "
+        f"unknown {sorted(set(record_) - set(ia.CATEGORIES))}")
+    for cat_id, by_framework in record_.items():
         assert set(by_framework) == set(ia.FRAMEWORKS), cat_id
         cat = ia.CATEGORIES[cat_id]
         for fw, entry in by_framework.items():
@@ -166,57 +217,62 @@ def test_doc_agrees_with_the_record():
 # ------------------------------------------------------------------------------- frameworks
 
 
-def _check_native(framework: str, module: Any, category: str, function: str,
+def _check_native(framework: str, module: Any, category: str, function: str, rank: int,
                   examples: int) -> None:
-    record = ia.load_behaviour()
+    record_ = ia.load_behaviour()
+    run = ia.runner(framework)
 
-    @settings(max_examples=profiles.examples(examples))
-    @given(ia.invalid_calls(category, (function,)))
+    @settings(max_examples=profiles.examples(examples), phases=NO_SHRINK)
+    @given(ia.invalid_calls(category, (function,), rank))
     def check(invalid: ia.InvalidCall) -> None:
         try:
-            got = ia.outcome(ia.RUNNERS[framework], module, invalid)
+            got = ia.outcome(run, module, invalid)
         except ia.NotExpressible:
             reject()  # an incidental limitation (e.g. torch's symmetric-only padding)
-        expected = ia.expected_outcomes(record, framework, invalid)
+        expected = ia.expected_outcomes(record_, framework, invalid)
         assert got in expected, (
-            f"{framework} now answers {invalid!r} with {got!r}; invalid_behaviour.toml records "
-            f"{expected} for it: update the record (and docs/invalid-arguments.md)")
+            f"{framework} now answers {invalid!r} (rank {invalid.rank}) with {got!r}; "
+            f"invalid_behaviour.toml records {expected} for it: update the record (and "
+            "docs/invalid-arguments.md)")
 
     check()
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize(("category", "function"), PAIRS)
-def test_torch_native_answer_is_recorded(category, function):
+@pytest.mark.parametrize(("category", "function", "rank"), TRIPLES)
+def test_torch_native_answer_is_recorded(category, function, rank):
     torch = require("torch")
-    _check_native("torch", torch, category, function, 6)
+    _check_native("torch", torch, category, function, rank, 6)
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize(("category", "function"), PAIRS)
-def test_tf_native_answer_is_recorded(category, function):
+@pytest.mark.parametrize(("category", "function", "rank"), TRIPLES)
+def test_tf_native_answer_is_recorded(category, function, rank):
     tf = require("tensorflow")
-    _check_native("tensorflow", tf, category, function, 5)
+    _check_native("tensorflow", tf, category, function, rank, 5)
 
 
 @pytest.mark.torch
 def test_torch_not_expressible_claims():
     torch = require("torch")
     # pad_backward has no native function: autograd through F.pad needs an x of dy's shape minus
-    # the pads, which does not exist when dy is smaller than the pads.
+    # the pads, which does not exist when dy is smaller than the pads (or has fewer axes).
     with pytest.raises(RuntimeError, match="non-negative"):
         torch.zeros((2, 3, -1, 4))
-    invalid = ia.InvalidCall("wrong_dy_shape", "pad_backward", {
-        "dy": np.ones((2, 3, 1, 4)), "pad_width": 1, "mode": "constant"}, ("dy",), "dy")
-    assert ia.outcome(ia.run_torch, torch, invalid) == "not expressible"
+    for rank, shape in ((2, (2, 3, 1, 4)), (1, (2, 3, 1)), (3, (2, 3, 4, 1, 4)), (3, (4, 4))):
+        invalid = ia.InvalidCall("wrong_dy_shape", "pad_backward", {
+            "dy": np.ones(shape), "pad_width": 1, "mode": "constant"}, ("dy",), "dy", rank)
+        assert ia.outcome(native_calls.run_torch, torch, invalid) == "not expressible", shape
 
 
 @pytest.mark.tf
 def test_tf_not_expressible_claims():
     tf = require("tensorflow")
-    assert "groups" not in inspect.signature(tf.nn.conv2d).parameters
-    assert "dilations" not in inspect.signature(tf.nn.max_pool2d).parameters
-    assert "ceil_mode" not in inspect.signature(tf.nn.max_pool2d).parameters
+    for fn in (tf.nn.conv1d, tf.nn.conv2d, tf.nn.conv3d):
+        assert "groups" not in inspect.signature(fn).parameters
+    for fn in (tf.nn.max_pool1d, tf.nn.max_pool2d, tf.nn.max_pool3d):
+        assert "dilations" not in inspect.signature(fn).parameters
+        assert "ceil_mode" not in inspect.signature(fn).parameters
     bn = inspect.signature(tf.nn.batch_normalization).parameters
     assert bn["mean"].default is inspect.Parameter.empty
     assert bn["variance"].default is inspect.Parameter.empty
@@ -226,39 +282,160 @@ def test_tf_not_expressible_claims():
     for mode in ("CIRCULAR", "REPLICATE"):
         with pytest.raises(ValueError, match="mode"):
             tf.pad(x, [[0, 0], [0, 0], [1, 1], [1, 1]], mode=mode)
+    # No explicit padding for the 1-D / 3-D convolutions and the 3-D pool (max_pool1d has one).
+    x1, w1 = tf.zeros((1, 5, 2)), tf.zeros((2, 2, 3))
+    x3, w3 = tf.zeros((1, 4, 4, 4, 2)), tf.zeros((2, 2, 2, 2, 3))
+    p1, p3 = [[0, 0], [1, 1], [0, 0]], [[0, 0], [1, 1], [0, 0], [0, 0], [0, 0]]
+    for native in (lambda: tf.nn.conv1d(x1, w1, 1, p1), lambda: tf.nn.conv3d(x3, w3, [1] * 5, p3),
+                   lambda: tf.nn.max_pool3d(x3, 2, 1, p3)):
+        with pytest.raises(TypeError, match="Expected string for argument 'padding'"):
+            native()
+    assert tuple(tf.nn.max_pool1d(x1, 2, 1, p1).shape) == (1, 6, 2)
+    # Conv3D has no groups (float32 oneDNN and float64 alike); MaxPool3D has no float64.
+    for dtype in (np.float32, np.float64):
+        x = tf.constant(np.ones((1, 3, 3, 3, 4), dtype))
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            tf.nn.conv3d(x, tf.constant(np.ones((2, 2, 2, 2, 4), dtype)), [1] * 5, "VALID")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="double"):
+        tf.nn.max_pool3d(tf.constant(np.ones((1, 3, 3, 3, 2))), 2, 1, "VALID")
+
+
+_ABORT_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import numpy as np, tensorflow as tf
+    rank = int(sys.argv[1])
+    x_shape = {1: (5, 3), 2: (5, 6, 3), 3: (4, 5, 3)}[rank]   # < 4 dims (after conv1d's axis)
+    w_shape = (2,) * rank + (3, 2)                               # (*k, C, Co)
+    conv = {1: lambda x, w: tf.nn.conv1d(x, w, 1, "VALID"),
+            2: lambda x, w: tf.nn.conv2d(x, w, 1, "VALID"),
+            3: lambda x, w: tf.nn.conv3d(x, w, [1] * 5, "VALID")}[rank]
+    for dtype in (np.float64, np.float32):
+        try:
+            conv(tf.constant(np.ones(x_shape, dtype)), tf.constant(np.ones(w_shape, dtype)))
+        except Exception as exc:
+            print(np.dtype(dtype).name, "raised", type(exc).__name__, flush=True)
+        else:
+            print(np.dtype(dtype).name, "accepted", flush=True)
+""")
 
 
 @pytest.mark.tf
-def test_tf_onednn_conv2d_aborts_on_a_3d_float32_input():
-    """The "abort" record: run in a subprocess, since the CHECK failure kills the process."""
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_tf_onednn_conv_aborts_on_an_input_of_fewer_than_4_dims(rank):
+    """The "abort" record: run in a subprocess, since the CHECK failure kills the process.
+    (A 4-D x of conv3d is accepted: only Conv2D / Conv3D inputs of < 4 dims abort.)"""
     tf = require("tensorflow")
-    invalid = ia.InvalidCall("wrong_ndim", "conv2d", {
-        "x": np.ones((3, 5, 6), np.float32), "w": np.ones((2, 3, 2, 2), np.float32), "b": None,
-        "stride": 1, "padding": 0, "dilation": 1, "groups": 1}, ("x",), "x")
-    assert ia.tf_conv_aborts(invalid)
-    assert ia.outcome(ia.run_tf, tf, invalid) == "abort"
+    x_shape = {1: (3, 6), 2: (3, 6, 6), 3: (6, 6, 6)}[rank]  # x without N (and C at rank 3)
+    invalid = ia.InvalidCall("wrong_ndim", f"conv{rank}d", {
+        "x": np.ones(x_shape, np.float32), "w": np.ones((2, 3) + (2,) * rank, np.float32),
+        "b": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}, ("x",), "x", rank)
+    assert native_calls.tf_conv_aborts(invalid)
+    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
     # float64 first (it raises), then float32 (it aborts the subprocess).
-    script = textwrap.dedent("""
-        import os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-        import numpy as np, tensorflow as tf
-        for dtype in (np.float64, np.float32):
-            x = tf.constant(np.ones((5, 6, 3), dtype))     # NHWC without N
-            w = tf.constant(np.ones((2, 2, 3, 2), dtype))  # HWIO
-            try:
-                tf.nn.conv2d(x, w, strides=1, padding=[[0, 0], [0, 0], [0, 0], [0, 0]])
-            except Exception as exc:
-                print(np.dtype(dtype).name, "raised", type(exc).__name__, flush=True)
-            else:
-                print(np.dtype(dtype).name, "accepted", flush=True)
-    """)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=180)
+    run = subprocess.run([sys.executable, "-c", _ABORT_SCRIPT, str(rank)], capture_output=True,
+                         text=True, timeout=180)
     assert "float64 raised InvalidArgumentError" in run.stdout, (run.stdout, run.stderr[-2000:])
     fixed = ("float32 no longer aborts (tensorflow/tensorflow#111453 fixed?): update "
-             "invalid_args.tf_conv_aborts and the wrong_ndim record")
+             "native_calls.tf_conv_aborts and the wrong_ndim record")
     assert run.returncode != 0 and "float32" not in run.stdout, (fixed, run.stdout)
     assert "Check failed" in run.stderr, run.stderr[-2000:]
+
+
+_TF_POOL_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import numpy as np, tensorflow as tf
+    shape, ksize, strides = eval(sys.argv[1])
+    for dtype in (np.float64, np.float32):
+        try:
+            tf.nn.max_pool3d(tf.constant(np.ones(shape, dtype)), ksize, strides, "VALID")
+        except Exception as exc:
+            print(np.dtype(dtype).name, "raised", type(exc).__name__, flush=True)
+        else:
+            print(np.dtype(dtype).name, "accepted", flush=True)
+""")
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(("x_shape", "kernel", "stride", "padding", "signal"), [
+    # the last axis (padded 2 + 1 + 0 = 3, kernel 5, stride 2): 3 - 5 + 2 = 0 -> SIGFPE
+    ((2, 3, 3, 3, 2), (1, 1, 5), 2, (0, 0, (1, 0)), "SIGFPE"),
+    # numerator -1 in (-3, 0]: C++ division truncates -1 / 3 to 0 windows -> SIGFPE
+    ((2, 3, 3, 3, 4), (1, 1, 8), (1, 1, 3), 0, "SIGFPE"),
+    # a 4-D x: "Check failed: d < dims() (4 vs. 4)"
+    ((2, 4, 3, 4), (1, 1, 3), 1, 0, "Check failed"),
+])
+def test_tf_onednn_max_pool3d_kills_the_process(x_shape, kernel, stride, padding, signal):
+    """The "abort" record of kernel_too_large / wrong_ndim for max_pool3d, in a subprocess:
+    float64 first (TF has no float64 MaxPool3D: InvalidArgumentError), then float32."""
+    tf = require("tensorflow")
+    invalid = ia.InvalidCall("kernel_too_large", "max_pool3d", {
+        "x": np.ones(x_shape, np.float32), "kernel_size": kernel, "stride": stride,
+        "padding": padding, "dilation": 1, "ceil_mode": False, "return_indices": True},
+        ("kernel", "kernel_size"), "kernel", 3)
+    assert native_calls.tf_pool_aborts(invalid)
+    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    # What the runner would have called: tf.pad, then tf.nn.max_pool3d(VALID), channels-last.
+    pads = native_calls.loose_pads(padding, 3)
+    if len(x_shape) == 5:
+        n, c, *size = x_shape
+        shape = (n, *(s + b + a for s, (b, a) in zip(size, pads, strict=True)), c)
+    else:
+        shape = x_shape
+    args = repr((shape, list(kernel), stride if isinstance(stride, int) else list(stride)))
+    run = subprocess.run([sys.executable, "-c", _TF_POOL_SCRIPT, args], capture_output=True,
+                         text=True, timeout=180)
+    assert "float64 raised InvalidArgumentError" in run.stdout, (run.stdout, run.stderr[-2000:])
+    assert run.returncode != 0 and "float32" not in run.stdout, (
+        "float32 max_pool3d no longer kills the process: update native_calls.tf_pool_aborts and "
+        "the record", run.stdout)
+    if signal == "SIGFPE":
+        assert run.returncode == -8, run.returncode
+    else:
+        assert signal in run.stderr, run.stderr[-2000:]
+
+
+_TORCH_POOL_SCRIPT = textwrap.dedent("""
+    import sys, torch, torch.nn.functional as F
+    rank = int(sys.argv[1])
+    # the first axis: size 3, pad 1, kernel 3 dilated by 4 (extent 9 > 5), stride 5, ceil_mode
+    size, k = (3,) + (4,) * (rank - 1), (3,) + (2,) * (rank - 1)
+    d, s = (4,) + (1,) * (rank - 1), (5,) + (2,) * (rank - 1)
+    pool = getattr(F, f"max_pool{rank}d")
+    x = torch.randn((3, 3, *size), requires_grad=True)
+    y, idx = pool(x, k, s, 1, d, ceil_mode=True, return_indices=True)
+    print("windows", y.shape[2], "index past the input", int(idx.max()) >= x[0, 0].numel(),
+          flush=True)
+    for _ in range(300):
+        torch.autograd.grad(pool(x, k, s, 1, d, ceil_mode=True), [x], torch.ones(y.shape))
+    print("survived", flush=True)
+""")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_torch_max_pool_backward_writes_outside_the_gradient(rank):
+    """The "abort" record of kernel_too_large for torch's max-pool backward, in a subprocess:
+    with ceil_mode torch accepts a dilated kernel that overruns the padded input, reports an
+    index past the input plane, and the backward scatters there (heap corruption, an abort at
+    ranks 2 and 3; at rank 1 the write lands in the next plane or just past the buffer)."""
+    torch = require("torch")
+    size, k = (3,) + (4,) * (rank - 1), (3,) + (2,) * (rank - 1)
+    d, s = (4,) + (1,) * (rank - 1), (5,) + (2,) * (rank - 1)
+    invalid = ia.InvalidCall("kernel_too_large", f"max_pool{rank}d_backward", {
+        "dy": np.ones((3, 3, 1, *(2,) * (rank - 1)), np.float32),
+        "x": np.ones((3, 3, *size), np.float32), "kernel_size": k, "stride": s, "padding": 1,
+        "dilation": d, "ceil_mode": True}, ("kernel", "kernel_size"), "dilation", rank)
+    assert native_calls.torch_pool_overruns(invalid)
+    assert ia.outcome(native_calls.run_torch, torch, invalid) == "abort"
+    run = subprocess.run([sys.executable, "-c", _TORCH_POOL_SCRIPT, str(rank)],
+                         capture_output=True, text=True, timeout=180)
+    assert "windows 1 index past the input True" in run.stdout, (run.stdout, run.stderr[-2000:])
+    if rank > 1:
+        assert run.returncode != 0 and "survived" not in run.stdout, (
+            "torch's max-pool backward no longer corrupts the heap: update "
+            "native_calls.torch_pool_overruns and the kernel_too_large record", run.stdout)
 
 
 @pytest.mark.tf

@@ -1,0 +1,445 @@
+"""The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
+
+:func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
+F.max_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the backward functions).
+:func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's channels-last layout
+(NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d, tf.nn.max_pool1d / 2d / 3d and
+tf.nn.pool, tf.nn.moments + tf.nn.batch_normalization; GradientTape with ``dy`` for the
+backward functions. NEVER the adapters (``*_backend.py``), which validate arguments on their
+own: the point is what the framework itself answers.
+
+An argument with no native counterpart raises ``invalid_args.NotExpressible`` (``incidental``
+when it is not the broken argument: the draw is discarded); a call known to kill the process
+raises ``invalid_args.WouldAbort`` instead of running. torch and TensorFlow are imported by the
+caller (the module is an argument), so importing this module needs neither.
+
+An array whose ndim is not the one its rank gives (a wrong_ndim draw) is passed in the
+contract's layout, unchanged: it has no channels-last counterpart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..cases import spatial
+from ..invalid_args import InvalidCall, NotExpressible, WouldAbort
+
+Pads = tuple[tuple[int, int], ...]
+
+
+def _copy(a: np.ndarray) -> np.ndarray:
+    return np.array(a, copy=True, order="C")
+
+
+def loose_pads(padding: Any, rank: int) -> Pads:
+    """Contract padding (an int, or one entry per axis: an int or a pair) as (before, after)
+    per axis, without any validation (negative pads kept)."""
+    if isinstance(padding, int | np.integer):
+        return ((int(padding), int(padding)),) * rank
+    out = []
+    for entry in padding:
+        if isinstance(entry, int | np.integer):
+            out.append((int(entry), int(entry)))
+        else:
+            out.append((int(entry[0]), int(entry[1])))
+    return tuple(out)
+
+
+def _ints(v: Any) -> Any:
+    """A per-axis argument as the frameworks take it: a list stays a sequence (a tuple)."""
+    return tuple(v) if isinstance(v, tuple | list) else v
+
+
+def _strided(args: Mapping[str, Any], rank: int) -> bool:
+    stride = args.get("stride")
+    return stride is not None and any(s != 1 for s in spatial(stride, rank))
+
+
+def _dilated(args: Mapping[str, Any], rank: int) -> bool:
+    return any(d != 1 for d in spatial(args["dilation"], rank))
+
+
+def pad_input_shape(dy: np.ndarray, pad_width: Any, rank: int) -> tuple[int, ...]:
+    """The x whose padding has dy's shape: no native pad_backward exists, so autograd of the
+    native pad over an x of this shape is the natively equivalent call."""
+    pads = loose_pads(pad_width, rank)
+    if dy.ndim < len(pads):
+        raise NotExpressible(f"dy has {dy.ndim} axes, fewer than the {len(pads)} padded ones: "
+                             "there is no x to pad")
+    lead = dy.ndim - len(pads)
+    shape = (*dy.shape[:lead],
+             *(s - b - a for s, (b, a) in zip(dy.shape[lead:], pads, strict=True)))
+    if min(shape, default=0) < 0:
+        raise NotExpressible(f"x would have shape {shape}: dy is smaller than the pads")
+    return shape
+
+
+# torch ----------------------------------------------------------------------------------
+
+
+def _torch_padding(padding: Any, rank: int) -> Any:
+    """Padding as F.conv*d / F.max_pool*d take it (symmetric only); strings unchanged."""
+    if isinstance(padding, str | int | np.integer):
+        return padding
+    pads = loose_pads(padding, rank)
+    if any(b != a for b, a in pads):
+        raise NotExpressible("torch pads conv / pool symmetrically only", incidental=True)
+    return tuple(b for b, _ in pads)
+
+
+def _torch_pad_list(pads: Pads) -> tuple[int, ...]:
+    """F.pad's flat list: (before, after) of the last axis first."""
+    return tuple(v for b, a in reversed(pads) for v in (b, a))
+
+
+def torch_pool_overruns(invalid: InvalidCall) -> bool:
+    """torch 2.13 (CPU) max_pool1d / 2d / 3d with ceil_mode accepts a dilated kernel that
+    overruns the padded input by less than the stride (its output size formula rounds the
+    negative span up to one window) and then reports indices past the end of the input plane;
+    the backward scatters the gradient there, outside dx: heap corruption ("double free or
+    corruption", "free(): invalid next size"), an abort of the process at ranks 2 and 3.
+    True for such a call (every other argument valid, so torch's own checks pass)."""
+    a, rank = invalid.args, invalid.rank
+    if invalid.family != "max_pool" or not a["ceil_mode"]:
+        return False
+    x = a.get("x")
+    if not isinstance(x, np.ndarray) or x.ndim != rank + 2 or isinstance(a["padding"], str):
+        return False
+    k = spatial(a["kernel_size"], rank)
+    s = k if a["stride"] is None else spatial(a["stride"], rank)
+    d = spatial(a["dilation"], rank)
+    pads = loose_pads(a["padding"], rank)
+    if min(*k, *s, *d) < 1 or any(b != af or b < 0 or b > kk // 2
+                                   for (b, af), kk in zip(pads, k, strict=True)):
+        return False
+    overrun = False
+    for size, kk, ss, dd, (p, _) in zip(x.shape[2:], k, s, d, pads, strict=True):
+        out = (size + 2 * p - dd * (kk - 1) - 1 + ss - 1) // ss + 1  # torch's, with ceil_mode
+        if (out - 1) * ss >= size + p:
+            out -= 1
+        if out < 1:
+            return False  # torch raises "Output size is too small"
+        overrun |= size + 2 * p < dd * (kk - 1) + 1
+    return overrun
+
+
+def run_torch(torch: Any, invalid: InvalidCall) -> Any:
+    """The natively equivalent torch.nn.functional call (autograd for the backward ones).
+
+    Returns the output, or the gradients for a backward function.
+    """
+    F = torch.nn.functional
+    a, family, rank = invalid.args, invalid.family, invalid.rank
+    backward = invalid.direction == "backward"
+
+    def t(name: str, grad: bool = False) -> Any:
+        if a.get(name) is None:
+            return None
+        tensor = torch.from_numpy(_copy(a[name]))
+        return tensor.requires_grad_(True) if grad else tensor
+
+    def grads(y: Any, sources: list) -> Any:
+        return torch.autograd.grad(y, [s for s in sources if s is not None],
+                                   grad_outputs=t("dy"))
+
+    if family == "pad":
+        flat = _torch_pad_list(loose_pads(a["pad_width"], rank))
+        if not backward:
+            value = {"value": float(a["value"])} if a["mode"] == "constant" else {}
+            return F.pad(t("x"), flat, mode=a["mode"], **value)
+        x = torch.zeros(pad_input_shape(a["dy"], a["pad_width"], rank), dtype=t("dy").dtype,
+                        requires_grad=True)
+        return grads(F.pad(x, flat, mode=a["mode"]), [x])
+    if family == "conv":
+        if a["padding"] == "same" and _strided(a, rank):
+            raise NotExpressible("torch refuses padding='same' with a stride > 1",
+                                 incidental=True)
+        conv = getattr(F, f"conv{rank}d")
+        x, w = t("x", backward), t("w", backward)
+        y = conv(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
+                 padding=_torch_padding(a["padding"], rank), dilation=_ints(a["dilation"]),
+                 groups=a["groups"])
+        return grads(y, [x, w]) if backward else y
+    if family == "max_pool":
+        if backward and torch_pool_overruns(invalid):
+            raise WouldAbort("torch's max-pool backward writes outside the gradient: heap "
+                             "corruption")
+        pool = getattr(F, f"max_pool{rank}d")
+        x = t("x", backward)
+        y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
+                 _torch_padding(a["padding"], rank), _ints(a["dilation"]),
+                 ceil_mode=a["ceil_mode"])
+        return grads(y, [x]) if backward else y
+    if family == "batch_norm":
+        x, gamma = t("x", backward), t("gamma", backward)
+        y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
+                         training=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
+        return grads(y, [x, gamma]) if backward else y
+    raise NotImplementedError(f"no native torch call for the {family!r} record")
+
+
+# tensorflow -----------------------------------------------------------------------------
+
+
+def _last(a: np.ndarray, ndim: int) -> np.ndarray:
+    """(N, C, *S) -> (N, *S, C) when ``a`` has the ``ndim`` its rank gives; else unchanged."""
+    if a.ndim == ndim and ndim >= 3:
+        return _copy(np.moveaxis(a, 1, -1))
+    return _copy(a)
+
+
+def _filter_last(w: np.ndarray, ndim: int) -> np.ndarray:
+    """(Co, C / G, *k) -> (*k, C / G, Co) when ``w`` has the ``ndim`` its rank gives."""
+    if w.ndim == ndim:
+        return _copy(w.transpose(*range(2, ndim), 1, 0))
+    return _copy(w)
+
+
+def _tf_explicit(pads: Pads) -> list[list[int]]:
+    """Channels-last explicit padding: [[0, 0], [b1, a1], ..., [0, 0]]."""
+    return [[0, 0], *([b, a] for b, a in pads), [0, 0]]
+
+
+def _tf_string(padding: str) -> str:
+    return {"same": "SAME", "valid": "VALID"}.get(padding, padding)
+
+
+_TF_PAD_MODES = {"constant": "CONSTANT", "reflect": "REFLECT"}
+
+
+def _tf_pad(tf: Any, x: Any, invalid: InvalidCall) -> Any:
+    a = invalid.args
+    pads = loose_pads(a["pad_width"], invalid.rank)
+    paddings = [[0, 0]] * max(len(x.shape) - len(pads), 0) + [[b, af] for b, af in pads]
+    mode = a["mode"]
+    if mode in ("replicate", "circular"):
+        try:  # the claim: tf.pad has no such mode
+            tf.pad(x, paddings, mode=mode.upper())
+        except ValueError:
+            raise NotExpressible(f"tf.pad has no {mode} mode",
+                                 incidental=invalid.category != f"{mode}_pad_too_large") from None
+        raise AssertionError(f"tf.pad accepted mode {mode.upper()!r}: update the record")
+    if mode == "constant" and invalid.direction == "forward":
+        return tf.pad(x, paddings, mode="CONSTANT", constant_values=a["value"])
+    return tf.pad(x, paddings, mode=_TF_PAD_MODES.get(mode, mode))
+
+
+def tf_conv_aborts(invalid: InvalidCall) -> bool:
+    """tensorflow-cpu 2.21 (oneDNN) float32 Conv2D / Conv3D with an input of fewer than 4 dims
+    aborts the process ("Check failed: index >= 0 && index < num_total_dims" in
+    tensor_format.h); float64 (no oneDNN kernel) raises InvalidArgumentError instead.
+    tf.nn.conv1d adds an axis before its Conv2D: a 2-D x aborts, a 1-D x fails in ExpandDims."""
+    x = invalid.args.get("x")
+    if invalid.family != "conv" or not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        return False
+    return x.ndim == 2 if invalid.rank == 1 else x.ndim < 4
+
+
+def tf_pool_aborts(invalid: InvalidCall) -> bool:
+    """tensorflow-cpu 2.21 (oneDNN) float32 tf.nn.max_pool3d, which takes no explicit padding
+    (so the call is a tf.pad, then the pool with "VALID"), kills the process when
+    - x is 4-D: "Check failed: d < dims() (4 vs. 4)" in tensor_shape.cc, for most windows
+      (InvalidArgumentError with sizes read past the shape for the others): never run;
+    - the last spatial axis gets no window by TF's truncating output size, (n - k + s) / s with
+      C++ division, i.e. -s < n - k + s <= 0 for the padded size n: SIGFPE (an empty output
+      along the other axes is an empty result, a numerator in (0, s) an AbortedError).
+    (max_pool1d / max_pool2d take TF's explicit padding lists, whose kernel does not crash.)"""
+    a, rank = invalid.args, invalid.rank
+    x = a.get("x")
+    if invalid.family != "max_pool" or rank != 3 or not isinstance(x, np.ndarray) \
+            or x.dtype != np.float32:
+        return False
+    if x.ndim == 4:
+        return True
+    if x.ndim != 5 or isinstance(a["padding"], str):
+        return False
+    kernel = spatial(a["kernel_size"], rank)
+    stride = kernel if a["stride"] is None else spatial(a["stride"], rank)
+    pads = loose_pads(a["padding"], rank)
+    if min(*kernel, *stride) < 1 or min(min(p) for p in pads) < 0:
+        return False  # TF refuses these before the oneDNN kernel runs
+    (b, af), k, s = pads[-1], kernel[-1], stride[-1]
+    numerator = x.shape[-1] + b + af - k + s
+    return -s < numerator <= 0
+
+
+# The categories whose broken argument is the padding: where a TF op has no explicit padding,
+# the padding of such a call has no native counterpart (a tf.pad before the op would answer
+# for tf.pad, which the pad categories record).
+_PADDING_CATEGORIES = ("negative_padding", "pool_padding_above_half")
+
+
+def _tf_conv_limits(invalid: InvalidCall) -> None:
+    """TF's CPU convolutions refuse some valid configurations: such a draw would record the
+    limitation, not the category (divergences tf-dilated-conv-gradient,
+    tf-grouped-conv-gradient-cpu; Conv3D has no groups and, in float64, no dilation)."""
+    a, rank, cat = invalid.args, invalid.rank, invalid.category
+    x, w = a["x"], a["w"]
+    f64 = x.dtype == np.float64
+    if rank == 3 and a["groups"] != 1:
+        raise NotExpressible("tf.nn.conv3d has no grouped convolution", incidental=True)
+    if cat != "nonpositive_dilation" and _dilated(a, rank):
+        if rank == 3 and f64:
+            raise NotExpressible("TF CPU float64 Conv3D supports dilation 1 only",
+                                 incidental=True)
+        if invalid.direction == "backward" and (rank == 2 or f64):
+            raise NotExpressible("TF CPU conv gradients support dilation 1 only (float64; "
+                                 "float32 with explicit padding)", incidental=True)
+    if invalid.direction == "backward" and f64 and x.ndim == w.ndim == rank + 2 \
+            and w.shape[1] >= 1:
+        c, depth, co = x.shape[1], w.shape[1], w.shape[0]
+        if depth != c and c % depth == 0 and co % (c // depth) == 0:
+            raise NotExpressible("TF CPU float64 grouped conv gradients are unimplemented",
+                                 incidental=True)
+
+
+def _tf_padding(tf: Any, x: Any, invalid: InvalidCall, explicit_ok: bool,
+                fill: Callable[[], Any]) -> tuple[Any, Any]:
+    """(input, padding) for a tf.nn conv / pool: strings as TF names; explicit pads as TF's
+    explicit list where the op takes one (``explicit_ok``), else a tf.pad with ``fill()`` and
+    "VALID"."""
+    a, rank = invalid.args, invalid.rank
+    if isinstance(a["padding"], str):
+        return x, _tf_string(a["padding"])
+    pads = loose_pads(a["padding"], rank)
+    if explicit_ok:
+        return x, _tf_explicit(pads)
+    if invalid.category in _PADDING_CATEGORIES:
+        raise NotExpressible(f"tf.nn's {rank}-D op takes 'SAME' / 'VALID' only: no explicit "
+                             "padding")
+    if all(b == af == 0 for b, af in pads):
+        return x, "VALID"
+    if len(x.shape) != rank + 2:
+        raise NotExpressible("the explicit padding would be a tf.pad of an input of the wrong "
+                             "rank", incidental=True)
+    return tf.pad(x, _tf_explicit(pads), constant_values=fill()), "VALID"
+
+
+def _tf_spatial(v: Any, rank: int) -> Any:
+    """A stride / dilation for tf.nn.conv3d: [1, *per axis, 1]; for the others as given."""
+    if rank == 3:
+        return [1, *spatial(v, rank), 1]
+    return list(v) if isinstance(v, tuple | list) else v
+
+
+def run_tf(tf: Any, invalid: InvalidCall) -> Any:
+    """The natively equivalent tf.nn call (channels-last, tf.constant, GradientTape for
+    gradients). Returns the output, or the gradients for a backward function."""
+    a, family, cat, rank = invalid.args, invalid.family, invalid.category, invalid.rank
+    backward = invalid.direction == "backward"
+    ndim = rank + 2
+
+    def c(name: str, layout: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Any:
+        if a.get(name) is None:
+            return None
+        return tf.constant(_copy(a[name]) if layout is None else layout(a[name], ndim))
+
+    def grads(tape: Any, y: Any, sources: list, dy: Any) -> Any:
+        return tape.gradient(y, [s for s in sources if s is not None], output_gradients=dy)
+
+    if family == "pad":
+        if not backward:
+            return _tf_pad(tf, c("x"), invalid)
+        dy = c("dy")
+        x = tf.zeros(pad_input_shape(a["dy"], a["pad_width"], rank), dtype=dy.dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = _tf_pad(tf, x, invalid)
+        return grads(tape, y, [x], dy)
+    if family == "conv":
+        if cat in ("groups_not_dividing", "nonpositive_groups"):
+            raise NotExpressible("tf.nn's convolutions have no groups argument: groups is C / "
+                                 "the filter's in-depth")
+        _tf_conv_limits(invalid)
+        x, w = c("x", _last), c("w", _filter_last)
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            xp, padding = _tf_padding(tf, x, invalid, rank == 2, lambda: 0)
+            if tf_conv_aborts(invalid):
+                raise WouldAbort("oneDNN float32 Conv2D / Conv3D: CHECK failure on an input "
+                                 "of < 4 dims")
+            stride, dilation = _tf_spatial(a["stride"], rank), _tf_spatial(a["dilation"], rank)
+            if rank == 1:
+                y = tf.nn.conv1d(xp, w, stride=stride, padding=padding, dilations=dilation)
+            else:
+                conv = tf.nn.conv2d if rank == 2 else tf.nn.conv3d
+                y = conv(xp, w, strides=stride, padding=padding, dilations=dilation)
+            if not backward and a.get("b") is not None:
+                y = tf.nn.bias_add(y, c("b"))
+        return grads(tape, y, [x, w], c("dy", _last)) if backward else y
+    if family == "max_pool":
+        if a["ceil_mode"]:
+            raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
+        if cat != "nonpositive_dilation" and _dilated(a, rank):
+            raise NotExpressible("tf.nn.max_pool has no dilation", incidental=True)
+        if rank == 3 and a["x"].dtype == np.float64:
+            raise NotExpressible("tf.nn.max_pool3d has no float64 kernel", incidental=True)
+        x = c("x", _last)
+        kernel = a["kernel_size"]
+        stride = kernel if a["stride"] is None else a["stride"]
+
+        def lowest() -> Any:
+            dtype = np.dtype(x.dtype.as_numpy_dtype)
+            if dtype.kind == "f":
+                return -np.inf
+            return np.iinfo(dtype).min if dtype.kind in "iu" else False
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if cat == "nonpositive_dilation":
+                if any(p != (0, 0) for p in loose_pads(a["padding"], rank)):
+                    raise NotExpressible("tf.nn.pool (the one with dilations) has no explicit "
+                                         "padding", incidental=True)
+                y = tf.nn.pool(x, window_shape=list(spatial(kernel, rank)), pooling_type="MAX",
+                               strides=list(spatial(stride, rank)), padding="VALID",
+                               dilations=list(spatial(a["dilation"], rank)))
+            else:
+                xp, padding = _tf_padding(tf, x, invalid, rank < 3, lowest)
+                if tf_pool_aborts(invalid):
+                    raise WouldAbort("oneDNN float32 MaxPool3D: SIGFPE on an empty last axis, "
+                                     "CHECK failure on a 4-D input")
+                pool = {1: tf.nn.max_pool1d, 2: tf.nn.max_pool2d, 3: tf.nn.max_pool3d}[rank]
+                y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
+        return grads(tape, y, [x], c("dy", _last)) if backward else y
+    if family == "batch_norm":
+        return _tf_batch_norm(tf, invalid, c, grads)
+    raise NotImplementedError(f"no native TF call for the {family!r} record")
+
+
+def _tf_list(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple | list) else v
+
+
+def _tf_batch_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                   grads: Callable[..., Any]) -> Any:
+    """tf.nn.moments (training) + tf.nn.batch_normalization; tf.nn keeps no running statistics,
+    so in training they (and momentum) are not part of the native call."""
+    a, cat = invalid.args, invalid.category
+    backward = invalid.direction == "backward"
+    training = a["training"]
+    running_broken = invalid.broken in ("running_mean", "running_var")
+    if cat == "bn_eval_without_running" or (cat == "bn_running_unpaired" and not training):
+        raise NotExpressible("tf.nn.batch_normalization takes mean and variance as required "
+                             "arguments: there is no eval mode that finds them")
+    if training and (running_broken or cat == "bn_running_unpaired"):
+        raise NotExpressible("tf.nn keeps no running statistics: in training they are not "
+                             "arguments of any tf.nn call")
+    if invalid.broken == "momentum":
+        raise NotExpressible("tf.nn has no momentum: no tf.nn call updates running statistics")
+    x, gamma = c("x", _last), c("gamma")
+    with tf.GradientTape() as tape:
+        tape.watch([s for s in (x, gamma) if s is not None])
+        if training:
+            mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+        else:
+            mean, var = c("running_mean"), c("running_var")
+        y = tf.nn.batch_normalization(x, mean, var, offset=None if backward else c("beta"),
+                                      scale=gamma, variance_epsilon=a["eps"])
+    return grads(tape, y, [x, gamma], c("dy", _last)) if backward else y
+
+
+RUNNERS: dict[str, Callable[[Any, InvalidCall], Any]] = {"torch": run_torch,
+                                                         "tensorflow": run_tf}
