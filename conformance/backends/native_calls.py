@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cases import spatial
+from ..cases import pads_of, spatial
 from ..invalid_args import InvalidCall, NotExpressible, WouldAbort
 
 Pads = tuple[tuple[int, int], ...]
@@ -34,18 +34,9 @@ def _copy(a: np.ndarray) -> np.ndarray:
     return np.array(a, copy=True, order="C")
 
 
-def loose_pads(padding: Any, rank: int) -> Pads:
-    """Contract padding (an int, or one entry per axis: an int or a pair) as (before, after)
-    per axis, without any validation (negative pads kept)."""
-    if isinstance(padding, int | np.integer):
-        return ((int(padding), int(padding)),) * rank
-    out = []
-    for entry in padding:
-        if isinstance(entry, int | np.integer):
-            out.append((int(entry), int(entry)))
-        else:
-            out.append((int(entry[0]), int(entry[1])))
-    return tuple(out)
+# Contract padding as (before, after) per axis, without any validation (negative pads kept):
+# the contract's own geometry helper, which validates nothing.
+loose_pads = pads_of
 
 
 def _ints(v: Any) -> Any:
