@@ -41,13 +41,14 @@ from . import tolerance as tol
 from .cases import Case
 from .comparison import Worst, compare_output
 from .ops import RECORDS, OpRecord
+from .paths import fixtures_dir
 from .runner import NOT_IMPLEMENTED, Outcome, one_line, run_pass
 
 DTYPES: tuple[str, ...] = ("float32", "float64")
 DEFAULT_BACKENDS: tuple[str, ...] = ("nnref", "torch", "tensorflow", "scipy")
 DEFAULT_CASES = 40
 DEFAULT_SEED = 0
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+DEFAULT_FIXTURES = fixtures_dir()
 _FRAMEWORK = {"nnref": "nnref", "torch": "torch", "tensorflow": "tensorflow", "scipy": "scipy"}
 _ALIASES = {"tf": "tensorflow", "f32": "float32", "f64": "float64"}
 

@@ -50,9 +50,10 @@ from .backends import Unsupported, load_backend
 from .cases import Case, case_from_dict
 from .comparison import Mismatch, compare
 from .ops import HandCase
+from .paths import fixtures_dir
 from .runner import run_pass
 
-FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES_DIR = fixtures_dir()
 MANIFEST_NAME = "manifest.json"
 README_NAME = "README.md"
 DATA_DIR = "data"

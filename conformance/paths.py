@@ -1,0 +1,29 @@
+"""Where the suite's data lives, in a source checkout and in an installed package.
+
+Installed (``pip install "nnref[conformance]"``), the golden fixtures are package data in
+``conformance/fixtures``; in a source checkout they are the top-level ``fixtures/`` directory.
+A few project-consistency tests read files that exist only in a checkout (docs, the source tree);
+:func:`checkout_root` tells them whether there is one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    """The source checkout this package was imported from, or None when it is installed."""
+    root = PACKAGE_DIR.parent
+    if (root / "pyproject.toml").is_file() and (root / "impl" / "nnref").is_dir():
+        return root
+    return None
+
+
+def fixtures_dir() -> Path:
+    """The golden fixtures: the checkout's ``fixtures/``, else the installed package data."""
+    root = checkout_root()
+    if root is not None and (root / "fixtures" / "manifest.json").is_file():
+        return root / "fixtures"
+    return PACKAGE_DIR / "fixtures"
