@@ -11,7 +11,9 @@ it). Configurations a backend cannot express (``backends.Unsupported``) are *reg
 with their id from ``divergences.toml``, never as failures.
 
 Exit status: 0 when every difference is within tolerance or registered, 1 otherwise (the failures
-are listed), 2 on a usage error. Rendering (table, JSON, Markdown, heatmap) is in
+are listed), 2 on a usage error: one line on stderr, found before the comparison starts. A
+backend named with ``--backends`` that cannot be loaded is a usage error; of the default
+backends, absent ones are only listed. Rendering (table, JSON, Markdown, heatmap) is in
 ``diff_report.py``; the JSON schema is documented in ``docs/diff-schema.md``.
 """
 
@@ -32,7 +34,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
@@ -506,16 +508,38 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for vs in values or [] for v in vs.split(",") if v.strip()]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``; argparse names the option in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m conformance diff",
         description="Compare every op's outputs and gradients across the installed backends.",
         epilog="Exit status: 0 all differences within tolerance or registered, 1 failures, "
                "2 usage error. JSON schema: docs/diff-schema.md.",
     )
-    p.add_argument("--cases", type=int, default=DEFAULT_CASES, metavar="N",
+    p.add_argument("--cases", type=_int_at_least(0), default=DEFAULT_CASES, metavar="N",
                    help=f"fresh configurations sampled per op (default {DEFAULT_CASES})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+    p.add_argument("--seed", type=_int_at_least(0), default=DEFAULT_SEED, metavar="S",
                    help=f"seed of the sampled configurations (default {DEFAULT_SEED})")
     p.add_argument("--op", action="append", metavar="OP",
                    help="op(s) to compare, repeatable or comma-separated: an op at one rank "
@@ -525,15 +549,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="float32 and/or float64 (default both)")
     p.add_argument("--backends", action="append", metavar="NAMES",
                    help="comma-separated: nnref, torch, tensorflow (tf), scipy, or NAME=MODULE "
-                        "for any module implementing CONTRACT.md (default all four)")
-    p.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), metavar="DIR",
-                   help="golden fixture directory to include ('none' to skip)")
+                        "for any module implementing CONTRACT.md; each must load "
+                        "(default: all four, absent ones listed)")
+    p.add_argument("--fixtures", metavar="DIR",
+                   help="golden fixture directory to include ('none' to skip; default: the "
+                        "suite's golden fixtures)")
     p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     p.add_argument("--plot", metavar="FILE.png", help="write a ULP heatmap (needs matplotlib)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
+    p.add_argument("--threads", type=_int_at_least(1), default=1, metavar="N",
                    help="intra-op threads for torch and TF (default 1: deterministic order)")
-    p.add_argument("--worst", type=int, default=3, metavar="K",
+    p.add_argument("--worst", type=_int_at_least(0), default=3, metavar="K",
                    help="worst cases printed with reproducers (default 3; all go to the files)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -544,8 +570,70 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+def _output_problem(option: str, value: str) -> str | None:
+    """Why the report file ``value`` could not be written at the end of the run, or None.
+
+    Its directory must exist or be one new directory inside an existing one (created when
+    writing, so ``--json out/diff.json`` works in a fresh checkout).
+    """
+    path = Path(value)
+    if path.is_dir():
+        return f"{option} {value}: is a directory"
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        return f"{option} {value}: {parent} is not a directory"
+    if not parent.exists() and not parent.parent.is_dir():
+        return f"{option} {value}: directory {parent} does not exist"
+    writable = parent if parent.exists() else parent.parent
+    if not os.access(writable, os.W_OK | os.X_OK):
+        return f"{option} {value}: directory {writable} is not writable"
+    return None
+
+
+def _fixtures_problem(value: str) -> str | None:
+    """Why ``--fixtures value`` names no fixture directory, or None. The manifest is required
+    only of the default store (a replaced ``FIXTURE_SOURCE`` has its own layout)."""
+    path = Path(value)
+    if not path.is_dir():
+        return f"--fixtures {value}: no such directory ('none' skips the fixtures)"
+    if FIXTURE_SOURCE is fixture_store_items and not (path / "manifest.json").is_file():
+        return f"--fixtures {value}: holds no manifest.json ('none' skips the fixtures)"
+    return None
+
+
+def _argument_problem(args: argparse.Namespace, op_names: Sequence[str],
+                      dtypes: Sequence[str], specs: Sequence[str]) -> str | None:
+    """The first usage error that needs no backend loaded, or None."""
+    known_ops = {n for r in op_rows() for n in (r.label, r.record.name,
+                                                 r.record.functions(r.rank)[0])}
+    if bad := [o for o in op_names if o not in known_ops]:
+        return f"--op: unknown op(s) {bad}; expected one of {', '.join(sorted(known_ops))}"
+    if bad := [d for d in dtypes if d not in DTYPES]:
+        return f"--dtype: unknown dtype(s) {bad}; expected float32, float64"
+    names = [_ALIASES.get(s.partition("=")[0], s.partition("=")[0]) for s in specs]
+    if bad := [s for s in specs if "=" not in s and _ALIASES.get(s, s) not in DEFAULT_BACKENDS]:
+        return (f"--backends: unknown backend(s) {bad}; expected "
+                f"{', '.join(DEFAULT_BACKENDS)} or NAME=MODULE")
+    if len(set(names)) != len(names):
+        return f"--backends: names must be unique, got {names}"
+    if args.fixtures is not None and args.fixtures.lower() != "none":
+        if problem := _fixtures_problem(args.fixtures):
+            return problem
+    for option in ("json", "markdown", "plot"):
+        value = getattr(args, option)
+        if value and (problem := _output_problem(f"--{option}", value)):
+            return problem
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        return "--plot needs matplotlib, which is not installed (pip install matplotlib)"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m conformance diff``; returns the exit status."""
+    """Entry point of ``python -m conformance diff``; returns the exit status.
+
+    Usage errors (exit 2, one line on stderr) are found before the comparison starts: the
+    arguments first, then backends named with ``--backends`` that cannot be loaded.
+    """
     parser = _parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -553,29 +641,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     op_names = _split(args.op)
     dtypes = [_ALIASES.get(d, d) for d in _split(args.dtype)] or list(DTYPES)
-    specs = _split(args.backends) or list(DEFAULT_BACKENDS)
-    known_ops = {n for r in op_rows() for n in (r.label, r.record.name,
-                                                 r.record.functions(r.rank)[0])}
-    if bad := [o for o in op_names if o not in known_ops]:
-        return _usage_error(f"unknown op(s) {bad}; expected one of {', '.join(sorted(known_ops))}")
-    if bad := [d for d in dtypes if d not in DTYPES]:
-        return _usage_error(f"unknown dtype(s) {bad}; expected float32, float64")
-    names = [_ALIASES.get(s.partition("=")[0], s.partition("=")[0]) for s in specs]
-    if bad := [s for s in specs if "=" not in s and _ALIASES.get(s, s) not in DEFAULT_BACKENDS]:
-        return _usage_error(f"unknown backend(s) {bad}; expected {', '.join(DEFAULT_BACKENDS)} "
-                            "or NAME=MODULE")
-    if len(set(names)) != len(names):
-        return _usage_error(f"backend names must be unique, got {names}")
-    if args.cases < 0:
-        return _usage_error("--cases must be >= 0")
-    if args.threads < 1:
-        return _usage_error("--threads must be >= 1")
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        return _usage_error("--plot needs matplotlib, which is not installed "
-                            "(pip install matplotlib)")
+    named = _split(args.backends)
+    specs = named or list(DEFAULT_BACKENDS)
+    if problem := _argument_problem(args, op_names, dtypes, specs):
+        return _usage_error(problem)
     ops = select_rows(op_names)
     dtypes = list(dict.fromkeys(dtypes))
-    fixtures = None if args.fixtures.lower() == "none" else Path(args.fixtures)
+    fixture_arg = str(DEFAULT_FIXTURES) if args.fixtures is None else args.fixtures
+    fixtures = None if fixture_arg.lower() == "none" else Path(fixture_arg)
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.monotonic()
@@ -584,6 +657,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"loading backends {', '.join(specs)} ...\r")
         sys.stderr.flush()
     backends = load_backends(specs)
+    if show:
+        sys.stderr.write(" " * 99 + "\r")
+    # a backend the user named must run; absent default backends are only listed
+    if named and (bad := [f"{spec} cannot be loaded ({b.reason})"
+                          for spec, b in zip(specs, backends, strict=True) if not b.available]):
+        return _usage_error(f"--backends: {'; '.join(bad)}")
     threads = set_threads(backends, args.threads)
     items, note = build_items(ops, dtypes, args.cases, args.seed, fixtures)
     live = [b for b in backends if b.available]
@@ -605,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          (args.markdown, diff_report.write_markdown),
                          (args.plot, diff_report.write_plot)):
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(exist_ok=True)  # at most one new level (_output_problem)
             writer(report, Path(path))
             print(f"wrote {path}")
     return 0 if report.ok else 1

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import sys
 import types
+from pathlib import Path
 
 import nnref
 import numpy as np
 import pytest
 
-from .. import diff, diff_report
+from .. import backends, diff, diff_report
 from ..backends import Unsupported
 from ..comparison import compare_output, ulp_distance
 from ..ops import contract_functions
@@ -216,21 +217,85 @@ def test_unregistered_unsupported_id_is_a_failure_and_missing_functions_are_na(
     assert code == 0 and "n/a" in text
 
 
-def test_absent_backends_are_listed(capsys):
-    code = diff.main(["--backends", "nnref,scipy,ghost=no_such_module_for_nnref_diff",
-                      "--op", "pad", *FAST])
+@pytest.fixture
+def frameworks_absent(monkeypatch):
+    """torch is 'not installed' and TensorFlow 'fails to import'; nnref and SciPy load."""
+    real = backends.load_backend
+    reasons = {"torch": ImportError("no torch here (simulated)"),
+               "tensorflow": RuntimeError("tensorflow import failed (simulated)")}
+
+    def load(name):
+        key = {"tf": "tensorflow"}.get(name, name)
+        if key in reasons:
+            raise reasons[key]
+        return real(name)
+
+    monkeypatch.setattr(backends, "load_backend", load)
+
+
+def test_absent_default_backends_are_listed(frameworks_absent, capsys):
+    code = diff.main(["--op", "pad", *FAST])  # no --backends: the four defaults
     text = " ".join(capsys.readouterr().out.split())  # unwrapped
     assert code == 0
-    assert "absent: ghost" in text and "No module named 'no_such_module_for_nnref_diff'" in text
+    assert "absent: torch, tensorflow" in text and "no torch here (simulated)" in text
+    assert "nnref/scipy" in text
 
 
-@pytest.mark.parametrize("argv", [
-    ["--op", "softmax"], ["--dtype", "float16"], ["--backends", "mxnet"], ["--cases", "-1"],
-    ["--backends", "nnref,nnref"], ["--no-such-option"], ["--threads", "0"],
+def _no_work(*args, **kwargs):
+    raise AssertionError("the comparison started despite a usage error")
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    ("nnref,torch", "ImportError: no torch here (simulated)"),
+    ("tf", "RuntimeError: tensorflow import failed (simulated)"),
+    ("nnref,ghost=no_such_module_for_nnref_diff", "No module named 'no_such_module_for_nnref"),
 ])
-def test_usage_errors_exit_2(argv, capsys):
-    assert diff.main(argv) == 2
-    assert "error" in capsys.readouterr().err
+def test_a_named_backend_that_cannot_be_loaded_is_a_usage_error(
+        spec, reason, frameworks_absent, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(diff, "build_items", _no_work)
+    out = tmp_path / "d.json"
+    assert diff.main(["--backends", spec, "--op", "pad", *FAST, "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "--backends" in lines[0] and "cannot be loaded" in lines[0]
+    assert spec.split(",")[-1] in lines[0] and reason in lines[0]
+    assert captured.out == "" and not out.exists()
+
+
+@pytest.mark.parametrize(("argv", "option", "value"), [
+    (["--op", "softmax"], "--op", "softmax"),
+    (["--dtype", "float16"], "--dtype", "float16"),
+    (["--backends", "mxnet"], "--backends", "mxnet"),
+    (["--backends", "nnref,nnref"], "--backends", "nnref"),
+    (["--no-such-option"], "--no-such-option", "--no-such-option"),
+    (["--cases", "-1"], "--cases", "-1"),
+    (["--cases", "two"], "--cases", "two"),
+    (["--seed", "-5"], "--seed", "-5"),
+    (["--worst", "-1"], "--worst", "-1"),
+    (["--threads", "0"], "--threads", "0"),
+    (["--fixtures", "no_such_dir"], "--fixtures", "no_such_dir"),
+    (["--fixtures", "empty"], "--fixtures", "empty"),  # exists, no manifest.json
+    (["--json", "/no/such/dir/x.json"], "--json", "/no/such/dir/x.json"),
+    (["--json", "missing/deeper/x.json"], "--json", "missing/deeper/x.json"),
+    (["--json", "empty"], "--json", "empty"),  # a directory
+    (["--json", "a_file/x.json"], "--json", "a_file/x.json"),
+    (["--markdown", "missing/deeper/x.md"], "--markdown", "missing/deeper/x.md"),
+    (["--plot", "missing/deeper/x.png"], "--plot", "missing/deeper/x.png"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_usage_errors_exit_2(argv, option, value, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("")
+    before = sorted(tmp_path.rglob("*"))
+    monkeypatch.setattr(diff, "load_backends", _no_work)  # found before any backend loads
+    assert diff.main([*argv, "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in lines[0]
+    assert option in lines[0] and value in lines[0]
+    assert captured.out == ""
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+    assert not Path("/no/such").exists()
 
 
 def test_help_exits_0(capsys):
