@@ -1,29 +1,84 @@
-"""pytest plugin (loaded by the root conftest.py): implementation under test, profiles, summary."""
+"""The suite's pytest plugin: the implementation under test, profiles, markers and the summary.
+
+Loaded by the ``pytest11`` entry point once the package is installed (and by the checkout's
+``conftest.py`` when run from a source tree), so from any directory::
+
+    pytest --pyargs conformance --impl MODULE [-m values] [-n auto]
+    python -m conformance check MODULE [pytest arguments]
+
+- ``--impl MODULE`` (or ``NNREF_IMPL``): the module checked instead of nnref. A module that
+  cannot be imported ends the run before collection (pytest's usage error, exit status 4).
+- markers: ``values`` (outputs and gradients) and ``arguments`` (invalid-argument behaviour) are
+  set on every test that calls the implementation under test, so ``-m values`` judges the
+  numbers alone; ``torch`` / ``tf`` tests are deselected, with one line saying so, when the
+  framework is not installed (an error instead when ``NNREF_REQUIRE_FRAMEWORKS`` names it);
+  ``checkout`` tests (project consistency: docs, the source tree) need a source checkout.
+- the contract summary: per op and direction, the verdict of the values tests and of the
+  argument tests, counting only tests that called that function of the implementation under test,
+  plus what it declared or reported as unsupported. Each test's contribution travels on its
+  report (``user_properties``), so the summary is the same with pytest-xdist (``-n``).
+- SIGTERM (``timeout``, a CI runner giving up) is turned into an interrupt, so the summary of what
+  ran (and a junit file, when asked) is still written.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import platform
-from collections import defaultdict
+import signal
+from collections import Counter, defaultdict
+from typing import Any
 
 import pytest
 
-from . import profiles
+from . import frameworks, profiles, sampler
 from .impl_under_test import (
     CONTRACT_FUNCTIONS,
     ENV_VAR,
+    LIMITS_ATTR,
     ImplUnderTest,
+    NotSupported,
+    declared_limits,
     impl_name,
     load_impl,
 )
 from .ops import op_and_direction
+from .paths import checkout_root
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 profiles.load()
 
 _IMPL_KEY = pytest.StashKey[ImplUnderTest]()
-_RESULTS_KEY = pytest.StashKey[dict]()
+_STATE_KEY = pytest.StashKey["_State"]()
+# The running config (pytest_runtest_logreport is not given one).
+_CONFIG: dict[str, pytest.Config] = {}
+PROPERTY = "nnref-conformance"
+CATEGORIES = ("values", "arguments")
+# Framework markers and the module each needs.
+FRAMEWORK_MARKERS = {"torch": "torch", "tf": "tensorflow"}
+MARKERS = {
+    "torch": "needs torch (deselected when it is not installed)",
+    "tf": "needs TensorFlow (deselected when it is not installed)",
+    "values": "checks outputs and gradients of the implementation under test",
+    "arguments": "checks how the implementation under test treats invalid arguments",
+    "checkout": "reads files that exist only in a source checkout (docs, the source tree)",
+    "checks(*functions)": "the contract functions a test judges (default: the ones it calls)",
+}
+
+
+class _State:
+    """What the summary needs, aggregated from the test reports."""
+
+    def __init__(self) -> None:
+        # (op, direction) -> category -> outcome -> count
+        self.results: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(
+            lambda: defaultdict(Counter))
+        self.unsupported: Counter[tuple[str, str]] = Counter()  # (function, message) -> calls
+        self.notes: list[str] = []  # deselections, one line each
+        self.module: Any = None
+        self.limits: dict[str, dict[str, Any]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,11 +88,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "checks(*functions): the contract functions a test judges (default: the "
-        "ones it calls)")
-    config.stash[_RESULTS_KEY] = defaultdict(lambda: {"passed": 0, "failed": 0, "missing": 0})
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    state = config.stash[_STATE_KEY] = _State()
+    _CONFIG["config"] = config
+    if config.option.help or config.option.version:
+        return
+    missing = [m for m in sorted(frameworks.required()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise pytest.UsageError(
+            f"{frameworks.ENV_VAR}={os.environ.get(frameworks.ENV_VAR)!r} names "
+            f"{', '.join(missing)}, which cannot be imported here")
+    name = impl_name(config.getoption("--impl"))
+    try:
+        state.module = load_impl(name)
+        state.limits = declared_limits(state.module)
+    except Exception as exc:  # any failure to import is a setup error, reported once
+        text = (str(exc).strip().splitlines() or [""])[0]
+        raise pytest.UsageError(
+            f"--impl {name}: cannot use module {name!r}: {type(exc).__name__}: {text}") from None
+    sampler.set_limits(state.limits)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _version(dist: str) -> str:
@@ -48,20 +125,57 @@ def _version(dist: str) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[_STATE_KEY]
     name = impl_name(config.getoption("--impl"))
-    try:
-        where = getattr(load_impl(name), "__file__", "?")
-    except ImportError as exc:
-        where = f"NOT IMPORTABLE: {exc}"
+    where = getattr(state.module, "__file__", "?")
     versions = ", ".join(
         f"{d} {_version(d)}"
-        for d in ("numpy", "scipy", "hypothesis", "torch", "tensorflow-cpu")
+        for d in ("nnref", "numpy", "scipy", "hypothesis", "torch", "tensorflow-cpu")
     )
-    return [
+    lines = [
         f"nnref conformance: implementation under test: {name} ({where})",
         f"hypothesis profile: {profiles.active_profile()} ({profiles.PROFILE_ENV}); {versions}",
         f"python {platform.python_version()} on {platform.platform()}",
     ]
+    if state.limits:
+        lines.append(f"declared limits ({LIMITS_ATTR}): {_limits_text(state.limits)}")
+    return lines
+
+
+def _limits_text(limits: dict[str, dict[str, Any]]) -> str:
+    return "; ".join(f"{op}: " + ", ".join(f"{k}={v!r}" for k, v in params.items())
+                     for op, params in limits.items())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Set the values / arguments markers; deselect what this installation cannot run."""
+    state = config.stash[_STATE_KEY]
+    for item in items:
+        if "impl" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+                "arguments"):
+            item.add_marker(pytest.mark.values)
+    drop: dict[str, list[pytest.Item]] = {}
+    for marker, module in FRAMEWORK_MARKERS.items():
+        if importlib.util.find_spec(module) is None:
+            drop[f"{module} is not installed"] = [
+                i for i in items if i.get_closest_marker(marker)]
+    if checkout_root() is None:
+        drop["project-consistency tests need a source checkout"] = [
+            i for i in items if i.get_closest_marker("checkout")]
+    gone: set[int] = set()
+    for reason, dropped in drop.items():
+        dropped = [i for i in dropped if id(i) not in gone]
+        if dropped:
+            gone.update(id(i) for i in dropped)
+            state.notes.append(f"{reason}: {len(dropped)} tests deselected")
+    if gone:
+        config.hook.pytest_deselected(items=[i for i in items if id(i) in gone])
+        items[:] = [i for i in items if id(i) not in gone]
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    return list(config.stash[_STATE_KEY].notes)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +186,8 @@ def impl_name_opt(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def impl(request: pytest.FixtureRequest, impl_name_opt: str) -> ImplUnderTest:
     """The module under test (nnref unless --impl / NNREF_IMPL say otherwise)."""
-    wrapped = ImplUnderTest(load_impl(impl_name_opt), impl_name_opt)
+    module = request.config.stash[_STATE_KEY].module or load_impl(impl_name_opt)
+    wrapped = ImplUnderTest(module, impl_name_opt)
     request.config.stash[_IMPL_KEY] = wrapped
     return wrapped
 
@@ -81,26 +196,77 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     wrapped = item.config.stash.get(_IMPL_KEY, None)
     if wrapped is not None:
         wrapped.called.clear()
+        wrapped.unsupported.clear()
+
+
+def _category(item: pytest.Item) -> str | None:
+    for category in CATEGORIES:
+        if item.get_closest_marker(category):
+            return category
+    return None
+
+
+def _all_unsupported(call: pytest.CallInfo, wrapped: ImplUnderTest | None) -> str | None:
+    """Why the test is 'not supported' rather than failed: every configuration it tried raised
+    NotImplementedError (outside Hypothesis, or Hypothesis found no supported example)."""
+    if call.excinfo is None or wrapped is None or not wrapped.unsupported:
+        return None
+    from hypothesis.errors import Unsatisfiable
+
+    if call.excinfo.errisinstance((NotSupported, Unsatisfiable)):
+        (function, message), _ = wrapped.unsupported.most_common(1)[0]
+        return f"{wrapped.__name__}.{function}: not supported ({message})"
+    return None
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    wrapped = item.config.stash.get(_IMPL_KEY, None)
+    if report.when == "call":
+        reason = _all_unsupported(call, wrapped)
+        if reason is not None:
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
     if report.when == "call" or (report.when == "setup" and report.skipped):
-        wrapped = item.config.stash.get(_IMPL_KEY, None)
+        category = _category(item)
+        entry: dict[str, Any] = {"category": category, "judged": [], "missing": None,
+                                 "unsupported": []}
         marker = item.get_closest_marker("checks")
-        judged = set(marker.args) if marker else set(wrapped.called if wrapped else ())
-        results = item.config.stash[_RESULTS_KEY]
         if report.skipped and "does not implement" in str(report.longrepr):
             missing = str(report.longrepr).split("does not implement ")[-1].split("'")[0]
-            results[op_and_direction(missing.strip().rstrip(")"))]["missing"] += 1
-        elif report.when == "call":
-            for function in judged:
-                results[op_and_direction(function)]["failed" if report.failed else "passed"] += 1
+            entry["missing"] = missing.strip().rstrip(")")
+        elif report.when == "call" and wrapped is not None:
+            # only tests that reached the implementation under test count
+            judged = (set(marker.args) if marker else set(wrapped.called)) if wrapped.called \
+                else set()
+            entry["judged"] = sorted(judged)
+            entry["outcome"] = report.outcome
+            entry["unsupported"] = [[f, m, n] for (f, m), n in wrapped.unsupported.items()]
+        report.user_properties.append((PROPERTY, entry))
     return report
 
 
-def _headroom_summary(tr) -> None:
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Aggregate each test's contribution (also for reports sent by pytest-xdist workers)."""
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    state = config.stash[_STATE_KEY]
+    for key, entry in report.user_properties:
+        if key != PROPERTY:
+            continue
+        category = entry["category"] or "values"
+        if entry["missing"]:
+            state.results[op_and_direction(entry["missing"])][category]["missing"] += 1
+        for function in entry["judged"]:
+            outcome = entry.get("outcome", "passed")
+            state.results[op_and_direction(function)][category][outcome] += 1
+        for function, message, count in entry["unsupported"]:
+            state.unsupported[(function, message)] += count
+
+
+def _headroom_summary(tr: Any) -> None:
     from .harness import HEADROOM, THROUGHPUT
 
     if THROUGHPUT:
@@ -115,20 +281,47 @@ def _headroom_summary(tr) -> None:
                           f"{ratio:.2e}")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    _headroom_summary(terminalreporter)
-    results = config.stash[_RESULTS_KEY]
-    if not results:
-        return
-    name = impl_name(config.getoption("--impl"))
-    tr = terminalreporter
-    tr.section(f"contract summary for {name}")
-    tr.write_line(f"{'op':<12} {'direction':<10} {'verdict':<10} {'tests passed':>12} "
-                  f"{'failed':>7} {'missing':>8}")
+def verdict(counts: Counter[str]) -> str:
+    """One category's verdict for one function: fails / missing / conforms / untested."""
+    if counts["failed"]:
+        return "fails"
+    if counts["missing"]:
+        return "missing"
+    if counts["passed"]:
+        return "conforms"
+    if counts["skipped"]:
+        return "unsupported"
+    return "untested"
+
+
+def summary_lines(state: _State, name: str) -> list[str]:
+    """The contract summary table (and what was unsupported), as printed at the end."""
+    lines = [f"{'op':<14} {'direction':<10} {'values':<11} {'arguments':<11} "
+             f"{'passed':>7} {'failed':>7} {'missing':>8}"]
     for function in CONTRACT_FUNCTIONS:
         key = op_and_direction(function)
-        r = results.get(key, {"passed": 0, "failed": 0, "missing": 0})
-        verdict = ("fails" if r["failed"] else "missing" if r["missing"]
-                   else "conforms" if r["passed"] else "untested")
-        tr.write_line(f"{key[0]:<12} {key[1]:<10} {verdict:<10} {r['passed']:>12} "
-                      f"{r['failed']:>7} {r['missing']:>8}")
+        by_category = state.results.get(key, {})
+        counts = [by_category.get(c, Counter()) for c in CATEGORIES]
+        total = sum(counts, Counter())
+        lines.append(f"{key[0]:<14} {key[1]:<10} {verdict(counts[0]):<11} "
+                     f"{verdict(counts[1]):<11} {total['passed']:>7} {total['failed']:>7} "
+                     f"{total['missing']:>8}")
+    if state.limits:
+        lines.append(f"declared limits ({LIMITS_ATTR}): {_limits_text(state.limits)}")
+    if state.unsupported:
+        lines.append("not supported (NotImplementedError), calls per function and message:")
+        for (function, message), count in sorted(state.unsupported.items()):
+            lines.append(f"  {function}: {count} x {message}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    _headroom_summary(terminalreporter)
+    state = config.stash[_STATE_KEY]
+    if not state.results and not state.unsupported:
+        return
+    name = impl_name(config.getoption("--impl"))
+    terminalreporter.section(f"contract summary for {name}")
+    for line in summary_lines(state, name):
+        terminalreporter.write_line(line)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from hypothesis.errors import UnsatisfiedAssumption
 
 from .backends import Unsupported
 from .cases import Case
@@ -62,10 +63,14 @@ def run_pass(module: Any, case: Case, arrays: Mapping[str, np.ndarray],
             outputs = _quiet_call(reduced, module, direction, arrays)
         except Unsupported:
             return refused
+        except UnsatisfiedAssumption:
+            raise
         except Exception as exc2:
             return Outcome(error=one_line(exc2))
         dropped = set(case.outputs(direction)) - set(outputs)
         return Outcome(outputs=outputs, registered=dict.fromkeys(dropped, exc.divergence_id),
                        fallback=True)
+    except UnsatisfiedAssumption:  # the module under test does not support it (NotSupported)
+        raise
     except Exception as exc:
         return Outcome(error=one_line(exc))

@@ -17,6 +17,7 @@ suite's meta-tests measure the frequencies (:func:`corner_frequencies`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
@@ -82,9 +83,57 @@ class RandomDraw:
         raise Rejected
 
 
+# Limits declared by the implementation under test (impl_under_test.declared_limits): op (record
+# or function name) -> {parameter: allowed value or list of values}. Hypothesis draws only cases
+# within them; set by the pytest plugin, empty for nnref.
+_LIMITS: dict[str, dict[str, Any]] = {}
+
+
+def set_limits(limits: dict[str, dict[str, Any]]) -> None:
+    """Draw only configurations within ``limits`` from now on (an empty dict lifts them)."""
+    _LIMITS.clear()
+    _LIMITS.update(limits)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, tuple | list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def allowed(value: Any, limit: Any) -> bool:
+    """Whether a parameter ``value`` is within a declared ``limit`` (a value or a list of values;
+    a per-axis or per-side value is within it when every entry is)."""
+    options = list(limit) if isinstance(limit, list | set | frozenset | tuple) else [limit]
+    return value in options or all(leaf in options for leaf in _leaves(value))
+
+
+def within_limits(case: Case) -> Case | None:
+    """``case`` within the declared limits: a flag outside them (``return_indices``,
+    ``ceil_mode``) is set to the allowed value; any other parameter outside them gives None."""
+    rec = case.record
+    names = {rec.name, *rec.functions(case.rank)}
+    for op, limits in _LIMITS.items():
+        if op not in names:
+            continue
+        for param, limit in limits.items():
+            value = getattr(case, param)
+            if allowed(value, limit):
+                continue
+            if isinstance(value, bool) and isinstance(limit, bool):
+                case = dataclasses.replace(case, **{param: limit})
+                continue
+            return None
+    return case
+
+
 @st.composite
 def _cases(draw: Any, record: Any, rank: int | None, small: bool, options: dict) -> Case:
     case = record.sample(HypothesisDraw(draw), rank=rank, small=small, **options)
+    if _LIMITS:
+        limited = within_limits(case)
+        assume(limited is not None)
+        case = limited
     for corner in case.corners():
         event(f"{record.name}: {corner}")
     return case

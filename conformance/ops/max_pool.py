@@ -92,7 +92,7 @@ class PoolCase(Case):
 
 
 def sample(d: Any, rank: int | None = None, small: bool = False, kind: str | None = None,
-           return_indices: bool = True) -> PoolCase:
+           return_indices: bool | None = None) -> PoolCase:
     r = draws.rank_of(d, RANKS, rank)
     n, c = draws.batch_channels(d, small)
     size = draws.sizes(d, r, small)
@@ -103,6 +103,8 @@ def sample(d: Any, rank: int | None = None, small: bool = False, kind: str | Non
         dilation = (1,) * r
     ceil_mode = d.boolean("ceil_mode")
     kind = kind or d.choice(["ties", "normal", "unique", "signed_zeros"], "values")
+    if return_indices is None:  # the values alone are one code path, values and indices another
+        return_indices = d.boolean("return_indices")
     case = PoolCase((n, c, *size), draws.spatial_form(d, kernel, "kernel_size"),
                     None if default_stride else draws.spatial_form(d, stride, "stride"),
                     draws.padding_form(d, p), draws.spatial_form(d, dilation, "dilation"),

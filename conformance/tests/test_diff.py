@@ -154,8 +154,10 @@ def test_nnref_and_scipy_agree_and_scipy_gaps_are_registered(tmp_path, capsys):
     doc = json.loads(out_json.read_text())
     rows = {(r["op"], r["direction"], r["dtype"]): r for r in doc["rows"]}
     # max_pool2d forward: values compared, SciPy's missing indices registered
-    pool = rows[("max_pool2d", "forward", "float32")]["cells"][0]
-    assert pool["status"] == "ok" and pool["registered"] == {"scipy-max-filter-no-indices": 2}
+    pools = [r["cells"][0] for (op, direction, _), r in rows.items()
+             if op.startswith("max_pool") and direction == "forward"]
+    assert {p["status"] for p in pools} == {"ok"}
+    assert set().union(*(p["registered"] for p in pools)) == {"scipy-max-filter-no-indices"}
     conv_dx = rows[("conv2d", "dx", "float64")]["cells"][0]
     assert conv_dx["status"] == "registered" and "scipy-no-autodiff" in conv_dx["registered"]
     assert out_md.read_text().startswith("# nnref diff")

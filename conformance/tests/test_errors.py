@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.arguments
+
 R = np.random.default_rng(0)
 X = R.standard_normal((2, 4, 5, 6))
 W = R.standard_normal((6, 2, 3, 2))

@@ -32,7 +32,9 @@ from conformance.backends import native_calls
 from conformance.frameworks import require
 from conformance.ops import RECORDS, contract_functions, record
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.arguments
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, or site-packages once installed
 DOC = ROOT / "docs" / "invalid-arguments.md"
 CATEGORY_IDS = sorted(ia.CATEGORIES)
 NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
@@ -203,6 +205,7 @@ def test_record_has_every_category_for_both_frameworks_and_nothing_else():
                 assert outs and set(outs) <= set(outcomes), f"{where}.ops.{key}: {outs}"
 
 
+@pytest.mark.checkout
 def test_doc_agrees_with_the_record():
     text = DOC.read_text()
     for cat_id in ia.CATEGORIES:

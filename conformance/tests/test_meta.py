@@ -157,6 +157,7 @@ def _op_names_used(path: Path) -> set[str]:
     return out
 
 
+@pytest.mark.checkout
 def test_no_more_than_two_files_outside_the_implementations_name_an_op():
     files = [p for p in ROOT.rglob("*.py")
              if not {".tox", "build", "dist", ".git"} & set(p.relative_to(ROOT).parts)
