@@ -35,8 +35,11 @@ def check(args: list[str]) -> int:
 
     module, rest = args[0], args[1:]
     # -p no:cacheprovider: the suite lives in site-packages, where no cache should be written.
+    # The warning filter: this process imported the conformance package before pytest could
+    # rewrite its asserts, which only affects the suite's own failure messages.
     return int(pytest.main(["--pyargs", "conformance", "--impl", module,
-                            "-p", "no:cacheprovider", *rest]))
+                            "-p", "no:cacheprovider",
+                            "-W", "ignore::pytest.PytestAssertRewriteWarning", *rest]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -228,25 +228,35 @@ class Case:
         return f"{type(self).__name__}({fields})"
 
     def reproducer(self, dtype: Any, seed: int, impl_name: str = "nnref",
-                   direction: str | None = None, planted: str = "") -> str:
-        """Python text that rebuilds this case's arrays and calls the implementation.
+                   direction: str | None = None, planted: str = "",
+                   reference: str = "nnref") -> str:
+        """Python text that rebuilds this case's arrays, calls the implementation and prints
+        what it returned next to what ``reference`` (a module name) returns in float64.
 
         ``direction`` limits the call to the one that failed; ``planted`` is extra code run on
-        the arrays ``a`` before the call (values a test put there: NaN, -0.0, ties).
+        the arrays ``a`` before the call (values a test put there: NaN, -0.0, ties). The text
+        runs from any directory once the conformance package is installed.
         """
         dtype_name = np.dtype(dtype).name
         module = type(self).__module__
         lines = [
-            "import numpy as np, importlib",
+            "import importlib",
+            "import numpy as np",
             f"from {module} import {type(self).__name__}",
             f"impl = importlib.import_module({impl_name!r})",
+            f"reference = importlib.import_module({reference!r})  # expected, in float64",
             f"case = {self.describe()}",
             f"a = case.arrays(np.{dtype_name}, seed={seed})",
         ]
         if planted:
             lines.append(planted)
+        lines.append("a64 = {k: v.astype(np.float64) for k, v in a.items()}")
         for d in (direction,) if direction else ("forward", "backward"):
-            lines.append(f"print(case.{d}(impl, a))")
+            lines += [
+                f"got, expected = case.{d}(impl, a), case.{d}(reference, a64)",
+                "for name in expected:",
+                "    print(f'{name}: got\\n{got[name]!r}\\nexpected\\n{expected[name]!r}')",
+            ]
         return "\n".join(lines) + "\n"
 
 

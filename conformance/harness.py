@@ -17,13 +17,14 @@ from .comparison import Mismatch, compare
 
 
 def context(case: Case, dtype: Any, seed: int, impl_name: str, direction: str | None = None,
-            planted: str = "") -> str:
+            planted: str = "", reference: str = "nnref") -> str:
     """What a failure report says: the op, dtype, seed, case and a reproducer that calls only
-    ``direction`` (both if None) after re-planting ``planted`` (code run on the arrays ``a``)."""
+    ``direction`` (both if None) after re-planting ``planted`` (code run on the arrays ``a``),
+    printing the result next to ``reference``'s (a module name)."""
     return (
         f"op={case.op} dtype={np.dtype(dtype).name} seed={seed}\n"
         f"case: {case.describe()}\nreproducer:\n"
-        f"{case.reproducer(dtype, seed, impl_name, direction, planted)}"
+        f"{case.reproducer(dtype, seed, impl_name, direction, planted, reference)}"
     )
 
 
@@ -52,10 +53,13 @@ def check_against_reference(
         case.forward if direction == "forward" else case.backward
     )
     bounds = tol.forward_bounds if direction == "forward" else tol.backward_bounds
-    got = run(impl, a)
+    # the reference first: where it cannot express the case (Unsupported), the implementation
+    # under test is not called, so the test does not count as judging it
     want = run(reference, a64)
+    got = run(impl, a)
     b_dtype, b_64 = bounds(case, a64, dtype), bounds(case, a64, np.float64)
-    where = context(case, dtype, seed, impl_name, direction)
+    where = context(case, dtype, seed, impl_name, direction,
+                    reference=getattr(reference, "__name__", "nnref"))
     headroom = {}
     for name in outputs or tuple(want):
         value = got[name]
@@ -75,14 +79,48 @@ HEADROOM: dict[tuple[str, str, str, str, str], float] = {}
 THROUGHPUT: dict[str, list[float]] = {}
 
 
+# What was recorded since the last drain, kept only in a pytest-xdist worker (SHIPPING), which
+# sends it to the controller with each test's report.
+PENDING: list[tuple[str, Any, Any]] = []
+SHIPPING = False
+
+
 def record_headroom(backend: str, case: Case, direction: str, dtype: Any,
                     headroom: dict[str, float]) -> None:
     for output, ratio in headroom.items():
         key = (backend, case.label, direction, np.dtype(dtype).name, output)
-        HEADROOM[key] = max(HEADROOM.get(key, 0.0), ratio)
+        merge_headroom(key, ratio)
+        if SHIPPING:
+            PENDING.append(("headroom", list(key), ratio))
 
 
 def record_example(backend: str, seconds: float) -> None:
+    merge_example(backend, 1, seconds)
+    if SHIPPING:
+        PENDING.append(("example", backend, seconds))
+
+
+def merge_headroom(key: tuple[str, str, str, str, str], ratio: float) -> None:
+    HEADROOM[key] = max(HEADROOM.get(key, 0.0), ratio)
+
+
+def merge_example(backend: str, count: float, seconds: float) -> None:
     stats = THROUGHPUT.setdefault(backend, [0.0, 0.0])
-    stats[0] += 1
+    stats[0] += count
     stats[1] += seconds
+
+
+def drain() -> list[tuple[str, Any, Any]]:
+    """What was recorded since the last call (and forget it)."""
+    out = list(PENDING)
+    PENDING.clear()
+    return out
+
+
+def merge(records: list[tuple[str, Any, Any]]) -> None:
+    """Add another process's records (from :func:`drain`) to this one's."""
+    for kind, key, value in records:
+        if kind == "headroom":
+            merge_headroom(tuple(key), value)
+        else:
+            merge_example(key, 1, value)

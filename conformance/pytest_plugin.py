@@ -55,6 +55,7 @@ _STATE_KEY = pytest.StashKey["_State"]()
 # The running config (pytest_runtest_logreport is not given one).
 _CONFIG: dict[str, pytest.Config] = {}
 PROPERTY = "nnref-conformance"
+HEADROOM_PROPERTY = "nnref-headroom"
 CATEGORIES = ("values", "arguments")
 # Framework markers and the module each needs.
 FRAMEWORK_MARKERS = {"torch": "torch", "tf": "tensorflow"}
@@ -113,6 +114,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"--impl {name}: cannot use module {name!r}: {type(exc).__name__}: {text}") from None
     sampler.set_limits(state.limits)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker ships its records
+        from . import harness
+
+        harness.SHIPPING = True
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_sigterm)
 
@@ -244,6 +249,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             entry["outcome"] = report.outcome
             entry["unsupported"] = [[f, m, n] for (f, m), n in wrapped.unsupported.items()]
         report.user_properties.append((PROPERTY, entry))
+    if report.when == "teardown" and hasattr(item.config, "workerinput"):
+        # a pytest-xdist worker: its headroom and throughput records go to the controller
+        from .harness import drain
+
+        report.user_properties.append((HEADROOM_PROPERTY, drain()))
     return report
 
 
@@ -254,6 +264,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     state = config.stash[_STATE_KEY]
     for key, entry in report.user_properties:
+        if key == HEADROOM_PROPERTY and not hasattr(config, "workerinput"):
+            from .harness import merge
+
+            merge(entry)
         if key != PROPERTY:
             continue
         category = entry["category"] or "values"

@@ -60,7 +60,7 @@ class BenchCase:
 Bounds = Callable[[Any, Mapping[str, np.ndarray], Any], dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OpRecord:
     """What the suite needs to know about one op family (see the module docstring)."""
 
@@ -89,6 +89,9 @@ class OpRecord:
     fixtures: tuple[tuple[str, Case], ...] = ()
     hand_cases: tuple[HandCase, ...] = ()
     bench: tuple[BenchCase, ...] = ()
+
+    def __repr__(self) -> str:  # short: it appears in every falsifying example
+        return f"record({self.name!r})"
 
     def all_functions(self) -> tuple[str, ...]:
         """Every contract function of this op, forward then backward, rank by rank."""

@@ -48,7 +48,7 @@ def _run(backend, case, seed, dtype, direction, impl, impl_name, in_hypothesis=T
     try:
         mine = check_against_reference(case, impl, module, dtype, seed, impl_name, direction)
         theirs = check_against_reference(case, module, impl, dtype, seed,
-                                         f"conformance.backends ({name})", direction)
+                                         module.__name__, direction)
     except Unsupported as exc:
         assert registry.get(exc.divergence_id), f"unregistered divergence {exc.divergence_id}"
         if in_hypothesis:

@@ -6,12 +6,12 @@ test and torch (float64, the same values) must agree exactly on where NaN and ea
 appear, and within the error model on the finite rest (bounds computed with the non-finite values
 set to zero: an output those values do not reach is an ordinary finite computation).
 
-One place is left open (CONTRACT.md, "Non-finite values"): in a batch-norm channel whose scale
-gamma / sqrt(var + eps) is infinite, an element of y or of the training-mode dx that the written
-formula makes +-inf may be that infinity or NaN. torch folds y into x * scale + (beta - mean *
-scale) and meets inf - inf; an implementation that follows the formula does not. There the test
-accepts NaN or the formula's value (:class:`WrittenFormula`, float64, in the order written) and
-checks that torch's answer is one of the two.
+One place is left open (CONTRACT.md, "Non-finite values and signed zeros"): in a batch-norm
+channel whose scale gamma / sqrt(var + eps) is infinite, an element of y or of the training-mode
+dx that the written formula makes +-inf may be that infinity or NaN. torch folds y into
+x * scale + (beta - mean * scale) and meets inf - inf; an implementation that follows the formula
+does not. There the test accepts NaN or the formula's value (:class:`WrittenFormula`, float64, in
+the order written) and checks that torch's answer is one of the two.
 
 Signed zeros: the outputs a record declares exact selections or copies (``exact_outputs``: pad's
 y, max-pool's y) must match torch bit for bit, -0.0 included. A zero that is a *sum* (a gradient,
@@ -120,9 +120,10 @@ class WrittenFormula:
         return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
 
 
-def open_elements(case, direction, a) -> dict[str, np.ndarray]:
-    """Per output, where CONTRACT.md accepts NaN besides the formula's value: y and the
-    training-mode dx, in channels whose scale gamma / sqrt(var + eps) is infinite."""
+def open_elements(case, direction, a) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per output, where CONTRACT.md accepts NaN besides the formula's infinity (y and the
+    training-mode dx, in channels whose scale gamma / sqrt(var + eps) is infinite), and the
+    formula's values."""
     if not isinstance(case, BatchNormCase) or (direction == "backward" and not case.training):
         return {}
     x = a["x"]
@@ -135,7 +136,11 @@ def open_elements(case, direction, a) -> dict[str, np.ndarray]:
 
 
 def _formula_or_nan(name, got, formula, where_open, who, where):
-    """Where the contract leaves an element open: the formula's infinity or NaN, nothing else."""
+    """Where the contract leaves an element open: the formula's infinity or NaN, nothing else.
+
+    Exact, no tolerance: the sign of such an infinity is the sign of a finite factor (x - mean,
+    or the bracket of dx) that the drawn values keep many orders of magnitude above its rounding
+    error, so every evaluation order that does not meet inf - inf gives the same infinity."""
     got = np.asarray(got, dtype=np.float64)
     bad = where_open & ~np.isnan(got) & (got != formula)
     if bad.any():
