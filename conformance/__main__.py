@@ -37,8 +37,10 @@ def check(args: list[str]) -> int:
     # -p no:cacheprovider: the suite lives in site-packages, where no cache should be written.
     # The warning filter: this process imported the conformance package before pytest could
     # rewrite its asserts, which only affects the suite's own failure messages.
+    # -p conformance.pytest_plugin: loaded even where the package is not installed (a checkout
+    # on PYTHONPATH); installed, the pytest11 entry point has loaded it under that name already.
     return int(pytest.main(["--pyargs", "conformance", "--impl", module,
-                            "-p", "no:cacheprovider",
+                            "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
                             "-W", "ignore::pytest.PytestAssertRewriteWarning", *rest]))
 
 

@@ -1,0 +1,191 @@
+"""The suite as a tool for other people's modules: the plugin and ``python -m conformance``.
+
+Each check runs pytest (or the command) in a subprocess, from an empty directory, on a small
+selection, so what is checked is what a user sees: a module that cannot be imported is one line
+and exit status 4; NotImplementedError marks configurations unsupported without losing the
+others; declared limits restrict the sampler; SIGTERM still prints the summary and the junit file;
+pytest-xdist prints the same summary as a serial run; the package ships every subpackage and the
+fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from .. import sampler
+from ..impl_under_test import declared_limits
+from ..ops.conv import ConvCase
+from ..paths import PACKAGE_DIR, checkout_root
+
+PACKAGE_PARENT = PACKAGE_DIR.parent
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user's run: the package importable, the user's directory too."""
+    paths = [str(tmp_path), str(PACKAGE_PARENT)]
+    root = checkout_root()
+    if root is not None:
+        paths.insert(1, str(root / "impl"))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), NNREF_PROFILE="ci",
+                NNREF_REQUIRE_FRAMEWORKS="")
+
+
+def _pytest(tmp_path: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``pytest --pyargs conformance ARGS`` from ``tmp_path``. The plugin is named with ``-p``
+    as well, for runs from a checkout that is not installed (installed, the pytest11 entry point
+    has loaded it under the same name, and ``-p`` does nothing)."""
+    return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance",
+                           "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider", *args],
+                          cwd=tmp_path, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _summary(stdout: str) -> str:
+    """The contract summary's table: the lines after its title, up to the next section."""
+    lines = stdout.split("contract summary for", 1)[1].splitlines()[1:]
+    table = []
+    for line in lines:
+        if line.startswith("="):
+            break
+        if line.strip():
+            table.append(line)
+    return "\n".join(table)
+
+
+# The student's layer: correct values, no groups (NotImplementedError), no other function.
+NO_GROUPS = '''
+import numpy as np
+import nnref
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    if groups != 1:
+        raise NotImplementedError("groups > 1")
+    return nnref.conv2d(x, w, b, stride, padding, dilation, groups)
+'''
+
+
+def test_an_unimportable_module_is_one_line_and_exit_status_4(tmp_path):
+    run = _pytest(tmp_path, "--impl", "no_such_module_here", timeout=120)
+    assert run.returncode == 4, run.stdout[-2000:] + run.stderr[-2000:]
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no_such_module_here" in lines[0], run.stderr
+    assert "ModuleNotFoundError" in lines[0]
+
+
+def test_check_command_usage_errors(tmp_path):
+    for args, status in ((["check"], 2), (["check", "-x"], 2), (["nope"], 2),
+                         (["check", "no_such_module_here"], 4)):
+        run = subprocess.run([sys.executable, "-m", "conformance", *args], cwd=tmp_path,
+                             env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert run.returncode == status, (args, run.stderr)
+        assert len([ln for ln in run.stderr.splitlines() if ln.strip()]) == 1, run.stderr
+    run = subprocess.run([sys.executable, "-m", "conformance", "--version"], cwd=tmp_path,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.startswith("nnref conformance "), run.stdout
+
+
+def test_not_implemented_error_marks_configurations_unsupported_and_checks_the_rest(tmp_path):
+    (tmp_path / "nogroups.py").write_text(NO_GROUPS)
+    run = _pytest(tmp_path, "--impl", "nogroups", "-m", "values",
+                  "-k", "test_forward_matches_framework and scipy and conv2d")
+    assert run.returncode == 0, run.stdout[-3000:]
+    summary = _summary(run.stdout)
+    assert re.search(r"conv2d\s+forward\s+conforms", summary), summary
+    assert re.search(r"conv2d: \d+ x groups > 1", summary), summary
+    assert re.search(r"pad\s+forward\s+untested", summary), summary
+
+
+def test_declared_limits_restrict_what_is_drawn():
+    import types
+
+    module = types.SimpleNamespace(CONFORMANCE_LIMITS={"conv": {"groups": 1, "dilation": 1},
+                                                       "max_pool2d": {"return_indices": False}})
+    limits = declared_limits(module)
+    sampler.set_limits(limits)
+    try:
+        grouped = ConvCase((2, 4, 5, 5), (2, 2, 3, 3), False, 1, 0, 1, 2)
+        assert sampler.within_limits(grouped) is None
+        assert sampler.within_limits(ConvCase((2, 4, 5, 5), (2, 4, 3, 3), False, 1, 0,
+                                              (1, 2))) is None
+        plain = ConvCase((2, 4, 5, 5), (2, 4, 3, 3), False, 2, ((0, 1), 1), (1, 1))
+        assert sampler.within_limits(plain) is plain
+        from ..ops.max_pool import PoolCase
+
+        pool = PoolCase((1, 2, 5, 5), 2, return_indices=True)
+        assert sampler.within_limits(pool).return_indices is False
+        assert sampler.within_limits(PoolCase((1, 2, 5), 2)).return_indices is True  # 1-D
+    finally:
+        sampler.set_limits({})
+    for bad in ({"convolution": {}}, {"conv": {"grups": 1}}, {"conv": 1}, ["conv"]):
+        with pytest.raises(ValueError, match="CONFORMANCE_LIMITS"):
+            declared_limits(types.SimpleNamespace(CONFORMANCE_LIMITS=bad))
+
+
+SLOW_TEST = '''
+import time
+
+def test_fast(impl):
+    impl.pad
+
+def test_slow(impl):
+    impl.conv2d
+    time.sleep(60)
+'''
+
+
+def test_sigterm_still_prints_the_summary_and_the_junit_file(tmp_path):
+    (tmp_path / "test_slow_user.py").write_text(textwrap.dedent(SLOW_TEST))
+    junit = tmp_path / "junit.xml"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "-p", "conformance.pytest_plugin", "test_slow_user.py",
+                             f"--junitxml={junit}", "-s"],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    time.sleep(8)  # imports, collection, then the test sleeps
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
+    assert "contract summary for nnref" in out, out[-2000:]
+    assert re.search(r"pad\s+forward\s+conforms", out), out[-2000:]
+    assert junit.is_file() and "test_fast" in junit.read_text()
+
+
+def test_xdist_prints_the_same_summary_as_a_serial_run(tmp_path):
+    pytest.importorskip("xdist", reason="pytest-xdist is part of the conformance extra")
+    selection = ["-m", "values", "-k", "test_hand_case or test_properties and adjoint"]
+    serial = _pytest(tmp_path, *selection)
+    parallel = _pytest(tmp_path, *selection, "-n", "2")
+    assert serial.returncode == parallel.returncode == 0, parallel.stdout[-3000:]
+    assert _summary(serial.stdout) == _summary(parallel.stdout)
+    assert "headroom" not in serial.stdout or "headroom" in parallel.stdout
+
+
+@pytest.mark.checkout
+def test_the_package_ships_every_subpackage_and_the_fixtures():
+    root = checkout_root()
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    setuptools = project["tool"]["setuptools"]
+    packages = set(setuptools["packages"])
+    on_disk = {".".join(p.parent.relative_to(root).parts)
+               for p in (root / "conformance").rglob("__init__.py")}
+    assert on_disk | {"nnref", "conformance.fixtures"} == packages
+    assert setuptools["package-dir"]["conformance.fixtures"] == "fixtures"
+    data = setuptools["package-data"]["conformance.fixtures"]
+    shipped = {p.relative_to(root / "fixtures").as_posix()
+               for pattern in data for p in (root / "fixtures").glob(pattern)}
+    stored = {p.relative_to(root / "fixtures").as_posix()
+              for p in (root / "fixtures").rglob("*") if p.is_file()}
+    assert shipped == stored
+    assert project["project"]["entry-points"]["pytest11"] == {
+        "conformance.pytest_plugin": "conformance.pytest_plugin"}
+    assert {"py.typed", "*.toml"} <= set(setuptools["package-data"]["conformance"])
