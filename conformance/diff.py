@@ -212,8 +212,9 @@ def load_backends(specs: Sequence[str]) -> list[Backend]:
     A backend that cannot be imported is returned with status "absent" and the reason.
     """
     from .backends import load_backend
+    from .frameworks import tf_environment
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf_environment()
     out: list[Backend] = []
     for spec in specs:
         name, _, module_name = spec.partition("=")

@@ -13,6 +13,19 @@ from types import ModuleType
 import pytest
 
 ENV_VAR = "NNREF_REQUIRE_FRAMEWORKS"
+# TensorFlow's environment, set (unless the user set it) before TensorFlow is imported:
+# - TF_CPP_MIN_LOG_LEVEL=2: no C++ info/warning lines on every import;
+# - TF_ENABLE_ONEDNN_OPTS=1: the oneDNN CPU kernels. TF's default depends on the CPU (on with
+#   AVX-512, off on AVX2-only CPUs such as AMD EPYC), and the two kernel families differ in what
+#   they accept and compute (grouped / dilated conv3d, NaN in max_pool3d: divergences.toml), so
+#   without this the suite's TF results would depend on the machine.
+TF_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def tf_environment() -> None:
+    """Set TensorFlow's environment (TF_ENVIRONMENT) where the user has not."""
+    for key, value in TF_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 _CANONICAL = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
               "pytorch": "torch", "scipy": "scipy", "nnref": "nnref"}
 
@@ -33,7 +46,7 @@ def require(name: str) -> ModuleType:
     """Import framework `name`; skip the test if it is missing and not required."""
     module = canonical(name)
     if module == "tensorflow":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        tf_environment()
     if module in required():
         try:
             return importlib.import_module(module)

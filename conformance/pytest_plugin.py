@@ -47,7 +47,7 @@ from .impl_under_test import (
 from .ops import op_and_direction
 from .paths import checkout_root
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+frameworks.tf_environment()  # before any test module imports TensorFlow
 profiles.load()
 
 _IMPL_KEY = pytest.StashKey[ImplUnderTest]()

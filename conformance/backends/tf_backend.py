@@ -34,14 +34,14 @@ Conventions handled here (see conformance/divergences.toml):
 
 from __future__ import annotations
 
-import os
+from ..frameworks import tf_environment
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf_environment()  # oneDNN kernels on every CPU, quiet logs (conformance/frameworks.py)
 
-import numpy as np
-import tensorflow as tf
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from conformance.backends import (
+from conformance.backends import (  # noqa: E402
     PoolGeometry,
     Unsupported,
     bn_axes,

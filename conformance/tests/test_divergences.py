@@ -13,6 +13,7 @@ import re
 import warnings
 from pathlib import Path
 
+import nnref
 import numpy as np
 import pytest
 
@@ -131,6 +132,32 @@ def test_pad_size_limits_tf(tf):
     with pytest.raises(tf.errors.InvalidArgumentError, match="no greater than"):
         tf.pad(a, [[5, 5]], mode="SYMMETRIC")
     _check_adapter_pad_limits("tensorflow")
+
+
+SIGNED_ZERO_DY = np.array([[[-0.0, -0.0, 1.0, -0.0, -0.0]]])  # pad (1, 1) of 3 cells
+
+
+@pytest.mark.torch
+def test_pad_backward_signed_zero_torch(torch):
+    backend = load_backend("torch")
+    for mode in ("reflect", "replicate", "circular"):
+        dx = backend.pad_backward(SIGNED_ZERO_DY, ((1, 1),), mode=mode)
+        assert not np.signbit(dx).any(), (mode, dx)
+    for mode in ("reflect", "replicate"):  # even with nothing padded
+        assert not np.signbit(backend.pad_backward(SIGNED_ZERO_DY, 0, mode=mode)).any(), mode
+    assert np.signbit(backend.pad_backward(SIGNED_ZERO_DY, 0, mode="circular")).sum() == 4
+    # the contract: the copied cells keep their sign
+    assert np.signbit(nnref.pad_backward(SIGNED_ZERO_DY, ((1, 1),), mode="reflect")).tolist() \
+        == [[[True, False, True]]]
+
+
+@pytest.mark.tf
+def test_pad_backward_signed_zero_tf(tf):
+    backend = load_backend("tensorflow")
+    dx = backend.pad_backward(SIGNED_ZERO_DY, ((1, 1),), mode="reflect")
+    assert np.signbit(dx).tolist() == [[[True, False, True]]]  # tf.pad REFLECT keeps it
+    for mode in ("replicate", "circular"):
+        assert not np.signbit(backend.pad_backward(SIGNED_ZERO_DY, ((1, 1),), mode=mode)).any()
 
 
 @pytest.mark.torch
@@ -334,13 +361,34 @@ def test_tf_grouped_conv_gradient_cpu(tf):
         tape.gradient(y, [x1, w1])
 
 
+def _avx512() -> bool:
+    """Whether this CPU has AVX-512 (oneDNN picks its conv kernels by instruction set)."""
+    try:
+        return "avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:  # pragma: no cover - not Linux
+        return False
+
+
+def _width1_garbage_seen(raw: np.ndarray, right: np.ndarray, rank: int) -> None:
+    """The bug is the oneDNN kernel of AVX-512 CPUs: there it must still be seen; on other CPUs
+    (AVX2-only: oneDNN takes another kernel) the right answer is reported as such."""
+    if np.allclose(raw.ravel(), right):
+        assert not _avx512(), f"TF now gets this right on AVX-512: retire conv{rank}d"
+        pytest.skip(f"tf-onednn-conv-width1-garbage (conv{rank}d) does not reproduce on this "
+                    "CPU (no AVX-512: oneDNN uses another kernel); the adapter's composition is "
+                    "still checked")
+
+
 @pytest.mark.tf
 def test_tf_onednn_conv_width1_garbage(tf):
     x = np.arange(20, dtype=np.float32).reshape(2, 2, 5, 1)
     w = np.ones((1, 4, 1, 1), np.float32)
     right = np.array([6.0, 26.0, 46.0, 66.0])
+    nchw_x, oihw_w = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+    np.testing.assert_array_equal(
+        load_backend("tensorflow").conv2d(nchw_x, oihw_w, stride=(1, 4)).ravel(), right)
     raw = tf.nn.conv2d(tf.constant(x), tf.constant(w), strides=[1, 1, 4, 1], padding="VALID")
-    assert not np.allclose(raw.numpy().ravel(), right), "TF now gets this right: retire the entry"
+    _width1_garbage_seen(raw.numpy(), right, 2)
     # float64 is unaffected, and the adapter's composition is right in float32.
     raw64 = tf.nn.conv2d(tf.constant(x, tf.float64), tf.constant(w, tf.float64),
                          strides=[1, 1, 4, 1], padding="VALID")
@@ -355,14 +403,14 @@ def test_tf_onednn_conv3d_width1_garbage(tf):
     x = np.arange(20, dtype=np.float32).reshape(2, 1, 2, 5, 1)  # the 2-D case with depth 1
     w = np.ones((1, 1, 4, 1, 1), np.float32)
     right = np.array([6.0, 26.0, 46.0, 66.0])
-    raw = tf.nn.conv3d(tf.constant(x), tf.constant(w), strides=[1, 1, 1, 4, 1], padding="VALID")
-    assert not np.allclose(raw.numpy().ravel(), right), "TF now gets this right: retire conv3d"
     y = load_backend("tensorflow").conv3d(x.transpose(0, 4, 1, 2, 3), w.transpose(4, 3, 0, 1, 2),
                                           stride=(1, 1, 4))
     np.testing.assert_array_equal(y.ravel(), right)
     # tf.nn.conv1d (Conv2D with one row per image) gets the same sums right.
     raw1 = tf.nn.conv1d(tf.constant(x.reshape(4, 5, 1)), tf.constant(w[0, 0]), 4, "VALID")
     np.testing.assert_array_equal(raw1.numpy().ravel(), right)
+    raw = tf.nn.conv3d(tf.constant(x), tf.constant(w), strides=[1, 1, 1, 4, 1], padding="VALID")
+    _width1_garbage_seen(raw.numpy(), right, 3)
 
 
 @pytest.mark.tf
@@ -898,6 +946,8 @@ DIVERGENCE_TESTS = {
     "pad-size-limits": (test_pad_size_limits_numpy, test_pad_size_limits_torch,
                         test_pad_size_limits_tf),
     "torch-negative-pad-crops": (test_torch_negative_pad_crops, test_negative_pad_tf),
+    "pad-backward-signed-zero": (test_pad_backward_signed_zero_torch,
+                                 test_pad_backward_signed_zero_tf),
     "same-padding-placement": (test_same_padding_placement_tf, test_same_padding_placement_torch),
     "torch-same-padding-strided": (test_torch_same_padding_strided,),
     "torch-conv-symmetric-padding-only": (test_torch_conv_symmetric_padding_only,

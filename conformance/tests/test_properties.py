@@ -203,7 +203,8 @@ def test_float32_agrees_with_float64_within_the_float32_error_model(case, seed, 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 def test_pad_backward_copies_untouched_gradients_bit_for_bit(rank, mode, impl):
     """With no padding on an axis, or away from the border, dy's cells reach dx unchanged:
-    a -0.0 in dy stays -0.0 (torch passes it through)."""
+    a -0.0 in dy stays -0.0 (CONTRACT.md; torch and TF's composed modes turn it into +0.0:
+    registry entry pad-backward-signed-zero)."""
     from ..ops.pad import PadCase
 
     numpy_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
