@@ -25,6 +25,28 @@ settings.register_profile("dev", max_examples=15, **_COMMON)
 settings.register_profile("thorough", max_examples=500, **_COMMON)
 
 
+# Shrinking a failure (finding a smaller falsifying example) is worth a few seconds, not the
+# minutes Hypothesis allows by default (300 s per test): against an implementation that fails many
+# tests it would dominate the run. The bound is Hypothesis's own engine constant (read when a
+# shrink starts); NNREF_SHRINK_SECONDS overrides it. Argument checks do not shrink at all.
+SHRINK_ENV = "NNREF_SHRINK_SECONDS"
+DEFAULT_SHRINK_SECONDS = 5
+
+
+def bound_shrinking() -> float:
+    """Limit each test's shrinking to NNREF_SHRINK_SECONDS (default 5) seconds."""
+    raw = os.environ.get(SHRINK_ENV, str(DEFAULT_SHRINK_SECONDS))
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{SHRINK_ENV}={raw!r}: expected a number of seconds") from None
+    from hypothesis.internal.conjecture import engine
+
+    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        engine.MAX_SHRINKING_SECONDS = seconds
+    return seconds
+
+
 def active_profile() -> str:
     return os.environ.get(PROFILE_ENV, "dev")
 
@@ -34,6 +56,7 @@ def load() -> str:
     if name not in _SCALE:
         raise ValueError(f"{PROFILE_ENV}={name!r}: expected one of {sorted(_SCALE)}")
     settings.load_profile(name)
+    bound_shrinking()
     return name
 
 
