@@ -21,8 +21,12 @@ def context(case: Case, dtype: Any, seed: int, impl_name: str, direction: str | 
     """What a failure report says: the op, dtype, seed, case and a reproducer that calls only
     ``direction`` (both if None) after re-planting ``planted`` (code run on the arrays ``a``),
     printing the result next to ``reference``'s (a module name)."""
+    # "function=": the contract function that failed, which the plugin's summary reads to judge
+    # only that function (a test may call both directions)
+    function = {"forward": case.op, "backward": case.backward_op}.get(direction or "", "")
     return (
-        f"op={case.op} dtype={np.dtype(dtype).name} seed={seed}\n"
+        f"op={case.op} dtype={np.dtype(dtype).name} seed={seed}"
+        f"{f' function={function}' if function else ''}\n"
         f"case: {case.describe()}\nreproducer:\n"
         f"{case.reproducer(dtype, seed, impl_name, direction, planted, reference)}"
     )

@@ -27,6 +27,7 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import re
 import signal
 from collections import Counter, defaultdict
 from typing import Any
@@ -224,6 +225,17 @@ def _all_unsupported(call: pytest.CallInfo, wrapped: ImplUnderTest | None) -> st
     return None
 
 
+_FUNCTION_IN_FAILURE = re.compile(r"\bfunction=(\w+)")
+
+
+def _failed_function(call: pytest.CallInfo) -> str | None:
+    """The contract function a failure names (harness.context writes ``function=NAME``)."""
+    if call.excinfo is None:
+        return None
+    found = _FUNCTION_IN_FAILURE.search(str(call.excinfo.value))
+    return found.group(1) if found else None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -245,6 +257,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             # only tests that reached the implementation under test count
             judged = (set(marker.args) if marker else set(wrapped.called)) if wrapped.called \
                 else set()
+            failed = _failed_function(call)
+            if report.failed and failed in judged:  # the failure names its function
+                judged = {failed}
             entry["judged"] = sorted(judged)
             entry["outcome"] = report.outcome
             entry["unsupported"] = [[f, m, n] for (f, m), n in wrapped.unsupported.items()]

@@ -14,9 +14,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 import nnref
+import numpy as np
 
 
 def _never_raises(fn: Callable[..., Any]) -> Callable[..., Any]:
