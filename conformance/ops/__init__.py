@@ -93,6 +93,9 @@ class OpRecord:
     def __repr__(self) -> str:  # short: it appears in every falsifying example
         return f"record({self.name!r})"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # Hypothesis's printer
+        printer.text(repr(self))
+
     def all_functions(self) -> tuple[str, ...]:
         """Every contract function of this op, forward then backward, rank by rank."""
         return tuple(dict.fromkeys(f for r in self.ranks for f in self.functions(r)))
