@@ -186,11 +186,12 @@ def forward_bounds(case: AvgPoolCase, a: Mapping[str, np.ndarray], dtype: Any
                    ) -> dict[str, Any]:
     # y = (sum of the window's k = prod(kernel) terms, padding zeros included) / divisor. The
     # sum of k terms in any order errs by gamma(k - 1) * sum|x| (Higham's bound for recursive
-    # summation, whatever the order or blocking); the division adds one rounding, and the
-    # divisor (a small integer) is exact in either dtype: gamma(k) * sum|x| / |divisor|. A
-    # framework that multiplies by 1 / divisor instead rounds once more: gamma(k + 1) covers it.
+    # summation, whatever the order or blocking), and the division by the divisor (a small
+    # integer, exact in either dtype) adds one rounding: gamma(k) * sum|x| / |divisor|. Two
+    # more roundings are allowed: a framework may multiply by a rounded 1 / divisor, and a
+    # composition (TF: the mean of the k cells, rescaled by k / divisor) rounds once more.
     k, _, _ = case.geometry()
-    n_terms = math.prod(k) + 1
+    n_terms = math.prod(k) + 2
     sums = _window_abs_sums(case, abs64(a["x"]))
     return {"y": gamma(n_terms, dtype) * sums / np.abs(window_divisors(case))}
 
