@@ -1,12 +1,12 @@
 """Framework adapters offering the nnref contract (CONTRACT.md) on torch, TensorFlow and SciPy.
 
-Each adapter module exposes the sixteen contract functions (pad, conv, max pool and batch norm,
-forward and backward, conv and max pool at spatial ranks 1, 2 and 3), with one implementation per
-op family parametrised by the rank. Framework conventions (layouts, pad-mode names, momentum
-direction, padding placement, index layouts) live only in the adapter modules; this package holds
-what is shared: the `Unsupported` exception, `load_backend`, and small rank-generic helpers that
-turn the contract's own argument conventions into explicit numbers (`per_axis`, `pad_pairs`,
-`conv_args`, `pool_geometry`, `bn_check`, ...).
+Each adapter module exposes the contract functions (pad, conv, max pool, average pool and batch
+norm, forward and backward, conv and the pools at spatial ranks 1, 2 and 3), with one
+implementation per op family parametrised by the rank. Framework conventions (layouts, pad-mode
+names, momentum direction, padding placement, index layouts) live only in the adapter modules;
+this package holds what is shared: the `Unsupported` exception, `load_backend`, and small
+rank-generic helpers that turn the contract's own argument conventions into explicit numbers
+(`per_axis`, `pad_pairs`, `conv_args`, `pool_geometry`, `avg_divisors`, `bn_check`, ...).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
-F.max_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the backward functions).
-:func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's channels-last layout
-(NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d, tf.nn.max_pool1d / 2d / 3d and
-tf.nn.pool, tf.nn.moments + tf.nn.batch_normalization; GradientTape with ``dy`` for the
+F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the
+backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's
+channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
+tf.nn.batch_normalization; GradientTape with ``dy`` for the
 backward functions. NEVER the adapters (``*_backend.py``), which validate arguments on their
 own: the point is what the framework itself answers.
 
@@ -163,6 +164,19 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
         y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
                  _torch_padding(a["padding"], rank), _ints(a["dilation"]),
                  ceil_mode=a["ceil_mode"])
+        return grads(y, [x]) if backward else y
+    if family == "avg_pool":
+        x = t("x", backward)
+        extra = {}
+        if a["divisor_override"] is not None or invalid.category == "bad_divisor_override":
+            if rank == 1:
+                raise NotExpressible("F.avg_pool1d has no divisor_override",
+                                     incidental=invalid.category != "bad_divisor_override")
+            extra["divisor_override"] = a["divisor_override"]
+        pool = getattr(F, f"avg_pool{rank}d")
+        y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
+                 _torch_padding(a["padding"], rank), a["ceil_mode"], a["count_include_pad"],
+                 **extra)
         return grads(y, [x]) if backward else y
     if family == "batch_norm":
         x, gamma = t("x", backward), t("gamma", backward)
@@ -394,6 +408,30 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
                                      "CHECK failure on a 4-D input")
                 pool = {1: tf.nn.max_pool1d, 2: tf.nn.max_pool2d, 3: tf.nn.max_pool3d}[rank]
                 y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
+        return grads(tape, y, [x], c("dy", _last)) if backward else y
+    if family == "avg_pool":
+        if a["ceil_mode"]:
+            raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
+        if invalid.category == "bad_divisor_override":
+            raise NotExpressible("tf.nn.avg_pool has no divisor_override")
+        if a["divisor_override"] is not None:
+            raise NotExpressible("tf.nn.avg_pool has no divisor_override", incidental=True)
+        if rank == 3 and a["x"].dtype == np.float64:
+            raise NotExpressible("tf.nn.avg_pool3d has no float64 kernel", incidental=True)
+        pads = None if isinstance(a["padding"], str) else loose_pads(a["padding"], rank)
+        if not a["count_include_pad"] and pads and any(p != (0, 0) for p in pads) \
+                and invalid.category not in _PADDING_CATEGORIES:
+            raise NotExpressible("tf.nn.avg_pool counts padding only as a tf.pad of zeros",
+                                 incidental=True)
+        x = c("x", _last)
+        kernel = a["kernel_size"]
+        stride = kernel if a["stride"] is None else a["stride"]
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            # A tf.pad of zeros, then VALID: the padded cells count (count_include_pad).
+            xp, padding = _tf_padding(tf, x, invalid, False, lambda: 0)
+            pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
+            y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
         return grads(tape, y, [x], c("dy", _last)) if backward else y
     if family == "batch_norm":
         return _tf_batch_norm(tf, invalid, c, grads)
