@@ -271,6 +271,45 @@ def tf_pool_aborts(invalid: InvalidCall) -> bool:
     return -s < numerator <= 0
 
 
+def _tf_out(size: int, k: int, s: int) -> int:
+    """TF's VALID output size, (n - k + s) / s with C++'s truncating division."""
+    numerator = size - k + s
+    return numerator // s if numerator >= 0 else -(-numerator // s)
+
+
+def tf_avg_pool_grad_aborts(invalid: InvalidCall) -> bool:
+    """tensorflow-cpu 2.21's AvgPoolGrad / AvgPool3DGrad (the gradients of tf.nn.avg_pool1d /
+    2d / 3d) do not check the upstream gradient against the pool's output:
+    - a dy of the right number of axes but other sizes (a wrong_dy_shape draw, or the contract's
+      dy of a kernel_too_large draw, whose TF output is empty) is read and scattered past the
+      buffers: "malloc(): invalid size (unsorted)" (float64, x (3, 2, 4, 2), kernel (3, 4),
+      stride 2, padding 1, dy (3, 3, 2, 1)) or SIGFPE (float32, x (2, 3, 4, 3), kernel (3, 4),
+      stride 1, dy (2, 3, 2, 1): TF's output is (2, 3, 2, 0));
+    - oneDNN float32 at ranks 2 and 3: a dy of fewer axes than the output fails
+      "Check failed: d < dims() (3 vs. 3)" in tensor_shape.cc (more axes are accepted; float64
+      and rank 1, which reshapes dy first, raise InvalidArgumentError).
+    True for such a call: it is never run."""
+    a, rank = invalid.args, invalid.rank
+    x, dy = a.get("x"), a.get("dy")
+    if invalid.family != "avg_pool" or invalid.direction != "backward" \
+            or not isinstance(x, np.ndarray) or not isinstance(dy, np.ndarray):
+        return False
+    if dy.ndim < rank + 2:
+        return rank > 1 and x.dtype == np.float32 and dy.dtype == np.float32
+    if dy.ndim != rank + 2 or x.ndim != rank + 2 or isinstance(a["padding"], str):
+        return False
+    kernel = spatial(a["kernel_size"], rank)
+    stride = kernel if a["stride"] is None else spatial(a["stride"], rank)
+    pads = loose_pads(a["padding"], rank)
+    if min(*kernel, *stride) < 1 or min(min(p) for p in pads) < 0:
+        return False  # TF refuses these before the gradient runs
+    out = [_tf_out(n + b + af, k, s)
+           for n, (b, af), k, s in zip(x.shape[2:], pads, kernel, stride, strict=True)]
+    if min(out) < 0:
+        return False  # the forward raises 'Computed output size would be negative'
+    return tuple(dy.shape) != (*x.shape[:2], *out)
+
+
 # The categories whose broken argument is the padding: where a TF op has no explicit padding,
 # the padding of such a call has no native counterpart (a tf.pad before the op would answer
 # for tf.pad, which the pad categories record).
@@ -430,6 +469,9 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
             tape.watch(x)
             # A tf.pad of zeros, then VALID: the padded cells count (count_include_pad).
             xp, padding = _tf_padding(tf, x, invalid, False, lambda: 0)
+            if tf_avg_pool_grad_aborts(invalid):
+                raise WouldAbort("AvgPoolGrad: heap corruption or SIGFPE on a dy whose shape is "
+                                 "not the output's, CHECK failure (oneDNN float32) on fewer axes")
             pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
             y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
         return grads(tape, y, [x], c("dy", _last)) if backward else y
