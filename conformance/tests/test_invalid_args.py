@@ -131,14 +131,18 @@ def test_categories_cover_every_function_at_every_rank():
     for cat_id in ("wrong_ndim", "integer_dtype", "bool_dtype"):
         assert set(ia.CATEGORIES[cat_id].functions) == functions, cat_id
     assert set(ia.CATEGORIES["wrong_dy_shape"].functions) == set(ia.backward_functions())
-    padded = {f for name in ("pad", "conv", "max_pool") for f in record(name).all_functions()}
+    pools = ("max_pool", "avg_pool")
+    padded = {f for name in ("pad", "conv", *pools) for f in record(name).all_functions()}
     assert set(ia.CATEGORIES["negative_padding"].functions) == padded
-    windowed = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
-    for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_dilation",
-                   "nonpositive_kernel"):
+    windowed = {f for name in ("conv", *pools) for f in record(name).all_functions()}
+    for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_kernel"):
         assert set(ia.CATEGORIES[cat_id].functions) == windowed, cat_id
-    assert set(ia.CATEGORIES["pool_padding_above_half"].functions) == set(
-        record("max_pool").all_functions())
+    dilated = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
+    assert set(ia.CATEGORIES["nonpositive_dilation"].functions) == dilated
+    assert set(ia.CATEGORIES["pool_padding_above_half"].functions) == {
+        f for name in pools for f in record(name).all_functions()}
+    assert set(ia.CATEGORIES["bad_divisor_override"].functions) == set(
+        record("avg_pool").all_functions())
     assert set(ia.CATEGORIES["groups_not_dividing"].functions) == set(
         record("conv").all_functions())
 
