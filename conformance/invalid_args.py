@@ -286,13 +286,14 @@ def _kernel_too_large(k: Ctx) -> Broken:
     conv = _kernel_name(a) == "w"
     pads = k.explicit_pads()
     kernel = a["w"].shape[2:] if conv else spatial(a["kernel_size"], k.rank)
-    dilation = spatial(a["dilation"], k.rank)
+    dilated = "dilation" in a  # average pooling has none
+    dilation = spatial(a["dilation"] if dilated else 1, k.rank)
     axis = k.axis()
     size, (before, after) = a["x"].shape[2 + axis], pads[axis]
     padded = size + before + after
     kk, d = kernel[axis], dilation[axis]
     extent = d * (kk - 1) + 1
-    ways = ["kernel"] + (["dilation"] if kk >= 2 else [])
+    ways = ["kernel"] + (["dilation"] if kk >= 2 and dilated else [])
     ways += ["input"] if extent - before - after - 1 >= 1 else []
     way = k.draw(st.sampled_from(ways), label="made too large by")
     if way == "kernel":
@@ -366,6 +367,12 @@ def _pool_padding_above_half(k: Ctx) -> Broken:
     bad = kernel[axis] // 2 + k.draw(st.integers(1, 2), label="pad above half")
     k.args["padding"] = k.pads_with(k.explicit_pads(), axis, bad)
     return ("padding",), "padding"
+
+
+def _bad_divisor_override(k: Ctx) -> Broken:
+    k.args["divisor_override"] = k.draw(st.sampled_from([0, 1.5, True, "2"]),
+                                        label="bad divisor_override")
+    return ("divisor_override",), "divisor_override"
 
 
 def _groups_not_dividing(k: Ctx) -> Broken:
@@ -601,9 +608,12 @@ CATEGORIES: dict[str, Category] = {c.id: c for c in (
              "ValueError naming kernel_size / w"),
     Category("negative_padding", "a pad below 0", _has("padding", "pad_width"),
              _negative_padding, "ValueError naming pad_width / padding"),
-    Category("pool_padding_above_half", "max-pool pad above half the kernel",
+    Category("pool_padding_above_half", "pooling pad above half the kernel",
              _has_all("kernel_size", "padding"), _pool_padding_above_half,
              "ValueError naming padding"),
+    Category("bad_divisor_override", "a divisor_override that is not None or a non-zero int "
+             "(0, 1.5, True, '2')", _has("divisor_override"), _bad_divisor_override,
+             "ValueError naming divisor_override"),
     Category("groups_not_dividing", "groups not dividing the input or output channels (w "
              "sized C // groups)", _has("groups"), _groups_not_dividing,
              "ValueError naming groups"),

@@ -1,12 +1,12 @@
 """Framework adapters offering the nnref contract (CONTRACT.md) on torch, TensorFlow and SciPy.
 
-Each adapter module exposes the sixteen contract functions (pad, conv, max pool and batch norm,
-forward and backward, conv and max pool at spatial ranks 1, 2 and 3), with one implementation per
-op family parametrised by the rank. Framework conventions (layouts, pad-mode names, momentum
-direction, padding placement, index layouts) live only in the adapter modules; this package holds
-what is shared: the `Unsupported` exception, `load_backend`, and small rank-generic helpers that
-turn the contract's own argument conventions into explicit numbers (`per_axis`, `pad_pairs`,
-`conv_args`, `pool_geometry`, `bn_check`, ...).
+Each adapter module exposes the contract functions (pad, conv, max pool, average pool and batch
+norm, forward and backward, conv and the pools at spatial ranks 1, 2 and 3), with one
+implementation per op family parametrised by the rank. Framework conventions (layouts, pad-mode
+names, momentum direction, padding placement, index layouts) live only in the adapter modules;
+this package holds what is shared: the `Unsupported` exception, `load_backend`, and small
+rank-generic helpers that turn the contract's own argument conventions into explicit numbers
+(`per_axis`, `pad_pairs`, `conv_args`, `pool_geometry`, `avg_divisors`, `bn_check`, ...).
 """
 
 from __future__ import annotations
@@ -333,6 +333,35 @@ def pool_geometry(x_shape: tuple[int, ...], rank: int, kernel_size: object, stri
     extra = tuple(pool_extra_end(n, b, a, kk, ss, dd, o)
                   for n, (b, a), kk, ss, dd, o in zip(size, p, k, s, d, out, strict=True))
     return PoolGeometry(size, k, s, p, d, out, extra)
+
+
+def avg_pool_geometry(x_shape: tuple[int, ...], rank: int, kernel_size: object, stride: object,
+                      padding: object, ceil_mode: bool) -> PoolGeometry:
+    """An average pool's numbers (dilation 1; the contract's padding is symmetric only)."""
+    geo = pool_geometry(x_shape, rank, kernel_size, stride, padding, 1, ceil_mode)
+    if not geo.symmetric:
+        raise ValueError(f"padding must be an int or one int per spatial axis, got {padding!r}")
+    return geo
+
+
+def avg_divisors(geo: PoolGeometry, count_include_pad: bool,
+                 divisor_override: object) -> np.ndarray:
+    """The contract's divisor of every window, float64 of shape `geo.out`: `divisor_override`,
+    or per axis min(start + k, S + p) - start (count_include_pad) or the input cells only."""
+    if divisor_override is not None:
+        if not _is_int(divisor_override) or divisor_override == 0:
+            raise ValueError(f"divisor_override must be None or a non-zero int, "
+                             f"got {divisor_override!r}")
+        return np.full(geo.out, float(divisor_override))
+    div = np.ones(geo.out)
+    rank = len(geo.out)
+    for a, (n, (p, _), k, s, o) in enumerate(zip(geo.size, geo.pads, geo.kernel, geo.stride,
+                                                  geo.out, strict=True)):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        count = end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
+        div = div * count.reshape((1,) * a + (-1,) + (1,) * (rank - 1 - a))
+    return div
 
 
 BN_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"

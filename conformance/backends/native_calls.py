@@ -1,10 +1,11 @@
 """The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
-F.max_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the backward functions).
-:func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's channels-last layout
-(NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d, tf.nn.max_pool1d / 2d / 3d and
-tf.nn.pool, tf.nn.moments + tf.nn.batch_normalization; GradientTape with ``dy`` for the
+F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the
+backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's
+channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
+tf.nn.batch_normalization; GradientTape with ``dy`` for the
 backward functions. NEVER the adapters (``*_backend.py``), which validate arguments on their
 own: the point is what the framework itself answers.
 
@@ -164,6 +165,19 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
                  _torch_padding(a["padding"], rank), _ints(a["dilation"]),
                  ceil_mode=a["ceil_mode"])
         return grads(y, [x]) if backward else y
+    if family == "avg_pool":
+        x = t("x", backward)
+        extra = {}
+        if a["divisor_override"] is not None or invalid.category == "bad_divisor_override":
+            if rank == 1:
+                raise NotExpressible("F.avg_pool1d has no divisor_override",
+                                     incidental=invalid.category != "bad_divisor_override")
+            extra["divisor_override"] = a["divisor_override"]
+        pool = getattr(F, f"avg_pool{rank}d")
+        y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
+                 _torch_padding(a["padding"], rank), a["ceil_mode"], a["count_include_pad"],
+                 **extra)
+        return grads(y, [x]) if backward else y
     if family == "batch_norm":
         x, gamma = t("x", backward), t("gamma", backward)
         y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
@@ -255,6 +269,45 @@ def tf_pool_aborts(invalid: InvalidCall) -> bool:
     (b, af), k, s = pads[-1], kernel[-1], stride[-1]
     numerator = x.shape[-1] + b + af - k + s
     return -s < numerator <= 0
+
+
+def _tf_out(size: int, k: int, s: int) -> int:
+    """TF's VALID output size, (n - k + s) / s with C++'s truncating division."""
+    numerator = size - k + s
+    return numerator // s if numerator >= 0 else -(-numerator // s)
+
+
+def tf_avg_pool_grad_aborts(invalid: InvalidCall) -> bool:
+    """tensorflow-cpu 2.21's AvgPoolGrad / AvgPool3DGrad (the gradients of tf.nn.avg_pool1d /
+    2d / 3d) do not check the upstream gradient against the pool's output:
+    - a dy of the right number of axes but other sizes (a wrong_dy_shape draw, or the contract's
+      dy of a kernel_too_large draw, whose TF output is empty) is read and scattered past the
+      buffers: "malloc(): invalid size (unsorted)" (float64, x (3, 2, 4, 2), kernel (3, 4),
+      stride 2, padding 1, dy (3, 3, 2, 1)) or SIGFPE (float32, x (2, 3, 4, 3), kernel (3, 4),
+      stride 1, dy (2, 3, 2, 1): TF's output is (2, 3, 2, 0));
+    - oneDNN float32 at ranks 2 and 3: a dy of fewer axes than the output fails
+      "Check failed: d < dims() (3 vs. 3)" in tensor_shape.cc (more axes are accepted; float64
+      and rank 1, which reshapes dy first, raise InvalidArgumentError).
+    True for such a call: it is never run."""
+    a, rank = invalid.args, invalid.rank
+    x, dy = a.get("x"), a.get("dy")
+    if invalid.family != "avg_pool" or invalid.direction != "backward" \
+            or not isinstance(x, np.ndarray) or not isinstance(dy, np.ndarray):
+        return False
+    if dy.ndim < rank + 2:
+        return rank > 1 and x.dtype == np.float32 and dy.dtype == np.float32
+    if dy.ndim != rank + 2 or x.ndim != rank + 2 or isinstance(a["padding"], str):
+        return False
+    kernel = spatial(a["kernel_size"], rank)
+    stride = kernel if a["stride"] is None else spatial(a["stride"], rank)
+    pads = loose_pads(a["padding"], rank)
+    if min(*kernel, *stride) < 1 or min(min(p) for p in pads) < 0:
+        return False  # TF refuses these before the gradient runs
+    out = [_tf_out(n + b + af, k, s)
+           for n, (b, af), k, s in zip(x.shape[2:], pads, kernel, stride, strict=True)]
+    if min(out) < 0:
+        return False  # the forward raises 'Computed output size would be negative'
+    return tuple(dy.shape) != (*x.shape[:2], *out)
 
 
 # The categories whose broken argument is the padding: where a TF op has no explicit padding,
@@ -394,6 +447,33 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
                                      "CHECK failure on a 4-D input")
                 pool = {1: tf.nn.max_pool1d, 2: tf.nn.max_pool2d, 3: tf.nn.max_pool3d}[rank]
                 y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
+        return grads(tape, y, [x], c("dy", _last)) if backward else y
+    if family == "avg_pool":
+        if a["ceil_mode"]:
+            raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
+        if invalid.category == "bad_divisor_override":
+            raise NotExpressible("tf.nn.avg_pool has no divisor_override")
+        if a["divisor_override"] is not None:
+            raise NotExpressible("tf.nn.avg_pool has no divisor_override", incidental=True)
+        if rank == 3 and a["x"].dtype == np.float64:
+            raise NotExpressible("tf.nn.avg_pool3d has no float64 kernel", incidental=True)
+        pads = None if isinstance(a["padding"], str) else loose_pads(a["padding"], rank)
+        if not a["count_include_pad"] and pads and any(p != (0, 0) for p in pads) \
+                and invalid.category not in _PADDING_CATEGORIES:
+            raise NotExpressible("tf.nn.avg_pool counts padding only as a tf.pad of zeros",
+                                 incidental=True)
+        x = c("x", _last)
+        kernel = a["kernel_size"]
+        stride = kernel if a["stride"] is None else a["stride"]
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            # A tf.pad of zeros, then VALID: the padded cells count (count_include_pad).
+            xp, padding = _tf_padding(tf, x, invalid, False, lambda: 0)
+            if tf_avg_pool_grad_aborts(invalid):
+                raise WouldAbort("AvgPoolGrad: heap corruption or SIGFPE on a dy whose shape is "
+                                 "not the output's, CHECK failure (oneDNN float32) on fewer axes")
+            pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
+            y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
         return grads(tape, y, [x], c("dy", _last)) if backward else y
     if family == "batch_norm":
         return _tf_batch_norm(tf, invalid, c, grads)

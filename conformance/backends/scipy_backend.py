@@ -12,6 +12,9 @@ Conventions handled here (see conformance/divergences.toml):
 - Max pooling is scipy.ndimage.maximum_filter with -inf outside the input and a dilated footprint;
   it returns no indices (scipy-max-filter-no-indices) and its NaN handling depends on the NaN's
   position (max-pool-nan), so both raise Unsupported.
+- Average pooling is scipy.ndimage.correlate with a kernel of ones on the zero-padded input
+  (the window sums, each a direct sum of its k cells: uniform_filter's running sums would err
+  with the row length and turn an inf into NaN), subsampled and divided by the contract's divisor.
 - SciPy has no automatic differentiation: every *_backward raises Unsupported (scipy-no-autodiff).
 """
 
@@ -22,6 +25,8 @@ from scipy import ndimage, signal, stats
 
 from conformance.backends import (
     Unsupported,
+    avg_divisors,
+    avg_pool_geometry,
     bn_axes,
     bn_check,
     channel_shape,
@@ -201,6 +206,73 @@ def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
                         ceil_mode: bool = False) -> np.ndarray:
     """Not expressible: SciPy has no autodiff."""
     raise _no_autodiff("max_pool3d")
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              rank: int) -> np.ndarray:
+    """Window sums by scipy.ndimage.correlate (ones) of the zero-padded input / the divisor."""
+    x = float_input(x)
+    geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
+    div = avg_divisors(geo, bool(count_include_pad), divisor_override)
+    xp = np.pad(x, ((0, 0), (0, 0), *geo.floor_pads))
+    sums = ndimage.correlate(xp, np.ones((1, 1, *geo.kernel), dtype=x.dtype), mode="constant")
+    # ndimage centres a kernel of length k at k // 2: the window starting at i is output
+    # i + k // 2.
+    picks = [k // 2 + np.arange(o) * s for k, o, s in zip(geo.kernel, geo.out, geo.stride,
+                                                          strict=True)]
+    y = sums[np.ix_(np.arange(x.shape[0]), np.arange(x.shape[1]), *picks)] / div
+    return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """scipy.ndimage.correlate window sums / the contract's divisor."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 1)
+
+
+def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """scipy.ndimage.correlate window sums / the contract's divisor."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 2)
+
+
+def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """scipy.ndimage.correlate window sums / the contract's divisor."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 3)
+
+
+def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("avg_pool1d")
+
+
+def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("avg_pool2d")
+
+
+def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("avg_pool3d")
 
 
 # ------------------------------------------------------------------------------- batch norm

@@ -27,6 +27,12 @@ Conventions handled here (see conformance/divergences.toml):
   dilation is composed by pooling each dilation phase, depth dilation by the choice of taps. TF's
   argmax is an NHWC offset (tf-maxpool-argmax-layout), converted here. TF keeps NaN only when it
   comes first in its window (max-pool-nan): NaN inputs raise Unsupported.
+- Average pooling: tf.nn.avg_pool1d / 2d / 3d pad only by SAME / VALID and never count
+  padding or honour ceil_mode (tf-avgpool-padding-not-counted): the adapter pads with zeros
+  explicitly (ceil_mode by extra zeros at the end), pools VALID (the mean of the k cells of every
+  window) and rescales by k / the contract's divisor (in float64). tf.nn.avg_pool3d has no
+  float64 kernel (tf-avgpool3d-no-float64): a float64 3-D pool sums, over the depth taps, 2-D
+  pools of the (H, W) planes each tap reads.
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
@@ -44,6 +50,8 @@ import tensorflow as tf  # noqa: E402
 from conformance.backends import (  # noqa: E402
     PoolGeometry,
     Unsupported,
+    avg_divisors,
+    avg_pool_geometry,
     bn_axes,
     bn_check,
     channel_shape,
@@ -417,6 +425,117 @@ def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
                         ceil_mode: bool = False) -> np.ndarray:
     """GradientTape through max_pool3d's composition (MaxPoolGradWithArgmax and tf.where)."""
     return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+def _avg_depth_taps(xp: tf.Tensor, k, s, out) -> tf.Tensor:
+    """tf-avgpool3d-no-float64: (N, Dp, Hp, Wp, C) -> the sum over the depth taps of the 2-D
+    means of the planes each tap reads, (N, Do, Ho, Wo, C): kd times the 3-D mean."""
+    n, c = int(xp.shape[0]), int(xp.shape[-1])
+    total = None
+    for t in range(k[0]):
+        planes = xp[:, t: t + (out[0] - 1) * s[0] + 1: s[0]]
+        flat = tf.reshape(planes, (n * out[0], *planes.shape[2:]))
+        mean = tf.nn.avg_pool2d(flat, list(k[1:]), list(s[1:]), "VALID")
+        mean = tf.reshape(mean, (n, out[0], *mean.shape[1:3], c))
+        total = mean if total is None else total + mean
+    return total
+
+
+def _avg(x: tf.Tensor, shape: tuple[int, ...], rank: int, kernel_size, stride, padding,
+         ceil_mode, count_include_pad, divisor_override) -> tf.Tensor:
+    geo = avg_pool_geometry(shape, rank, kernel_size, stride, padding, ceil_mode)
+    div = avg_divisors(geo, bool(count_include_pad), divisor_override)
+    # Zeros for the padding and ceil_mode's extra cells; VALID then averages k cells.
+    xp = tf.pad(tf.transpose(x, _to_last(rank)),
+                [[0, 0], *([b, a] for b, a in geo.floor_pads), [0, 0]])
+    taps = float(np.prod(geo.kernel))
+    if rank == 3 and x.dtype == tf.float64:
+        y = _avg_depth_taps(xp, geo.kernel, geo.stride, geo.out)
+        taps /= geo.kernel[0]
+    else:
+        pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
+        y = pool(xp, list(geo.kernel), list(geo.stride), "VALID")
+    y = y[(slice(None), *(slice(o) for o in geo.out), slice(None))]
+    scale = taps / div
+    if not (scale == 1).all():  # the rescale in float64, one rounding back to x's dtype
+        y = tf.cast(tf.cast(y, tf.float64) * tf.constant(scale[None, ..., None]), x.dtype)
+    return tf.transpose(y, _to_first(rank))
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              rank: int) -> np.ndarray:
+    x = float_input(x)
+    return _np(_avg(_c(x, x.dtype), x.shape, rank, kernel_size, stride, padding, ceil_mode,
+                    count_include_pad, divisor_override), x.dtype)
+
+
+def _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override, rank: int) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _c(x, x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = _avg(xt, x.shape, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                 divisor_override)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
+    return _np(dx, x.dtype)
+
+
+def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """tf.nn.avg_pool1d (VALID) of the zero-padded NWC input, rescaled to the divisor."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 1)
+
+
+def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """tf.nn.avg_pool2d (VALID) of the zero-padded NHWC input, rescaled to the divisor."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 2)
+
+
+def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """tf.nn.avg_pool3d (VALID; float64 by depth taps of 2-D pools) of the zero-padded NDHWC
+    input, rescaled to the divisor."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 3)
+
+
+def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """GradientTape through avg_pool1d's composition."""
+    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, 1)
+
+
+def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """GradientTape through avg_pool2d's composition."""
+    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, 2)
+
+
+def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """GradientTape through avg_pool3d's composition."""
+    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm

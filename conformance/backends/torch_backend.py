@@ -13,6 +13,10 @@ Conventions handled here (see conformance/divergences.toml):
 - torch reports an index outside the plane / volume for windows that cover no input cell, and its
   backward writes that window's gradient into a neighbouring plane (torch-maxpool-empty-window):
   the adapter returns -1 there and zeroes those upstream gradients.
+- F.avg_pool{1,2,3}d are the contract's average pooling. F.avg_pool1d has no divisor_override:
+  that case runs F.avg_pool2d on an (N, C, 1, L) view. F.avg_pool3d refuses an input axis
+  smaller than the kernel even when the padding makes it fit (torch-avgpool3d-unpadded-size):
+  that case is composed as F.pad(zeros) + window sums (divisor_override=1) / the contract divisor.
 - F.batch_norm updates running statistics in place with (1 - m) * old + m * batch and the
   unbiased variance, as the contract does (torch-running-var-unbiased). It rejects eps = 0 in
   training (torch-batchnorm-eps-positive): that case is composed from torch.var_mean.
@@ -27,6 +31,8 @@ import torch.nn.functional as F
 from conformance.backends import (
     Pads,
     Unsupported,
+    avg_divisors,
+    avg_pool_geometry,
     bn_axes,
     bn_check,
     channel_shape,
@@ -48,6 +54,7 @@ _TORCH_MODES = {
 }
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
 def _t(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
@@ -252,6 +259,101 @@ def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
                         ceil_mode: bool = False) -> np.ndarray:
     """Autograd through max_pool3d; windows without input cells pass no gradient."""
     return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+def _avg(xt: torch.Tensor, rank: int, kernel_size, stride, padding, ceil_mode,
+         count_include_pad, divisor_override) -> torch.Tensor:
+    geo = avg_pool_geometry(tuple(xt.shape), rank, kernel_size, stride, padding, ceil_mode)
+    pads = tuple(b for b, _ in geo.pads)
+    if rank == 3 and any(n < k for n, k in zip(geo.size, geo.kernel, strict=True)):
+        # torch-avgpool3d-unpadded-size: window sums of the zero-padded input, then the
+        # contract's divisor.
+        div = avg_divisors(geo, bool(count_include_pad), divisor_override)
+        xp = F.pad(xt, _torch_pads(geo.floor_pads))
+        sums = F.avg_pool3d(xp, geo.kernel, geo.stride, 0, divisor_override=1)
+        sums = sums[(slice(None), slice(None), *(slice(o) for o in geo.out))]
+        return sums / torch.from_numpy(div).to(xt.dtype)
+    if rank == 1 and divisor_override is not None:  # F.avg_pool1d has no divisor_override
+        y = F.avg_pool2d(xt[:, :, None, :], (1, *geo.kernel), (1, *geo.stride), (0, *pads),
+                         bool(ceil_mode), bool(count_include_pad), divisor_override)
+        return y[:, :, 0, :]
+    extra = {} if rank == 1 else {"divisor_override": divisor_override}
+    return _AVG_POOL[rank](xt, geo.kernel, geo.stride, pads, bool(ceil_mode),
+                           bool(count_include_pad), **extra)
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              rank: int) -> np.ndarray:
+    x = float_input(x)
+    y = _avg(_t(x), rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
+             divisor_override)
+    return _np(y, x.dtype)
+
+
+def _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override, rank: int) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _t(x, True)
+    y = _avg(xt, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
+             divisor_override)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
+    return _np(dx, x.dtype)
+
+
+def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """F.avg_pool1d (F.avg_pool2d on an (N, C, 1, L) view when divisor_override is set)."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 1)
+
+
+def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """F.avg_pool2d."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 2)
+
+
+def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> np.ndarray:
+    """F.avg_pool3d (composed when an axis is smaller than the kernel: see the module doc)."""
+    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 3)
+
+
+def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """Autograd through avg_pool1d."""
+    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, 1)
+
+
+def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """Autograd through avg_pool2d."""
+    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, 2)
+
+
+def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
+                        padding: object = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    """Autograd through avg_pool3d."""
+    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm

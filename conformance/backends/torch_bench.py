@@ -134,6 +134,26 @@ def _max_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     return forward_padded, {}
 
 
+def _avg_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+    r = case.rank
+    kernel, stride, pads = case.geometry()
+    if r == 1 and case.divisor_override is not None:  # F.avg_pool1d has none: a 2-D view
+        def forward_view(t: Tensors) -> tuple[torch.Tensor, ...]:
+            y = F.avg_pool2d(t["x"][:, :, None], (1, *kernel), (1, *stride), (0, *pads),
+                             case.ceil_mode, case.count_include_pad, case.divisor_override)
+            return (y[:, :, 0],)
+
+        return forward_view, {}
+    pool = getattr(F, f"avg_pool{r}d")
+    extra = {} if r == 1 else {"divisor_override": case.divisor_override}
+
+    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+        return (pool(t["x"], kernel, stride, pads, case.ceil_mode, case.count_include_pad,
+                     **extra),)
+
+    return forward, {}
+
+
 def _batch_norm(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     training, momentum, eps = case.training, float(case.momentum), float(case.eps)
     running = case.training and case.running
@@ -151,6 +171,7 @@ _BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
     "pad": _pad,
     "conv": _conv,
     "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
     "batch_norm": _batch_norm,
 }
 

@@ -1,6 +1,6 @@
 """The op records: everything the suite knows about an op, described once.
 
-One module per op family in this package (``pad``, ``conv``, ``max_pool``, ``batch_norm``, ...)
+One module per op family in this package (``pad``, ``conv``, ``max_pool``, ``avg_pool``, ...)
 defines its case type and a module-level ``RECORD`` (an :class:`OpRecord`): the contract functions
 at each rank, the valid-configuration rules (one sampler for Hypothesis and the seeded
 generator), the corners the sampler must reach, the error model, the finite-difference step, the

@@ -788,6 +788,72 @@ def test_tf_maxpool3d_no_float64(tf):
     assert y.dtype == np.float64 and y.item() == 7.0
 
 
+# --------------------------------------------------------------------------- average pooling
+
+
+@pytest.mark.torch
+def test_torch_avgpool3d_unpadded_size(torch):
+    F = torch.nn.functional
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        F.avg_pool3d(torch.ones(1, 1, 1, 1, 1, dtype=torch.float64), 2, padding=1)
+    y2 = F.avg_pool2d(torch.ones(1, 1, 1, 1, dtype=torch.float64), 2, padding=1)
+    assert y2.item() == 0.25  # rank 2 checks the padded input
+    x = np.ones((1, 1, 1, 1, 1))
+    assert load_backend("torch").avg_pool3d(x, 2, padding=1).item() == 0.125
+    assert nnref.avg_pool3d(x, 2, padding=1).item() == 0.125
+    dx = load_backend("torch").avg_pool3d_backward(np.ones((1, 1, 1, 1, 1)), x, 2, padding=1)
+    assert dx.item() == 0.125
+
+
+@pytest.mark.torch
+def test_torch_avgpool1d_no_divisor_override(torch):
+    F = torch.nn.functional
+    x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
+    with pytest.raises(TypeError):
+        F.avg_pool1d(x, 2, divisor_override=3)
+    assert F.avg_pool2d(x[:, :, None], (1, 2), divisor_override=3).flatten().tolist() == [1, 7 / 3]
+    y = load_backend("torch").avg_pool1d(x.numpy(), 2, divisor_override=3)
+    np.testing.assert_array_equal(y, nnref.avg_pool1d(x.numpy(), 2, divisor_override=3))
+
+
+@pytest.mark.tf
+def test_tf_avgpool_padding_not_counted(tf):
+    x = np.array([[[1.0, 2.0, 3.0]]])
+    same = tf.nn.avg_pool1d(tf.constant(x.transpose(0, 2, 1)), 3, 1, "SAME").numpy().ravel()
+    np.testing.assert_allclose(same, [1.5, 2, 2.5])  # input cells only
+    with pytest.raises(TypeError, match="padding"):
+        tf.nn.avg_pool2d(tf.ones((1, 2, 2, 1)), 2, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    for fn in (tf.nn.avg_pool1d, tf.nn.avg_pool2d, tf.nn.avg_pool3d):
+        params = inspect.signature(fn).parameters
+        assert "ceil_mode" not in params and "count_include_pad" not in params
+    backend = load_backend("tensorflow")
+    np.testing.assert_allclose(backend.avg_pool1d(x, 3, 1, 1).ravel(), [1, 2, 5 / 3])
+    np.testing.assert_allclose(backend.avg_pool1d(x, 3, 1, 1, count_include_pad=False).ravel(),
+                               [1.5, 2, 2.5])
+
+
+@pytest.mark.torch
+def test_torch_avgpool_counts_padding(torch):
+    x = torch.tensor([[[1.0, 2.0, 3.0]]], dtype=torch.float64)
+    F = torch.nn.functional
+    np.testing.assert_allclose(F.avg_pool1d(x, 3, 1, 1).flatten().numpy(), [1, 2, 5 / 3])
+    np.testing.assert_allclose(F.avg_pool1d(x, 3, 1, 1, count_include_pad=False).flatten(),
+                               [1.5, 2, 2.5])
+    # ceil_mode: the cell beyond the right padding is not counted (divisor 1, not 2)
+    y = F.avg_pool1d(torch.arange(1.0, 6.0).reshape(1, 1, 5), 2, 2, ceil_mode=True)
+    assert y.flatten().tolist() == [1.5, 3.5, 5.0]
+
+
+@pytest.mark.tf
+def test_tf_avgpool3d_no_float64(tf):
+    with pytest.raises(tf.errors.NotFoundError, match="AvgPool3D"):
+        tf.nn.avg_pool3d(tf.ones((1, 2, 2, 2, 1), tf.float64), 2, 2, "VALID")
+    assert tf.nn.avg_pool3d(tf.ones((1, 2, 2, 2, 1), tf.float32), 2, 2, "VALID").shape == (
+        1, 1, 1, 1, 1)
+    y = load_backend("tensorflow").avg_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2)
+    assert y.dtype == np.float64 and y.item() == 3.5
+
+
 # ------------------------------------------------------------------------------- batch norm
 
 
@@ -975,6 +1041,11 @@ DIVERGENCE_TESTS = {
                                   test_torch_maxpool_indices_all_ranks),
     "tf-maxpool3d-gradient-ties": (test_tf_maxpool3d_gradient_ties,),
     "tf-maxpool3d-no-float64": (test_tf_maxpool3d_no_float64,),
+    "torch-avgpool3d-unpadded-size": (test_torch_avgpool3d_unpadded_size,),
+    "torch-avgpool1d-no-divisor-override": (test_torch_avgpool1d_no_divisor_override,),
+    "tf-avgpool-padding-not-counted": (test_tf_avgpool_padding_not_counted,
+                                       test_torch_avgpool_counts_padding),
+    "tf-avgpool3d-no-float64": (test_tf_avgpool3d_no_float64,),
     "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
     "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
                                       test_batchnorm_momentum_convention_keras),

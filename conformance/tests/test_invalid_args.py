@@ -131,14 +131,18 @@ def test_categories_cover_every_function_at_every_rank():
     for cat_id in ("wrong_ndim", "integer_dtype", "bool_dtype"):
         assert set(ia.CATEGORIES[cat_id].functions) == functions, cat_id
     assert set(ia.CATEGORIES["wrong_dy_shape"].functions) == set(ia.backward_functions())
-    padded = {f for name in ("pad", "conv", "max_pool") for f in record(name).all_functions()}
+    pools = ("max_pool", "avg_pool")
+    padded = {f for name in ("pad", "conv", *pools) for f in record(name).all_functions()}
     assert set(ia.CATEGORIES["negative_padding"].functions) == padded
-    windowed = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
-    for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_dilation",
-                   "nonpositive_kernel"):
+    windowed = {f for name in ("conv", *pools) for f in record(name).all_functions()}
+    for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_kernel"):
         assert set(ia.CATEGORIES[cat_id].functions) == windowed, cat_id
-    assert set(ia.CATEGORIES["pool_padding_above_half"].functions) == set(
-        record("max_pool").all_functions())
+    dilated = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
+    assert set(ia.CATEGORIES["nonpositive_dilation"].functions) == dilated
+    assert set(ia.CATEGORIES["pool_padding_above_half"].functions) == {
+        f for name in pools for f in record(name).all_functions()}
+    assert set(ia.CATEGORIES["bad_divisor_override"].functions) == set(
+        record("avg_pool").all_functions())
     assert set(ia.CATEGORIES["groups_not_dividing"].functions) == set(
         record("conv").all_functions())
 
@@ -397,6 +401,69 @@ def test_tf_onednn_max_pool3d_kills_the_process(x_shape, kernel, stride, padding
         assert run.returncode == -8, run.returncode
     else:
         assert signal in run.stderr, run.stderr[-2000:]
+
+
+_TF_AVG_GRAD_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import numpy as np, tensorflow as tf
+    x_shape, pads, kernel, stride, dy_shape, dtype = eval(sys.argv[1])
+    rank = len(x_shape) - 2
+    x = tf.constant(np.ones(x_shape, dtype).transpose(0, *range(2, rank + 2), 1))
+    pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = pool(tf.pad(x, [[0, 0], *([p, p] for p in pads), [0, 0]]), kernel, stride, "VALID")
+    print("output", tuple(y.shape), flush=True)
+    dy = np.ones(dy_shape, dtype)   # channels-last when it has the output's rank, else as given
+    dy = dy.transpose(0, *range(2, rank + 2), 1) if dy.ndim == rank + 2 else dy
+    try:
+        tape.gradient(y, x, output_gradients=tf.constant(dy))
+    except Exception as exc:
+        print("raised", type(exc).__name__, flush=True)
+    else:
+        print("returned", flush=True)
+""")
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(("category", "x_shape", "kernel", "stride", "padding", "dy_shape",
+                          "dtype", "sign"), [
+    # dy of other sizes (channels 3, not 2): read and scattered past the buffers; glibc aborts
+    # ("malloc(): invalid size (unsorted)", "free(): corrupted unsorted chunks", ...)
+    ("wrong_dy_shape", (3, 2, 4, 2), (3, 4), 2, 1, (3, 3, 2, 1), "float64", "SIGABRT"),
+    # the contract's dy of a kernel_too_large call, whose TF output (2, 3, 2, 0) is empty
+    ("kernel_too_large", (2, 3, 4, 3), (3, 4), 1, 0, (2, 3, 2, 1), "float32", "SIGFPE"),
+    # oneDNN float32: a dy of fewer axes than the output
+    ("wrong_ndim", (2, 3, 6, 4), (3, 1), (1, 4), 0, (3, 4, 1), "float32", "Check failed"),
+    ("wrong_ndim", (2, 3, 4, 4, 4), 1, 1, 0, (3, 4, 1, 2), "float32", "Check failed"),
+])
+def test_tf_avg_pool_gradient_kills_the_process(category, x_shape, kernel, stride, padding,
+                                                dy_shape, dtype, sign):
+    """The "abort" record of TF's avg-pool backward (native_calls.tf_avg_pool_grad_aborts), in
+    a subprocess: AvgPoolGrad / AvgPool3DGrad do not check dy against the pool's output."""
+    tf = require("tensorflow")
+    rank = len(x_shape) - 2
+    invalid = ia.InvalidCall(category, f"avg_pool{rank}d_backward", {
+        "dy": np.ones(dy_shape, dtype), "x": np.ones(x_shape, dtype), "kernel_size": kernel,
+        "stride": stride, "padding": padding, "ceil_mode": False, "count_include_pad": True,
+        "divisor_override": None}, ("dy",), "dy", rank)
+    assert native_calls.tf_avg_pool_grad_aborts(invalid)
+    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    pads = tuple(p for p, _ in native_calls.loose_pads(padding, rank))
+    k = list(kernel) if isinstance(kernel, tuple) else kernel
+    st = list(stride) if isinstance(stride, tuple) else stride
+    args = repr((x_shape, pads, k, st, dy_shape, dtype))
+    run = subprocess.run([sys.executable, "-c", _TF_AVG_GRAD_SCRIPT, args], capture_output=True,
+                         text=True, timeout=180)
+    assert "output" in run.stdout, (run.stdout, run.stderr[-2000:])
+    assert run.returncode != 0 and "raised" not in run.stdout and "returned" not in run.stdout, (
+        "TF's avg-pool gradient no longer kills the process: update "
+        "native_calls.tf_avg_pool_grad_aborts and the record", run.stdout)
+    if sign in ("SIGFPE", "SIGABRT"):
+        assert run.returncode == {"SIGFPE": -8, "SIGABRT": -6}[sign], run.returncode
+    else:
+        assert sign in run.stderr, run.stderr[-2000:]
 
 
 _TORCH_POOL_SCRIPT = textwrap.dedent("""

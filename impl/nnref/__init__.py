@@ -5,6 +5,14 @@ The contract every function follows (shapes, output-size formulas, tie rule, err
 CONTRACT.md at the root of the repository.
 """
 
+from .avg_pool import (
+    avg_pool1d,
+    avg_pool1d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    avg_pool3d,
+    avg_pool3d_backward,
+)
 from .batchnorm import batch_norm, batch_norm_backward
 from .conv import (
     conv1d,
@@ -28,6 +36,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PAD_MODES",
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "avg_pool3d",
+    "avg_pool3d_backward",
     "batch_norm",
     "batch_norm_backward",
     "conv1d",
