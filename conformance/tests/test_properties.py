@@ -23,7 +23,7 @@ from ..ops.max_pool import first_max_indices
 from ..profiles import examples
 from ..sampler import DTYPES, any_case, seeds, strategy
 
-CONV, POOL, PAD = record("conv"), record("max_pool"), record("pad")
+CONV, POOL, PAD, AVG = record("conv"), record("max_pool"), record("pad"), record("avg_pool")
 RANKS = {r.name: [pytest.param(k, id=f"{k}d") for k in r.ranks] for r in RECORDS}
 
 
@@ -74,6 +74,46 @@ def test_pad_backward_is_the_adjoint_of_pad(rank, data, seed, impl, impl_name_op
                      (a["x"], dx, tol.backward_bounds(case, a, np.float64)["dx"]))
     compare("<pad(x), g> vs <x, pad_backward(g)>", float(np.sum(a["x"] * dx)),
             float(np.sum(y * a["dy"])), atol, context(case, np.float64, seed, impl_name_opt))
+
+
+@pytest.mark.parametrize("rank", RANKS["avg_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_avg_pool_backward_is_the_adjoint_of_forward(rank, data, seed, impl, impl_name_opt):
+    """Average pooling is linear: <avg_pool(x), g> == <x, avg_pool_backward(g)>, in float64,
+    for every padding, ceil_mode, count_include_pad and divisor_override."""
+    case = data.draw(strategy(AVG, rank), label="case")
+    a = case.arrays(np.float64, seed)
+    y, dx = case.forward(impl, a)["y"], case.backward(impl, a)["dx"]
+    atol = _dot_atol((a["dy"], y, tol.forward_bounds(case, a, np.float64)["y"]),
+                     (a["x"], dx, tol.backward_bounds(case, a, np.float64)["dx"]))
+    compare("<avg_pool(x), g> vs <x, avg_pool_backward(g)>", float(np.sum(a["x"] * dx)),
+            float(np.sum(y * a["dy"])), atol, context(case, np.float64, seed, impl_name_opt))
+
+
+@pytest.mark.parametrize("rank", RANKS["avg_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_avg_pool_with_stride_kernel_and_no_padding_is_the_block_mean(rank, data, seed, dtype,
+                                                                      impl, impl_name_opt):
+    """Windows that tile the input (stride = kernel, no padding, floor mode) average blocks:
+    reshape each spatial axis into (blocks, kernel) and take the mean (divisor_override: the
+    block sum over it)."""
+    drawn = data.draw(strategy(AVG, rank), label="case")
+    kernel = drawn.geometry()[0]
+    shape = (*drawn.shape[:2], *(max(s // k, 1) * k for s, k in zip(drawn.shape[2:], kernel,
+                                                                     strict=True)))
+    case = dataclasses.replace(drawn, shape=shape, stride=None, padding=0, ceil_mode=False)
+    a = case.arrays(dtype, seed)
+    y = case.forward(impl, a)["y"]
+    x = a["x"].astype(np.float64)
+    blocks = x.reshape(*shape[:2], *(d for s, k in zip(shape[2:], kernel, strict=True)
+                                     for d in (s // k, k)))
+    sums = blocks.sum(axis=tuple(3 + 2 * i for i in range(rank)))
+    want = sums / (case.divisor_override or int(np.prod(kernel)))
+    atol = tol.SAFETY * tol.forward_bounds(case, a, dtype)["y"]
+    compare("avg_pool vs block means", y, want, atol,
+            context(case, dtype, seed, impl_name_opt, "forward"))
 
 
 @pytest.mark.parametrize("rank", RANKS["conv"])
