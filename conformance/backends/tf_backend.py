@@ -608,7 +608,7 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
 # tf.nn.relu, tf.nn.elu and tf.nn.sigmoid; backwards by GradientTape.
 # - tf.nn.elu has no alpha (tf-elu-no-alpha): y = where(x > 0, x, alpha * tf.nn.elu(x)), which
 #   keeps TF's kernel on the negative side and gives elu'(0) = alpha like the contract.
-# - tf.nn.relu returns +0.0 for -0.0 in float64 (tf-relu-float64-negative-zero): the adapter
+# - tf.nn.relu's vectorised path returns +0.0 for -0.0 (tf-relu-negative-zero): the adapter
 #   keeps x where x == 0.
 # - TF's relu gradient is 0 and its elu gradient dy where x is NaN (activation-gradient-at-nan):
 #   product_nans puts the contract's NaN there.

@@ -73,7 +73,8 @@ def relu(x: np.ndarray) -> np.ndarray:
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = dy * (x > 0), shape of x; the derivative at 0 is 0; NaN where x is NaN."""
     dy, x = _pair(dy, x)
-    dx = dy * (x > 0).astype(x.dtype)
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN: the contract's product, no warning
+        dx = dy * (x > 0).astype(x.dtype)
     return _nan_where_x_is_nan(dx, x)
 
 
@@ -99,7 +100,7 @@ def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarra
     # underflows gradually (the right answer)
     with np.errstate(over="ignore", under="ignore"):
         slope = np.where(x > 0, np.ones((), x.dtype), a * np.exp(x))
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", invalid="ignore"):  # inf * 0 is NaN (the contract's)
         return dy * slope  # slope is NaN where x is NaN
 
 
@@ -124,5 +125,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = dy * sigmoid(x) * sigmoid(-x), shape of x (NaN where x is NaN)."""
     dy, x = _pair(dy, x)
-    with np.errstate(under="ignore"):  # a gradually underflowing product is the right answer
+    # a gradually underflowing product is the right answer; inf * 0 is NaN (the contract's)
+    with np.errstate(under="ignore", invalid="ignore"):
         return dy * (_sigmoid(x) * _sigmoid(-x))
