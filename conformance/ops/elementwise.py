@@ -56,8 +56,9 @@ class ElementwiseCase(Case):
     differentiable = ("x",)
     shape: tuple[int, ...]
     kind: str = "normal"
-    # Any ndim is valid (no array's ndim is bounded): conformance.invalid_args reads this.
-    unbounded_ndim: ClassVar[tuple[str, ...]] = ("x", "dy")
+    # Arrays that take any ndim from this minimum up (conformance.invalid_args reads this):
+    # an activation takes any shape, 0-d included.
+    min_ndim: ClassVar[dict[str, int]] = {"x": 0, "dy": 0}
 
     @property
     def rank(self) -> int:

@@ -31,8 +31,9 @@ class LinearCase(Case):
     backward_outputs = ("dx", "dw", "db")
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
-    # x and dy take any number of leading axes (conformance.invalid_args reads this)
-    unbounded_ndim: ClassVar[tuple[str, ...]] = ("x", "dy")
+    # Arrays that take any ndim from this minimum up (conformance.invalid_args reads this):
+    # x and dy have any number of leading axes, none included.
+    min_ndim: ClassVar[dict[str, int]] = {"x": 1, "dy": 1}
     lead: tuple[int, ...]
     in_features: int
     out_features: int
