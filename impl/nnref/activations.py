@@ -31,13 +31,15 @@ from ._checks import FLOAT_DTYPES, expect_shape, same_dtype
 
 
 def _array(name: str, value: Any) -> np.ndarray:
-    """A float32 / float64 ndarray of any shape (0-d included; empty arrays are fine)."""
+    """A float32 / float64 ndarray of any shape (0-d included), not empty."""
     if not isinstance(value, np.ndarray):
         raise ValueError(
             f"{name} must be a NumPy ndarray of float32 or float64, got {type(value).__name__}"
         )
     if value.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} must have dtype float32 or float64, got dtype {value.dtype}")
+    if value.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     return value
 
 

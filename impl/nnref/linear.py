@@ -30,6 +30,8 @@ def _array(name: str, value: Any, ndim: int | None = None, hint: str = "") -> np
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension{'s' if ndim > 1 else ''} {hint}, "
                          f"got {value.ndim} (shape {value.shape})")
+    if value.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     return value
 
 
