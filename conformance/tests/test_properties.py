@@ -393,3 +393,20 @@ def test_linear_with_leading_dims_is_the_2d_case_flattened(rank, data, seed, dty
             atol = tol.SAFETY * 2 * np.broadcast_to(b[name], shape)
             compare(f"{name} vs the flattened call's", value,
                     np.asarray(want[name]).reshape(shape), atol, where)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_sigmoid_neither_overflows_nor_warns_up_to_1e4(dtype, impl):
+    """Under np.errstate(all="raise"), sigmoid and its backward on |x| up to 1e4 raise nothing
+    and saturate to exactly 0 and 1 (the subnormal range in between may underflow, silently);
+    the gradient stays finite and >= 0."""
+    x = np.array([-1e4, -1e3, -100.0, -50.0, -20.0, -1.0, -0.0, 0.0, 1.0, 20.0, 50.0, 100.0,
+                  1e3, 1e4], dtype=dtype)
+    dy = np.ones_like(x)
+    with np.errstate(all="raise"):
+        y = impl.sigmoid(x)
+        dx = impl.sigmoid_backward(dy, x)
+    assert y.dtype == dtype and dx.dtype == dtype
+    assert y[0] == 0 and y[-1] == 1 and y[6] == y[7] == 0.5
+    assert np.isfinite(dx).all() and (dx >= 0).all() and dx[0] == dx[-1] == 0
+    assert (np.diff(y.astype(np.float64)) >= 0).all()
