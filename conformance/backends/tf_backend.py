@@ -669,13 +669,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """GradientTape through tf.nn.sigmoid (dy * y * (1 - y)); where dy is infinite, dy *
-    sigmoid(x) * sigmoid(-x) from tf.nn.sigmoid (sigmoid-saturated-gradient)."""
+    """GradientTape through tf.nn.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
+    (1 + e)^2 with e = tf.exp(-|x|) (sigmoid-saturated-gradient; TF's exp flushes subnormals,
+    so below x = -708.4 in float64 this still meets inf * 0)."""
     dx = _activation_backward(tf.nn.sigmoid, dy, x)
     infinite = np.isinf(np.asarray(dy))
     if infinite.any():
-        xt = _c(x, dx.dtype)
-        slope = tf.nn.sigmoid(xt) * tf.nn.sigmoid(-xt)
+        e = tf.exp(-tf.abs(_c(x, dx.dtype)))
+        slope = e / (1 + e) ** 2
         dx = np.where(infinite, _np(_c(dy, dx.dtype) * slope, dx.dtype), dx)
     return dx
 

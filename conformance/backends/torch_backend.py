@@ -471,14 +471,16 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Autograd through torch.sigmoid (dy * y * (1 - y)); where dy is infinite, dy *
-    sigmoid(x) * sigmoid(-x) from torch.sigmoid (sigmoid-saturated-gradient: 1 - y is exactly 0
-    once y rounds to 1, and inf * 0 is NaN where the contract's derivative is not 0)."""
+    """Autograd through torch.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
+    (1 + e)^2 with e = torch.exp(-|x|), the contract's sigmoid(x) * sigmoid(-x)
+    (sigmoid-saturated-gradient: 1 - y is exactly 0 once y rounds to 1, and torch.sigmoid
+    flushes a subnormal y to 0, sigmoid-subnormal-flush; inf * 0 is NaN where the contract's
+    derivative is not 0)."""
     dx = _activation_backward(torch.sigmoid, dy, x)
     infinite = np.isinf(np.asarray(dy))
     if infinite.any():
-        xt = _t(np.asarray(x))
-        composed = _t(np.asarray(dy)) * (torch.sigmoid(xt) * torch.sigmoid(-xt))
+        e = torch.exp(-_t(np.asarray(x)).abs())
+        composed = _t(np.asarray(dy)) * (e / (1 + e) ** 2)
         dx = np.where(infinite, _np(composed, dx.dtype), dx)
     return dx
 

@@ -44,8 +44,9 @@ def forward_bounds(case: SigmoidCase, a: Mapping[str, np.ndarray], dtype: Any
                    ) -> dict[str, Any]:
     # exp within 2 ulps, 1 + e and the division one rounding each: gamma(4) of the result.
     # Below the smallest normal number the result may be flushed to zero: torch's and TF's
-    # float32 kernels return 0 for sigmoid(-90) (8.2e-40, a subnormal; registered as
-    # sigmoid-float32-subnormal-flush), so an absolute tiny(dtype) is allowed as well.
+    # float32 kernels return 0 for sigmoid(-90) (8.2e-40, a subnormal), both float64 kernels
+    # 0 for sigmoid(-718) (1.5e-312; registered as sigmoid-subnormal-flush), so an absolute
+    # tiny(dtype) is allowed as well.
     tiny = float(np.finfo(dtype).tiny)
     return {"y": gamma(4, dtype) * _s(a["x"]) + tiny}
 

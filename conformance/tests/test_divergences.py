@@ -1125,6 +1125,10 @@ def test_sigmoid_float32_subnormal_flush_torch(torch):
     assert got[0] > 0 and got[1] == 0  # 6.05e-39 kept, 8.19e-40 flushed
     want = nnref.sigmoid(x)
     assert want[1] > 0 and abs(float(want[1]) - 8.194e-40) < 1e-42
+    x64 = torch.tensor([-708.5, -718.0], dtype=torch.float64)
+    got = torch.sigmoid(x64).numpy()
+    assert got[0] > 0 and got[1] == 0 and torch.exp(x64)[1] > 0  # exp keeps the subnormal
+    assert nnref.sigmoid(x64.numpy())[1] > 0
 
 
 @pytest.mark.tf
@@ -1133,6 +1137,10 @@ def test_sigmoid_float32_subnormal_flush_tf(tf):
     got = tf.nn.sigmoid(tf.constant(x)).numpy()
     assert got[0] > np.finfo(np.float32).tiny and got[1] == 0  # 6.05e-39 flushed
     assert nnref.sigmoid(x)[1] > 0
+    x64 = np.array([-708.0, -708.5])
+    assert (tf.nn.sigmoid(tf.constant(x64)).numpy() == [np.exp(-708.0) / (1 + np.exp(-708.0)),
+                                                        0]).all()
+    assert nnref.sigmoid(x64)[1] > 0
 
 
 @pytest.mark.torch
@@ -1143,6 +1151,11 @@ def test_sigmoid_saturated_gradient_torch(torch):
         args = np.full(1, np.inf, np_dtype), np.full(1, x, np_dtype)
         assert nnref.sigmoid_backward(*args)[0] == np.inf
         assert load_backend("torch").sigmoid_backward(*args)[0] == np.inf
+    # a subnormal derivative (x = -718): torch.sigmoid flushes it, the composition keeps it
+    args = np.full(1, np.inf), np.full(1, -718.0)
+    assert np.isnan(_torch_grad(torch, torch.sigmoid, [-718.0], [np.inf], torch.float64)[0])
+    assert nnref.sigmoid_backward(*args)[0] == np.inf
+    assert load_backend("torch").sigmoid_backward(*args)[0] == np.inf
 
 
 @pytest.mark.tf
@@ -1233,7 +1246,7 @@ DIVERGENCE_TESTS.update({
     "tf-relu-negative-zero": (test_tf_relu_negative_zero,
                                       test_torch_relu_keeps_negative_zero),
     "tf-elu-no-alpha": (test_tf_elu_no_alpha,),
-    "sigmoid-float32-subnormal-flush": (test_sigmoid_float32_subnormal_flush_torch,
+    "sigmoid-subnormal-flush": (test_sigmoid_float32_subnormal_flush_torch,
                                         test_sigmoid_float32_subnormal_flush_tf),
     "sigmoid-saturated-gradient": (test_sigmoid_saturated_gradient_torch,
                                    test_sigmoid_saturated_gradient_tf),
