@@ -407,12 +407,30 @@ def _channel_mismatch(k: Ctx) -> Broken:
     return ((name, "x") if old.ndim >= 2 else (name,)), name
 
 
+def _wrong_ndims(case: Case, direction: str, name: str, ndim: int) -> list[int]:
+    """The ndims array ``name`` of the call must not have: near the valid ones, or below the
+    minimum of an array that takes any ndim from a minimum up (the case's ``min_ndim``:
+    activations, linear's leading axes)."""
+    function = case.op if direction == "forward" else case.backward_op
+    free = getattr(case, "min_ndim", {})
+    if name in free:
+        return list(range(free[name]))
+    valid = _valid_ndims(function, name) | {ndim}
+    return [n for n in range(max(0, min(valid) - 2), max(valid) + 2) if n not in valid]
+
+
+def _has_bounded_ndim(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
+    """Some array of the call has an ndim it must not have."""
+    return any(_wrong_ndims(case, direction, k, v.ndim) for k, v in args.items()
+               if isinstance(v, np.ndarray))
+
+
 def _wrong_ndim(k: Ctx) -> Broken:
-    name = k.pick_array()
+    arrays = [n for n, v in k.args.items() if isinstance(v, np.ndarray)
+              and _wrong_ndims(k.case, k.direction, n, v.ndim)]
+    name = k.draw(st.sampled_from(arrays), label="broken array")
     a = k.args[name]
-    function = k.case.op if k.direction == "forward" else k.case.backward_op
-    valid = _valid_ndims(function, name) | {a.ndim}
-    options = [n for n in range(max(0, min(valid) - 2), max(valid) + 2) if n not in valid]
+    options = _wrong_ndims(k.case, k.direction, name, a.ndim)
     ndim = k.draw(st.sampled_from(options), label="ndim")
     if ndim < a.ndim:  # drop leading axes (N, then C)
         k.args[name] = _copy(a[(0,) * (a.ndim - ndim)])
@@ -530,6 +548,12 @@ def _bn_scalar_out_of_range(k: Ctx) -> Broken:
     return (name,), name
 
 
+def _bad_alpha(k: Ctx) -> Broken:
+    k.args["alpha"] = k.draw(st.sampled_from([np.nan, np.inf, -np.inf, True, "1.0", None]),
+                             label="bad alpha")
+    return ("alpha",), "alpha"
+
+
 # ------------------------------------------------------------------------------- categories
 
 # applies(case, direction, args): whether a category can break a call. ``case`` is a valid case
@@ -546,7 +570,11 @@ def _has_all(*names: str) -> Applies:
     return lambda case, direction, args: all(n in args for n in names)
 
 
-_has_kernel = _has("w", "kernel_size")  # conv's w, pooling's kernel_size
+def _has_kernel(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
+    """Conv's w (Co, C / G, *k: 3 axes or more; linear's 2-D w has no kernel) or pooling's
+    kernel_size."""
+    w = args.get("w")
+    return "kernel_size" in args or (isinstance(w, np.ndarray) and w.ndim >= 3)
 
 
 def _has_kernel_and_padding(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
@@ -621,7 +649,7 @@ CATEGORIES: dict[str, Category] = {c.id: c for c in (
              "ValueError naming groups"),
     Category("channel_mismatch", "w, b, gamma, beta or a running statistic does not fit the "
              "channels", _has_channel_arrays, _channel_mismatch, "ValueError naming the array"),
-    Category("wrong_ndim", "an array with the wrong number of dimensions", _always,
+    Category("wrong_ndim", "an array with the wrong number of dimensions", _has_bounded_ndim,
              _wrong_ndim, "ValueError naming the array"),
     Category("integer_dtype", "an int64 / int32 array", _always, _integer_dtype,
              "ValueError naming the array"),
@@ -648,6 +676,9 @@ CATEGORIES: dict[str, Category] = {c.id: c for c in (
              _has("training"), _bn_one_value_per_channel, "ValueError naming x / training"),
     Category("bn_scalar_out_of_range", "momentum outside [0, 1] or eps < 0", _has("eps"),
              _bn_scalar_out_of_range, "ValueError naming momentum / eps"),
+    # activations
+    Category("bad_alpha", "an elu alpha that is not a finite real number (nan, inf, a bool, "
+             "a string, None)", _has("alpha"), _bad_alpha, "ValueError naming alpha"),
 )}
 
 

@@ -391,3 +391,51 @@ def bn_check(x: np.ndarray, running_mean: object, running_var: object, training:
             f"training needs more than one value per channel, got x of shape {x.shape}"
         )
     return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations and the dense layer: the contract's shape checks and its NaN rule for gradients.
+# ---------------------------------------------------------------------------------------------
+
+
+def same_shape_dy(dy: np.ndarray, x: np.ndarray) -> None:
+    """An activation's dy must have x's shape."""
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have shape {x.shape}, got {dy.shape}")
+
+
+def check_alpha(alpha: object) -> float:
+    """elu's alpha: a finite real number (not a bool)."""
+    if isinstance(alpha, bool | np.bool_) or not isinstance(alpha, int | float | np.number):
+        raise ValueError(f"alpha must be a finite real number, got {alpha!r}")
+    if not math.isfinite(float(alpha)):  # type: ignore[arg-type]
+        raise ValueError(f"alpha must be a finite real number, got {alpha!r}")
+    return float(alpha)  # type: ignore[arg-type]
+
+
+def product_nans(dx: np.ndarray, dy: np.ndarray, x: np.ndarray,
+                 zero_slope: np.ndarray | None = None) -> np.ndarray:
+    """The contract's dx = dy * f'(x) as an IEEE product, from a framework's dx: NaN where x
+    is NaN (f'(NaN) is NaN) and, where f'(x) is 0 (``zero_slope``), NaN for a non-finite dy
+    (inf * 0). Elsewhere the framework's own values."""
+    bad = np.isnan(x)
+    if zero_slope is not None:
+        bad = bad | (zero_slope & ~np.isfinite(dy))
+    return np.where(bad, np.array(np.nan, dx.dtype), dx)
+
+
+def linear_check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                 dy: np.ndarray | None = None) -> None:
+    """linear's shapes: x (..., in) with at least one axis, w (out, in), b (out,), dy
+    (..., out)."""
+    if x.ndim == 0:
+        raise ValueError("x must have at least 1 dimension (..., in), got a 0-d array")
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-D (out, in), got shape {w.shape}")
+    if w.shape[1] != x.shape[-1]:
+        raise ValueError(f"w of shape {w.shape} does not fit x of shape {x.shape}: in-features "
+                         f"{w.shape[1]} != {x.shape[-1]}")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"b must have shape ({w.shape[0]},), got {b.shape}")
+    if dy is not None and dy.shape != (*x.shape[:-1], w.shape[0]):
+        raise ValueError(f"dy must have shape {(*x.shape[:-1], w.shape[0])}, got {dy.shape}")

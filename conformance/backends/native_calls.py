@@ -183,6 +183,8 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
         y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
                          training=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
         return grads(y, [x, gamma]) if backward else y
+    if family in ("relu", "elu", "sigmoid", "linear"):
+        return _torch_activation_or_linear(torch, invalid, t, grads)
     raise NotImplementedError(f"no native torch call for the {family!r} record")
 
 
@@ -477,6 +479,8 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
         return grads(tape, y, [x], c("dy", _last)) if backward else y
     if family == "batch_norm":
         return _tf_batch_norm(tf, invalid, c, grads)
+    if family in ("relu", "elu", "sigmoid", "linear"):
+        return _tf_activation_or_linear(tf, invalid, c, grads)
     raise NotImplementedError(f"no native TF call for the {family!r} record")
 
 
@@ -510,6 +514,51 @@ def _tf_batch_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
         y = tf.nn.batch_normalization(x, mean, var, offset=None if backward else c("beta"),
                                       scale=gamma, variance_epsilon=a["eps"])
     return grads(tape, y, [x, gamma], c("dy", _last)) if backward else y
+
+
+# activations and the dense layer ----------------------------------------------------------
+
+
+def _torch_activation_or_linear(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                                grads: Callable[..., Any]) -> Any:
+    """F.relu, F.elu(alpha=...), torch.sigmoid, F.linear (autograd with dy)."""
+    F = torch.nn.functional
+    a, family = invalid.args, invalid.family
+    backward = invalid.direction == "backward"
+    x = t("x", backward)
+    if family == "linear":
+        w = t("w", backward)
+        y = F.linear(x, w, None if backward else t("b"))
+        return grads(y, [x, w]) if backward else y
+    fn = {"relu": F.relu, "sigmoid": torch.sigmoid,
+          "elu": lambda v: F.elu(v, alpha=a["alpha"])}[family]
+    y = fn(x)
+    return grads(y, [x]) if backward else y
+
+
+def _tf_activation_or_linear(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                             grads: Callable[..., Any]) -> Any:
+    """tf.nn.relu, tf.nn.elu (alpha 1 only), tf.nn.sigmoid, tf.tensordot(x, w) + b over x's
+    last axis (GradientTape with dy)."""
+    a, family = invalid.args, invalid.family
+    backward = invalid.direction == "backward"
+    if family == "elu" and (invalid.category == "bad_alpha" or a["alpha"] != 1.0):
+        raise NotExpressible("tf.nn.elu has no alpha (tf-elu-no-alpha)",
+                             incidental=invalid.category != "bad_alpha")
+    x = c("x")
+    sources = [x]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        if family == "linear":
+            w = c("w")
+            tape.watch(w)
+            sources.append(w)
+            y = tf.tensordot(x, w, axes=[[len(x.shape) - 1], [1]])
+            if not backward and a.get("b") is not None:
+                y = y + c("b")
+        else:
+            y = {"relu": tf.nn.relu, "elu": tf.nn.elu, "sigmoid": tf.nn.sigmoid}[family](x)
+    return grads(tape, y, sources, c("dy")) if backward else y
 
 
 RUNNERS: dict[str, Callable[[Any, InvalidCall], Any]] = {"torch": run_torch,

@@ -21,7 +21,7 @@ Conventions handled here (see conformance/divergences.toml):
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, signal, stats
+from scipy import ndimage, signal, special, stats
 
 from conformance.backends import (
     Unsupported,
@@ -30,9 +30,11 @@ from conformance.backends import (
     bn_axes,
     bn_check,
     channel_shape,
+    check_alpha,
     check_pad,
     conv_args,
     float_input,
+    linear_check,
     pad_pairs,
     pool_geometry,
     spatial_rank,
@@ -309,3 +311,59 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
                         training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Not expressible: SciPy has no autodiff."""
     raise _no_autodiff("batch_norm")
+
+
+# ----------------------------------------------------------------- activations, dense layer
+# Independent formulations: relu by np.maximum (its -0.0 -> +0.0 undone where x == 0), elu by
+# scipy.special.expm1, sigmoid by scipy.special.expit, linear by np.einsum. No autodiff.
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """np.maximum(x, 0), x itself where x == 0 (the sign of -0.0)."""
+    x = float_input(x)
+    return np.where(x == 0, x, np.maximum(x, x.dtype.type(0)))
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("relu")
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """alpha * scipy.special.expm1(min(x, 0)) + max(x, 0)."""
+    x = float_input(x)
+    a = x.dtype.type(check_alpha(alpha))
+    zero = x.dtype.type(0)
+    out = a * special.expm1(np.minimum(x, zero)) + np.maximum(x, zero)
+    return out.astype(x.dtype, copy=False)
+
+
+def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("elu")
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """scipy.special.expit."""
+    x = float_input(x)
+    return special.expit(x).astype(x.dtype, copy=False)
+
+
+def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("sigmoid")
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """np.einsum('...i,oi->...o', x, w) + b."""
+    x, w = float_input(x), float_input(w, "w")
+    b = None if b is None else float_input(b, "b")
+    linear_check(x, w, b)
+    y = np.einsum("...i,oi->...o", x, w)
+    return (y if b is None else y + b).astype(x.dtype, copy=False)
+
+
+def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("linear")

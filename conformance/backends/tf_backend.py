@@ -47,7 +47,7 @@ tf_environment()  # oneDNN kernels on every CPU, quiet logs (conformance/framewo
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from conformance.backends import (  # noqa: E402
+from conformance.backends import (  # noqa: E402  # noqa: E402
     PoolGeometry,
     Unsupported,
     avg_divisors,
@@ -55,11 +55,15 @@ from conformance.backends import (  # noqa: E402
     bn_axes,
     bn_check,
     channel_shape,
+    check_alpha,
     check_pad,
     conv_args,
     float_input,
+    linear_check,
     pad_pairs,
     pool_geometry,
+    product_nans,
+    same_shape_dy,
     spatial_rank,
     unpadded_shape,
 )
@@ -598,3 +602,113 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
         y, _, _ = _bn(xt, g, b, rm, rv, training, float(eps))
     dx, dg, db = _grads(tape, y, [xt, g, b], _c(dy, x.dtype))
     return _np(dx, x.dtype), _np(dg, x.dtype), _np(db, x.dtype)
+
+
+# ------------------------------------------------------------------------------ activations
+# tf.nn.relu, tf.nn.elu and tf.nn.sigmoid; backwards by GradientTape.
+# - tf.nn.elu has no alpha (tf-elu-no-alpha): y = where(x > 0, x, alpha * tf.nn.elu(x)), which
+#   keeps TF's kernel on the negative side and gives elu'(0) = alpha like the contract.
+# - tf.nn.relu's vectorised path returns +0.0 for -0.0 (tf-relu-negative-zero): the adapter
+#   keeps x where x == 0.
+# - TF's relu gradient is 0 and its elu gradient dy where x is NaN (activation-gradient-at-nan):
+#   product_nans puts the contract's NaN there.
+
+
+def _relu(xt: tf.Tensor) -> tf.Tensor:
+    """The forward only: its gradient would pass dy at x == 0."""
+    return tf.where(tf.equal(xt, 0), xt, tf.nn.relu(xt))
+
+
+def _elu(alpha: float):
+    if alpha == 1.0:
+        return tf.nn.elu
+    return lambda xt: tf.where(xt > 0, xt, tf.constant(alpha, xt.dtype) * tf.nn.elu(xt))
+
+
+def _activation(fn, x: np.ndarray) -> np.ndarray:
+    x = float_input(x)
+    return _np(fn(_c(x, x.dtype)), x.dtype)
+
+
+def _activation_backward(fn, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    same_shape_dy(dy, x)
+    xt = _c(x, x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = fn(xt)
+    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
+    return _np(dx, x.dtype)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """tf.nn.relu (x kept where x == 0: the sign of -0.0)."""
+    return _activation(_relu, x)
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """GradientTape through tf.nn.relu, NaN where x is NaN."""
+    dx = _activation_backward(tf.nn.relu, dy, x)
+    return product_nans(dx, np.asarray(dy), np.asarray(x))
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """tf.nn.elu (alpha 1), composed with alpha otherwise."""
+    return _activation(_elu(check_alpha(alpha)), x)
+
+
+def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """GradientTape through elu's composition, NaN where x is NaN."""
+    dx = _activation_backward(_elu(check_alpha(alpha)), dy, x)
+    return product_nans(dx, np.asarray(dy), np.asarray(x))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """tf.nn.sigmoid."""
+    return _activation(tf.nn.sigmoid, x)
+
+
+def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """GradientTape through tf.nn.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
+    (1 + e)^2 with e = tf.exp(-|x|) (sigmoid-saturated-gradient; TF's exp flushes subnormals,
+    so below x = -708.4 in float64 this still meets inf * 0)."""
+    dx = _activation_backward(tf.nn.sigmoid, dy, x)
+    infinite = np.isinf(np.asarray(dy))
+    if infinite.any():
+        e = tf.exp(-tf.abs(_c(x, dx.dtype)))
+        slope = e / (1 + e) ** 2
+        dx = np.where(infinite, _np(_c(dy, dx.dtype) * slope, dx.dtype), dx)
+    return dx
+
+
+# ---------------------------------------------------------------------------- dense layer
+# tf.tensordot over x's last axis and w's in-features axis (any number of leading axes, a
+# 1-D x included), plus b.
+
+
+def _linear(xt: tf.Tensor, wt: tf.Tensor, bt: tf.Tensor | None) -> tf.Tensor:
+    y = tf.tensordot(xt, wt, axes=[[len(xt.shape) - 1], [1]])
+    return y if bt is None else y + bt
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """tf.tensordot(x, w, [[-1], [1]]) + b."""
+    x, w = float_input(x), float_input(w, "w")
+    b = None if b is None else float_input(b, "b")
+    linear_check(x, w, b)
+    bt = None if b is None else _c(b, x.dtype)
+    return _np(_linear(_c(x, x.dtype), _c(w, x.dtype), bt), x.dtype)
+
+
+def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by GradientTape through the tensordot with a zero bias."""
+    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
+    linear_check(x, w, dy=dy)
+    xt, wt = _c(x, x.dtype), _c(w, x.dtype)
+    bt = tf.zeros(w.shape[0], dtype=xt.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, wt, bt])
+        y = _linear(xt, wt, bt)
+    dx, dw, db = _grads(tape, y, [xt, wt, bt], _c(dy, x.dtype))
+    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)

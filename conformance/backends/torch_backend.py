@@ -36,11 +36,15 @@ from conformance.backends import (
     bn_axes,
     bn_check,
     channel_shape,
+    check_alpha,
     check_pad,
     conv_args,
     float_input,
+    linear_check,
     pad_pairs,
     pool_geometry,
+    product_nans,
+    same_shape_dy,
     spatial_rank,
     unpadded_shape,
 )
@@ -418,3 +422,87 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
         y = F.batch_norm(xt, rm, rv, g, b, training=False, momentum=0.0, eps=float(eps))
     dx, dg, db = torch.autograd.grad(y, (xt, g, b), grad_outputs=_t(dy))
     return _np(dx, x.dtype), _np(dg, x.dtype), _np(db, x.dtype)
+
+
+# ------------------------------------------------------------------------------ activations
+# F.relu, F.elu and torch.sigmoid; backwards by autograd. torch's relu and elu backwards test
+# x <= 0 and pass dy where x is NaN, and relu's selects (threshold_backward), so a NaN or an
+# infinity in dy where x <= 0 gives 0 (activation-gradient-at-nan, torch-relu-gradient-selects):
+# product_nans puts the contract's NaN there.
+
+
+def _activation_backward(fn, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    same_shape_dy(dy, x)
+    xt = _t(x, True)
+    (dx,) = torch.autograd.grad(fn(xt), xt, grad_outputs=_t(dy))
+    return _np(dx, x.dtype)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """F.relu."""
+    x = float_input(x)
+    return _np(F.relu(_t(x)), x.dtype)
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Autograd through F.relu, with the contract's NaNs (see above)."""
+    dx = _activation_backward(F.relu, dy, x)
+    return product_nans(dx, np.asarray(dy), np.asarray(x), np.asarray(x) <= 0)
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """F.elu(alpha=alpha)."""
+    x = float_input(x)
+    return _np(F.elu(_t(x), alpha=check_alpha(alpha)), x.dtype)
+
+
+def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Autograd through F.elu, NaN where x is NaN (see above)."""
+    a = check_alpha(alpha)
+    dx = _activation_backward(lambda t: F.elu(t, alpha=a), dy, x)
+    return product_nans(dx, np.asarray(dy), np.asarray(x))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """torch.sigmoid."""
+    x = float_input(x)
+    return _np(torch.sigmoid(_t(x)), x.dtype)
+
+
+def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Autograd through torch.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
+    (1 + e)^2 with e = torch.exp(-|x|), the contract's sigmoid(x) * sigmoid(-x)
+    (sigmoid-saturated-gradient: 1 - y is exactly 0 once y rounds to 1, and torch.sigmoid
+    flushes a subnormal y to 0, sigmoid-subnormal-flush; inf * 0 is NaN where the contract's
+    derivative is not 0)."""
+    dx = _activation_backward(torch.sigmoid, dy, x)
+    infinite = np.isinf(np.asarray(dy))
+    if infinite.any():
+        e = torch.exp(-_t(np.asarray(x)).abs())
+        composed = _t(np.asarray(dy)) * (e / (1 + e) ** 2)
+        dx = np.where(infinite, _np(composed, dx.dtype), dx)
+    return dx
+
+
+# ---------------------------------------------------------------------------- dense layer
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """F.linear."""
+    x, w = float_input(x), float_input(w, "w")
+    b = None if b is None else float_input(b, "b")
+    linear_check(x, w, b)
+    return _np(F.linear(_t(x), _t(w), None if b is None else _t(b)), x.dtype)
+
+
+def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through F.linear with a zero bias (db whether or not the
+    forward had one)."""
+    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
+    linear_check(x, w, dy=dy)
+    xt, wt = _t(x, True), _t(w, True)
+    bt = torch.zeros(w.shape[0], dtype=wt.dtype, requires_grad=True)
+    dx, dw, db = torch.autograd.grad(F.linear(xt, wt, bt), (xt, wt, bt), grad_outputs=_t(dy))
+    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)

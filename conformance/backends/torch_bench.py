@@ -176,6 +176,41 @@ _BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
 }
 
 
+# activations and the dense layer: F.relu, F.elu, torch.sigmoid, F.linear
+
+
+def _activation(fn: Callable[..., torch.Tensor]) -> Callable[[Any, Tensors],
+                                                              tuple[Forward, Tensors]]:
+    def build(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+        params = case.params()
+
+        def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+            return (fn(t["x"], **params),)
+
+        return forward, {}
+
+    return build
+
+
+def _linear(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+    # without a bias, db is the gradient of a zero bias (a leaf the forward adds)
+    grad_only = {} if case.bias else {"b": torch.zeros(case.out_features,
+                                                       dtype=t["x"].dtype)}
+
+    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+        return (F.linear(t["x"], t["w"], t.get("b")),)
+
+    return forward, grad_only
+
+
+_BUILDERS.update({
+    "relu": _activation(F.relu),
+    "elu": _activation(F.elu),
+    "sigmoid": _activation(torch.sigmoid),
+    "linear": _linear,
+})
+
+
 def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> TorchCall:
     """torch's native op for ``case`` on ``arrays`` (converted once), as a zero-argument call.
 

@@ -1003,6 +1003,182 @@ def test_scipy_max_filter_no_indices(scipy):
         assert info.value.divergence_id == "scipy-max-filter-no-indices"
 
 
+# ------------------------------------------------------------------------------- activations
+
+
+def _torch_grad(torch, fn, x, dy, dtype):
+    xt = torch.tensor(x, dtype=dtype, requires_grad=True)
+    (g,) = torch.autograd.grad(fn(xt), xt, torch.tensor(dy, dtype=dtype))
+    return g.numpy()
+
+
+def _tf_grad(tf, fn, x, dy, dtype):
+    xt = tf.constant(x, dtype=dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = fn(xt)
+    return tape.gradient(y, xt, output_gradients=tf.constant(dy, dtype=dtype)).numpy()
+
+
+@pytest.mark.torch
+def test_activation_derivative_at_zero_torch(torch):
+    f = torch.nn.functional
+    for dtype in (torch.float32, torch.float64):
+        zeros, ones = [-0.0, 0.0], [1.0, 1.0]
+        np.testing.assert_array_equal(_torch_grad(torch, f.relu, zeros, ones, dtype), [0, 0])
+        for alpha in (1.0, 2.0, 0.5):
+            got = _torch_grad(torch, lambda t, a=alpha: f.elu(t, alpha=a), zeros, ones, dtype)
+            np.testing.assert_array_equal(got, [alpha, alpha])
+    for alpha in (1.0, 2.0):  # the contract agrees
+        np.testing.assert_array_equal(nnref.elu_backward(np.ones(2), np.array([-0.0, 0.0]),
+                                                         alpha), [alpha, alpha])
+    np.testing.assert_array_equal(nnref.relu_backward(np.ones(2), np.array([-0.0, 0.0])), 0)
+
+
+@pytest.mark.tf
+def test_activation_derivative_at_zero_tf(tf):
+    for dtype in (tf.float32, tf.float64):
+        zeros, ones = [-0.0, 0.0], [1.0, 1.0]
+        np.testing.assert_array_equal(_tf_grad(tf, tf.nn.relu, zeros, ones, dtype), [0, 0])
+        np.testing.assert_array_equal(_tf_grad(tf, tf.nn.elu, zeros, ones, dtype), [1, 1])
+
+
+@pytest.mark.torch
+def test_activation_gradient_at_nan_torch(torch):
+    f = torch.nn.functional
+    for dtype in (torch.float32, torch.float64):
+        for fn in (f.relu, f.elu):
+            assert _torch_grad(torch, fn, [np.nan], [1.0], dtype)[0] == 1.0
+    assert np.isnan(nnref.relu_backward(np.ones(1), np.array([np.nan]))).all()
+    assert np.isnan(nnref.elu_backward(np.ones(1), np.array([np.nan]))).all()
+    backend = load_backend("torch")
+    assert np.isnan(backend.relu_backward(np.ones(1), np.array([np.nan]))).all()
+    assert np.isnan(backend.elu_backward(np.ones(1), np.array([np.nan]), 2.0)).all()
+
+
+@pytest.mark.tf
+def test_activation_gradient_at_nan_tf(tf):
+    for dtype in (tf.float32, tf.float64):
+        assert _tf_grad(tf, tf.nn.relu, [np.nan], [1.0], dtype)[0] == 0.0
+        assert _tf_grad(tf, tf.nn.elu, [np.nan], [1.0], dtype)[0] == 1.0
+    backend = load_backend("tensorflow")
+    assert np.isnan(backend.relu_backward(np.ones(1), np.array([np.nan]))).all()
+    assert np.isnan(backend.elu_backward(np.ones(1), np.array([np.nan]), 2.0)).all()
+
+
+@pytest.mark.torch
+def test_torch_relu_gradient_selects(torch):
+    x = [-1.0, 0.0, 1.0]
+    for dtype in (torch.float32, torch.float64):
+        got = _torch_grad(torch, torch.nn.functional.relu, x, [np.nan] * 3, dtype)
+        np.testing.assert_array_equal(got, [0, 0, np.nan])
+        got = _torch_grad(torch, torch.nn.functional.relu, x, [np.inf] * 3, dtype)
+        np.testing.assert_array_equal(got, [0, 0, np.inf])
+    want = [np.nan, np.nan, np.inf]
+    np.testing.assert_array_equal(nnref.relu_backward(np.full(3, np.inf), np.array(x)), want)
+    np.testing.assert_array_equal(
+        load_backend("torch").relu_backward(np.full(3, np.inf), np.array(x)), want)
+
+
+@pytest.mark.tf
+def test_tf_relu_gradient_multiplies(tf):
+    x = [-1.0, 0.0, 1.0]
+    for dtype in (tf.float32, tf.float64):
+        got = _tf_grad(tf, tf.nn.relu, x, [np.inf] * 3, dtype)
+        np.testing.assert_array_equal(got, [np.nan, np.nan, np.inf])
+
+
+@pytest.mark.tf
+def test_tf_relu_negative_zero(tf):
+    def signs(dtype, n):
+        return np.signbit(tf.nn.relu(tf.constant(np.full(n, -0.0), dtype=dtype)).numpy())
+
+    assert not signs(tf.float32, 9)[:8].any() and signs(tf.float32, 9)[8]  # packet, tail
+    assert not signs(tf.float64, 4).any() and signs(tf.float64, 3).all()
+    for dtype in (np.float32, np.float64):
+        x = np.array([-0.0] * 9 + [-1.0, 2.0], dtype=dtype)
+        got = load_backend("tensorflow").relu(x)
+        assert np.signbit(got[:9]).all() and got[9] == 0 and not np.signbit(got[9])
+
+
+@pytest.mark.torch
+def test_torch_relu_keeps_negative_zero(torch):
+    for dtype in (torch.float32, torch.float64):
+        y = torch.nn.functional.relu(torch.tensor([-0.0], dtype=dtype)).numpy()
+        assert np.signbit(y[0])
+    assert np.signbit(nnref.relu(np.array([-0.0]))[0])
+
+
+@pytest.mark.tf
+def test_tf_elu_no_alpha(tf):
+    assert list(inspect.signature(tf.nn.elu).parameters) == ["features", "name"]
+    x = np.array([-2.0, -0.5, 0.0, 1.5])
+    for alpha in (0.5, 2.0):
+        got = load_backend("tensorflow").elu(x, alpha)
+        np.testing.assert_allclose(got, nnref.elu(x, alpha), rtol=1e-15, atol=0)
+
+
+@pytest.mark.torch
+def test_sigmoid_float32_subnormal_flush_torch(torch):
+    x = np.array([-88.0, -90.0], dtype=np.float32)
+    got = torch.sigmoid(torch.tensor(x)).numpy()
+    assert got[0] > 0 and got[1] == 0  # 6.05e-39 kept, 8.19e-40 flushed
+    want = nnref.sigmoid(x)
+    assert want[1] > 0 and abs(float(want[1]) - 8.194e-40) < 1e-42
+    x64 = torch.tensor([-708.5, -718.0], dtype=torch.float64)
+    got = torch.sigmoid(x64).numpy()
+    assert got[0] > 0 and got[1] == 0 and torch.exp(x64)[1] > 0  # exp keeps the subnormal
+    assert nnref.sigmoid(x64.numpy())[1] > 0
+
+
+@pytest.mark.tf
+def test_sigmoid_float32_subnormal_flush_tf(tf):
+    x = np.array([-87.3, -88.0], dtype=np.float32)
+    got = tf.nn.sigmoid(tf.constant(x)).numpy()
+    assert got[0] > np.finfo(np.float32).tiny and got[1] == 0  # 6.05e-39 flushed
+    assert nnref.sigmoid(x)[1] > 0
+    x64 = np.array([-708.0, -708.5])
+    assert (tf.nn.sigmoid(tf.constant(x64)).numpy() == [np.exp(-708.0) / (1 + np.exp(-708.0)),
+                                                        0]).all()
+    assert nnref.sigmoid(x64)[1] > 0
+
+
+@pytest.mark.torch
+def test_sigmoid_saturated_gradient_torch(torch):
+    for dtype, x in ((torch.float32, 17.0), (torch.float64, 37.0)):
+        assert np.isnan(_torch_grad(torch, torch.sigmoid, [x], [np.inf], dtype)[0])
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        args = np.full(1, np.inf, np_dtype), np.full(1, x, np_dtype)
+        assert nnref.sigmoid_backward(*args)[0] == np.inf
+        assert load_backend("torch").sigmoid_backward(*args)[0] == np.inf
+    # a subnormal derivative (x = -718): torch.sigmoid flushes it, the composition keeps it
+    args = np.full(1, np.inf), np.full(1, -718.0)
+    assert np.isnan(_torch_grad(torch, torch.sigmoid, [-718.0], [np.inf], torch.float64)[0])
+    assert nnref.sigmoid_backward(*args)[0] == np.inf
+    assert load_backend("torch").sigmoid_backward(*args)[0] == np.inf
+
+
+@pytest.mark.tf
+def test_sigmoid_saturated_gradient_tf(tf):
+    for dtype, x in ((tf.float32, 17.0), (tf.float64, 37.0)):
+        assert np.isnan(_tf_grad(tf, tf.nn.sigmoid, [x], [np.inf], dtype)[0])
+        np_dtype = np.float32 if dtype == tf.float32 else np.float64
+        args = np.full(1, np.inf, np_dtype), np.full(1, x, np_dtype)
+        assert load_backend("tensorflow").sigmoid_backward(*args)[0] == np.inf
+
+
+def test_scipy_no_autodiff_activations_and_linear(scipy):
+    backend = load_backend("scipy")
+    x = np.ones((2, 3))
+    calls = [lambda: backend.relu_backward(x, x), lambda: backend.elu_backward(x, x),
+             lambda: backend.sigmoid_backward(x, x),
+             lambda: backend.linear_backward(np.ones((2, 4)), x, np.ones((4, 3)))]
+    for call in calls:
+        with pytest.raises(Unsupported) as info:
+            call()
+        assert info.value.divergence_id == "scipy-no-autodiff"
+
+
 # ------------------------------------------------------------------------------- meta tests
 
 DIVERGENCE_TESTS = {
@@ -1058,6 +1234,24 @@ DIVERGENCE_TESTS = {
     "scipy-no-autodiff": (test_scipy_no_autodiff,),
     "scipy-max-filter-no-indices": (test_scipy_max_filter_no_indices,),
 }
+
+# activations
+DIVERGENCE_TESTS.update({
+    "activation-derivative-at-zero": (test_activation_derivative_at_zero_torch,
+                                      test_activation_derivative_at_zero_tf),
+    "activation-gradient-at-nan": (test_activation_gradient_at_nan_torch,
+                                   test_activation_gradient_at_nan_tf),
+    "torch-relu-gradient-selects": (test_torch_relu_gradient_selects,
+                                    test_tf_relu_gradient_multiplies),
+    "tf-relu-negative-zero": (test_tf_relu_negative_zero,
+                                      test_torch_relu_keeps_negative_zero),
+    "tf-elu-no-alpha": (test_tf_elu_no_alpha,),
+    "sigmoid-subnormal-flush": (test_sigmoid_float32_subnormal_flush_torch,
+                                        test_sigmoid_float32_subnormal_flush_tf),
+    "sigmoid-saturated-gradient": (test_sigmoid_saturated_gradient_torch,
+                                   test_sigmoid_saturated_gradient_tf),
+})
+DIVERGENCE_TESTS["scipy-no-autodiff"] += (test_scipy_no_autodiff_activations_and_linear,)
 
 _META_TESTS = {
     "test_every_entry_has_a_test", "test_no_test_for_unknown_entry",

@@ -277,3 +277,136 @@ def test_inputs_are_never_mutated(impl):
             case.backward(impl, a)
             for k, v in a.items():
                 np.testing.assert_array_equal(v, before[k], err_msg=f"{case.label} modified {k}")
+
+
+# ------------------------------------------------------------------------ activations, linear
+
+ACTIVATIONS = [pytest.param(record(name), id=name) for name in ("relu", "elu", "sigmoid")]
+LINEAR = record("linear")
+
+
+@pytest.mark.parametrize("rec", ACTIVATIONS)
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_activations_are_monotone(rec, data, seed, dtype, impl, impl_name_opt):
+    """On sorted inputs the outputs never decrease by more than the two neighbours' error
+    bounds (0 for relu: exact). elu's alpha is positive in every draw."""
+    case = data.draw(strategy(rec), label="case")
+    a = case.arrays(dtype, seed)
+    x = np.sort(a["x"].reshape(-1)).reshape(a["x"].shape)
+    y = case.forward(impl, {**a, "x": x})["y"].astype(np.float64).reshape(-1)
+    bound = np.broadcast_to(tol.forward_bounds(case, {"x": x}, dtype)["y"], x.shape).reshape(-1)
+    drop = y[:-1] - y[1:]  # > 0 where y decreases
+    allowed = tol.SAFETY * (bound[:-1] + bound[1:])
+    where = context(case, dtype, seed, impl_name_opt, "forward",
+                    'a["x"] = np.sort(a["x"].reshape(-1)).reshape(a["x"].shape)')
+    compare("decrease of y along sorted x", np.maximum(drop, 0.0), np.zeros_like(drop),
+            allowed, where)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_relu_is_max_x_0_exactly(dtype, impl):
+    """relu(x) == max(x, 0) bit for bit, -0.0 (not < 0) copied, NaN kept; every kind of x."""
+    rec = record("relu")
+    for kind in ("normal", "zeros", "wide"):
+        case = rec.case_type((3, 4, 5, 6), kind)
+        x = case.arrays(dtype, 3)["x"]
+        x.reshape(-1)[:3] = (np.nan, -0.0, np.inf)
+        y = impl.relu(x)
+        assert y.dtype == dtype
+        same_bits("relu(x) vs max(x, 0)", y, np.where(x < 0, dtype(0), x), case.describe())
+        compare("relu(x) vs np.maximum(x, 0)", y, np.maximum(x, dtype(0)), 0.0, case.describe())
+
+
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_sigmoid_of_minus_x_is_one_minus_sigmoid_of_x(data, seed, dtype, impl, impl_name_opt):
+    """sigmoid(-x) = 1 - sigmoid(x) within the two results' error bounds (1 - s is exact in
+    float64 for a float32 s and rounds once for a float64 one)."""
+    rec = record("sigmoid")
+    case = data.draw(strategy(rec), label="case")
+    a = case.arrays(dtype, seed)
+    s = case.forward(impl, a)["y"].astype(np.float64)
+    s_neg = case.forward(impl, {**a, "x": -a["x"]})["y"].astype(np.float64)
+    bounds = tol.forward_bounds(case, {"x": a["x"]}, dtype)["y"]
+    bounds_neg = tol.forward_bounds(case, {"x": -a["x"]}, dtype)["y"]
+    atol = tol.SAFETY * (bounds + bounds_neg + tol.unit_roundoff(np.float64))
+    compare("sigmoid(-x) vs 1 - sigmoid(x)", s_neg, 1 - s, atol,
+            context(case, dtype, seed, impl_name_opt, "forward"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0, 1.6732632423543772])
+def test_elu_is_continuous_at_0(alpha, dtype, impl):
+    """elu(+-0.0) is +-0.0 and |elu(+-h)| <= max(1, alpha) h (1 + 4u) for h -> 0: the two
+    branches meet at 0 (|expm1(-h)| <= h)."""
+    hs = 2.0 ** -np.arange(1, 60 if dtype == np.float64 else 30, 3)
+    x = np.concatenate([-hs, [-0.0, 0.0], hs]).astype(dtype)
+    y = impl.elu(x, alpha).astype(np.float64)
+    same_bits("elu(+-0.0)", y[len(hs):len(hs) + 2], np.array([-0.0, 0.0]), f"alpha={alpha}")
+    limit = max(1.0, alpha) * np.abs(x.astype(np.float64)) * (1 + 4 * tol.unit_roundoff(dtype))
+    assert (np.abs(y) <= limit).all(), (alpha, x[np.abs(y) > limit], y[np.abs(y) > limit])
+
+
+@pytest.mark.parametrize("rank", RANKS["linear"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_linear_backward_is_the_adjoint_of_forward(rank, data, seed, impl, impl_name_opt):
+    """<linear(x, w), g> == <x, dx(g)> == <w, dw(g)> (no bias), and db == g summed over the
+    leading axes: all in float64."""
+    case = dataclasses.replace(data.draw(strategy(LINEAR, rank), label="case"), bias=False)
+    a = case.arrays(np.float64, seed)
+    y = case.forward(impl, a)["y"]
+    g = case.backward(impl, a)
+    fwd_b = tol.forward_bounds(case, a, np.float64)["y"]
+    bwd_b = tol.backward_bounds(case, a, np.float64)
+    lhs = float(np.sum(y * a["dy"]))
+    where = context(case, np.float64, seed, impl_name_opt)
+    for name, grad in (("x", g["dx"]), ("w", g["dw"])):
+        rhs = float(np.sum(a[name] * grad))
+        atol = _dot_atol((a["dy"], y, fwd_b), (a[name], grad, bwd_b["d" + name]))
+        compare(f"<linear(x,w),g> vs <{name}, d{name}>", rhs, lhs, atol, where)
+    dy = a["dy"].reshape(-1, case.out_features)
+    compare("db vs the sum of g", g["db"], dy.sum(axis=0),
+            tol.SAFETY * 2 * bwd_b["db"], where)
+
+
+@pytest.mark.parametrize("rank", [r for r in RANKS["linear"] if r.values[0] >= 2])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_linear_with_leading_dims_is_the_2d_case_flattened(rank, data, seed, dtype, impl,
+                                                           impl_name_opt):
+    """x (*lead, in) gives the (prod(lead), in) results reshaped, forward and backward,
+    within both computations' error bounds."""
+    case = data.draw(strategy(LINEAR, rank), label="case")
+    flat = dataclasses.replace(case, lead=(int(np.prod(case.lead)),))
+    a = case.arrays(dtype, seed)
+    a_flat = {k: v.reshape(-1, v.shape[-1]) if k in ("x", "dy") else v for k, v in a.items()}
+    where = context(case, dtype, seed, impl_name_opt)
+    a64 = {k: v.astype(np.float64) for k, v in a.items()}
+    for direction, bounds in (("forward", tol.forward_bounds), ("backward", tol.backward_bounds)):
+        got = case.call(impl, direction, a)
+        want = flat.call(impl, direction, a_flat)
+        b = bounds(case, a64, dtype)
+        for name, value in got.items():
+            shape = np.shape(value)
+            atol = tol.SAFETY * 2 * np.broadcast_to(b[name], shape)
+            compare(f"{name} vs the flattened call's", value,
+                    np.asarray(want[name]).reshape(shape), atol, where)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_sigmoid_neither_overflows_nor_warns_up_to_1e4(dtype, impl):
+    """Under np.errstate(all="raise"), sigmoid and its backward on |x| up to 1e4 raise nothing
+    and saturate to exactly 0 and 1 (the subnormal range in between may underflow, silently);
+    the gradient stays finite and >= 0."""
+    x = np.array([-1e4, -1e3, -100.0, -50.0, -20.0, -1.0, -0.0, 0.0, 1.0, 20.0, 50.0, 100.0,
+                  1e3, 1e4], dtype=dtype)
+    dy = np.ones_like(x)
+    with np.errstate(all="raise"):
+        y = impl.sigmoid(x)
+        dx = impl.sigmoid_backward(dy, x)
+    assert y.dtype == dtype and dx.dtype == dtype
+    assert y[0] == 0 and y[-1] == 1 and y[6] == y[7] == 0.5
+    assert np.isfinite(dx).all() and (dx >= 0).all() and dx[0] == dx[-1] == 0
+    assert (np.diff(y.astype(np.float64)) >= 0).all()

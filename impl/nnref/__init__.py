@@ -59,3 +59,25 @@ __all__ = [
     "pad",
     "pad_backward",
 ]
+
+# Activations and the dense layer.
+from .activations import (
+    elu,
+    elu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+)
+from .linear import linear, linear_backward
+
+__all__ += [
+    "elu",
+    "elu_backward",
+    "linear",
+    "linear_backward",
+    "relu",
+    "relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+]

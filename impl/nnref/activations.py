@@ -1,0 +1,132 @@
+"""Elementwise activations: relu, elu and sigmoid, and their backwards.
+
+Every function takes x of any shape (float32 or float64; usually (N, C, *S)) and returns an
+array of the same shape and dtype; a backward takes the upstream gradient dy of x's shape and
+returns dx = dy * f'(x), an IEEE product (CONTRACT.md, "Activations"):
+
+- ``relu(x) = x`` where ``x >= 0`` (a copy: ``relu(-0.0)`` is ``-0.0``), ``+0.0`` where
+  ``x < 0``; ``relu'(x) = 1`` for ``x > 0`` and ``0`` for ``x <= 0`` (at exactly 0, of either
+  sign, the derivative is 0, as torch and TF take it).
+- ``elu(x, alpha) = x`` for ``x > 0``, ``alpha * expm1(x)`` for ``x <= 0``;
+  ``elu'(x) = 1`` for ``x > 0`` and ``alpha * exp(x)`` for ``x <= 0`` (so ``elu'(0) = alpha``,
+  the left derivative, as torch takes it).
+- ``sigmoid(x) = 1 / (1 + exp(-x))``, evaluated as ``exp(x) / (1 + exp(x))`` for ``x < 0`` so
+  that no exp overflows (no warning for any finite x); ``sigmoid'(x) = sigmoid(x) *
+  sigmoid(-x)``, both factors computed directly (``1 - sigmoid(x)`` would lose every digit of a
+  small ``sigmoid(-x)``).
+
+NaN in x gives NaN in y and in dx (f'(NaN) is NaN); a NaN or an infinity in dy meets the
+derivative by multiplication, so ``inf * 0`` is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ._checks import FLOAT_DTYPES, expect_shape, same_dtype
+
+
+def _array(name: str, value: Any) -> np.ndarray:
+    """A float32 / float64 ndarray of any shape (0-d included), not empty."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(
+            f"{name} must be a NumPy ndarray of float32 or float64, got {type(value).__name__}"
+        )
+    if value.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must have dtype float32 or float64, got dtype {value.dtype}")
+    if value.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
+    return value
+
+
+def _pair(dy: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = _array("x", x)
+    dy = _array("dy", dy)
+    same_dtype("x", x, dy=dy)
+    expect_shape("dy", dy, x.shape)
+    return dy, x
+
+
+def _alpha(value: Any) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise ValueError(f"alpha must be a finite real number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"alpha must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def _nan_where_x_is_nan(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), np.array(np.nan, dx.dtype), dx)
+
+
+# ------------------------------------------------------------------------------------- relu
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) elementwise, any shape: x where x >= 0 (-0.0 stays -0.0), +0.0 below."""
+    x = _array("x", x)
+    return np.where(x < 0, np.zeros((), x.dtype), x)
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dx = dy * (x > 0), shape of x; the derivative at 0 is 0; NaN where x is NaN."""
+    dy, x = _pair(dy, x)
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN: the contract's product, no warning
+        dx = dy * (x > 0).astype(x.dtype)
+    return _nan_where_x_is_nan(dx, x)
+
+
+# -------------------------------------------------------------------------------------- elu
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """x for x > 0, alpha * expm1(x) for x <= 0, elementwise, any shape."""
+    x = _array("x", x)
+    a = x.dtype.type(_alpha(alpha))
+    # expm1 of a large positive x overflows but is not selected; a tiny alpha * expm1(x)
+    # underflows gradually, which is the right answer
+    with np.errstate(over="ignore", under="ignore"):
+        negative = a * np.expm1(x)
+    return np.where(x > 0, x, negative)
+
+
+def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """dx = dy * (1 for x > 0, alpha * exp(x) for x <= 0): elu'(0) = alpha; NaN at NaN x."""
+    dy, x = _pair(dy, x)
+    a = x.dtype.type(_alpha(alpha))
+    # exp of a large positive x overflows but is not selected; exp of a very negative x
+    # underflows gradually (the right answer)
+    with np.errstate(over="ignore", under="ignore"):
+        slope = np.where(x > 0, np.ones((), x.dtype), a * np.exp(x))
+    with np.errstate(under="ignore", invalid="ignore"):  # inf * 0 is NaN (the contract's)
+        return dy * slope  # slope is NaN where x is NaN
+
+
+# ---------------------------------------------------------------------------------- sigmoid
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: the exp argument is never
+    positive, so it never overflows; NaN propagates."""
+    one = np.ones((), x.dtype)
+    # exp(-|x|) and e / (1 + e) underflow gradually for very negative x: the right answer
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) elementwise, any shape, without overflow for any x."""
+    return _sigmoid(_array("x", x))
+
+
+def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dx = dy * sigmoid(x) * sigmoid(-x), shape of x (NaN where x is NaN)."""
+    dy, x = _pair(dy, x)
+    # a gradually underflowing product is the right answer; inf * 0 is NaN (the contract's)
+    with np.errstate(under="ignore", invalid="ignore"):
+        return dy * (_sigmoid(x) * _sigmoid(-x))
