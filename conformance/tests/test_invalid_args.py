@@ -502,9 +502,16 @@ def test_torch_max_pool_backward_writes_outside_the_gradient(rank):
         "dilation": d, "ceil_mode": True}, ("kernel", "kernel_size"), "dilation", rank)
     assert native_calls.torch_pool_overruns(invalid)
     assert ia.outcome(native_calls.run_torch, torch, invalid) == "abort"
-    run = subprocess.run([sys.executable, "-c", _TORCH_POOL_SCRIPT, str(rank)],
-                         capture_output=True, text=True, timeout=180)
-    assert "windows 1 index past the input True" in run.stdout, (run.stdout, run.stderr[-2000:])
+    # Whether the out-of-bounds writes corrupt the heap badly enough for glibc to abort depends on
+    # the allocator's layout: usually the first run, but not always. Up to three runs; one
+    # without an abort is evidence only that that run was lucky.
+    for _attempt in range(3):
+        run = subprocess.run([sys.executable, "-c", _TORCH_POOL_SCRIPT, str(rank)],
+                             capture_output=True, text=True, timeout=180)
+        assert "windows 1 index past the input True" in run.stdout, (run.stdout,
+                                                                     run.stderr[-2000:])
+        if rank == 1 or run.returncode != 0:
+            break
     if rank > 1:
         assert run.returncode != 0 and "survived" not in run.stdout, (
             "torch's max-pool backward no longer corrupts the heap: update "
