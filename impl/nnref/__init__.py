@@ -13,6 +13,7 @@ from .avg_pool import (
     avg_pool3d,
     avg_pool3d_backward,
 )
+from .lp_pool import lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
 from .conv import (
     conv1d,
@@ -42,6 +43,10 @@ __all__ = [
     "avg_pool2d_backward",
     "avg_pool3d",
     "avg_pool3d_backward",
+    "lp_pool1d",
+    "lp_pool1d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
     "batch_norm",
     "batch_norm_backward",
     "conv1d",
