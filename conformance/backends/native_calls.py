@@ -2,11 +2,11 @@
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
 F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d, F.batch_norm; autograd with
-``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's
-channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant``
+tensors in TF's channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
 tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
-tf.nn.batch_normalization; GradientTape with ``dy`` for the
-backward functions (tf.nn has no LP pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
+tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (tf.nn has no LP
+pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
 own: the point is what the framework itself answers.
 
 An argument with no native counterpart raises ``invalid_args.NotExpressible`` (``incidental``

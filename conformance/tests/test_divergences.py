@@ -1046,7 +1046,7 @@ def test_torch_lppool_zero_window_grad_below_1(torch):
                 assert np.isnan(zero_window).all(), (dtype, p)
             else:
                 np.testing.assert_array_equal(zero_window, [0, 0])
-            dx = nnref.lp_pool1d_backward(dy.astype(x.dtype == torch.float32 and np.float32
+            dx = nnref.lp_pool1d_backward(dy.astype((x.dtype == torch.float32 and np.float32)
                                                     or np.float64), x.detach().numpy(), p, 2)
             np.testing.assert_array_equal(dx[0, 0, :2], [0, 0])
             np.testing.assert_allclose(dx[0, 0, 2:], x.grad.numpy()[0, 0, 2:], rtol=1e-6)

@@ -13,7 +13,6 @@ from .avg_pool import (
     avg_pool3d,
     avg_pool3d_backward,
 )
-from .lp_pool import lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
 from .conv import (
     conv1d,
@@ -23,6 +22,7 @@ from .conv import (
     conv3d,
     conv3d_backward,
 )
+from .lp_pool import lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward
 from .padding import PAD_MODES, pad, pad_backward
 from .pooling import (
     max_pool1d,
@@ -43,10 +43,6 @@ __all__ = [
     "avg_pool2d_backward",
     "avg_pool3d",
     "avg_pool3d_backward",
-    "lp_pool1d",
-    "lp_pool1d_backward",
-    "lp_pool2d",
-    "lp_pool2d_backward",
     "batch_norm",
     "batch_norm_backward",
     "conv1d",
@@ -55,6 +51,10 @@ __all__ = [
     "conv2d_backward",
     "conv3d",
     "conv3d_backward",
+    "lp_pool1d",
+    "lp_pool1d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",
