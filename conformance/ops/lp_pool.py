@@ -34,9 +34,12 @@ RANKS = (1, 2)
 #             p can make a window sum negative)
 LP_KINDS = ("positive", "ties", "signed")
 
-# The norm types drawn: p = 1 (a scaled sum), 2, the odd 3, the even 4, and non-integer ones on
-# either side of 1 (0.5: the root squares; 1.5, 2.5).
-NORM_TYPES = (1, 2, 3, 4, 0.5, 1.5, 2.5)
+# The norm types drawn: p = 1 (a scaled sum), 2, the odd 3, the even 4, and non-integer 1.5 and
+# 2.5. No p < 1: there x ** (p - 1) is infinite at a zero cell, and torch's sign of that
+# infinity at x = -0.0 is not IEEE pow's (its gradient is -inf, pow(-0.0, -0.5) is +inf), which
+# the non-finite tests would report; p < 1 is checked by the registry test
+# torch-lppool-zero-window-grad-below-1.
+NORM_TYPES = (1, 2, 3, 4, 1.5, 2.5)
 
 
 def lp_values(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:

@@ -18,9 +18,11 @@ window cut short by the input's end is scaled by K / count (torch averages x ** 
 avg_pool, then multiplies by K). Powers are real powers: ``x ** p`` is NaN for x < 0 and a
 non-integer p, and an odd integer p can give a negative window sum, whose root is NaN.
 
-The gradient: dy/dx_j = x_j ** (p - 1) * y / S over each window covering x_j (S the plain sum
-of x ** p, so the K / count scale cancels); overlapping windows accumulate. A window whose sum
-is 0 (all its cells 0) has no derivative: it passes no gradient (0), as torch does for p >= 1.
+The gradient: dy/dx_j = x_j ** (p - 1) * (K / count) * A ** (1 / p - 1) over each window
+covering x_j, with A = K / count * S and S the plain sum of x ** p (that is x_j ** (p - 1) * y /
+S, written as torch's chain rule evaluates it, which decides what an infinite S gives);
+overlapping windows accumulate. A window whose sum is 0 passes no gradient (0), as torch does
+(and, at p = 1, a window whose sum is NaN, as torch does).
 """
 
 from __future__ import annotations
@@ -142,19 +144,24 @@ def _lp_pool_backward(op: str, rank: int, dy: Any, x: Any, norm_type: Any, kerne
     p = _norm_type(norm_type)
     geo = _geometry(op, x, kernel_size, stride, ceil_mode)
     expect_shape("dy", dy, (*x.shape[:2], *geo.out))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         sums = _window_sums(np.power(x, x.dtype.type(p)), geo)
-        mean = sums / _counts(geo, x.shape[2:], x.dtype)
-        y = np.power(mean * x.dtype.type(math.prod(geo.kernel)), x.dtype.type(1.0 / p))
-        # Per window dy * y / S; a window summing to 0 passes nothing (it has no derivative).
-        g = np.where(sums == 0, x.dtype.type(0), dy * y / np.where(sums == 0, 1, sums))
+        scale = x.dtype.type(math.prod(geo.kernel)) / _counts(geo, x.shape[2:], x.dtype)
+        a = sums * scale
+        # Per window dy * (K / count) * A ** (1 / p - 1) (= dy * y / S), in torch's form, so
+        # that an infinite sum gives what torch gives (0 for p > 1). A window whose sum is 0
+        # passes nothing (torch's rule); a NaN sum passes NaN, except at p = 1, where
+        # A ** 0 = 1 would pass dy * K / count and torch passes 0 (CONTRACT.md).
+        dead = (sums == 0) | (np.isnan(sums) & (p == 1))
+        g = np.where(dead, x.dtype.type(0),
+                     dy * scale * np.power(np.where(dead, 1, a), x.dtype.type(1.0 / p - 1)))
         acc = np.zeros(_extended(x, geo).shape, dtype=x.dtype)
         for cells in _tap_slices(geo):  # within one tap, distinct windows hit distinct cells
             acc[cells] += g
         acc = acc[(Ellipsis, *(slice(0, size) for size in x.shape[2:]))]
-        # x ** (p - 1) is inf at x = 0 for p < 1; a cell that only zero-sum windows cover
-        # (acc == 0) gets 0, not inf * 0.
-        dx = np.where(acc == 0, x.dtype.type(0),
+        # x ** (p - 1) is inf at x = 0 for p < 1; a zero cell that only windows passing
+        # nothing cover (acc == 0) gets 0, not inf * 0.
+        dx = np.where((acc == 0) & (x == 0), x.dtype.type(0),
                       np.power(x, x.dtype.type(p - 1)) * acc)
     return np.ascontiguousarray(dx.astype(x.dtype, copy=False))
 
@@ -199,8 +206,8 @@ def lp_pool1d_backward(
 ) -> np.ndarray:
     """Gradient of :func:`lp_pool1d`: dy (N, C, Lo) -> dx (N, C, L).
 
-    dx_j = x_j ** (p - 1) * sum over the windows covering j of dy * y / (window sum of x ** p);
-    a window summing to 0 contributes 0.
+    dx_j = x_j ** (p - 1) * sum over the windows covering j of dy * (K / count) * A ** (1 / p - 1)
+    (A = K / count * the window sum of x ** p); a window summing to 0 contributes 0.
     """
     return _lp_pool_backward("lp_pool1d", 1, dy, x, norm_type, kernel_size, stride, ceil_mode)
 
@@ -215,7 +222,7 @@ def lp_pool2d_backward(
 ) -> np.ndarray:
     """Gradient of :func:`lp_pool2d`: dy (N, C, Ho, Wo) -> dx (N, C, H, W).
 
-    dx_j = x_j ** (p - 1) * sum over the windows covering j of dy * y / (window sum of x ** p);
-    a window summing to 0 contributes 0.
+    dx_j = x_j ** (p - 1) * sum over the windows covering j of dy * (K / count) * A ** (1 / p - 1)
+    (A = K / count * the window sum of x ** p); a window summing to 0 contributes 0.
     """
     return _lp_pool_backward("lp_pool2d", 2, dy, x, norm_type, kernel_size, stride, ceil_mode)
