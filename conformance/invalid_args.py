@@ -33,6 +33,7 @@ the table and notes of docs/invalid-arguments.md are rendered from it by :func:`
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import tomllib
 import warnings
@@ -265,6 +266,8 @@ class Ctx:
         """The case's padding as (before, after) per axis; a padding string ("same",
         "valid") is replaced in the call by its explicit pads (they depend on the kernel, the
         stride and the dilation, which a breaker may change)."""
+        if key not in self.args:  # an op without padding (LP pooling): none
+            return ((0, 0),) * self.rank
         resolve = getattr(self.case, "resolved_pads", None)
         if isinstance(self.args.get(key), str) and resolve is not None:
             self.args[key] = resolve()
@@ -338,14 +341,18 @@ def _nonpositive_kernel(k: Ctx) -> Broken:
     bad = k.draw(st.sampled_from([0, -1, -2]), label="bad kernel_size")
     # A pad is only valid up to half the kernel: none where the kernel is broken, the others
     # kept (so that no other axis becomes too small for its kernel).
+    padded = "padding" in a  # LP pooling has none
     if k.draw(st.booleans(), label="as an int"):
-        a["kernel_size"], a["padding"] = bad, 0
+        a["kernel_size"] = bad
+        if padded:
+            a["padding"] = 0
     else:
         axis = k.axis()
         a["kernel_size"] = k.container(list(_with(kernel, axis, bad)))
-        pads = list(k.explicit_pads())
-        pads[axis] = (0, 0)
-        a["padding"] = k.container(pads)
+        if padded:
+            pads = list(k.explicit_pads())
+            pads[axis] = (0, 0)
+            a["padding"] = k.container(pads)
     return ("kernel_size", "kernel"), "kernel_size"
 
 
@@ -373,6 +380,12 @@ def _bad_divisor_override(k: Ctx) -> Broken:
     k.args["divisor_override"] = k.draw(st.sampled_from([0, 1.5, True, "2"]),
                                         label="bad divisor_override")
     return ("divisor_override",), "divisor_override"
+
+
+def _bad_norm_type(k: Ctx) -> Broken:
+    k.args["norm_type"] = k.draw(st.sampled_from([0, 0.0, -1, -2.5, math.inf, math.nan, True,
+                                                  "2"]), label="bad norm_type")
+    return ("norm_type",), "norm_type"
 
 
 def _groups_not_dividing(k: Ctx) -> Broken:
@@ -578,7 +591,8 @@ def _has_kernel(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
 
 
 def _has_kernel_and_padding(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
-    return "padding" in args and _has_kernel(case, direction, args)
+    # LP pooling has a kernel_size and no padding (explicit_pads: none)
+    return ("padding" in args or "kernel_size" in args) and _has_kernel(case, direction, args)
 
 
 def _has_arrays(count: int) -> Applies:
@@ -642,6 +656,9 @@ CATEGORIES: dict[str, Category] = {c.id: c for c in (
     Category("bad_divisor_override", "a divisor_override that is not None or a non-zero int "
              "(0, 1.5, True, '2')", _has("divisor_override"), _bad_divisor_override,
              "ValueError naming divisor_override"),
+    Category("bad_norm_type", "an LP-pool norm_type that is not a finite real number > 0 "
+             "(0, negative, inf, NaN, a bool, a string)", _has("norm_type"), _bad_norm_type,
+             "ValueError naming norm_type"),
     Category("groups_not_dividing", "groups not dividing the input or output channels (w "
              "sized C // groups)", _has("groups"), _groups_not_dividing,
              "ValueError naming groups"),

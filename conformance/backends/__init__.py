@@ -15,6 +15,7 @@ import functools
 import importlib
 import importlib.util
 import math
+import numbers
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -362,6 +363,21 @@ def avg_divisors(geo: PoolGeometry, count_include_pad: bool,
         count = end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
         div = div * count.reshape((1,) * a + (-1,) + (1,) * (rank - 1 - a))
     return div
+
+
+def lp_norm_type(value: object) -> float:
+    """The contract's LP-pool norm_type p: a finite real number > 0 (not a bool; inf refused)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"norm_type must be a finite real number > 0, got {value!r}")
+    return float(value)
+
+
+def lp_pool_geometry(x_shape: tuple[int, ...], rank: int, kernel_size: object, stride: object,
+                     ceil_mode: bool) -> PoolGeometry:
+    """An LP pool's numbers: no padding, dilation 1. Its window counts (the input cells of
+    each window, torch's avg_pool divisor) are ``avg_divisors(geo, True, None)``."""
+    return pool_geometry(x_shape, rank, kernel_size, stride, 0, 1, ceil_mode)
 
 
 BN_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"

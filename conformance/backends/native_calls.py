@@ -1,12 +1,12 @@
 """The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
-F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the
-backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's
-channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d, F.batch_norm; autograd with
+``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant``
+tensors in TF's channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
 tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
-tf.nn.batch_normalization; GradientTape with ``dy`` for the
-backward functions. NEVER the adapters (``*_backend.py``), which validate arguments on their
+tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (tf.nn has no LP
+pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
 own: the point is what the framework itself answers.
 
 An argument with no native counterpart raises ``invalid_args.NotExpressible`` (``incidental``
@@ -177,6 +177,14 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
         y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
                  _torch_padding(a["padding"], rank), a["ceil_mode"], a["count_include_pad"],
                  **extra)
+        return grads(y, [x]) if backward else y
+    if family == "lp_pool":
+        x = t("x", backward)
+        kernel = _ints(a["kernel_size"])
+        if rank == 1 and isinstance(kernel, tuple | list) and len(kernel) == 1:
+            kernel = kernel[0]  # torch-lppool1d-kernel-tuple: F.lp_pool1d multiplies by it
+        pool = getattr(F, f"lp_pool{rank}d")
+        y = pool(x, a["norm_type"], kernel, _ints(a["stride"]), a["ceil_mode"])
         return grads(y, [x]) if backward else y
     if family == "batch_norm":
         x, gamma = t("x", backward), t("gamma", backward)
@@ -477,6 +485,9 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
             pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
             y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
         return grads(tape, y, [x], c("dy", _last)) if backward else y
+    if family == "lp_pool":
+        raise NotExpressible("tf.nn has no LP pooling (the adapter composes it from tf.pow and "
+                             "tf.nn.avg_pool: its answers would be those ops')")
     if family == "batch_norm":
         return _tf_batch_norm(tf, invalid, c, grads)
     if family in ("relu", "elu", "sigmoid", "linear"):

@@ -12,6 +12,7 @@ Conventions handled here (see conformance/divergences.toml):
 - Max pooling is scipy.ndimage.maximum_filter with -inf outside the input and a dilated footprint;
   it returns no indices (scipy-max-filter-no-indices) and its NaN handling depends on the NaN's
   position (max-pool-nan), so both raise Unsupported.
+- LP pooling: the same window sums of x ** p (correlate), scaled by K / count, ** (1 / p).
 - Average pooling is scipy.ndimage.correlate with a kernel of ones on the zero-padded input
   (the window sums, each a direct sum of its k cells: uniform_filter's running sums would err
   with the row length and turn an inf into NaN), subsampled and divided by the contract's divisor.
@@ -35,6 +36,8 @@ from conformance.backends import (
     conv_args,
     float_input,
     linear_check,
+    lp_norm_type,
+    lp_pool_geometry,
     pad_pairs,
     pool_geometry,
     spatial_rank,
@@ -275,6 +278,53 @@ def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
                         divisor_override: int | None = None) -> np.ndarray:
     """Not expressible: SciPy has no autodiff."""
     raise _no_autodiff("avg_pool3d")
+
+
+# --------------------------------------------------------------------------------- LP pooling
+
+
+def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
+    """Window sums of x ** p by scipy.ndimage.correlate (ones, zeros past the end for
+    ceil_mode's cells), times K / count, ** (1 / p)."""
+    x = float_input(x)
+    p = lp_norm_type(norm_type)
+    geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, ceil_mode)
+    counts = avg_divisors(geo, True, None)  # no padding: the input cells of each window
+    with np.errstate(invalid="ignore"):
+        xp = np.pad(np.power(x, x.dtype.type(p)), ((0, 0), (0, 0), *geo.floor_pads))
+        sums = ndimage.correlate(xp, np.ones((1, 1, *geo.kernel), dtype=x.dtype),
+                                 mode="constant")
+        # ndimage centres a kernel of length k at k // 2: the window starting at i is output
+        # i + k // 2.
+        picks = [k // 2 + np.arange(o) * s for k, o, s in zip(geo.kernel, geo.out, geo.stride,
+                                                              strict=True)]
+        win = sums[np.ix_(np.arange(x.shape[0]), np.arange(x.shape[1]), *picks)]
+        y = np.power(win * (np.prod(geo.kernel) / counts), 1.0 / p)
+    return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
+              ceil_mode: bool = False) -> np.ndarray:
+    """scipy.ndimage.correlate window sums of x ** p, scaled, ** (1 / p)."""
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
+              ceil_mode: bool = False) -> np.ndarray:
+    """scipy.ndimage.correlate window sums of x ** p, scaled, ** (1 / p)."""
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
+
+
+def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
+                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("lp_pool1d")
+
+
+def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
+                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("lp_pool2d")
 
 
 # ------------------------------------------------------------------------------- batch norm

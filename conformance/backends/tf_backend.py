@@ -33,6 +33,10 @@ Conventions handled here (see conformance/divergences.toml):
   window) and rescales by k / the contract's divisor (in float64). tf.nn.avg_pool3d has no
   float64 kernel (tf-avgpool3d-no-float64): a float64 3-D pool sums, over the depth taps, 2-D
   pools of the (H, W) planes each tap reads.
+- LP pooling: TF has none. Composed: tf.pow(x, p), zeros appended for ceil_mode's extra
+  cells, tf.nn.avg_pool1d / 2d (VALID) of that times K (the window sums), times K / count, and
+  tf.pow(., 1 / p); a window summing to 0 gives 0 and passes no gradient (tf.where), as the
+  contract says.
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
@@ -60,6 +64,8 @@ from conformance.backends import (  # noqa: E402  # noqa: E402
     conv_args,
     float_input,
     linear_check,
+    lp_norm_type,
+    lp_pool_geometry,
     pad_pairs,
     pool_geometry,
     product_nans,
@@ -540,6 +546,70 @@ def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
     """GradientTape through avg_pool3d's composition."""
     return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                               divisor_override, 3)
+
+
+# --------------------------------------------------------------------------------- LP pooling
+
+
+def _lp(x: tf.Tensor, shape: tuple[int, ...], rank: int, norm_type, kernel_size, stride,
+        ceil_mode) -> tf.Tensor:
+    p = lp_norm_type(norm_type)
+    geo = lp_pool_geometry(shape, rank, kernel_size, stride, ceil_mode)
+    counts = avg_divisors(geo, True, None)  # no padding: the input cells of each window
+    taps = float(np.prod(geo.kernel))
+    powers = tf.pow(tf.transpose(x, _to_last(rank)), tf.constant(p, dtype=x.dtype))
+    xp = tf.pad(powers, [[0, 0], *([b, a] for b, a in geo.floor_pads), [0, 0]])
+    pool = tf.nn.avg_pool1d if rank == 1 else tf.nn.avg_pool2d
+    mean = pool(xp, list(geo.kernel), list(geo.stride), "VALID")
+    mean = mean[(slice(None), *(slice(o) for o in geo.out), slice(None))]
+    # the mean of K cells (extra zeros included) times K is the window sum; times K / count
+    scale = tf.constant((taps * taps / counts)[None, ..., None], dtype=x.dtype)
+    a = mean * scale
+    zero = tf.equal(a, 0)
+    root = tf.pow(tf.where(zero, tf.ones_like(a), a), tf.constant(1.0 / p, dtype=x.dtype))
+    return tf.transpose(tf.where(zero, tf.zeros_like(a), root), _to_first(rank))
+
+
+def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
+    x = float_input(x)
+    return _np(_lp(_c(x, x.dtype), x.shape, rank, norm_type, kernel_size, stride, ceil_mode),
+               x.dtype)
+
+
+def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _c(x, x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = _lp(xt, x.shape, rank, norm_type, kernel_size, stride, ceil_mode)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
+    return _np(dx, x.dtype)
+
+
+def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
+              ceil_mode: bool = False) -> np.ndarray:
+    """Composed: tf.nn.avg_pool1d of x ** p, rescaled, ** (1 / p)."""
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
+              ceil_mode: bool = False) -> np.ndarray:
+    """Composed: tf.nn.avg_pool2d of x ** p, rescaled, ** (1 / p)."""
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
+
+
+def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
+                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
+    """GradientTape through lp_pool1d's composition."""
+    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
+                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
+    """GradientTape through lp_pool2d's composition."""
+    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
 
 
 # ------------------------------------------------------------------------------- batch norm

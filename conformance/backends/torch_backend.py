@@ -17,6 +17,11 @@ Conventions handled here (see conformance/divergences.toml):
   that case runs F.avg_pool2d on an (N, C, 1, L) view. F.avg_pool3d refuses an input axis
   smaller than the kernel even when the padding makes it fit (torch-avgpool3d-unpadded-size):
   that case is composed as F.pad(zeros) + window sums (divisor_override=1) / the contract divisor.
+- F.lp_pool1d / 2d are the contract's LP pooling (torch's own definition). F.lp_pool1d refuses
+  a one-int tuple kernel_size (torch-lppool1d-kernel-tuple): the adapter passes the int. torch
+  returns max pooling of |x| for norm_type = inf (torch-lppool-inf-max-abs) and NaN gradients at
+  a zero-sum window for p < 1 (torch-lppool-zero-window-grad-below-1): the contract refuses the
+  first, and the second is left to the registry (the sampler keeps window sums positive).
 - F.batch_norm updates running statistics in place with (1 - m) * old + m * batch and the
   unbiased variance, as the contract does (torch-running-var-unbiased). It rejects eps = 0 in
   training (torch-batchnorm-eps-positive): that case is composed from torch.var_mean.
@@ -41,6 +46,8 @@ from conformance.backends import (
     conv_args,
     float_input,
     linear_check,
+    lp_norm_type,
+    lp_pool_geometry,
     pad_pairs,
     pool_geometry,
     product_nans,
@@ -358,6 +365,57 @@ def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stri
     """Autograd through avg_pool3d."""
     return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                               divisor_override, 3)
+
+
+# --------------------------------------------------------------------------------- LP pooling
+
+
+def _lp(xt: torch.Tensor, rank: int, norm_type, kernel_size, stride, ceil_mode) -> torch.Tensor:
+    p = lp_norm_type(norm_type)
+    geo = lp_pool_geometry(tuple(xt.shape), rank, kernel_size, stride, ceil_mode)
+    pool = F.lp_pool1d if rank == 1 else F.lp_pool2d
+    # torch-lppool1d-kernel-tuple: F.lp_pool1d multiplies by kernel_size, so it must be an int.
+    kernel = geo.kernel[0] if rank == 1 else geo.kernel
+    return pool(xt, p, kernel, geo.stride, bool(ceil_mode))
+
+
+def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
+    x = float_input(x)
+    return _np(_lp(_t(x), rank, norm_type, kernel_size, stride, ceil_mode), x.dtype)
+
+
+def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _t(x, True)
+    y = _lp(xt, rank, norm_type, kernel_size, stride, ceil_mode)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
+    return _np(dx, x.dtype)
+
+
+def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
+              ceil_mode: bool = False) -> np.ndarray:
+    """F.lp_pool1d (kernel_size as an int)."""
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
+              ceil_mode: bool = False) -> np.ndarray:
+    """F.lp_pool2d."""
+    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
+
+
+def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
+                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
+    """Autograd through lp_pool1d."""
+    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
+                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
+    """Autograd through lp_pool2d."""
+    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
 
 
 # ------------------------------------------------------------------------------- batch norm

@@ -154,6 +154,15 @@ def _avg_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     return forward, {}
 
 
+def _lp_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+    pool = getattr(F, f"lp_pool{case.rank}d")
+
+    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+        return (pool(t["x"], case.norm_type, case.kernel_size, case.stride, case.ceil_mode),)
+
+    return forward, {}
+
+
 def _batch_norm(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     training, momentum, eps = case.training, float(case.momentum), float(case.eps)
     running = case.training and case.running
@@ -172,6 +181,7 @@ _BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
     "conv": _conv,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
+    "lp_pool": _lp_pool,
     "batch_norm": _batch_norm,
 }
 

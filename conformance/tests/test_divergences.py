@@ -1177,6 +1177,108 @@ def test_scipy_no_autodiff_activations_and_linear(scipy):
         with pytest.raises(Unsupported) as info:
             call()
         assert info.value.divergence_id == "scipy-no-autodiff"
+# ------------------------------------------------------------------------------ LP pooling
+
+
+@pytest.mark.torch
+def test_torch_lppool1d_kernel_tuple(torch):
+    F = torch.nn.functional
+    x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
+    with pytest.raises(TypeError, match="mul"):
+        F.lp_pool1d(x, 2, (2,))
+    assert F.avg_pool1d(x, (2,)).flatten().tolist() == [1.5, 3.5]
+    expected = nnref.lp_pool1d(x.numpy(), 2, (2,))
+    np.testing.assert_allclose(load_backend("torch").lp_pool1d(x.numpy(), 2, (2,)), expected,
+                               rtol=1e-15)
+    np.testing.assert_allclose(expected.ravel(), [5 ** 0.5, 5.0], rtol=1e-15)
+
+
+@pytest.mark.torch
+def test_torch_lppool_inf_max_abs(torch):
+    F = torch.nn.functional
+    x = torch.tensor([[[1.0, -3.0, 2.0, -0.5, 4.0]]], dtype=torch.float64)
+    np.testing.assert_array_equal(F.lp_pool1d(x, float("inf"), 2).numpy(),
+                                  F.max_pool1d(x.abs(), 2).numpy())
+    np.testing.assert_array_equal(F.lp_pool1d(x, float("-inf"), 2).flatten().numpy(), [1, 0.5])
+    x2 = x.reshape(1, 1, 1, 5)
+    np.testing.assert_array_equal(F.lp_pool2d(x2, float("inf"), (1, 2)).flatten().numpy(), [3, 2])
+    for backend in (nnref, load_backend("torch")):
+        with pytest.raises(ValueError, match="norm_type"):
+            backend.lp_pool1d(x.numpy(), float("inf"), 2)
+
+
+@pytest.mark.torch
+def test_torch_lppool_zero_window_grad_below_1(torch):
+    F = torch.nn.functional
+    dy = np.array([[[1.0, 2.0]]])
+    for dtype in (torch.float32, torch.float64):
+        for p in (0.5, 0.75, 1, 1.5, 2, 3):
+            x = torch.tensor([[[0.0, 0.0, 1.0, 2.0]]], dtype=dtype, requires_grad=True)
+            F.lp_pool1d(x, p, 2).backward(torch.tensor(dy, dtype=dtype))
+            zero_window = x.grad.numpy()[0, 0, :2]
+            if p < 1:
+                assert np.isnan(zero_window).all(), (dtype, p)
+            else:
+                np.testing.assert_array_equal(zero_window, [0, 0])
+            dx = nnref.lp_pool1d_backward(dy.astype((x.dtype == torch.float32 and np.float32)
+                                                    or np.float64), x.detach().numpy(), p, 2)
+            np.testing.assert_array_equal(dx[0, 0, :2], [0, 0])
+            np.testing.assert_allclose(dx[0, 0, 2:], x.grad.numpy()[0, 0, 2:], rtol=1e-6)
+
+
+@pytest.mark.torch
+def test_lppool_ceil_mode_scaled_torch(torch):
+    F = torch.nn.functional
+    x = np.array([[[3.0, 4.0, 6.0, 8.0, 2.0]]])
+    y = F.lp_pool1d(torch.from_numpy(x), 2, 2, ceil_mode=True).flatten().numpy()
+    np.testing.assert_allclose(y, [5, 10, 8 ** 0.5], rtol=1e-15)  # sqrt(2 * 2 ** 2), not 2
+    np.testing.assert_allclose(nnref.lp_pool1d(x, 2, 2, ceil_mode=True).ravel(), y, rtol=1e-15)
+    x2 = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    y2 = F.lp_pool2d(torch.from_numpy(x2), 1, 2, ceil_mode=True).flatten().numpy()
+    np.testing.assert_array_equal(y2, [12, 18, 30, 36])  # [3, 6] * 4 / 2, [7, 8] * 2, 9 * 4
+    np.testing.assert_array_equal(nnref.lp_pool2d(x2, 1, 2, ceil_mode=True).ravel(), y2)
+
+
+@pytest.mark.tf
+def test_lppool_ceil_mode_scaled_tf(tf):
+    assert not hasattr(tf.nn, "lp_pool") and not hasattr(tf.nn, "lp_pool2d")
+    x = np.array([[[3.0, 4.0, 6.0, 8.0, 2.0]]])
+    y = load_backend("tensorflow").lp_pool1d(x, 2, 2, ceil_mode=True).ravel()
+    np.testing.assert_allclose(y, [5, 10, 8 ** 0.5], rtol=1e-15)
+
+
+def test_lppool_ceil_mode_scaled_scipy(scipy):
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    y = load_backend("scipy").lp_pool2d(x, 1, 2, ceil_mode=True).ravel()
+    np.testing.assert_allclose(y, [12, 18, 30, 36], rtol=1e-15)
+
+
+@pytest.mark.torch
+def test_lppool_negative_base_nan_torch(torch):
+    F = torch.nn.functional
+    x = np.array([[[1.0, -2.0, 3.0, 0.5]]])
+    for p in (3, 1.5):
+        y = F.lp_pool1d(torch.from_numpy(x), p, 2).flatten().numpy()
+        assert np.isnan(y[0]) and np.isfinite(y[1]), p
+        np.testing.assert_allclose(nnref.lp_pool1d(x, p, 2).ravel(), y, rtol=1e-15)
+    y = F.lp_pool1d(torch.from_numpy(x), 2, 2).flatten().numpy()  # even p: |x| ** p
+    np.testing.assert_allclose(y, [5 ** 0.5, 9.25 ** 0.5], rtol=1e-15)
+
+
+@pytest.mark.tf
+def test_lppool_negative_base_nan_tf(tf):
+    x = np.array([[[1.0, -2.0, 3.0, 0.5]]])
+    for p in (3, 1.5):
+        y = load_backend("tensorflow").lp_pool1d(x, p, 2).ravel()
+        assert np.isnan(y[0]) and np.isfinite(y[1]), p
+    assert np.isnan(tf.pow(tf.constant(-2.0, tf.float64), 1.5).numpy())
+
+
+def test_lppool_negative_base_nan_scipy(scipy):
+    x = np.array([[[1.0, -2.0, 3.0, 0.5]]])
+    for p in (3, 1.5):
+        y = load_backend("scipy").lp_pool1d(x, p, 2).ravel()
+        assert np.isnan(y[0]) and np.isfinite(y[1]), p
 
 
 # ------------------------------------------------------------------------------- meta tests
@@ -1222,6 +1324,14 @@ DIVERGENCE_TESTS = {
     "tf-avgpool-padding-not-counted": (test_tf_avgpool_padding_not_counted,
                                        test_torch_avgpool_counts_padding),
     "tf-avgpool3d-no-float64": (test_tf_avgpool3d_no_float64,),
+    "torch-lppool1d-kernel-tuple": (test_torch_lppool1d_kernel_tuple,),
+    "torch-lppool-inf-max-abs": (test_torch_lppool_inf_max_abs,),
+    "torch-lppool-zero-window-grad-below-1": (test_torch_lppool_zero_window_grad_below_1,),
+    "lppool-ceil-mode-scaled": (test_lppool_ceil_mode_scaled_torch, test_lppool_ceil_mode_scaled_tf,
+                                test_lppool_ceil_mode_scaled_scipy),
+    "lppool-negative-base-nan": (test_lppool_negative_base_nan_torch,
+                                 test_lppool_negative_base_nan_tf,
+                                 test_lppool_negative_base_nan_scipy),
     "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
     "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
                                       test_batchnorm_momentum_convention_keras),

@@ -137,7 +137,7 @@ def test_categories_cover_every_function_at_every_rank():
     pools = ("max_pool", "avg_pool")
     padded = {f for name in ("pad", "conv", *pools) for f in record(name).all_functions()}
     assert set(ia.CATEGORIES["negative_padding"].functions) == padded
-    windowed = {f for name in ("conv", *pools) for f in record(name).all_functions()}
+    windowed = {f for name in ("conv", *pools, "lp_pool") for f in record(name).all_functions()}
     for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_kernel"):
         assert set(ia.CATEGORIES[cat_id].functions) == windowed, cat_id
     dilated = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
@@ -146,6 +146,8 @@ def test_categories_cover_every_function_at_every_rank():
         f for name in pools for f in record(name).all_functions()}
     assert set(ia.CATEGORIES["bad_divisor_override"].functions) == set(
         record("avg_pool").all_functions())
+    assert set(ia.CATEGORIES["bad_norm_type"].functions) == set(
+        record("lp_pool").all_functions())
     assert set(ia.CATEGORIES["groups_not_dividing"].functions) == set(
         record("conv").all_functions())
 

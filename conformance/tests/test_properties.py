@@ -19,11 +19,13 @@ from ..cases import spatial
 from ..comparison import compare, same_bits
 from ..harness import check_against_reference, context
 from ..ops import RECORDS, record
-from ..ops.max_pool import first_max_indices
+from ..ops.avg_pool import AvgPoolCase
+from ..ops.max_pool import PoolCase, first_max_indices
 from ..profiles import examples
 from ..sampler import DTYPES, any_case, seeds, strategy
 
 CONV, POOL, PAD, AVG = record("conv"), record("max_pool"), record("pad"), record("avg_pool")
+LP = record("lp_pool")
 RANKS = {r.name: [pytest.param(k, id=f"{k}d") for k in r.ranks] for r in RECORDS}
 
 
@@ -114,6 +116,54 @@ def test_avg_pool_with_stride_kernel_and_no_padding_is_the_block_mean(rank, data
     atol = tol.SAFETY * tol.forward_bounds(case, a, dtype)["y"]
     compare("avg_pool vs block means", y, want, atol,
             context(case, dtype, seed, impl_name_opt, "forward"))
+
+
+@pytest.mark.parametrize("rank", RANKS["lp_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_lp_pool_with_p_1_is_avg_pool_times_the_window_size(rank, data, seed, dtype, impl,
+                                                            impl_name_opt):
+    """On x >= 0, p = 1 gives K / count * the window sum: the unpadded avg_pool (its divisor is
+    the covered count, ceil_mode windows included) times K, by the same implementation."""
+    drawn = data.draw(strategy(LP, rank, kind=data.draw(st.sampled_from(["positive", "ties"]),
+                                                         label="values")), label="case")
+    case = dataclasses.replace(drawn, norm_type=data.draw(st.sampled_from([1, 1.0]),
+                                                          label="p = 1"))
+    avg = AvgPoolCase(case.shape, case.kernel_size, case.stride, 0, case.ceil_mode)
+    a = case.arrays(dtype, seed)
+    taps = int(np.prod(case.geometry()[0]))
+    y = case.forward(impl, a)["y"]
+    want = avg.forward(impl, {"x": a["x"]})["y"].astype(np.float64) * taps
+    # both computations' bounds, and the rounding of the product by K
+    atol = tol.SAFETY * (tol.forward_bounds(case, a, dtype)["y"]
+                         + taps * tol.forward_bounds(avg, a, dtype)["y"]
+                         + tol.gamma(1, dtype) * np.abs(want))
+    compare("lp_pool(p = 1) vs avg_pool * K", y, want, atol,
+            context(case, dtype, seed, impl_name_opt, "forward"))
+
+
+@pytest.mark.parametrize("rank", RANKS["lp_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_lp_pool_tends_to_max_pool_as_p_grows(rank, data, seed, impl, impl_name_opt):
+    """On x >= 0, every window of y = (K / count * sum x ** p) ** (1 / p) lies in
+    [max, K ** (1 / p) * max] (count <= K terms, each <= max ** p, the largest = max ** p):
+    at p = 64 in float64 within 100 * ln(K) / 64 % of the unpadded max_pool of the same
+    implementation."""
+    p = 64.0
+    drawn = data.draw(strategy(LP, rank, kind=data.draw(st.sampled_from(["positive", "ties"]),
+                                                         label="values")), label="case")
+    case = dataclasses.replace(drawn, norm_type=p)
+    pool = PoolCase(case.shape, case.kernel_size, case.stride, 0, 1, case.ceil_mode,
+                    return_indices=False)
+    a = case.arrays(np.float64, seed)
+    y = case.forward(impl, a)["y"]
+    top = pool.forward(impl, {"x": a["x"]})["y"]
+    growth = float(np.prod(case.geometry()[0])) ** (1 / p)
+    # y within [top, growth * top]: the midpoint, plus half the width and y's error bound
+    atol = (growth - 1) / 2 * top + tol.SAFETY * tol.forward_bounds(case, a, np.float64)["y"]
+    compare("lp_pool(p = 64) vs max_pool", y, (1 + growth) / 2 * top, atol,
+            context(case, np.float64, seed, impl_name_opt, "forward"))
 
 
 @pytest.mark.parametrize("rank", RANKS["conv"])

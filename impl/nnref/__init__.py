@@ -22,6 +22,7 @@ from .conv import (
     conv3d,
     conv3d_backward,
 )
+from .lp_pool import lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward
 from .padding import PAD_MODES, pad, pad_backward
 from .pooling import (
     max_pool1d,
@@ -50,6 +51,10 @@ __all__ = [
     "conv2d_backward",
     "conv3d",
     "conv3d_backward",
+    "lp_pool1d",
+    "lp_pool1d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",
