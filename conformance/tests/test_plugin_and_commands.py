@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import tomllib
 from pathlib import Path
 
@@ -139,6 +138,7 @@ def test_fast(impl):
 
 def test_slow(impl):
     impl.conv2d
+    print("slow test started", flush=True)
     time.sleep(60)
 '''
 
@@ -151,9 +151,16 @@ def test_sigterm_still_prints_the_summary_and_the_junit_file(tmp_path):
                              f"--junitxml={junit}", "-s"],
                             cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    time.sleep(8)  # imports, collection, then the test sleeps
+    # SIGTERM once the slow test runs (imports and collection take seconds, more on a loaded
+    # machine; a signal before the plugin is configured would just kill the process)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "slow test started" in line:
+            break
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    rest, _ = proc.communicate(timeout=60)
+    out = "".join(seen) + rest
     assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
     assert "contract summary for nnref" in out, out[-2000:]
     assert re.search(r"pad\s+forward\s+conforms", out), out[-2000:]
