@@ -154,6 +154,21 @@ def _avg_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     return forward, {}
 
 
+def _adaptive_pool(kind: str) -> Callable[[Any, Tensors], tuple[Forward, Tensors]]:
+    def build(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+        pool = getattr(F, f"adaptive_{kind}_pool{case.rank}d")
+        size = case.out_sizes()  # ints: torch's 1-D pools take no None
+        extra = {"return_indices": True} if getattr(case, "return_indices", False) else {}
+
+        def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+            y = pool(t["x"], size, **extra)
+            return (y[0],) if isinstance(y, tuple) else (y,)
+
+        return forward, {}
+
+    return build
+
+
 def _batch_norm(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     training, momentum, eps = case.training, float(case.momentum), float(case.eps)
     running = case.training and case.running
@@ -172,6 +187,8 @@ _BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
     "conv": _conv,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
+    "adaptive_avg_pool": _adaptive_pool("avg"),
+    "adaptive_max_pool": _adaptive_pool("max"),
     "batch_norm": _batch_norm,
 }
 
