@@ -113,8 +113,8 @@ OUTPUT_REGIMES = ("divides", "overlap", "larger", "equal", "one")
 
 def _axis_output(d: Any, size: int, regime: str, a: int) -> int:
     if regime == "divides":
-        options = [o for o in range(1, size) if size % o == 0]
-        return d.choice(options, f"O{a}") if options else size
+        options = [o for o in range(2, size) if size % o == 0] or [1]  # O = 1 if S is prime
+        return d.choice(options, f"O{a}") if size > 1 else size
     if regime == "overlap":
         options = [o for o in range(2, size) if size % o]
         return d.choice(options, f"O{a}") if options else size + 1
@@ -130,7 +130,7 @@ def sample_geometry(d: Any, rank: int | None, small: bool) -> tuple[tuple[int, .
     r = draws.rank_of(d, RANKS, rank)
     n, c = draws.batch_channels(d, small)
     size = draws.sizes(d, r, small)
-    mode = d.choice(("global", "per axis", "one regime"), "output regime mode")
+    mode = d.choice(("global", "per axis", "one regime", "one regime"), "output regime mode")
     if mode == "global":
         out = [1] * r
     elif mode == "one regime":
