@@ -885,13 +885,25 @@ def test_tf_argmax_skips_nan(tf):
     assert info.value.divergence_id == "adaptive-max-pool-nan"
 
 
-def test_scipy_adaptive_max_nan_and_indices(scipy):
+def test_scipy_adaptive_max_loses_nan(scipy):
     from scipy import ndimage
 
     # the window [nan, 1, 2] (output 1 of a size-3 filter) gives 2: the NaN is lost
     full = ndimage.maximum_filter1d(np.array([np.nan, 1.0, 2.0]), 3, mode="constant",
                                     cval=-np.inf)
     assert full[1] == 2.0
+    backend = load_backend("scipy")
+    for r in (1, 2, 3):
+        x = np.ones((1, 1) + (2,) * r)
+        x.flat[0] = np.nan
+        with pytest.raises(Unsupported) as info:
+            getattr(backend, f"adaptive_max_pool{r}d")(x, 1)
+        assert info.value.divergence_id == "adaptive-max-pool-nan"
+
+
+def test_scipy_adaptive_max_no_indices(scipy):
+    from scipy import ndimage
+
     params = inspect.signature(ndimage.maximum_filter1d).parameters
     assert not any("ind" in p or "arg" in p for p in params)
     backend = load_backend("scipy")
@@ -900,11 +912,6 @@ def test_scipy_adaptive_max_nan_and_indices(scipy):
             getattr(backend, f"adaptive_max_pool{r}d")(np.ones((1, 1) + (2,) * r), 1,
                                                        return_indices=True)
         assert info.value.divergence_id == "scipy-adaptive-max-no-indices"
-        x = np.ones((1, 1) + (2,) * r)
-        x.flat[0] = np.nan
-        with pytest.raises(Unsupported) as info:
-            getattr(backend, f"adaptive_max_pool{r}d")(x, 1)
-        assert info.value.divergence_id == "adaptive-max-pool-nan"
 
 
 # ------------------------------------------------------------------------------- batch norm
@@ -1101,8 +1108,8 @@ DIVERGENCE_TESTS = {
     "tf-avgpool3d-no-float64": (test_tf_avgpool3d_no_float64,),
     "torch-adaptive-pool1d-no-none": (test_torch_adaptive_pool1d_no_none,),
     "adaptive-max-pool-nan": (test_torch_adaptive_max_last_nan, test_tf_argmax_skips_nan,
-                              test_scipy_adaptive_max_nan_and_indices),
-    "scipy-adaptive-max-no-indices": (test_scipy_adaptive_max_nan_and_indices,),
+                              test_scipy_adaptive_max_loses_nan),
+    "scipy-adaptive-max-no-indices": (test_scipy_adaptive_max_no_indices,),
     "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
     "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
                                       test_batchnorm_momentum_convention_keras),
