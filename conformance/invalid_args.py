@@ -386,6 +386,24 @@ def _bad_norm_type(k: Ctx) -> Broken:
     k.args["norm_type"] = k.draw(st.sampled_from([0, 0.0, -1, -2.5, math.inf, math.nan, True,
                                                   "2"]), label="bad norm_type")
     return ("norm_type",), "norm_type"
+def _bad_output_size(k: Ctx) -> Broken:
+    """An adaptive output_size entry <= 0, not an int (1.5, True, "2") or the wrong number of
+    entries."""
+    sizes = list(k.case.output_shape()[2:])
+    way = k.draw(st.sampled_from(["zero", "negative", "not an int", "wrong length", "scalar"]),
+                 label="output_size broken by")
+    if way == "wrong length":
+        k.args["output_size"] = k.container([*sizes, 2] if k.rank == 1 or k.draw(
+            st.booleans(), label="one entry too many") else sizes[:-1])
+        return ("output_size",), "output_size"
+    if way == "scalar":
+        k.args["output_size"] = k.draw(st.sampled_from([0, -1, 1.5, True]),
+                                       label="bad output_size")
+        return ("output_size",), "output_size"
+    bad = {"zero": [0], "negative": [-1, -3], "not an int": [1.5, True, "2"]}[way]
+    sizes[k.axis()] = k.draw(st.sampled_from(bad), label="bad entry")
+    k.args["output_size"] = k.container(sizes)
+    return ("output_size",), "output_size"
 
 
 def _groups_not_dividing(k: Ctx) -> Broken:
@@ -659,6 +677,9 @@ CATEGORIES: dict[str, Category] = {c.id: c for c in (
     Category("bad_norm_type", "an LP-pool norm_type that is not a finite real number > 0 "
              "(0, negative, inf, NaN, a bool, a string)", _has("norm_type"), _bad_norm_type,
              "ValueError naming norm_type"),
+    Category("bad_output_size", "an adaptive output_size entry <= 0 or not an int (0, -1, 1.5, "
+             "True, '2'), or the wrong number of entries", _has("output_size"),
+             _bad_output_size, "ValueError naming output_size"),
     Category("groups_not_dividing", "groups not dividing the input or output channels (w "
              "sized C // groups)", _has("groups"), _groups_not_dividing,
              "ValueError naming groups"),

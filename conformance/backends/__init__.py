@@ -378,6 +378,31 @@ def lp_pool_geometry(x_shape: tuple[int, ...], rank: int, kernel_size: object, s
     """An LP pool's numbers: no padding, dilation 1. Its window counts (the input cells of
     each window, torch's avg_pool divisor) are ``avg_divisors(geo, True, None)``."""
     return pool_geometry(x_shape, rank, kernel_size, stride, 0, 1, ceil_mode)
+def adaptive_bins(x_shape: tuple[int, ...], rank: int, output_size: object
+                  ) -> tuple[tuple[int, ...], list[list[tuple[int, int]]]]:
+    """An adaptive pool's output sizes (None -> the input's size) and, per axis, each bin's
+    (start, end): start = floor(i S / O), end = ceil((i + 1) S / O). ValueError for an
+    output_size that is not an int >= 1 or one int >= 1 / None per axis, or an empty input."""
+    check_rank(x_shape, rank)
+    if 0 in x_shape:
+        raise ValueError(f"x must not be empty, got shape {x_shape}")
+    size = x_shape[2:]
+    entries = output_size if isinstance(output_size, tuple | list) else (output_size,) * rank
+    if len(entries) != rank or (not isinstance(output_size, tuple | list)
+                                and output_size is None):
+        raise ValueError(f"output_size must be an int or exactly {rank} entries, "
+                         f"got {output_size!r}")
+    out = []
+    for e, n in zip(entries, size, strict=True):
+        if e is None:
+            out.append(n)
+        elif not _is_int(e) or e < 1:
+            raise ValueError(f"output_size must be ints >= 1 or None, got {output_size!r}")
+        else:
+            out.append(int(e))
+    bins = [[(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
+            for n, o in zip(size, out, strict=True)]
+    return tuple(out), bins
 
 
 BN_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"

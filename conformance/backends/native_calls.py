@@ -1,9 +1,10 @@
 """The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
-F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d, F.batch_norm; autograd with
-``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant``
-tensors in TF's channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d, F.adaptive_avg_pool1d / 2d /
+3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the backward
+functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's
+channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
 tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
 tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (tf.nn has no LP
 pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
@@ -186,6 +187,20 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
         pool = getattr(F, f"lp_pool{rank}d")
         y = pool(x, a["norm_type"], kernel, _ints(a["stride"]), a["ceil_mode"])
         return grads(y, [x]) if backward else y
+    if family in ("adaptive_avg_pool", "adaptive_max_pool"):
+        x = t("x", backward)
+        size = a["output_size"]
+        if rank == 1 and isinstance(size, tuple | list) and None in size:
+            # torch's 1-D adaptive pools refuse None (torch-adaptive-pool1d-no-none): the
+            # native equivalent of None is the input's length
+            size = type(size)(a["x"].shape[2] if e is None else e for e in size)
+        kind = "avg" if family == "adaptive_avg_pool" else "max"
+        pool = getattr(F, f"adaptive_{kind}_pool{rank}d")
+        extra = {"return_indices": a["return_indices"]} if "return_indices" in a else {}
+        y = pool(x, size, **extra)
+        if backward:
+            return grads(y, [x])
+        return y
     if family == "batch_norm":
         x, gamma = t("x", backward), t("gamma", backward)
         y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
@@ -488,6 +503,9 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
     if family == "lp_pool":
         raise NotExpressible("tf.nn has no LP pooling (the adapter composes it from tf.pow and "
                              "tf.nn.avg_pool: its answers would be those ops')")
+    if family in ("adaptive_avg_pool", "adaptive_max_pool"):
+        raise NotExpressible("tf.nn has no adaptive pooling (the TF adapter composes it from "
+                             "reduce_mean / argmax of slices)")
     if family == "batch_norm":
         return _tf_batch_norm(tf, invalid, c, grads)
     if family in ("relu", "elu", "sigmoid", "linear"):

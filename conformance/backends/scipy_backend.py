@@ -16,6 +16,10 @@ Conventions handled here (see conformance/divergences.toml):
 - Average pooling is scipy.ndimage.correlate with a kernel of ones on the zero-padded input
   (the window sums, each a direct sum of its k cells: uniform_filter's running sums would err
   with the row length and turn an inf into NaN), subsampled and divided by the contract's divisor.
+- Adaptive pooling is separable: per axis, scipy.ndimage.correlate1d with ones (direct sums of a
+  bin's cells, / its length) or maximum_filter1d, one filter per bin length (at most two per
+  axis), picked at each bin's start. Adaptive max returns no indices and NaN positions decide its
+  NaN result, as for max pooling (scipy-max-filter-no-indices, max-pool-nan).
 - SciPy has no automatic differentiation: every *_backward raises Unsupported (scipy-no-autodiff).
 """
 
@@ -26,6 +30,7 @@ from scipy import ndimage, signal, special, stats
 
 from conformance.backends import (
     Unsupported,
+    adaptive_bins,
     avg_divisors,
     avg_pool_geometry,
     bn_axes,
@@ -325,6 +330,118 @@ def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_s
                        stride: object = None, ceil_mode: bool = False) -> np.ndarray:
     """Not expressible: SciPy has no autodiff."""
     raise _no_autodiff("lp_pool2d")
+# -------------------------------------------------------------------------- adaptive pooling
+
+
+def _adaptive_axis(v: np.ndarray, axis: int, bins: list[tuple[int, int]], kind: str
+                   ) -> np.ndarray:
+    """Along one axis, every bin's mean (correlate1d with ones: a direct sum of its cells, then
+    / its length) or maximum (maximum_filter1d), picked at the bin's start. Bins along an axis
+    have at most two lengths: one filter per length."""
+    out = np.empty((*v.shape[:axis], len(bins), *v.shape[axis + 1:]), dtype=v.dtype)
+    for length in sorted({e - s for s, e in bins}):
+        if kind == "avg":
+            full = ndimage.correlate1d(v, np.ones(length, dtype=v.dtype), axis=axis,
+                                       mode="constant") / length
+        else:
+            full = ndimage.maximum_filter1d(v, length, axis=axis, mode="constant",
+                                            cval=-np.inf)
+        which = [i for i, (s, e) in enumerate(bins) if e - s == length]
+        # ndimage centres a filter of length L at L // 2: the bin starting at s is output
+        # s + L // 2.
+        picks = [bins[i][0] + length // 2 for i in which]
+        out[(slice(None),) * axis + (which,)] = np.take(full, picks, axis=axis)
+    return out
+
+
+def _adaptive(kind: str, x, output_size, rank: int) -> np.ndarray:
+    """Separable: the mean (maximum) over a product of intervals is the mean (maximum), axis by
+    axis, of the per-axis interval means (maxima)."""
+    x = float_input(x)
+    _, bins = adaptive_bins(x.shape, rank, output_size)
+    y = x
+    for a in range(rank):
+        y = _adaptive_axis(y, 2 + a, bins[a], kind)
+    return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+def _adaptive_max(x, output_size, rank: int, return_indices: object) -> np.ndarray:
+    if return_indices:
+        raise Unsupported("scipy-adaptive-max-no-indices",
+                          "scipy.ndimage.maximum_filter1d returns values only")
+    if np.isnan(np.asarray(x)).any():
+        raise Unsupported("adaptive-max-pool-nan",
+                          "scipy.ndimage.maximum_filter1d's NaN result depends on its position")
+    return _adaptive("max", x, output_size, rank)
+
+
+def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
+    return _adaptive("avg", x, output_size, 1)
+
+
+def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("adaptive_avg_pool1d")
+
+
+def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False
+                        ) -> np.ndarray:
+    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
+    return _adaptive_max(x, output_size, 1, return_indices)
+
+
+def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("adaptive_max_pool1d")
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
+    return _adaptive("avg", x, output_size, 2)
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("adaptive_avg_pool2d")
+
+
+def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False
+                        ) -> np.ndarray:
+    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
+    return _adaptive_max(x, output_size, 2, return_indices)
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("adaptive_max_pool2d")
+
+
+def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
+    return _adaptive("avg", x, output_size, 3)
+
+
+def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("adaptive_avg_pool3d")
+
+
+def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False
+                        ) -> np.ndarray:
+    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
+    return _adaptive_max(x, output_size, 3, return_indices)
+
+
+def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("adaptive_max_pool3d")
 
 
 # ------------------------------------------------------------------------------- batch norm

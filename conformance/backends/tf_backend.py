@@ -37,6 +37,10 @@ Conventions handled here (see conformance/divergences.toml):
   cells, tf.nn.avg_pool1d / 2d (VALID) of that times K (the window sums), times K / count, and
   tf.pow(., 1 / p); a window summing to 0 gives 0 and passes no gradient (tf.where), as the
   contract says.
+- Adaptive pooling (TF has none): adaptive average is tf.reduce_mean of every bin's slice, axis
+  by axis; adaptive max takes per bin tf.argmax (the first maximum) + tf.gather, exact and with
+  the whole gradient on the winner (tf.reduce_max's gradient splits among ties). tf.argmax skips
+  NaN: NaN inputs raise Unsupported (adaptive-max-pool-nan).
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
@@ -54,6 +58,7 @@ import tensorflow as tf  # noqa: E402
 from conformance.backends import (  # noqa: E402  # noqa: E402
     PoolGeometry,
     Unsupported,
+    adaptive_bins,
     avg_divisors,
     avg_pool_geometry,
     bn_axes,
@@ -588,6 +593,70 @@ def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: in
     return _np(dx, x.dtype)
 
 
+# -------------------------------------------------------------------------- adaptive pooling
+
+
+def _adaptive_avg(xt: tf.Tensor, rank: int, output_size: object) -> tf.Tensor:
+    """Axis by axis, tf.reduce_mean of every bin's slice, stacked (the mean over a product of
+    intervals is the mean of the per-axis means)."""
+    _, bins = adaptive_bins(tuple(xt.shape), rank, output_size)
+    y = xt
+    for a in range(rank):
+        axis = 2 + a
+        parts = [tf.reduce_mean(y[(slice(None),) * axis + (slice(s, e),)], axis=axis)
+                 for s, e in bins[a]]
+        y = tf.stack(parts, axis=axis)
+    return y
+
+
+def _adaptive_max(xt: tf.Tensor, rank: int, output_size: object
+                  ) -> tuple[tf.Tensor, np.ndarray]:
+    """Per bin: tf.argmax (the first maximum) over the bin's cells in row-major order, then
+    tf.gather of that cell, so the value is x's cell and the gradient goes to it alone
+    (tf.reduce_max's gradient would split among tied maxima). tf.argmax skips NaN: NaN inputs
+    raise Unsupported (adaptive-max-pool-nan)."""
+    shape = tuple(xt.shape)
+    out, bins = adaptive_bins(shape, rank, output_size)
+    if bool(tf.reduce_any(tf.math.is_nan(xt))):
+        raise Unsupported("adaptive-max-pool-nan", "tf.argmax skips NaN")
+    plane = np.arange(int(np.prod(shape[2:]))).reshape(shape[2:])
+    values, indices = [], []
+    for idx in np.ndindex(*out):
+        where = tuple(slice(*bins[a][i]) for a, i in enumerate(idx))
+        cells = tf.reshape(xt[(slice(None), slice(None), *where)], (*shape[:2], -1))
+        am = tf.argmax(cells, axis=-1, output_type=tf.int64)
+        values.append(tf.gather(cells, am, batch_dims=2))
+        indices.append(plane[where].reshape(-1)[am.numpy()])
+    y = tf.reshape(tf.stack(values, axis=-1), (*shape[:2], *out))
+    return y, np.stack(indices, axis=-1).reshape(*shape[:2], *out).astype(np.int64)
+
+
+def _adaptive_forward(kind: str, x, output_size, rank: int, return_indices: object = False):
+    x = float_input(x)
+    if not isinstance(return_indices, bool | np.bool_):
+        raise ValueError(f"return_indices must be a bool, got {return_indices!r}")
+    xt = _c(x, x.dtype)
+    if kind == "avg":
+        return _np(_adaptive_avg(xt, rank, output_size), x.dtype)
+    y, ind = _adaptive_max(xt, rank, output_size)
+    return (_np(y, x.dtype), ind) if return_indices else _np(y, x.dtype)
+
+
+def _adaptive_backward(kind: str, dy, x, output_size, rank: int) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _c(x, x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        if kind == "avg":
+            y = _adaptive_avg(xt, rank, output_size)
+        else:
+            y, _ = _adaptive_max(xt, rank, output_size)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
+    return _np(dx, x.dtype)
+
+
 def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
               ceil_mode: bool = False) -> np.ndarray:
     """Composed: tf.nn.avg_pool1d of x ** p, rescaled, ** (1 / p)."""
@@ -610,6 +679,70 @@ def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_s
                        stride: object = None, ceil_mode: bool = False) -> np.ndarray:
     """GradientTape through lp_pool2d's composition."""
     return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
+def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """Per-axis tf.reduce_mean of every bin's slice."""
+    return _adaptive_forward("avg", x, output_size, 1)
+
+
+def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """GradientTape through adaptive_avg_pool1d's composition."""
+    return _adaptive_backward("avg", dy, x, output_size, 1)
+
+
+def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False):
+    """Per bin tf.argmax + tf.gather (first maximum, flat index in the plane / volume)."""
+    return _adaptive_forward("max", x, output_size, 1, return_indices)
+
+
+def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """GradientTape through adaptive_max_pool1d's composition (the winner alone)."""
+    return _adaptive_backward("max", dy, x, output_size, 1)
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """Per-axis tf.reduce_mean of every bin's slice."""
+    return _adaptive_forward("avg", x, output_size, 2)
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """GradientTape through adaptive_avg_pool2d's composition."""
+    return _adaptive_backward("avg", dy, x, output_size, 2)
+
+
+def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False):
+    """Per bin tf.argmax + tf.gather (first maximum, flat index in the plane / volume)."""
+    return _adaptive_forward("max", x, output_size, 2, return_indices)
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """GradientTape through adaptive_max_pool2d's composition (the winner alone)."""
+    return _adaptive_backward("max", dy, x, output_size, 2)
+
+
+def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """Per-axis tf.reduce_mean of every bin's slice."""
+    return _adaptive_forward("avg", x, output_size, 3)
+
+
+def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """GradientTape through adaptive_avg_pool3d's composition."""
+    return _adaptive_backward("avg", dy, x, output_size, 3)
+
+
+def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False):
+    """Per bin tf.argmax + tf.gather (first maximum, flat index in the plane / volume)."""
+    return _adaptive_forward("max", x, output_size, 3, return_indices)
+
+
+def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """GradientTape through adaptive_max_pool3d's composition (the winner alone)."""
+    return _adaptive_backward("max", dy, x, output_size, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm

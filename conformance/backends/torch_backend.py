@@ -22,6 +22,8 @@ Conventions handled here (see conformance/divergences.toml):
   returns max pooling of |x| for norm_type = inf (torch-lppool-inf-max-abs) and NaN gradients at
   a zero-sum window for p < 1 (torch-lppool-zero-window-grad-below-1): the contract refuses the
   first, and the second is left to the registry (the sampler keeps window sums positive).
+- F.adaptive_{avg,max}_pool{1,2,3}d are the contract's adaptive pooling; the 1-D functions refuse
+  None in output_size (torch-adaptive-pool1d-no-none): the adapter passes the input's length.
 - F.batch_norm updates running statistics in place with (1 - m) * old + m * batch and the
   unbiased variance, as the contract does (torch-running-var-unbiased). It rejects eps = 0 in
   training (torch-batchnorm-eps-positive): that case is composed from torch.var_mean.
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 from conformance.backends import (
     Pads,
     Unsupported,
+    adaptive_bins,
     avg_divisors,
     avg_pool_geometry,
     bn_axes,
@@ -394,6 +397,48 @@ def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: in
     return _np(dx, x.dtype)
 
 
+# -------------------------------------------------------------------------- adaptive pooling
+
+_ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+_ADAPTIVE_MAX = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}
+
+
+def _adaptive(kind: str, xt: torch.Tensor, rank: int, output_size: object):
+    """torch's adaptive pool after the contract's argument checks (torch itself takes 0 and
+    truthy return_indices, see invalid_behaviour.toml); output_size goes to torch as given
+    (None entries included) and the output shape is checked against the contract."""
+    out, _ = adaptive_bins(tuple(xt.shape), rank, output_size)
+    arg = tuple(output_size) if isinstance(output_size, tuple | list) else output_size
+    if rank == 1:  # torch-adaptive-pool1d-no-none: the 1-D functions take ints only
+        arg = out
+    if kind == "avg":
+        y, ind = _ADAPTIVE_AVG[rank](xt, arg), None
+    else:
+        y, ind = _ADAPTIVE_MAX[rank](xt, arg, return_indices=True)
+    if tuple(y.shape[2:]) != out:
+        raise AssertionError(f"torch pooled to {tuple(y.shape[2:])}, contract says {out}")
+    return y, ind
+
+
+def _adaptive_forward(kind: str, x, output_size, rank: int, return_indices: object = False):
+    x = float_input(x)
+    if not isinstance(return_indices, bool | np.bool_):
+        raise ValueError(f"return_indices must be a bool, got {return_indices!r}")
+    y, ind = _adaptive(kind, _t(x), rank, output_size)
+    out = _np(y, x.dtype)
+    return (out, ind.numpy().astype(np.int64)) if return_indices else out
+
+
+def _adaptive_backward(kind: str, dy, x, output_size, rank: int) -> np.ndarray:
+    x, dy = float_input(x), float_input(dy, "dy")
+    xt = _t(x, True)
+    y, _ = _adaptive(kind, xt, rank, output_size)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
+    return _np(dx, x.dtype)
+
+
 def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
               ceil_mode: bool = False) -> np.ndarray:
     """F.lp_pool1d (kernel_size as an int)."""
@@ -416,6 +461,70 @@ def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_s
                        stride: object = None, ceil_mode: bool = False) -> np.ndarray:
     """Autograd through lp_pool2d."""
     return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
+def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """F.adaptive_avg_pool1d."""
+    return _adaptive_forward("avg", x, output_size, 1)
+
+
+def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Autograd through F.adaptive_avg_pool1d."""
+    return _adaptive_backward("avg", dy, x, output_size, 1)
+
+
+def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False):
+    """F.adaptive_max_pool1d(return_indices=True); indices are torch's flat offsets."""
+    return _adaptive_forward("max", x, output_size, 1, return_indices)
+
+
+def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Autograd through F.adaptive_max_pool1d: each bin's dy to torch's reported winner."""
+    return _adaptive_backward("max", dy, x, output_size, 1)
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """F.adaptive_avg_pool2d."""
+    return _adaptive_forward("avg", x, output_size, 2)
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Autograd through F.adaptive_avg_pool2d."""
+    return _adaptive_backward("avg", dy, x, output_size, 2)
+
+
+def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False):
+    """F.adaptive_max_pool2d(return_indices=True); indices are torch's flat offsets."""
+    return _adaptive_forward("max", x, output_size, 2, return_indices)
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Autograd through F.adaptive_max_pool2d: each bin's dy to torch's reported winner."""
+    return _adaptive_backward("max", dy, x, output_size, 2)
+
+
+def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
+    """F.adaptive_avg_pool3d."""
+    return _adaptive_forward("avg", x, output_size, 3)
+
+
+def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Autograd through F.adaptive_avg_pool3d."""
+    return _adaptive_backward("avg", dy, x, output_size, 3)
+
+
+def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False):
+    """F.adaptive_max_pool3d(return_indices=True); indices are torch's flat offsets."""
+    return _adaptive_forward("max", x, output_size, 3, return_indices)
+
+
+def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
+                                 ) -> np.ndarray:
+    """Autograd through F.adaptive_max_pool3d: each bin's dy to torch's reported winner."""
+    return _adaptive_backward("max", dy, x, output_size, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm

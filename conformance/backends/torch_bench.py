@@ -161,6 +161,19 @@ def _lp_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
         return (pool(t["x"], case.norm_type, case.kernel_size, case.stride, case.ceil_mode),)
 
     return forward, {}
+def _adaptive_pool(kind: str) -> Callable[[Any, Tensors], tuple[Forward, Tensors]]:
+    def build(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+        pool = getattr(F, f"adaptive_{kind}_pool{case.rank}d")
+        size = case.out_sizes()  # ints: torch's 1-D pools take no None
+        extra = {"return_indices": True} if getattr(case, "return_indices", False) else {}
+
+        def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+            y = pool(t["x"], size, **extra)
+            return (y[0],) if isinstance(y, tuple) else (y,)
+
+        return forward, {}
+
+    return build
 
 
 def _batch_norm(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
@@ -182,6 +195,8 @@ _BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
     "lp_pool": _lp_pool,
+    "adaptive_avg_pool": _adaptive_pool("avg"),
+    "adaptive_max_pool": _adaptive_pool("max"),
     "batch_norm": _batch_norm,
 }
 

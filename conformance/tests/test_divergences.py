@@ -854,6 +854,66 @@ def test_tf_avgpool3d_no_float64(tf):
     assert y.dtype == np.float64 and y.item() == 3.5
 
 
+# -------------------------------------------------------------------------- adaptive pooling
+
+
+def test_torch_adaptive_pool1d_no_none(torch):
+    F = torch.nn.functional
+    x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
+    for fn in (F.adaptive_avg_pool1d, F.adaptive_max_pool1d):
+        with pytest.raises(TypeError, match="NoneType"):
+            fn(x, (None,))
+    assert tuple(F.adaptive_avg_pool2d(x[:, :, None], (None, 2)).shape) == (1, 1, 1, 2)
+    y = load_backend("torch").adaptive_avg_pool1d(x.numpy(), (None,))
+    np.testing.assert_array_equal(y, nnref.adaptive_avg_pool1d(x.numpy(), (None,)))
+
+
+def test_torch_adaptive_max_last_nan(torch):
+    """torch keeps the contract's NaN rule (the last NaN): what the entry's handling assumes."""
+    F = torch.nn.functional
+    x = torch.tensor([[[np.nan, 1.0, np.nan, 2.0]]], dtype=torch.float64)
+    y, ind = F.adaptive_max_pool1d(x, 1, return_indices=True)
+    assert np.isnan(y.item()) and ind.item() == 2
+
+
+@pytest.mark.tf
+def test_tf_argmax_skips_nan(tf):
+    x = np.array([[1.0, np.nan, 3.0, np.nan, 2.0]])
+    assert tf.argmax(tf.constant(x), axis=-1).numpy().tolist() == [2]
+    with pytest.raises(Unsupported) as info:
+        load_backend("tensorflow").adaptive_max_pool1d(x[None], 1)
+    assert info.value.divergence_id == "adaptive-max-pool-nan"
+
+
+def test_scipy_adaptive_max_loses_nan(scipy):
+    from scipy import ndimage
+
+    # the window [nan, 1, 2] (output 1 of a size-3 filter) gives 2: the NaN is lost
+    full = ndimage.maximum_filter1d(np.array([np.nan, 1.0, 2.0]), 3, mode="constant",
+                                    cval=-np.inf)
+    assert full[1] == 2.0
+    backend = load_backend("scipy")
+    for r in (1, 2, 3):
+        x = np.ones((1, 1) + (2,) * r)
+        x.flat[0] = np.nan
+        with pytest.raises(Unsupported) as info:
+            getattr(backend, f"adaptive_max_pool{r}d")(x, 1)
+        assert info.value.divergence_id == "adaptive-max-pool-nan"
+
+
+def test_scipy_adaptive_max_no_indices(scipy):
+    from scipy import ndimage
+
+    params = inspect.signature(ndimage.maximum_filter1d).parameters
+    assert not any("ind" in p or "arg" in p for p in params)
+    backend = load_backend("scipy")
+    for r in (1, 2, 3):
+        with pytest.raises(Unsupported) as info:
+            getattr(backend, f"adaptive_max_pool{r}d")(np.ones((1, 1) + (2,) * r), 1,
+                                                       return_indices=True)
+        assert info.value.divergence_id == "scipy-adaptive-max-no-indices"
+
+
 # ------------------------------------------------------------------------------- batch norm
 
 
@@ -1332,6 +1392,10 @@ DIVERGENCE_TESTS = {
     "lppool-negative-base-nan": (test_lppool_negative_base_nan_torch,
                                  test_lppool_negative_base_nan_tf,
                                  test_lppool_negative_base_nan_scipy),
+    "torch-adaptive-pool1d-no-none": (test_torch_adaptive_pool1d_no_none,),
+    "adaptive-max-pool-nan": (test_torch_adaptive_max_last_nan, test_tf_argmax_skips_nan,
+                              test_scipy_adaptive_max_loses_nan),
+    "scipy-adaptive-max-no-indices": (test_scipy_adaptive_max_no_indices,),
     "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
     "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
                                       test_batchnorm_momentum_convention_keras),

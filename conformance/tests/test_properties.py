@@ -19,6 +19,8 @@ from ..cases import spatial
 from ..comparison import compare, same_bits
 from ..harness import check_against_reference, context
 from ..ops import RECORDS, record
+from ..ops.adaptive_avg_pool import plain_bin_reduce
+from ..ops.adaptive_max_pool import first_max_indices as adaptive_first_max_indices
 from ..ops.avg_pool import AvgPoolCase
 from ..ops.max_pool import PoolCase, first_max_indices
 from ..profiles import examples
@@ -460,3 +462,127 @@ def test_sigmoid_neither_overflows_nor_warns_up_to_1e4(dtype, impl):
     assert y[0] == 0 and y[-1] == 1 and y[6] == y[7] == 0.5
     assert np.isfinite(dx).all() and (dx >= 0).all() and dx[0] == dx[-1] == 0
     assert (np.diff(y.astype(np.float64)) >= 0).all()
+# -------------------------------------------------------------------------- adaptive pooling
+
+ADAPTIVE_AVG, ADAPTIVE_MAX = record("adaptive_avg_pool"), record("adaptive_max_pool")
+
+
+@pytest.mark.parametrize("rank", RANKS["adaptive_avg_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_adaptive_avg_pool_backward_is_the_adjoint_of_forward(rank, data, seed, impl,
+                                                              impl_name_opt):
+    """Adaptive average pooling is linear: <f(x), g> == <x, f_backward(g)>, in float64, for
+    output sizes that divide the input, do not (overlapping bins), exceed it or keep it."""
+    case = data.draw(strategy(ADAPTIVE_AVG, rank), label="case")
+    a = case.arrays(np.float64, seed)
+    y, dx = case.forward(impl, a)["y"], case.backward(impl, a)["dx"]
+    atol = _dot_atol((a["dy"], y, tol.forward_bounds(case, a, np.float64)["y"]),
+                     (a["x"], dx, tol.backward_bounds(case, a, np.float64)["dx"]))
+    compare("<adaptive_avg_pool(x), g> vs <x, adaptive_avg_pool_backward(g)>",
+            float(np.sum(a["x"] * dx)), float(np.sum(y * a["dy"])), atol,
+            context(case, np.float64, seed, impl_name_opt))
+
+
+@pytest.mark.parametrize("rank", RANKS["adaptive_avg_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_adaptive_avg_pool_is_the_mean_of_each_bin(rank, data, seed, dtype, impl,
+                                                   impl_name_opt):
+    """Each output is the float64 mean of its bin's cells, the bins listed plainly
+    (ops.adaptive_avg_pool.bin_cells: floor(i S / O) .. ceil((i + 1) S / O) - 1)."""
+    case = data.draw(strategy(ADAPTIVE_AVG, rank), label="case")
+    a = case.arrays(dtype, seed)
+    y = case.forward(impl, a)["y"]
+    want = plain_bin_reduce(case, a["x"].astype(np.float64), lambda v: v.mean(axis=-1))
+    compare("adaptive_avg_pool vs plain bin means", y, want,
+            tol.SAFETY * tol.forward_bounds(case, a, dtype)["y"],
+            context(case, dtype, seed, impl_name_opt, "forward"))
+
+
+@pytest.mark.parametrize("record_", [ADAPTIVE_AVG, ADAPTIVE_MAX], ids=lambda r: r.name)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@settings(max_examples=examples(20))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_adaptive_pool_to_the_input_size_is_the_identity(record_, rank, data, seed, dtype,
+                                                         impl, impl_name_opt):
+    """output_size = the input's size (as ints or all None): one cell per bin, y is x (bit for
+    bit for max, a selection; a mean of one cell is a sum, whose zero may take either sign),
+    indices the cells' own offsets, dx is dy (a sum too)."""
+    drawn = data.draw(strategy(record_, rank), label="case")
+    size = drawn.shape[2:]
+    out = data.draw(st.sampled_from([tuple(size), (None,) * rank]), label="output_size")
+    case = dataclasses.replace(drawn, output_size=out)
+    a = case.arrays(dtype, seed)
+    got = case.forward(impl, a)
+    where = context(case, dtype, seed, impl_name_opt, "forward")
+    if record_ is ADAPTIVE_MAX:
+        same_bits("y vs x", got["y"], a["x"], where)
+    compare("y vs x", got["y"], a["x"], 0, where)
+    if "indices" in got:
+        plane = np.arange(int(np.prod(size))).reshape(size)
+        compare("indices", got["indices"], np.broadcast_to(plane, a["x"].shape), 0, where)
+    compare("dx vs dy", case.backward(impl, a)["dx"], a["dy"], 0,
+            context(case, dtype, seed, impl_name_opt, "backward"))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@settings(max_examples=examples(20))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_adaptive_pool_to_size_1_is_the_global_mean_and_max(rank, data, seed, dtype, impl,
+                                                            impl_name_opt):
+    """output_size = 1: adaptive average is the mean over every spatial axis, adaptive max the
+    maximum (exactly; index = the first maximum's flat offset) and its dx all dy at it."""
+    drawn = data.draw(strategy(ADAPTIVE_AVG, rank), label="case")
+    avg = dataclasses.replace(drawn, output_size=1)
+    a = avg.arrays(dtype, seed)
+    x = a["x"]
+    axes = tuple(range(2, 2 + rank))
+    where = context(avg, dtype, seed, impl_name_opt, "forward")
+    compare("adaptive_avg_pool(x, 1) vs the mean", avg.forward(impl, a)["y"],
+            x.astype(np.float64).mean(axis=axes, keepdims=True),
+            tol.SAFETY * tol.forward_bounds(avg, a, dtype)["y"], where)
+    mx = ADAPTIVE_MAX.case_type(avg.shape, 1, kind=data.draw(
+        st.sampled_from(["ties", "normal"]), label="values"))
+    a = mx.arrays(dtype, seed)
+    x = a["x"]
+    out = mx.forward(impl, a)
+    flat = x.reshape(*x.shape[:2], -1)
+    first = np.argmax(flat, axis=2)
+    where = context(mx, dtype, seed, impl_name_opt, "forward")
+    same_bits("adaptive_max_pool(x, 1) vs the max", out["y"],
+              np.take_along_axis(flat, first[..., None], axis=2).reshape(out["y"].shape), where)
+    compare("indices", out["indices"].reshape(first.shape), first, 0, where)
+    want_dx = np.zeros(flat.shape)
+    np.put_along_axis(want_dx, first[..., None], a["dy"].reshape(*first.shape, 1), axis=2)
+    compare("dx", mx.backward(impl, a)["dx"], want_dx.reshape(x.shape), 0,
+            context(mx, dtype, seed, impl_name_opt, "backward"))
+
+
+@pytest.mark.parametrize("rank", RANKS["adaptive_max_pool"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_adaptive_max_pool_ties_go_to_the_first_maximum_of_each_bin(rank, data, seed, dtype,
+                                                                    impl, impl_name_opt):
+    """Indices are the first maximum (row-major bin order) of each bin's cells (brute force:
+    ops.adaptive_max_pool.first_max_indices), y is x there bit for bit, and the backward sends
+    each bin's dy to its index, accumulating where bins overlap."""
+    case = data.draw(strategy(ADAPTIVE_MAX, rank, kind=data.draw(
+        st.sampled_from(["ties", "signed_zeros"]), label="values")), label="case")
+    a = case.arrays(dtype, seed)
+    expected_idx = adaptive_first_max_indices(case, a["x"])
+    out = case.forward(impl, a)
+    where = context(case, dtype, seed, impl_name_opt, "forward")
+    if case.return_indices:
+        compare("indices", out["indices"], expected_idx, 0, where)
+    n, c, *size = case.shape
+    flat_x = a["x"].reshape(n, c, -1)
+    picked = np.take_along_axis(flat_x, expected_idx.reshape(n, c, -1), axis=2)
+    same_bits("y vs x at the first maximum", out["y"], picked.reshape(out["y"].shape), where)
+    flat = np.zeros((n * c, int(np.prod(size))))
+    bins = int(np.prod(expected_idx.shape[2:]))
+    rows = np.repeat(np.arange(n * c), bins)
+    np.add.at(flat, (rows, expected_idx.reshape(-1)), a["dy"].astype(np.float64).reshape(-1))
+    compare("dx (tie rule)", case.backward(impl, a)["dx"], flat.reshape(case.shape),
+            tol.SAFETY * tol.backward_bounds(case, a, dtype)["dx"],
+            context(case, dtype, seed, impl_name_opt, "backward"))

@@ -1,0 +1,288 @@
+"""Adaptive average and max pooling at spatial rank 1, 2 or 3: the output size is given, the bins
+follow from it. torch's semantics (F.adaptive_avg_pool{1,2,3}d, F.adaptive_max_pool{1,2,3}d).
+
+Along every spatial axis of size S with output size O, bin i covers the cells
+
+    start_i = floor(i * S / O),  end_i = ceil((i + 1) * S / O)   (cells start_i .. end_i - 1),
+
+so every bin holds at least one cell, neighbouring bins may overlap by one cell when O does not
+divide S, and O > S repeats cells (S = 2, O = 3: bins {0}, {0, 1}, {1}). ``output_size`` is an int
+(every axis) or one entry per axis, each an int >= 1 or None (that axis keeps its size). A bin of
+the output is the product of its axes' intervals.
+
+- adaptive average: the mean of the bin's cells; the gradient gives every cell of a bin
+  ``dy / (cells in the bin)``; overlapping bins accumulate.
+- adaptive max: the first maximum in row-major bin order (the bin's cells in the row-major order
+  of the input), exactly that cell of x; a bin holding NaN gives its *last* NaN; the index is the
+  row-major flat offset of the winner in its spatial plane or volume; the gradient goes to the
+  winner; overlapping bins accumulate. The same rules as max pooling (pooling.py).
+
+Both are computed by gathers with one index array per axis: ``_bins`` lists, for every bin, its
+cells padded to the longest bin by repeating the bin's last cell (``valid`` marks the real ones).
+Along one axis a bin holds at most ceil(S / O) + 1 cells, so the gathered arrays are at most
+about 2**r times the input; no loop runs over batch, channels or pixels.
+"""
+
+from __future__ import annotations
+
+import numbers
+from math import prod
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._checks import expect_shape, flag, float_array, layout, same_dtype
+
+_X = {r: layout(r) for r in (1, 2, 3)}
+_DY = {r: layout(r, suffix="o") for r in (1, 2, 3)}
+
+
+class _Bins(NamedTuple):
+    """One axis: ``cells`` (O, K) the cells of each bin padded with its last cell, ``valid``
+    (O, K) which entries are real, ``count`` (O,) cells per bin."""
+
+    cells: np.ndarray
+    valid: np.ndarray
+    count: np.ndarray
+
+
+def _output_sizes(output_size: Any, x: np.ndarray, rank: int) -> tuple[int, ...]:
+    """``output_size`` as one int per axis (None -> that axis's input size)."""
+
+    def entry(v: Any, size: int) -> int:
+        if v is None:
+            return size
+        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral):
+            raise ValueError(f"output_size must be an int >= 1 or one int >= 1 or None per "
+                             f"spatial axis, got {output_size!r}")
+        if v < 1:
+            raise ValueError(f"output_size must be >= 1, got {output_size!r}")
+        return int(v)
+
+    if isinstance(output_size, tuple | list):
+        if len(output_size) != rank:
+            raise ValueError(
+                f"output_size must be an int or exactly {rank} entr{'ies' if rank > 1 else 'y'} "
+                f"(one per spatial axis, an int or None), got {output_size!r}")
+        return tuple(entry(v, s) for v, s in zip(output_size, x.shape[2:], strict=True))
+    if output_size is None:
+        raise ValueError("output_size must be an int or one entry per spatial axis, got None")
+    return tuple(entry(output_size, s) for s in x.shape[2:])
+
+
+def _bins(size: int, out: int) -> _Bins:
+    """The bins of one axis (module docstring): start = floor(i S / O), end = ceil((i+1) S / O)."""
+    i = np.arange(out)
+    start = i * size // out
+    end = -(-(i + 1) * size // out)
+    count = end - start
+    taps = np.arange(count.max())
+    cells = np.minimum(start[:, None] + taps, end[:, None] - 1)
+    return _Bins(cells, taps < count[:, None], count)
+
+
+def _gather(x: np.ndarray, bins: tuple[_Bins, ...]) -> np.ndarray:
+    """x (N, C, *S) -> (N, C, O_1, .., O_r, K_1, .., K_r): every bin's cells (padded)."""
+    rank = len(bins)
+    index = []
+    for a, b in enumerate(bins):  # axis a's (O_a, K_a) cells placed at positions (2a, 2a + 1)
+        shape = [1] * (2 * rank)
+        shape[2 * a], shape[2 * a + 1] = b.cells.shape
+        index.append(b.cells.reshape(shape))
+    g = x[(slice(None), slice(None), *index)]  # (N, C, O_1, K_1, ..., O_r, K_r)
+    order = [0, 1, *(2 + 2 * a for a in range(rank)), *(3 + 2 * a for a in range(rank))]
+    return g.transpose(order)
+
+
+def _setup(op: str, rank: int, x: Any, output_size: Any) -> tuple[np.ndarray, tuple[_Bins, ...]]:
+    x = float_array("x", x, rank + 2, _X[rank])
+    out = _output_sizes(output_size, x, rank)
+    return x, tuple(_bins(s, o) for s, o in zip(x.shape[2:], out, strict=True))
+
+
+def _out_shape(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[int, ...]:
+    return (*x.shape[:2], *(len(b.count) for b in bins))
+
+
+# ------------------------------------------------------------------------------------- average
+
+
+def _axis_mean(v: np.ndarray, b: _Bins, axis: int) -> np.ndarray:
+    """Along one axis of v: (..., S, ...) -> (..., O, ...), each bin's mean of its cells."""
+    v = np.moveaxis(v, axis, -1)
+    g = v[..., b.cells]  # (..., O, K)
+    s = np.where(b.valid, g, 0).sum(axis=-1) / b.count.astype(v.dtype)
+    return np.moveaxis(s, -1, axis)
+
+
+def _adaptive_avg(op: str, rank: int, x: Any, output_size: Any) -> np.ndarray:
+    """The forward pass at any rank: the mean of a product of intervals is the mean, axis by
+    axis, of the interval means (one gather per axis)."""
+    x, bins = _setup(op, rank, x, output_size)
+    y = x
+    for a, b in enumerate(bins):
+        y = _axis_mean(y, b, 2 + a)
+    return np.ascontiguousarray(y)
+
+
+def _axis_mean_adjoint(g: np.ndarray, b: _Bins, size: int, axis: int) -> np.ndarray:
+    """The adjoint of :func:`_axis_mean`: (..., O, ...) -> (..., S, ...), each cell the sum of
+    g / count over the bins that hold it, by a gather over those bins (cell j's bins form a
+    contiguous range; padded like ``_bins``)."""
+    member = np.zeros((len(b.count), size), dtype=bool)
+    np.put_along_axis(member, b.cells, True, axis=1)  # padding repeats a real cell: harmless
+    per_cell = member.sum(axis=0)
+    first = np.argmax(member, axis=0)
+    taps = np.arange(per_cell.max())
+    holders = np.minimum(first[:, None] + taps, first[:, None] + per_cell[:, None] - 1)  # (S, M)
+    g = np.moveaxis(g, axis, -1) / b.count.astype(g.dtype)
+    d = np.where(taps < per_cell[:, None], g[..., holders], 0).sum(axis=-1)
+    return np.moveaxis(d, -1, axis)
+
+
+def _adaptive_avg_backward(op: str, rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
+    dy = float_array("dy", dy, rank + 2, _DY[rank])
+    x, bins = _setup(op, rank, x, output_size)
+    same_dtype("x", x, dy=dy)
+    expect_shape("dy", dy, _out_shape(x, bins))
+    dx = dy
+    for a in reversed(range(rank)):
+        dx = _axis_mean_adjoint(dx, bins[a], x.shape[2 + a], 2 + a)
+    return np.ascontiguousarray(dx)
+
+
+# ----------------------------------------------------------------------------------------- max
+
+
+def _winners(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(y, indices) (N, C, *O): per bin the first maximum over its cells in row-major order, the
+    last NaN if it holds one; the index is the flat offset in the plane / volume.
+
+    The padded entries repeat the bin's last cell along their axis, so the map from a position
+    in the (K_1, .., K_r) window to its cell is non-decreasing in row-major order: the first
+    position holding the maximum is the first maximal cell and the last NaN position the last
+    NaN cell (repeats can neither come first nor last)."""
+    rank = len(bins)
+    g = _gather(x, bins)
+    out = g.shape[2:2 + rank]
+    g = g.reshape(*g.shape[:2 + rank], -1)  # (N, C, *O, K) in row-major window order
+    top = g.max(axis=-1, keepdims=True)  # NaN if the bin holds one
+    winner = np.argmax(g == top, axis=-1)
+    is_nan = np.isnan(g)
+    if is_nan.any():
+        last_nan = g.shape[-1] - 1 - np.argmax(is_nan[..., ::-1], axis=-1)
+        winner = np.where(is_nan.any(axis=-1), last_nan, winner)
+    y = np.take_along_axis(g, winner[..., None], axis=-1)[..., 0]
+    # flat offset of every window position: (*O, K)
+    flat = _gather(np.arange(prod(x.shape[2:])).reshape(1, 1, *x.shape[2:]), bins)[0, 0]
+    flat = flat.reshape(*out, -1)
+    indices = np.take_along_axis(np.broadcast_to(flat, g.shape), winner[..., None], axis=-1)
+    return np.ascontiguousarray(y), np.ascontiguousarray(indices[..., 0])
+
+
+def _adaptive_max(op: str, rank: int, x: Any, output_size: Any, return_indices: Any
+                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    x, bins = _setup(op, rank, x, output_size)
+    return_indices = flag("return_indices", return_indices)
+    y, indices = _winners(x, bins)
+    return (y, indices) if return_indices else y
+
+
+def _adaptive_max_backward(op: str, rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
+    dy = float_array("dy", dy, rank + 2, _DY[rank])
+    x, bins = _setup(op, rank, x, output_size)
+    same_dtype("x", x, dy=dy)
+    expect_shape("dy", dy, _out_shape(x, bins))
+    _, indices = _winners(x, bins)
+    # Each bin's dy onto its winner; bins sharing a winner add up (np.bincount sums the weights
+    # of equal positions, in float64: one rounding to x's dtype at the end).
+    plane = prod(x.shape[2:])
+    nc = x.shape[0] * x.shape[1]
+    target = (indices.reshape(nc, -1) + plane * np.arange(nc)[:, None]).ravel()
+    dx = np.bincount(target, weights=dy.reshape(-1).astype(np.float64), minlength=nc * plane)
+    return dx.astype(x.dtype).reshape(x.shape)
+
+
+# ------------------------------------------------------------------------------------ public
+
+
+def adaptive_avg_pool1d(x: np.ndarray, output_size: int | tuple[int | None]) -> np.ndarray:
+    """Mean over each adaptive bin: x (N, C, L) -> y (N, C, Lo), Lo = output_size (None: L)."""
+    return _adaptive_avg("adaptive_avg_pool1d", 1, x, output_size)
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: int | tuple[int | None, int | None]
+                        ) -> np.ndarray:
+    """Mean over each adaptive bin: x (N, C, H, W) -> y (N, C, Ho, Wo)."""
+    return _adaptive_avg("adaptive_avg_pool2d", 2, x, output_size)
+
+
+def adaptive_avg_pool3d(x: np.ndarray,
+                        output_size: int | tuple[int | None, int | None, int | None]
+                        ) -> np.ndarray:
+    """Mean over each adaptive bin: x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo)."""
+    return _adaptive_avg("adaptive_avg_pool3d", 3, x, output_size)
+
+
+def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray,
+                                 output_size: int | tuple[int | None]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool1d`: dy (N, C, Lo) -> dx (N, C, L)."""
+    return _adaptive_avg_backward("adaptive_avg_pool1d", 1, dy, x, output_size)
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray,
+                                 output_size: int | tuple[int | None, int | None]
+                                 ) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d`: dy (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+    return _adaptive_avg_backward("adaptive_avg_pool2d", 2, dy, x, output_size)
+
+
+def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray,
+                                 output_size: int | tuple[int | None, int | None, int | None]
+                                 ) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool3d`: dy (N, C, Do, Ho, Wo) -> dx (N, C, D, H, W)."""
+    return _adaptive_avg_backward("adaptive_avg_pool3d", 3, dy, x, output_size)
+
+
+def adaptive_max_pool1d(x: np.ndarray, output_size: int | tuple[int | None],
+                        return_indices: bool = False
+                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """First maximum of each adaptive bin: x (N, C, L) -> y (N, C, Lo) (and indices l)."""
+    return _adaptive_max("adaptive_max_pool1d", 1, x, output_size, return_indices)
+
+
+def adaptive_max_pool2d(x: np.ndarray, output_size: int | tuple[int | None, int | None],
+                        return_indices: bool = False
+                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """First maximum of each adaptive bin: x (N, C, H, W) -> y (N, C, Ho, Wo) (and indices
+    h * W + w)."""
+    return _adaptive_max("adaptive_max_pool2d", 2, x, output_size, return_indices)
+
+
+def adaptive_max_pool3d(x: np.ndarray,
+                        output_size: int | tuple[int | None, int | None, int | None],
+                        return_indices: bool = False
+                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """First maximum of each adaptive bin: x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo) (and
+    indices (d * H + h) * W + w)."""
+    return _adaptive_max("adaptive_max_pool3d", 3, x, output_size, return_indices)
+
+
+def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray,
+                                 output_size: int | tuple[int | None]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool1d`: dy (N, C, Lo) -> dx (N, C, L)."""
+    return _adaptive_max_backward("adaptive_max_pool1d", 1, dy, x, output_size)
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray,
+                                 output_size: int | tuple[int | None, int | None]
+                                 ) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool2d`: dy (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+    return _adaptive_max_backward("adaptive_max_pool2d", 2, dy, x, output_size)
+
+
+def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray,
+                                 output_size: int | tuple[int | None, int | None, int | None]
+                                 ) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool3d`: dy (N, C, Do, Ho, Wo) -> dx (N, C, D, H, W)."""
+    return _adaptive_max_backward("adaptive_max_pool3d", 3, dy, x, output_size)
