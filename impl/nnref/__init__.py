@@ -22,6 +22,14 @@ from .conv import (
     conv3d,
     conv3d_backward,
 )
+from .conv_transpose import (
+    conv_transpose1d,
+    conv_transpose1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose3d,
+    conv_transpose3d_backward,
+)
 from .padding import PAD_MODES, pad, pad_backward
 from .pooling import (
     max_pool1d,
@@ -50,6 +58,12 @@ __all__ = [
     "conv2d_backward",
     "conv3d",
     "conv3d_backward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose3d",
+    "conv_transpose3d_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",
