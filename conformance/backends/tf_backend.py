@@ -21,7 +21,7 @@ Conventions handled here (see conformance/divergences.toml):
 - Transposed convolution: tf.nn.conv{1,2,3}d_transpose take (*k, Co, C) filters, an explicit
   output_shape and SAME / VALID only: the adapter runs VALID with the uncropped output_shape,
   appends output_padding zeros and crops the contract's padding (tf-conv-transpose-output-shape);
-  groups are one call per group (tf-conv-transpose-no-groups); float64 and gradients use a
+  groups are one call per group (tf-conv-transpose-no-groups); float64 dilation is a
   zero-dilated kernel (tf-conv-transpose-dilation-float64).
 - Max pooling: tf.nn.max_pool_with_argmax (4-D only: tf-maxpool-argmax-4d-only) on an input
   padded with -inf (explicit padding, ceil_mode by extra -inf cells at the end:
@@ -281,15 +281,15 @@ def _zero_dilated(wk: tf.Tensor, d: tuple[int, ...]) -> tf.Tensor:
 
 
 def _conv_t(x: tf.Tensor, w: tf.Tensor, stride, padding, output_padding, groups, dilation,
-            differentiable: bool, rank: int) -> tf.Tensor:
+            rank: int) -> tf.Tensor:
     """(N, C, *S) x, (C, Co / G, *k) w -> (N, Co, *So) y, all in TF.
 
     tf.nn.conv{1,2,3}d_transpose with VALID padding and output_shape = the uncropped size
     (S - 1) * s + d * (k - 1) + 1; then output_padding zeros at the end (cells no input
     reaches) and the contract's padding cropped from both ends (TF's SAME / VALID cannot say
     torch's padding: tf-conv-transpose-output-shape). No groups argument: one call per group,
-    concatenated (tf-conv-transpose-no-groups). Dilation runs TF's dilations only in the float32
-    forward; float64 has no dilated CPU kernel and gradients go through a zero-dilated kernel
+    concatenated (tf-conv-transpose-no-groups). Dilation is TF's dilations in float32 (forward
+    and gradients); float64 has no dilated CPU kernel and runs a zero-dilated kernel instead
     (tf-conv-transpose-dilation-float64).
     """
     geo = conv_transpose_args(tuple(x.shape), tuple(w.shape), rank, stride, padding,
@@ -298,7 +298,7 @@ def _conv_t(x: tf.Tensor, w: tf.Tensor, stride, padding, output_padding, groups,
     xl = tf.transpose(x, _to_last(rank))  # (N, *S, C)
     wk = tf.transpose(w, (*range(2, rank + 2), 1, 0))  # (C, Co/G, *k) -> (*k, Co/G, C)
     d = geo.dilation
-    if any(v > 1 for v in d) and (differentiable or x.dtype == tf.float64):
+    if any(v > 1 for v in d) and x.dtype == tf.float64:
         wk, d = _zero_dilated(wk, d), (1,) * rank
     uncropped = [f - e for f, e in zip(geo.full, geo.output_padding, strict=True)]
     cg, co_g = c // geo.groups, int(w.shape[1])
@@ -323,7 +323,7 @@ def _conv_t(x: tf.Tensor, w: tf.Tensor, stride, padding, output_padding, groups,
 def _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, rank: int):
     x, w = float_input(x), float_input(w, "w")
     y = _conv_t(_c(x, x.dtype), _c(w, x.dtype), stride, padding, output_padding, groups,
-                dilation, False, rank)
+                dilation, rank)
     if b is not None:
         y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), channel_shape(rank + 2))
     return _np(y, x.dtype)
@@ -334,7 +334,7 @@ def _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation
     xt, wt = _c(x, x.dtype), _c(w, x.dtype)
     with tf.GradientTape() as tape:
         tape.watch([xt, wt])
-        y = _conv_t(xt, wt, stride, padding, output_padding, groups, dilation, True, rank)
+        y = _conv_t(xt, wt, stride, padding, output_padding, groups, dilation, rank)
     if tuple(y.shape) != dy.shape:
         raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
     dx, dw = _grads(tape, y, [xt, wt], _c(dy, x.dtype))
