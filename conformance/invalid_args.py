@@ -408,6 +408,12 @@ def _bad_output_size(k: Ctx) -> Broken:
 
 def _groups_not_dividing(k: Ctx) -> Broken:
     a = k.args
+    if getattr(k.case, "w_channels_axis", 1) == 0:  # w (C, Co/G, *k): Co follows from groups
+        c, (_, co_g, *kernel) = a["x"].shape[1], a["w"].shape
+        groups = k.draw(st.sampled_from([g for g in range(2, c + 2) if c % g]), label="groups")
+        a["groups"] = groups
+        a["w"] = _normal(k.rng, (c, co_g, *kernel), a["w"].dtype)
+        return ("groups",), "groups"
     c, (co, _, *kernel) = a["x"].shape[1], a["w"].shape
     options = [g for g in range(2, max(c, co) + 2) if c % g or co % g]
     groups = k.draw(st.sampled_from(options), label="groups")
@@ -421,6 +427,30 @@ def _nonpositive_groups(k: Ctx) -> Broken:
     return ("groups",), "groups"
 
 
+def _output_padding_too_large(k: Ctx) -> Broken:
+    """output_padding >= max(stride, dilation) along one axis (transposed convolution)."""
+    stride, dilation = spatial(k.args["stride"], k.rank), spatial(k.args["dilation"], k.rank)
+    axis = k.axis()
+    bad = max(stride[axis], dilation[axis]) + k.draw(st.integers(0, 1), label="beyond")
+    current = list(spatial(k.args["output_padding"], k.rank))
+    current[axis] = bad
+    k.args["output_padding"] = k.container(current)
+    return ("output_padding",), "output_padding"
+
+
+def _transposed_output_too_small(k: Ctx) -> Broken:
+    """padding cropping an axis of a transposed convolution's output to <= 0 cells."""
+    a = k.args
+    kernel = a["w"].shape[2:]
+    s, d = spatial(a["stride"], k.rank), spatial(a["dilation"], k.rank)
+    e, p = spatial(a["output_padding"], k.rank), list(spatial(a["padding"], k.rank))
+    axis = k.axis()
+    full = (a["x"].shape[2 + axis] - 1) * s[axis] + d[axis] * (kernel[axis] - 1) + 1 + e[axis]
+    p[axis] = -(-full // 2) + k.draw(st.integers(0, 1), label="beyond")
+    a["padding"] = k.container(p)
+    return ("padding",), "padding"
+
+
 def _channel_arrays(args: Mapping[str, Any]) -> list[str]:
     """The per-channel arrays of a call: every array but x and dy (w, b, gamma, ...)."""
     return [k for k, v in args.items() if isinstance(v, np.ndarray) and k not in DATA_ARRAYS]
@@ -430,6 +460,8 @@ def _channel_mismatch(k: Ctx) -> Broken:
     name = k.draw(st.sampled_from(_channel_arrays(k.args)), label="mismatched")
     old = k.args[name]
     axis = 1 if old.ndim >= 2 else 0  # w: (Co, C / G, *k) against x's C; else (C,) or (Co,)
+    if old.ndim >= 2:  # a case type may hold C on another axis of w (transposed: (C, Co/G, *k))
+        axis = getattr(k.case, "w_channels_axis", axis)
     sizes = [n for n in (old.shape[axis] - 1, old.shape[axis] + 1) if n >= 1]
     shape = list(old.shape)
     shape[axis] = k.draw(st.sampled_from(sizes), label="size")
@@ -609,8 +641,10 @@ def _has_kernel(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
 
 
 def _has_kernel_and_padding(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
-    # LP pooling has a kernel_size and no padding (explicit_pads: none)
-    return ("padding" in args or "kernel_size" in args) and _has_kernel(case, direction, args)
+    # LP pooling has a kernel_size and no padding (explicit_pads: none); a case type whose output
+    # grows with the kernel (transposed conv) has no kernel limit.
+    return (("padding" in args or "kernel_size" in args) and _has_kernel(case, direction, args)
+            and not getattr(case, "output_grows_with_kernel", False))
 
 
 def _has_arrays(count: int) -> Applies:
@@ -685,6 +719,12 @@ CATEGORIES: dict[str, Category] = {c.id: c for c in (
              "ValueError naming groups"),
     Category("nonpositive_groups", "groups <= 0", _has("groups"), _nonpositive_groups,
              "ValueError naming groups"),
+    Category("output_padding_too_large", "a transposed convolution's output_padding >= "
+             "max(stride, dilation) along an axis", _has("output_padding"),
+             _output_padding_too_large, "ValueError naming output_padding"),
+    Category("transposed_output_too_small", "padding cropping a transposed convolution's "
+             "output to < 1 cell along an axis", _has("output_padding"),
+             _transposed_output_too_small, "ValueError naming padding"),
     Category("channel_mismatch", "w, b, gamma, beta or a running statistic does not fit the "
              "channels", _has_channel_arrays, _channel_mismatch, "ValueError naming the array"),
     Category("wrong_ndim", "an array with the wrong number of dimensions", _has_bounded_ndim,

@@ -239,6 +239,56 @@ def conv_args(x_shape: tuple[int, ...], w_shape: tuple[int, ...], rank: int, str
     return kernel, s, conv_pads(padding, tuple(x_shape[2:]), kernel, s, d), d
 
 
+KERNEL_T_LAYOUTS = {1: "(C, Co / G, kl)", 2: "(C, Co / G, kh, kw)",
+                    3: "(C, Co / G, kd, kh, kw)"}
+
+
+@dataclass(frozen=True)
+class ConvTransposeGeometry:
+    """Contract transposed-conv arguments as numbers, one entry per spatial axis."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pads: tuple[int, ...]  # cropped from both ends
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    full: tuple[int, ...]  # (S - 1) * s + d * (k - 1) + 1 + output_padding (before the crop)
+    out: tuple[int, ...]  # full - 2 * pads
+
+
+def conv_transpose_args(x_shape: tuple[int, ...], w_shape: tuple[int, ...], rank: int,
+                        stride: object, padding: object, output_padding: object,
+                        groups: object, dilation: object) -> ConvTransposeGeometry:
+    """Normalise transposed-conv arguments (x (N, C, *S), w (C, Co / G, *k)) and check them:
+    groups divide C, w.shape[0] == C, symmetric int padding, output_padding < max(s, d), So >= 1.
+    """
+    check_rank(x_shape, rank)
+    check_rank(w_shape, rank, "w", KERNEL_T_LAYOUTS)
+    c = x_shape[1]
+    if not _is_int(groups) or groups < 1 or c % groups or w_shape[0] != c:
+        raise ValueError(f"groups={groups!r} does not fit x channels {c} and w of shape "
+                         f"{tuple(w_shape)} (w is (C, Co / G, *k))")
+    kernel = tuple(int(k) for k in w_shape[2:])
+    s, d = per_axis(stride, "stride", rank), per_axis(dilation, "dilation", rank)
+    pairs = pad_pairs(padding, rank)
+    if any(b != a for b, a in pairs) or (
+        isinstance(padding, tuple | list) and any(isinstance(e, tuple | list) for e in padding)
+    ):
+        raise ValueError(f"padding must be an int or one int per spatial axis, got {padding!r}")
+    pads = tuple(b for b, _ in pairs)
+    extra = tuple(b for b, _ in pad_pairs(output_padding, rank, "output_padding"))
+    if any(e >= max(si, di) for e, si, di in zip(extra, s, d, strict=True)):
+        raise ValueError(f"output_padding={output_padding!r} must be smaller than the stride "
+                         f"{s} or the dilation {d} along every axis")
+    full = tuple((n - 1) * si + di * (k - 1) + 1 + e
+                 for n, k, si, di, e in zip(x_shape[2:], kernel, s, d, extra, strict=True))
+    out = tuple(f - 2 * p for f, p in zip(full, pads, strict=True))
+    if min(out) < 1:
+        raise ValueError(f"padding={padding!r} leaves an output of size {out} (< 1)")
+    return ConvTransposeGeometry(kernel, s, pads, extra, d, int(groups), full, out)
+
+
 def pool_out_len(n: int, before: int, after: int, k: int, s: int, d: int, ceil_mode: bool) -> int:
     """Contract max-pool output length along one axis (torch's ceil_mode drop rule included)."""
     span = n + before + after - d * (k - 1) - 1

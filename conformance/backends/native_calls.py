@@ -1,10 +1,11 @@
 """The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
-F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d, F.adaptive_avg_pool1d / 2d /
-3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm; autograd with ``dy`` for the backward
-functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's
-channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+F.conv_transpose1d / 2d / 3d, F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d,
+F.adaptive_avg_pool1d / 2d / 3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm; autograd with
+``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant``
+tensors in TF's channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
+tf.nn.conv1d_transpose / 2d / 3d (output_shape from the contract's output size),
 tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
 tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (tf.nn has no LP
 pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
@@ -155,6 +156,14 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
         y = conv(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
                  padding=_torch_padding(a["padding"], rank), dilation=_ints(a["dilation"]),
                  groups=a["groups"])
+        return grads(y, [x, w]) if backward else y
+    if family == "conv_transpose":
+        conv_t = getattr(F, f"conv_transpose{rank}d")
+        x, w = t("x", backward), t("w", backward)
+        y = conv_t(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
+                   padding=_torch_padding(a["padding"], rank),
+                   output_padding=_ints(a["output_padding"]), groups=a["groups"],
+                   dilation=_ints(a["dilation"]))
         return grads(y, [x, w]) if backward else y
     if family == "max_pool":
         if backward and torch_pool_overruns(invalid):
@@ -394,6 +403,68 @@ def _tf_spatial(v: Any, rank: int) -> Any:
     return list(v) if isinstance(v, tuple | list) else v
 
 
+def tf_conv_transpose_aborts(invalid: InvalidCall, out: list[int]) -> bool:
+    """tensorflow-cpu 2.21's oneDNN float32 Conv2DBackpropInput / Conv3DBackpropInputV2 (the
+    forward of tf.nn.conv1d/2d/3d_transpose) build the output shape before checking it: a
+    negative output_shape dimension fails "Check failed: ... Dimension -1 must be >= 0" in
+    mkl_conv_grad_input_ops.cc and kills the process (x ones (1, 2, 1), filters (2, 1, 1),
+    output_shape [1, -1, 1]; an output size of 0 returns an empty result). The contract's
+    output size of a transposed_output_too_small draw is negative exactly there."""
+    x = invalid.args["x"]
+    return x.dtype == np.float32 and min(out) < 0
+
+
+def _tf_conv_transpose(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                       grads: Callable[..., Any]) -> Any:
+    """tf.nn.conv{1,2,3}d_transpose with the contract's output size as output_shape: VALID
+    without padding, explicit pads at rank 2 (the only one that takes them), filters
+    (*k, Co / G, C) (divergences tf-conv-transpose-output-shape, -filter-layout)."""
+    a, cat, rank = invalid.args, invalid.category, invalid.rank
+    if cat in ("groups_not_dividing", "nonpositive_groups"):
+        raise NotExpressible("tf.nn.conv*_transpose have no groups argument")
+    if a["groups"] != 1:
+        raise NotExpressible("tf.nn.conv*_transpose have no groups", incidental=True)
+    x_np, w_np = a["x"], a["w"]
+    if any(a[k].ndim != rank + 2 for k in ("x", "w", "dy") if k in a):
+        raise NotExpressible("output_shape is computed from arrays of the rank's ndim",
+                             incidental=cat != "wrong_ndim")
+    if cat != "nonpositive_dilation" and _dilated(a, rank) and x_np.dtype == np.float64:
+        raise NotExpressible("TF CPU float64 transposed convs support dilation 1 only "
+                             "(tf-conv-transpose-dilation-float64)", incidental=True)
+    pads = loose_pads(a["padding"], rank)
+    if any(b != af for b, af in pads):
+        raise NotExpressible("the contract's transposed-conv padding is symmetric",
+                             incidental=True)
+    if any(b for b, _ in pads) and rank != 2:
+        if cat in _PADDING_CATEGORIES or cat == "transposed_output_too_small":
+            raise NotExpressible(f"tf.nn.conv{rank}d_transpose takes 'SAME' / 'VALID' only")
+        raise NotExpressible(f"tf.nn.conv{rank}d_transpose takes no explicit padding",
+                             incidental=True)
+    s, d = spatial(a["stride"], rank), spatial(a["dilation"], rank)
+    e = spatial(a["output_padding"], rank)
+    out = [(n - 1) * si - 2 * b + di * (k - 1) + ei + 1 for n, k, si, di, ei, (b, _) in
+           zip(x_np.shape[2:], w_np.shape[2:], s, d, e, pads, strict=True)]
+    shape = [x_np.shape[0], *out, w_np.shape[1]]
+    if tf_conv_transpose_aborts(invalid, out):
+        raise WouldAbort("oneDNN float32 conv*_transpose: CHECK failure on a negative "
+                         "output_shape dimension")
+    padding: Any = _tf_explicit(pads) if any(b for b, _ in pads) else "VALID"
+    x = c("x", _last)
+    w = tf.constant(_copy(w_np.transpose(*range(2, rank + 2), 1, 0)))  # (*k, Co, C)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        if rank == 1:
+            y = tf.nn.conv1d_transpose(x, w, shape, s[0], padding=padding, dilations=d[0])
+        else:
+            fn = tf.nn.conv2d_transpose if rank == 2 else tf.nn.conv3d_transpose
+            y = fn(x, w, shape, list(s), padding=padding, dilations=list(d))
+        if invalid.direction == "forward" and a.get("b") is not None:
+            y = tf.nn.bias_add(y, c("b"))
+    if invalid.direction == "backward":
+        return grads(tape, y, [x, w], c("dy", _last))
+    return y
+
+
 def run_tf(tf: Any, invalid: InvalidCall) -> Any:
     """The natively equivalent tf.nn call (channels-last, tf.constant, GradientTape for
     gradients). Returns the output, or the gradients for a backward function."""
@@ -439,6 +510,8 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
             if not backward and a.get("b") is not None:
                 y = tf.nn.bias_add(y, c("b"))
         return grads(tape, y, [x, w], c("dy", _last)) if backward else y
+    if family == "conv_transpose":
+        return _tf_conv_transpose(tf, invalid, c, grads)
     if family == "max_pool":
         if a["ceil_mode"]:
             raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)

@@ -9,6 +9,8 @@ Conventions handled here (see conformance/divergences.toml):
   periodic outside the grid: ndimage-wrap-not-periodic).
 - Deep-learning conv is cross-correlation: scipy.signal.correlate, not convolve
   (scipy-correlate-vs-convolve). Dilation inserts zeros into the kernel; stride subsamples.
+- Transposed convolution is scipy.signal.correlate of the zero-inserted (stride), fully padded
+  input with the flipped, zero-dilated kernel, then cropped by the padding.
 - Max pooling is scipy.ndimage.maximum_filter with -inf outside the input and a dilated footprint;
   it returns no indices (scipy-max-filter-no-indices) and its NaN handling depends on the NaN's
   position (max-pool-nan), so both raise Unsupported.
@@ -39,6 +41,7 @@ from conformance.backends import (
     check_alpha,
     check_pad,
     conv_args,
+    conv_transpose_args,
     float_input,
     linear_check,
     lp_norm_type,
@@ -148,6 +151,87 @@ def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object
                     groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Not expressible: SciPy has no autodiff."""
     raise _no_autodiff("conv3d")
+
+
+# -------------------------------------------------------------------- transposed convolution
+
+
+def _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, rank: int) -> np.ndarray:
+    """scipy.signal.correlate (direct) of the zero-inserted, fully padded input with the
+    flipped (dilated) kernel, per output channel over its group's input channels; cropped."""
+    x, w = float_input(x), float_input(w, "w")
+    geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
+                              dilation)
+    n, c = x.shape[:2]
+    cg, co_g = c // geo.groups, w.shape[1]
+    ext = [dd * (kk - 1) for kk, dd in zip(geo.kernel, geo.dilation, strict=True)]
+    # Stride: s - 1 zeros between input cells; then d * (k - 1) zeros at both ends (every
+    # partial overlap) and output_padding zeros at the end.
+    xz = np.zeros((n, c, *((size - 1) * ss + 1 + 2 * e + op for size, ss, e, op in
+                           zip(x.shape[2:], geo.stride, ext, geo.output_padding, strict=True))),
+                  x.dtype)
+    xz[(slice(None), slice(None), *(slice(e, e + (size - 1) * ss + 1, ss) for size, ss, e in
+                                    zip(x.shape[2:], geo.stride, ext, strict=True)))] = x
+    wdil = np.zeros((c, co_g, *(e + 1 for e in ext)), x.dtype)
+    wdil[(slice(None), slice(None), *(slice(None, None, dd) for dd in geo.dilation))] = w
+    flipped = wdil[(slice(None), slice(None), *(slice(None, None, -1),) * rank)]
+    crop = (slice(None), 0, *(slice(p, p + o) for p, o in zip(geo.pads, geo.out, strict=True)))
+    out = []
+    for o in range(co_g * geo.groups):
+        g, j = divmod(o, co_g)
+        xs = xz[:, g * cg:(g + 1) * cg]
+        kernel = flipped[g * cg:(g + 1) * cg, j][None]  # (1, C/G, *k')
+        full = signal.correlate(xs, kernel, mode="valid", method="direct")  # (N, 1, ...)
+        out.append(full[crop])
+    y = np.stack(out, axis=1).astype(x.dtype, copy=False)
+    if b is not None:
+        y = y + float_input(b, "b").reshape(channel_shape(rank + 2))
+    return y.astype(x.dtype, copy=False)
+
+
+def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """scipy.signal.correlate of the zero-inserted input with the flipped kernel, cropped."""
+    return _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """scipy.signal.correlate of the zero-inserted input with the flipped kernel, cropped."""
+    return _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, 2)
+
+
+def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """scipy.signal.correlate of the zero-inserted input with the flipped kernel, cropped."""
+    return _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, 3)
+
+
+def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                              stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("conv_transpose1d")
+
+
+def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                              stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("conv_transpose2d")
+
+
+def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                              stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Not expressible: SciPy has no autodiff."""
+    raise _no_autodiff("conv_transpose3d")
 
 
 # ------------------------------------------------------------------------------- max pooling

@@ -18,6 +18,11 @@ Conventions handled here (see conformance/divergences.toml):
   tf.nn.convolution always gets its data_format (tf-convolution-3d-gradient-data-format);
   float32 convs with one output column and a last-axis stride > 1 run at last-axis stride 1
   (tf-onednn-conv-width1-garbage).
+- Transposed convolution: tf.nn.conv{1,2,3}d_transpose take (*k, Co, C) filters, an explicit
+  output_shape and SAME / VALID only: the adapter runs VALID with the uncropped output_shape,
+  appends output_padding zeros and crops the contract's padding (tf-conv-transpose-output-shape);
+  groups are one call per group (tf-conv-transpose-no-groups); float64 dilation is a
+  zero-dilated kernel (tf-conv-transpose-dilation-float64).
 - Max pooling: tf.nn.max_pool_with_argmax (4-D only: tf-maxpool-argmax-4d-only) on an input
   padded with -inf (explicit padding, ceil_mode by extra -inf cells at the end:
   maxpool-ceil-mode). 1-D pools are 2-D pools of a (N, 1, L, C) input; 3-D pools take, per
@@ -67,6 +72,7 @@ from conformance.backends import (  # noqa: E402  # noqa: E402
     check_alpha,
     check_pad,
     conv_args,
+    conv_transpose_args,
     float_input,
     linear_check,
     lp_norm_type,
@@ -267,6 +273,134 @@ def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object
                     groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
     return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
+
+
+# -------------------------------------------------------------------- transposed convolution
+
+_CONV_T = {1: tf.nn.conv1d_transpose, 2: tf.nn.conv2d_transpose, 3: tf.nn.conv3d_transpose}
+
+
+def _zero_dilated(wk: tf.Tensor, d: tuple[int, ...]) -> tf.Tensor:
+    """(*k, Co, C) -> (*(d * (k - 1) + 1), Co, C): d - 1 zeros between taps (differentiable)."""
+    for axis, dd in enumerate(d):
+        if dd == 1:
+            continue
+        k = int(wk.shape[axis])
+        shape = list(wk.shape)
+        spread = tf.concat([tf.expand_dims(wk, axis + 1),
+                            tf.zeros([*shape[:axis + 1], dd - 1, *shape[axis + 1:]],
+                                     dtype=wk.dtype)], axis=axis + 1)
+        spread = tf.reshape(spread, [*shape[:axis], k * dd, *shape[axis + 1:]])
+        wk = spread[(*(slice(None),) * axis, slice(0, dd * (k - 1) + 1))]
+    return wk
+
+
+def _conv_t(x: tf.Tensor, w: tf.Tensor, stride, padding, output_padding, groups, dilation,
+            rank: int) -> tf.Tensor:
+    """(N, C, *S) x, (C, Co / G, *k) w -> (N, Co, *So) y, all in TF.
+
+    tf.nn.conv{1,2,3}d_transpose with VALID padding and output_shape = the uncropped size
+    (S - 1) * s + d * (k - 1) + 1; then output_padding zeros at the end (cells no input
+    reaches) and the contract's padding cropped from both ends (TF's SAME / VALID cannot say
+    torch's padding: tf-conv-transpose-output-shape). No groups argument: one call per group,
+    concatenated (tf-conv-transpose-no-groups). Dilation is TF's dilations in float32 (forward
+    and gradients); float64 has no dilated CPU kernel and runs a zero-dilated kernel instead
+    (tf-conv-transpose-dilation-float64).
+    """
+    geo = conv_transpose_args(tuple(x.shape), tuple(w.shape), rank, stride, padding,
+                              output_padding, groups, dilation)
+    n, c = int(x.shape[0]), int(x.shape[1])
+    xl = tf.transpose(x, _to_last(rank))  # (N, *S, C)
+    wk = tf.transpose(w, (*range(2, rank + 2), 1, 0))  # (C, Co/G, *k) -> (*k, Co/G, C)
+    d = geo.dilation
+    if any(v > 1 for v in d) and x.dtype == tf.float64:
+        wk, d = _zero_dilated(wk, d), (1,) * rank
+    uncropped = [f - e for f, e in zip(geo.full, geo.output_padding, strict=True)]
+    cg, co_g = c // geo.groups, int(w.shape[1])
+    ys = []
+    for g in range(geo.groups):
+        xg, wg = xl[..., g * cg:(g + 1) * cg], wk[..., g * cg:(g + 1) * cg]
+        shape = [n, *uncropped, co_g]
+        if rank == 1:
+            y = tf.nn.conv1d_transpose(xg, wg, shape, geo.stride[0], padding="VALID",
+                                       dilations=d[0])
+        else:
+            y = _CONV_T[rank](xg, wg, shape, list(geo.stride), padding="VALID",
+                              dilations=list(d))
+        ys.append(y)
+    y = ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
+    if any(geo.output_padding):
+        y = tf.pad(y, [[0, 0], *([0, e] for e in geo.output_padding), [0, 0]])
+    y = y[(slice(None), *(slice(p, p + o) for p, o in zip(geo.pads, geo.out, strict=True)))]
+    return tf.transpose(y, _to_first(rank))
+
+
+def _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, rank: int):
+    x, w = float_input(x), float_input(w, "w")
+    y = _conv_t(_c(x, x.dtype), _c(w, x.dtype), stride, padding, output_padding, groups,
+                dilation, rank)
+    if b is not None:
+        y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), channel_shape(rank + 2))
+    return _np(y, x.dtype)
+
+
+def _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, rank: int):
+    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
+    xt, wt = _c(x, x.dtype), _c(w, x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, wt])
+        y = _conv_t(xt, wt, stride, padding, output_padding, groups, dilation, rank)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    dx, dw = _grads(tape, y, [xt, wt], _c(dy, x.dtype))
+    # db: the gradient of a bias added to every output cell of its channel
+    db = tf.reduce_sum(_c(dy, x.dtype), axis=[0, *range(2, rank + 2)])
+    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
+
+
+def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """tf.nn.conv1d_transpose(VALID) per group, output_padding zeros, crop, plus bias."""
+    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """tf.nn.conv2d_transpose(VALID) per group, output_padding zeros, crop, plus bias."""
+    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 2)
+
+
+def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """tf.nn.conv3d_transpose(VALID) per group, output_padding zeros, crop, plus bias."""
+    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 3)
+
+
+def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                              stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw) by GradientTape through conv_transpose1d's composition; db = sum of dy."""
+    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                              stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw) by GradientTape through conv_transpose2d's composition; db = sum of dy."""
+    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 2)
+
+
+def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
+                              stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw) by GradientTape through conv_transpose3d's composition; db = sum of dy."""
+    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 3)
 
 
 # ------------------------------------------------------------------------------- max pooling

@@ -7,6 +7,8 @@ Conventions handled here (see conformance/divergences.toml):
 - F.conv{1,2,3}d pad symmetrically only and refuse padding="same" with stride > 1: every conv pads
   explicitly with F.pad first, then runs with padding=0
   (torch-conv-symmetric-padding-only, torch-same-padding-strided).
+- F.conv_transpose{1,2,3}d are the contract's transposed convolution (its argument order, weight
+  layout (C, Co / G, *k) and output_padding rule); the adapter checks the arguments first.
 - F.max_pool{1,2,3}d pad symmetrically only: symmetric pads go straight to torch (so ceil_mode is
   torch's own); asymmetric pads are composed as F.pad(-inf) + padding=0, which is exact unless a
   window whose input cells are all -inf would report a padded cell (maxpool-neg-inf-sentinel).
@@ -47,6 +49,7 @@ from conformance.backends import (
     check_alpha,
     check_pad,
     conv_args,
+    conv_transpose_args,
     float_input,
     linear_check,
     lp_norm_type,
@@ -67,6 +70,7 @@ _TORCH_MODES = {
     "circular": "circular",
 }
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
@@ -180,6 +184,79 @@ def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object
                     groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) by autograd through conv3d's composition, upstream gradient dy."""
     return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
+
+
+# -------------------------------------------------------------------- transposed convolution
+
+
+def _conv_t(xt, wt, bt, stride, padding, output_padding, groups, dilation, rank: int):
+    """F.conv_transpose{r}d is the contract's op; the arguments are checked first (ValueError)."""
+    geo = conv_transpose_args(tuple(xt.shape), tuple(wt.shape), rank, stride, padding,
+                              output_padding, groups, dilation)
+    return _CONV_T[rank](xt, wt, bt, stride=geo.stride, padding=geo.pads,
+                         output_padding=geo.output_padding, groups=geo.groups,
+                         dilation=geo.dilation)
+
+
+def _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, rank: int):
+    x, w = float_input(x), float_input(w, "w")
+    bt = None if b is None else _t(float_input(b, "b"))
+    y = _conv_t(_t(x), _t(w), bt, stride, padding, output_padding, groups, dilation, rank)
+    return _np(y, x.dtype)
+
+
+def _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, rank: int):
+    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
+    xt, wt = _t(x, True), _t(w, True)
+    n_out = w.shape[1] * groups if isinstance(groups, int) else w.shape[1]
+    bt = torch.zeros(n_out, dtype=xt.dtype, requires_grad=True)
+    y = _conv_t(xt, wt, bt, stride, padding, output_padding, groups, dilation, rank)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    dx, dw, db = torch.autograd.grad(y, (xt, wt, bt), grad_outputs=_t(dy))
+    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
+
+
+def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """F.conv_transpose1d."""
+    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """F.conv_transpose2d."""
+    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 2)
+
+
+def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     stride: object = 1, padding: object = 0, output_padding: object = 0,
+                     groups: int = 1, dilation: object = 1) -> np.ndarray:
+    """F.conv_transpose3d."""
+    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 3)
+
+
+def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through F.conv_transpose1d, upstream gradient dy."""
+    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through F.conv_transpose2d, upstream gradient dy."""
+    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 2)
+
+
+def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
+                              padding: object = 0, output_padding: object = 0, groups: int = 1,
+                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by autograd through F.conv_transpose3d, upstream gradient dy."""
+    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 3)
 
 
 # ------------------------------------------------------------------------------- max pooling

@@ -106,6 +106,18 @@ def _conv(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     return forward, {"b": torch.zeros(case.w_shape[0], dtype=t["x"].dtype)}
 
 
+def _conv_transpose(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
+    r = case.rank
+    conv_t = getattr(F, f"conv_transpose{r}d")
+    _, stride, padding, output_padding, dilation = case.geometry()
+
+    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
+        return (conv_t(t["x"], t["w"], t.get("b"), stride, padding, output_padding,
+                       case.groups, dilation),)
+
+    return forward, {"b": torch.zeros(case.out_channels, dtype=t["x"].dtype)}
+
+
 def _max_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
     r = case.rank
     pool = getattr(F, f"max_pool{r}d")
@@ -192,6 +204,7 @@ def _batch_norm(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
 _BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
     "pad": _pad,
     "conv": _conv,
+    "conv_transpose": _conv_transpose,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
     "lp_pool": _lp_pool,

@@ -469,6 +469,124 @@ def test_tf_convolution_3d_gradient_data_format(tf):
         assert [float(g.numpy().item()) for g in tape.gradient(y, [x, w])] == [1.0, 1.0]
 
 
+# --------------------------------------------------------------------- transposed convolution
+
+
+def _tf_t(tf, a, dtype=None):
+    return tf.constant(a, dtype or tf.float64)
+
+
+@pytest.mark.tf
+def test_tf_conv_transpose_output_shape(tf):
+    rng = np.random.default_rng(31)
+    x, w = rng.standard_normal((1, 3, 1)), rng.standard_normal((2, 1, 1))  # NWC, (k, Co, C)
+    full = np.zeros(6)  # the uncropped scatter: stride 2 = kernel 2, so x[i] * w at 2i, 2i + 1
+    full[0::2], full[1::2] = x.ravel() * w[0, 0, 0], x.ravel() * w[1, 0, 0]
+
+    def run(size, padding):
+        return tf.nn.conv1d_transpose(_tf_t(tf, x), _tf_t(tf, w), [1, size, 1], 2,
+                                      padding).numpy().ravel()
+
+    np.testing.assert_allclose(run(6, "VALID"), full, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(run(7, "VALID"), [*full, 0.0], rtol=0, atol=1e-15)  # ambiguous
+    for size in (5, 8):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="doesn't match computed"):
+            run(size, "VALID")
+    # SAME keeps the first 5 cells; torch's padding crops both ends alike
+    np.testing.assert_allclose(run(5, "SAME"), full[:5], rtol=0, atol=1e-15)
+    xc, wc = x.transpose(0, 2, 1), w.transpose(2, 1, 0)  # contract layouts
+    y = load_backend("tensorflow").conv_transpose1d(xc, wc, stride=2, padding=1,
+                                                    output_padding=1)
+    np.testing.assert_allclose(y.ravel(), [*full[1:], 0.0][:5], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(y, nnref.conv_transpose1d(xc, wc, stride=2, padding=1,
+                                                         output_padding=1), rtol=0, atol=1e-15)
+
+
+@pytest.mark.torch
+def test_torch_conv_transpose_output_size_from_padding(torch):
+    F = torch.nn.functional
+    x, w = torch.ones((1, 1, 3), dtype=torch.float64), torch.ones((1, 1, 2), dtype=torch.float64)
+    assert F.conv_transpose1d(x, w, stride=2).shape[-1] == 6
+    assert F.conv_transpose1d(x, w, stride=2, output_padding=1).shape[-1] == 7
+    # full [1, 1, 1, 1, 1, 1] + the output_padding cell [0]; one cell off each end
+    y = F.conv_transpose1d(x, w, stride=2, padding=1, output_padding=1)
+    assert y.flatten().tolist() == [1.0, 1.0, 1.0, 1.0, 1.0]
+    assert F.conv_transpose1d(x, w, stride=2, padding=1).flatten().tolist() == [1.0] * 4
+
+
+@pytest.mark.tf
+def test_tf_conv_transpose_no_groups(tf):
+    rng = np.random.default_rng(32)
+    x, w = rng.standard_normal((1, 3, 3, 4)), rng.standard_normal((2, 2, 3, 2))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same out_depth"):
+        tf.nn.conv2d_transpose(_tf_t(tf, x), _tf_t(tf, w), [1, 4, 4, 3], 1, "VALID")
+    with pytest.raises(tf.errors.AbortedError, match="primitive descriptor"):
+        tf.nn.conv2d_transpose(_tf_t(tf, x, tf.float32), _tf_t(tf, w, tf.float32), [1, 4, 4, 3],
+                               1, "VALID")
+    xc, wc = x.transpose(0, 3, 1, 2), rng.standard_normal((4, 3, 2, 2))
+    y = load_backend("tensorflow").conv_transpose2d(xc, wc, groups=2)
+    np.testing.assert_allclose(y, nnref.conv_transpose2d(xc, wc, groups=2), rtol=0, atol=1e-13)
+
+
+@pytest.mark.tf
+def test_tf_conv_transpose_dilation_float64(tf):
+    rng = np.random.default_rng(33)
+    for r, fn, message in ((1, tf.nn.conv1d_transpose, "implementations do not yet support"),
+                           (2, tf.nn.conv2d_transpose, "implementations do not yet support"),
+                           (3, tf.nn.conv3d_transpose, "implementation does not yet support")):
+        x, w = rng.standard_normal((1, *(3,) * r, 2)), rng.standard_normal((*(2,) * r, 3, 2))
+        shape = [1, *(5,) * r, 3]  # (3 - 1) + 2 * (2 - 1) + 1
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            fn(_tf_t(tf, x), _tf_t(tf, w), shape, 1, "VALID", dilations=2)
+        y32 = fn(_tf_t(tf, x, tf.float32), _tf_t(tf, w, tf.float32), shape, 1, "VALID",
+                 dilations=2).numpy()
+        xc, wc = x.transpose(0, r + 1, *range(1, r + 1)), w.transpose(r + 1, r, *range(r))
+        ref = nnref.__dict__[f"conv_transpose{r}d"](xc, wc, dilation=2)
+        np.testing.assert_allclose(y32.transpose(0, r + 1, *range(1, r + 1)), ref, rtol=0,
+                                   atol=1e-5 * np.abs(ref).max())
+        y = getattr(load_backend("tensorflow"), f"conv_transpose{r}d")(xc, wc, dilation=2)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.tf
+def test_tf_conv_transpose_filter_layout(tf):
+    rng = np.random.default_rng(34)
+    x, w = rng.standard_normal((1, 2, 3, 3)), rng.standard_normal((2, 3, 2, 2))  # torch layouts
+    ref = nnref.conv_transpose2d(x, w)
+    xl = _tf_t(tf, x.transpose(0, 2, 3, 1))
+    y = tf.nn.conv2d_transpose(xl, _tf_t(tf, w.transpose(2, 3, 1, 0)), [1, 4, 4, 3], 1, "VALID")
+    np.testing.assert_allclose(y.numpy().transpose(0, 3, 1, 2), ref, rtol=0, atol=1e-13)
+    with pytest.raises(tf.errors.InvalidArgumentError):  # torch's order read as (kh, kw, Co, C)
+        tf.nn.conv2d_transpose(xl, _tf_t(tf, w), [1, 4, 4, 3], 1, "VALID")
+
+
+@pytest.mark.torch
+def test_torch_conv_transpose_output_padding_rule(torch):
+    F = torch.nn.functional
+    x, w = torch.ones((1, 1, 3), dtype=torch.float64), torch.ones((1, 1, 2), dtype=torch.float64)
+    assert F.conv_transpose1d(x, w, dilation=2, output_padding=1).shape[-1] == 6
+    with pytest.raises(RuntimeError, match="smaller than either stride or dilation"):
+        F.conv_transpose1d(x, w, dilation=2, output_padding=2)
+    with pytest.raises(RuntimeError, match="smaller than either stride or dilation"):
+        F.conv_transpose1d(x, w, stride=2, output_padding=2)
+    # a conv of the 6 cells with the same kernel and dilation gives 4 outputs, not x's 3
+    assert F.conv1d(torch.ones((1, 1, 6), dtype=torch.float64), w, dilation=2).shape[-1] == 4
+    with pytest.raises(ValueError, match="output_padding"):
+        nnref.conv_transpose1d(x.numpy(), w.numpy(), dilation=2, output_padding=2)
+
+
+@pytest.mark.tf
+def test_tf_conv_transpose_refuses_output_padding_beyond_stride(tf):
+    x, w = tf.ones((1, 3, 1), tf.float32), tf.ones((2, 1, 1), tf.float32)
+    assert tf.nn.conv1d_transpose(x, w, [1, 5, 1], 1, "VALID", dilations=2).shape[1] == 5
+    # 6 cells (output_padding 1): oneDNN cannot build the primitive (float64 has no dilation)
+    with pytest.raises(tf.errors.AbortedError, match="primitive descriptor"):
+        tf.nn.conv1d_transpose(x, w, [1, 6, 1], 1, "VALID", dilations=2)
+    y = load_backend("tensorflow").conv_transpose1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)),
+                                                    dilation=2, output_padding=1)
+    assert y.ravel().tolist() == [1.0, 1.0, 2.0, 1.0, 1.0, 0.0]
+
+
 # -------------------------------------------------------------------------------- max pooling
 
 
@@ -1051,6 +1169,16 @@ def test_scipy_no_autodiff(scipy):
         assert info.value.divergence_id == "scipy-no-autodiff"
 
 
+def test_scipy_conv_transpose_no_autodiff(scipy):
+    backend = load_backend("scipy")
+    for r in (1, 2, 3):
+        x, w = np.ones((1, 1) + (2,) * r), np.ones((1, 1) + (2,) * r)
+        dy = np.ones((1, 1) + (3,) * r)
+        with pytest.raises(Unsupported) as info:
+            getattr(backend, f"conv_transpose{r}d_backward")(dy, x, w)
+        assert info.value.divergence_id == "scipy-no-autodiff"
+
+
 def test_scipy_max_filter_no_indices(scipy):
     from scipy import ndimage
 
@@ -1405,7 +1533,15 @@ DIVERGENCE_TESTS = {
                                            test_batchnorm_single_value_per_channel_tf,
                                            test_batchnorm_single_value_per_channel_scipy),
     "torch-batchnorm-eps-positive": (test_torch_batchnorm_eps_positive,),
-    "scipy-no-autodiff": (test_scipy_no_autodiff,),
+    "tf-conv-transpose-output-shape": (test_tf_conv_transpose_output_shape,
+                                       test_torch_conv_transpose_output_size_from_padding),
+    "tf-conv-transpose-no-groups": (test_tf_conv_transpose_no_groups,),
+    "tf-conv-transpose-dilation-float64": (test_tf_conv_transpose_dilation_float64,),
+    "tf-conv-transpose-filter-layout": (test_tf_conv_transpose_filter_layout,),
+    "torch-conv-transpose-output-padding-rule": (
+        test_torch_conv_transpose_output_padding_rule,
+        test_tf_conv_transpose_refuses_output_padding_beyond_stride),
+    "scipy-no-autodiff": (test_scipy_no_autodiff, test_scipy_conv_transpose_no_autodiff),
     "scipy-max-filter-no-indices": (test_scipy_max_filter_no_indices,),
 }
 

@@ -136,13 +136,16 @@ def test_categories_cover_every_function_at_every_rank():
     assert set(ia.CATEGORIES["wrong_ndim"].functions) == functions - any_shape
     assert set(ia.CATEGORIES["wrong_dy_shape"].functions) == set(ia.backward_functions())
     pools = ("max_pool", "avg_pool")
+    transposed = set(record("conv_transpose").all_functions())
     padded = {f for name in ("pad", "conv", *pools) for f in record(name).all_functions()}
-    assert set(ia.CATEGORIES["negative_padding"].functions) == padded
+    assert set(ia.CATEGORIES["negative_padding"].functions) == padded | transposed
     windowed = {f for name in ("conv", *pools, "lp_pool") for f in record(name).all_functions()}
-    for cat_id in ("kernel_too_large", "nonpositive_stride", "nonpositive_kernel"):
-        assert set(ia.CATEGORIES[cat_id].functions) == windowed, cat_id
+    # a transposed conv's output grows with its kernel: no kernel_too_large there
+    assert set(ia.CATEGORIES["kernel_too_large"].functions) == windowed
+    for cat_id in ("nonpositive_stride", "nonpositive_kernel"):
+        assert set(ia.CATEGORIES[cat_id].functions) == windowed | transposed, cat_id
     dilated = {f for name in ("conv", "max_pool") for f in record(name).all_functions()}
-    assert set(ia.CATEGORIES["nonpositive_dilation"].functions) == dilated
+    assert set(ia.CATEGORIES["nonpositive_dilation"].functions) == dilated | transposed
     assert set(ia.CATEGORIES["pool_padding_above_half"].functions) == {
         f for name in pools for f in record(name).all_functions()}
     assert set(ia.CATEGORIES["bad_divisor_override"].functions) == set(
@@ -150,7 +153,9 @@ def test_categories_cover_every_function_at_every_rank():
     assert set(ia.CATEGORIES["bad_norm_type"].functions) == set(
         record("lp_pool").all_functions())
     assert set(ia.CATEGORIES["groups_not_dividing"].functions) == set(
-        record("conv").all_functions())
+        record("conv").all_functions()) | transposed
+    for cat_id in ("output_padding_too_large", "transposed_output_too_small"):
+        assert set(ia.CATEGORIES[cat_id].functions) == transposed, cat_id
 
 
 def test_the_table_folds_the_ranks_of_each_op():
@@ -473,6 +478,41 @@ def test_tf_avg_pool_gradient_kills_the_process(category, x_shape, kernel, strid
         assert run.returncode in (-signal.SIGABRT, -signal.SIGSEGV), run.returncode
     else:
         assert sign in run.stderr, run.stderr[-2000:]
+
+
+_TF_CONV_T_SCRIPT = textwrap.dedent("""
+    from conformance.frameworks import tf_environment
+    tf_environment()
+    import tensorflow as tf
+    x, w = tf.ones((1, 2, 1)), tf.ones((2, 1, 1))  # NWC, (k, Co, C)
+    print("empty", tf.nn.conv1d_transpose(x, w, [1, 0, 1], 1, "VALID").shape, flush=True)
+    try:
+        tf.nn.conv1d_transpose(x, w, [1, -1, 1], 1, "VALID")
+    except Exception as exc:
+        print("raised", type(exc).__name__, flush=True)
+    print("returned", flush=True)
+""")
+
+
+@pytest.mark.tf
+def test_tf_conv_transpose_negative_output_shape_kills_the_process():
+    """The "abort" record of transposed_output_too_small for TF's float32 conv*_transpose
+    (native_calls.tf_conv_transpose_aborts), in a subprocess: the contract call
+    conv_transpose2d(x (1, 1, 1, 2), w (1, 1, 1, 2), padding=(0, 2)) has output width
+    3 - 4 = -1; the script shows the same on conv1d_transpose."""
+    tf = require("tensorflow")
+    invalid = ia.InvalidCall("transposed_output_too_small", "conv_transpose2d", {
+        "x": np.ones((1, 1, 1, 2), np.float32), "w": np.ones((1, 1, 1, 2), np.float32),
+        "b": None, "stride": 1, "padding": (0, 2), "output_padding": 0, "groups": 1,
+        "dilation": 1}, ("padding",), "padding", 2)
+    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    run = subprocess.run([sys.executable, "-c", _TF_CONV_T_SCRIPT], capture_output=True,
+                         text=True, timeout=180)
+    assert "empty" in run.stdout, (run.stdout, run.stderr[-2000:])
+    assert run.returncode != 0 and "raised" not in run.stdout and "returned" not in run.stdout, (
+        "TF's conv1d_transpose no longer kills the process on a negative output_shape: update "
+        "native_calls.tf_conv_transpose_aborts and the record", run.stdout)
+    assert "Check failed" in run.stderr and "must be >= 0" in run.stderr, run.stderr[-2000:]
 
 
 _TORCH_POOL_SCRIPT = textwrap.dedent("""

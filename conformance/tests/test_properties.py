@@ -8,10 +8,11 @@ plainly written rule); the tolerance is the sum of the two computations' error b
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from .. import tolerance as tol
@@ -22,6 +23,7 @@ from ..ops import RECORDS, record
 from ..ops.adaptive_avg_pool import plain_bin_reduce
 from ..ops.adaptive_max_pool import first_max_indices as adaptive_first_max_indices
 from ..ops.avg_pool import AvgPoolCase
+from ..ops.conv import ConvCase
 from ..ops.max_pool import PoolCase, first_max_indices
 from ..profiles import examples
 from ..sampler import DTYPES, any_case, seeds, strategy
@@ -64,6 +66,113 @@ def test_conv_backward_is_the_adjoint_of_forward(rank, data, seed, impl, impl_na
         compare(f"<conv(x,w),g> vs <{name}, d{name}>", rhs, lhs, atol, where)
     axes = tuple(i for i in range(a["dy"].ndim) if i != 1)
     compare("db", g["db"], a["dy"].sum(axis=axes), 2 * bwd_b["db"], where)
+
+
+# ------------------------------------------------------------------- transposed convolution
+
+CONV_T = record("conv_transpose")
+
+
+def _conv_t_with_conv(data: Any, rank: int, seed: int, dtype: Any) -> tuple[Any, Any, dict, dict]:
+    """A drawn transposed-conv case without bias and with output_padding < stride (the sizes a
+    conv with the same stride, padding, dilation and groups maps back to x), and that conv: its
+    input z has the transposed output's shape, its weight is the same w read as (Co', C'/G)."""
+    drawn = data.draw(strategy(CONV_T, rank), label="case")
+    _, s, p, e, _ = drawn.geometry()
+    case = dataclasses.replace(drawn, bias=False, output_padding=tuple(
+        min(ei, si - 1) for ei, si in zip(e, s, strict=True)))
+    conv = ConvCase(case.output_shape(), case.w_shape, bias=False, stride=case.stride,
+                    padding=tuple(p), dilation=case.dilation, groups=case.groups)
+    assert conv.output_shape() == case.x_shape
+    t_arrays = case.arrays(dtype, seed)
+    c_arrays = conv.arrays(dtype, seed + 1)
+    c_arrays["w"] = t_arrays["w"]
+    return case, conv, t_arrays, c_arrays
+
+
+@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_conv_transpose_is_the_adjoint_of_conv(rank, data, seed, impl, impl_name_opt):
+    """<conv(z, w), x> == <z, conv_transpose(x, w)> with the same stride, padding, dilation,
+    groups and the output_padding that restores z's size; in float64."""
+    case, conv, a, c = _conv_t_with_conv(data, rank, seed, np.float64)
+    y_conv = conv.forward(impl, c)["y"]  # (N, C, *S): x's shape
+    y_t = case.forward(impl, a)["y"]  # (N, Co, *So): z's shape
+    atol = _dot_atol((a["x"], y_conv, tol.forward_bounds(conv, c, np.float64)["y"]),
+                     (c["x"], y_t, tol.forward_bounds(case, a, np.float64)["y"]))
+    compare("<conv(z, w), x> vs <z, conv_transpose(x, w)>", float(np.sum(c["x"] * y_t)),
+            float(np.sum(y_conv * a["x"])), atol,
+            context(case, np.float64, seed, impl_name_opt, "forward"))
+
+
+@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
+@settings(max_examples=examples(30))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_conv_transpose_dx_is_conv_and_conv_dx_is_conv_transpose(rank, data, seed, dtype, impl,
+                                                                 impl_name_opt):
+    """conv_transpose's dx(dy) == conv(dy, w); conv's dx(g) == conv_transpose(g, w)."""
+    case, conv, a, c = _conv_t_with_conv(data, rank, seed, dtype)
+    where = context(case, dtype, seed, impl_name_opt, "backward")
+    dx_t = case.backward(impl, a)["dx"]
+    via_conv = conv.forward(impl, {**c, "x": a["dy"]})["y"]
+    atol = tol.comparison_atol(tol.backward_bounds(case, a, dtype)["dx"],
+                               tol.forward_bounds(conv, {**c, "x": a["dy"]}, dtype)["y"])
+    compare("conv_transpose dx vs conv(dy, w)", dx_t, via_conv, atol, where)
+    dx_conv = conv.backward(impl, c)["dx"]  # c["dy"] has x's shape
+    via_t = case.forward(impl, {**a, "x": c["dy"]})["y"]
+    atol = tol.comparison_atol(tol.backward_bounds(conv, c, dtype)["dx"],
+                               tol.forward_bounds(case, {**a, "x": c["dy"]}, dtype)["y"])
+    compare("conv dx vs conv_transpose(g, w)", dx_conv, via_t, atol, where)
+
+
+@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
+@settings(max_examples=examples(25))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_grouped_conv_transpose_is_the_concatenation_of_per_group_calls(rank, data, seed, dtype,
+                                                                        impl, impl_name_opt):
+    case = data.draw(strategy(CONV_T, rank), label="case")
+    groups = case.groups if case.groups > 1 else 2
+    n, c, *size = case.x_shape
+    cg, co_g = c // case.groups, case.w_shape[1]
+    case = dataclasses.replace(case, x_shape=(n, cg * groups, *size),
+                               w_shape=(cg * groups, co_g, *case.w_shape[2:]), groups=groups)
+    a = case.arrays(dtype, seed)
+    whole = case.forward(impl, a)["y"]
+    parts = [
+        getattr(impl, case.op)(a["x"][:, i * cg:(i + 1) * cg], a["w"][i * cg:(i + 1) * cg],
+                               None if "b" not in a else a["b"][i * co_g:(i + 1) * co_g],
+                               **{**case.params(), "groups": 1})
+        for i in range(groups)
+    ]
+    atol = 2 * tol.SAFETY * tol.forward_bounds(case, a, dtype)["y"]
+    compare("grouped conv_transpose vs per-group calls", whole, np.concatenate(parts, axis=1),
+            atol, context(case, dtype, seed, impl_name_opt, "forward"))
+
+
+@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
+@settings(max_examples=examples(25))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_conv_transpose_stride_is_zero_insertion(rank, data, seed, dtype, impl, impl_name_opt):
+    """conv_transpose with stride s == conv_transpose with stride 1 of x with s - 1 zeros
+    between its cells (no output_padding: its cells are cut from the strided result)."""
+    case = data.draw(strategy(CONV_T, rank), label="case")
+    s = case.geometry()[1]
+    n, c, *size = case.x_shape
+    spread = tuple((si - 1) * st_ + 1 for si, st_ in zip(size, s, strict=True))
+    unit = dataclasses.replace(case, x_shape=(n, c, *spread), stride=1, output_padding=0)
+    assume(min(unit.output_shape()[2:]) >= 1)
+    a = case.arrays(dtype, seed)
+    y = case.forward(impl, a)["y"]
+    xz = np.zeros((n, c, *spread), dtype=a["x"].dtype)
+    xz[(slice(None), slice(None), *(slice(None, None, st_) for st_ in s))] = a["x"]
+    au = {**a, "x": xz}
+    y1 = unit.forward(impl, au)["y"]
+    keep = (slice(None), slice(None), *(slice(0, o) for o in unit.output_shape()[2:]))
+    atol = tol.comparison_atol(tol.forward_bounds(case, a, dtype)["y"],
+                               tol.forward_bounds(unit, au, dtype)["y"])
+    compare("conv_transpose stride s vs stride 1 of the zero-inserted x", y[keep], y1, atol,
+            context(case, dtype, seed, impl_name_opt, "forward"))
 
 
 @pytest.mark.parametrize("rank", RANKS["pad"])

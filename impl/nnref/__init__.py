@@ -36,6 +36,14 @@ from .conv import (
     conv3d,
     conv3d_backward,
 )
+from .conv_transpose import (
+    conv_transpose1d,
+    conv_transpose1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose3d,
+    conv_transpose3d_backward,
+)
 from .lp_pool import lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward
 from .padding import PAD_MODES, pad, pad_backward
 from .pooling import (
@@ -77,6 +85,12 @@ __all__ = [
     "conv2d_backward",
     "conv3d",
     "conv3d_backward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose3d",
+    "conv_transpose3d_backward",
     "lp_pool1d",
     "lp_pool1d_backward",
     "lp_pool2d",
