@@ -220,7 +220,9 @@ def render_table(report: Report) -> list[str]:
     pairs = report.pairs
     op_w = max([10, *(len(row.op) for row in report.rows)])
     label_w = op_w + 12  # op, direction (7), dtype (3) and their separators
-    cell_w = max(10, min(13, (WIDTH - label_w) // max(len(pairs), 1)))
+    # at least one space before the longest pair label, even when that passes the width
+    cell_w = max(10, 1 + max((len(pair_label(p)) for p in pairs), default=0),
+                 min(13, (WIDTH - label_w) // max(len(pairs), 1)))
     lines = [f"{'op':<{op_w}} {'dir':<7} {'dt':<3}" + "".join(
         f"{pair_label(p):>{cell_w}}" for p in pairs)]
     lines.append("-" * min(WIDTH, len(lines[0])))

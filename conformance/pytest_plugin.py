@@ -325,14 +325,15 @@ def verdict(counts: Counter[str]) -> str:
 
 def summary_lines(state: _State, name: str) -> list[str]:
     """The contract summary table (and what was unsupported), as printed at the end."""
-    lines = [f"{'op':<14} {'direction':<10} {'values':<11} {'arguments':<11} "
+    op_w = max(14, *(len(op_and_direction(f)[0]) + 1 for f in CONTRACT_FUNCTIONS))
+    lines = [f"{'op':<{op_w}} {'direction':<10} {'values':<11} {'arguments':<11} "
              f"{'passed':>7} {'failed':>7} {'missing':>8}"]
     for function in CONTRACT_FUNCTIONS:
         key = op_and_direction(function)
         by_category = state.results.get(key, {})
         counts = [by_category.get(c, Counter()) for c in CATEGORIES]
         total = sum(counts, Counter())
-        lines.append(f"{key[0]:<14} {key[1]:<10} {verdict(counts[0]):<11} "
+        lines.append(f"{key[0]:<{op_w}} {key[1]:<10} {verdict(counts[0]):<11} "
                      f"{verdict(counts[1]):<11} {total['passed']:>7} {total['failed']:>7} "
                      f"{total['missing']:>8}")
     if state.limits:
