@@ -975,6 +975,7 @@ def test_tf_avgpool3d_no_float64(tf):
 # -------------------------------------------------------------------------- adaptive pooling
 
 
+@pytest.mark.torch
 def test_torch_adaptive_pool1d_no_none(torch):
     F = torch.nn.functional
     x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
@@ -986,6 +987,7 @@ def test_torch_adaptive_pool1d_no_none(torch):
     np.testing.assert_array_equal(y, nnref.adaptive_avg_pool1d(x.numpy(), (None,)))
 
 
+@pytest.mark.torch
 def test_torch_adaptive_max_last_nan(torch):
     """torch keeps the contract's NaN rule (the last NaN): what the entry's handling assumes."""
     F = torch.nn.functional
@@ -1656,3 +1658,16 @@ def test_registry_accepts_minimal(tmp_path):
     path.write_text(_GOOD.format(ident="ok"))
     (entry,) = registry.load(path)
     assert entry.id == "ok" and entry.ops == ("pad",) and entry.behaviour["torch"] == "b"
+
+
+def test_every_framework_test_carries_its_marker():
+    """A test taking the torch / tf fixture without the marker would run, and skip, in the core
+    environment only, and never in the framework's own environment (tox selects by marker)."""
+    missing = []
+    for name, fn in sorted(globals().items()):
+        if not name.startswith("test_") or not callable(fn):
+            continue
+        params = set(inspect.signature(fn).parameters)
+        marks = {m.name for m in getattr(fn, "pytestmark", [])}
+        missing += [f"{name} ({fw})" for fw in ("torch", "tf") if fw in params and fw not in marks]
+    assert not missing, missing
