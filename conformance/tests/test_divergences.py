@@ -1569,6 +1569,7 @@ _META_TESTS = {
     "test_every_entry_has_a_test", "test_no_test_for_unknown_entry",
     "test_unsupported_ids_are_registered", "test_registry_entries_are_well_formed",
     "test_registry_rejects_malformed", "test_registry_accepts_minimal",
+    "test_every_framework_test_carries_its_marker",
 }
 _UNSUPPORTED_ID = re.compile(r"Unsupported\(\s*\"([^\"]+)\"")
 
