@@ -1,0 +1,438 @@
+"""The forward half of the nnref contract as single-node (or few-node) ONNX models.
+
+Shared by two runners: ``onnxref_backend`` (onnx.reference.ReferenceEvaluator) and
+``onnxruntime_backend`` (onnxruntime's CPU provider). Each call builds a graph with onnx.helper
+(arrays as graph inputs, shape-like constants as initializers) at opset OPSET / IR_VERSION;
+models and runner sessions are cached per (op, attributes, shapes, dtype).
+
+Conventions handled here (see notes/onnx_divergences.toml):
+- Pad: contract constant / reflect / replicate / circular are ONNX constant / reflect / edge /
+  wrap; pads are [x1_begin, ..., xr_begin, x1_end, ..., xr_end] over the spatial axes.
+- Conv / ConvTranspose take ONNX's own layouts (W (Co, C / G, *k); transposed W (C, Co / G, *k))
+  and explicit begin/end pads (the contract's "same" is resolved to numbers first).
+- MaxPool: contract pads and ceil_mode go to ONNX as they are (ONNX drops a ceil_mode window that
+  starts in the right padding, as the contract does). ONNX Indices are flat over the whole
+  (N, C, *S) tensor: the adapter keeps the offset inside the plane / volume. A window covering
+  no input cell is not defined by ONNX: the adapter gives -inf and -1 there
+  (onnx-maxpool-empty-window).
+  NaN does not win its window in ONNX (onnx-maxpool-nan): inputs holding NaN raise Unsupported.
+- AveragePool: count_include_pad, ceil_mode and symmetric pads as they are; divisor_override has
+  no ONNX form (onnx-avgpool-no-divisor-override).
+- LpPool is (sum |x| ** p) ** (1 / p) with an integer p: a non-integer p
+  (onnx-lppool-integer-p) and an odd p with negative inputs (onnx-lppool-abs) raise Unsupported;
+  ceil_mode's last windows are ONNX zero pads at the end, scaled by (K / count) ** (1 / p) with a
+  Mul node (the contract's K / count inside the root).
+- Adaptive pools: GlobalAveragePool / GlobalMaxPool when every output size is 1 (and no indices);
+  otherwise one Slice per bin, reduced by ReduceMean or a MaxPool over the whole bin (its Indices
+  turned into offsets inside the plane), concatenated and reshaped.
+- BatchNormalization: eval mode with the running statistics; training_mode=1 otherwise. ONNX's
+  momentum weights the old statistic (contract m -> ONNX 1 - m) and its running variance is the
+  biased batch variance: the graph feeds running_var * (M - 1) / M and multiplies the output by
+  M / (M - 1), which gives (1 - m) * old + m * var * M / (M - 1) (onnx-bn-running-var-biased).
+  epsilon, momentum and Elu's alpha are float32 attributes (onnx-float32-attributes): used as
+  given, rounded.
+- Relu, Elu, Sigmoid; linear is Gemm (transB=1) for a 2-D x, else MatMul(x, Transpose(w)) + Add.
+- ONNX has no automatic differentiation here: every *_backward raises Unsupported
+  (onnx-no-autodiff).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import nnref
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from conformance.backends import (
+    Unsupported,
+    adaptive_bins,
+    avg_divisors,
+    avg_pool_geometry,
+    bn_check,
+    check_alpha,
+    check_pad,
+    conv_args,
+    conv_transpose_args,
+    float_input,
+    linear_check,
+    lp_norm_type,
+    lp_pool_geometry,
+    pad_pairs,
+    pool_geometry,
+    spatial_rank,
+)
+
+# Found by trying: a one-Relu model loads in onnxruntime 1.31.1 at opset 26 / IR 13; opsets 27
+# and 28 (onnx 1.23.2's newest) fail in ValidateOpsetForDomain, IR 14 fails in Model::Model.
+OPSET = 26
+IR_VERSION = 13
+
+_TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+              "circular": "wrap"}
+
+# A model spec is hashable: (nodes, inputs, outputs, dtype, consts) with
+# nodes = ((op_type, inputs, outputs, ((attr, value), ...)), ...), inputs = ((name, shape), ...),
+# consts = ((name, dtype, shape, bytes), ...). Float attributes are kept as float.hex() strings
+# wrapped in _F so that -0.0 and 0.0 (equal, same hash) are different keys.
+Spec = tuple[Any, ...]
+Runner = Callable[[Spec, dict[str, np.ndarray]], list[np.ndarray]]
+
+
+class _F(str):
+    """A float attribute in a spec (its float.hex(): -0.0 is not 0.0)."""
+
+
+def fattr(v: float) -> _F:
+    return _F(float(v).hex())
+
+
+def const(name: str, value: Any, dtype: Any) -> tuple[str, str, tuple[int, ...], bytes]:
+    a = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+    return (name, a.dtype.name, a.shape, a.tobytes())
+
+
+def node(op: str, ins: tuple[str, ...] | list[str], outs: tuple[str, ...] | list[str],
+         **attrs: Any) -> tuple[Any, ...]:
+    frozen = tuple(sorted((k, fattr(v) if isinstance(v, float) else
+                           tuple(v) if isinstance(v, list | tuple) else v)
+                          for k, v in attrs.items()))
+    return (op, tuple(ins), tuple(outs), frozen)
+
+
+@functools.lru_cache(maxsize=8192)
+def build_model(spec: Spec) -> onnx.ModelProto:
+    """The ONNX model of a spec (cached)."""
+    nodes, inputs, outputs, dtype, consts = spec
+    onnx_nodes = []
+    for op, ins, outs, attrs in nodes:
+        kw = {k: float.fromhex(v) if isinstance(v, _F) else list(v) if isinstance(v, tuple)
+              else v for k, v in attrs}
+        onnx_nodes.append(helper.make_node(op, list(ins), list(outs), **kw))
+    inits = [numpy_helper.from_array(np.frombuffer(b, dtype=dt).reshape(shape), name)
+             for name, dt, shape, b in consts]
+    graph = helper.make_graph(
+        onnx_nodes, "nnref_case",
+        [helper.make_tensor_value_info(n, _TYPES[dtype], list(s)) for n, s in inputs],
+        [helper.make_tensor_value_info(n, _TYPES[dtype] if t is None else t, None)
+         for n, t in outputs],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                             ir_version=IR_VERSION)
+
+
+def _run(run: Runner, nodes: list, feeds: dict[str, np.ndarray], outputs: list,
+         consts: tuple = ()) -> list[np.ndarray]:
+    """Build (cached) and run a graph: feeds are the graph inputs (all of one float dtype)."""
+    dtype = next(iter(feeds.values())).dtype.name
+    feeds = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+    outs = tuple((o, None) if isinstance(o, str) else o for o in outputs)
+    spec = (tuple(nodes), tuple((k, v.shape) for k, v in feeds.items()), outs, dtype,
+            tuple(consts))
+    return run(spec, feeds)
+
+
+def _flat(pads: tuple[tuple[int, int], ...]) -> list[int]:
+    return [b for b, _ in pads] + [a for _, a in pads]
+
+
+# ----------------------------------------------------------------------------------- padding
+
+
+def _pad(x, pad_width, mode="constant", value=0.0, *, run: Runner):
+    x = float_input(x)
+    pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
+    check_pad(x.shape, pads, mode)
+    full = [0, 0] + [b for b, _ in pads] + [0, 0] + [a for _, a in pads]
+    consts = [const("pads", full, np.int64)]
+    ins = ["x", "pads"]
+    if mode == "constant":
+        consts.append(const("value", value, x.dtype))
+        ins.append("value")
+    (y,) = _run(run, [node("Pad", ins, ["y"], mode=_PAD_MODES[mode])], {"x": x}, ["y"], consts)
+    return y
+
+
+# ------------------------------------------------------------------------------- convolution
+
+
+def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runner, rank: int):
+    x, w = float_input(x), float_input(w, "w")
+    k, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
+    feeds = {"x": x, "w": w}
+    if b is not None:
+        feeds["b"] = float_input(b, "b")
+    n = node("Conv", list(feeds), ["y"], kernel_shape=k, strides=s, pads=_flat(pads),
+             dilations=d, group=int(groups))
+    return _run(run, [n], feeds, ["y"])[0]
+
+
+def _conv_t(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+            run: Runner, rank: int):
+    x, w = float_input(x), float_input(w, "w")
+    geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
+                              dilation)
+    feeds = {"x": x, "w": w}
+    if b is not None:
+        feeds["b"] = float_input(b, "b")
+    n = node("ConvTranspose", list(feeds), ["y"], kernel_shape=geo.kernel, strides=geo.stride,
+             pads=list(geo.pads) * 2, output_padding=geo.output_padding,
+             dilations=geo.dilation, group=geo.groups)
+    y = _run(run, [n], feeds, ["y"])[0]
+    if y.shape[2:] != geo.out:
+        raise AssertionError(f"ConvTranspose gave {y.shape}, contract says {geo.out}")
+    return y
+
+
+# ------------------------------------------------------------------------------- max pooling
+
+
+def _nan_check(x: np.ndarray, op: str) -> None:
+    if np.isnan(x).any():
+        raise Unsupported("onnx-maxpool-nan", f"ONNX {op}: NaN does not win its window")
+
+
+def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+              return_indices=False, *, run: Runner, rank: int):
+    x = float_input(x)
+    geo = pool_geometry(x.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    _nan_check(x, "MaxPool")
+    outs = ["y", ("ind", TensorProto.INT64)] if return_indices else ["y"]
+    n = node("MaxPool", ["x"], [o if isinstance(o, str) else o[0] for o in outs],
+             kernel_shape=geo.kernel, strides=geo.stride, pads=_flat(geo.pads),
+             dilations=geo.dilation, ceil_mode=int(bool(ceil_mode)))
+    res = _run(run, [n], {"x": x}, outs)
+    if res[0].shape[2:] != geo.out:
+        raise AssertionError(f"MaxPool gave {res[0].shape}, contract says {geo.out}")
+    hit = geo.hit  # onnx-maxpool-empty-window
+    y = np.where(hit, res[0], np.array(-np.inf, x.dtype))
+    if not return_indices:
+        return y
+    ind = np.where(hit, res[1] % math.prod(geo.size), -1).astype(np.int64)
+    return y, ind
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+              divisor_override=None, *, run: Runner, rank: int):
+    x = float_input(x)
+    geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
+    avg_divisors(geo, bool(count_include_pad), divisor_override)  # the contract's checks
+    if divisor_override is not None:
+        raise Unsupported("onnx-avgpool-no-divisor-override",
+                          "ONNX AveragePool has no divisor_override")
+    n = node("AveragePool", ["x"], ["y"], kernel_shape=geo.kernel, strides=geo.stride,
+             pads=_flat(geo.pads), ceil_mode=int(bool(ceil_mode)),
+             count_include_pad=int(bool(count_include_pad)))
+    y = _run(run, [n], {"x": x}, ["y"])[0]
+    if y.shape[2:] != geo.out:
+        raise AssertionError(f"AveragePool gave {y.shape}, contract says {geo.out}")
+    return y
+
+
+# --------------------------------------------------------------------------------- LP pooling
+
+
+def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Runner,
+             rank: int):
+    x = float_input(x)
+    p = lp_norm_type(norm_type)
+    geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, ceil_mode)
+    if p != int(p):
+        raise Unsupported("onnx-lppool-integer-p", f"ONNX LpPool's p is an int, got {p}")
+    if int(p) % 2 and (x < 0).any():
+        raise Unsupported("onnx-lppool-abs", "ONNX LpPool sums |x| ** p: an odd p loses the "
+                          "sign of negative inputs")
+    nodes = [node("LpPool", ["x"], ["s"], p=int(p), kernel_shape=geo.kernel, strides=geo.stride,
+                  pads=_flat(geo.floor_pads))]
+    counts = avg_divisors(geo, True, None)
+    consts = []
+    if (counts != math.prod(geo.kernel)).any():
+        scale = (math.prod(geo.kernel) / counts) ** (1.0 / p)
+        consts.append(const("scale", scale, x.dtype))
+        nodes.append(node("Mul", ["s", "scale"], ["y"]))
+    else:
+        nodes[0] = node("LpPool", ["x"], ["y"], **dict(nodes[0][3]))
+    y = _run(run, nodes, {"x": x}, ["y"], consts)[0]
+    if y.shape[2:] != geo.out:
+        raise AssertionError(f"LpPool gave {y.shape}, contract says {geo.out}")
+    return y
+
+
+# -------------------------------------------------------------------------- adaptive pooling
+
+
+def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: int):
+    x = float_input(x)
+    out, bins = adaptive_bins(x.shape, rank, output_size)
+    if kind == "max":
+        _nan_check(x, "MaxPool / GlobalMaxPool")
+    n_, c_ = x.shape[:2]
+    if all(o == 1 for o in out) and not return_indices:
+        op = "GlobalAveragePool" if kind == "avg" else "GlobalMaxPool"
+        return _run(run, [node(op, ["x"], ["y"])], {"x": x}, ["y"])[0]
+    axes = list(range(2, 2 + rank))
+    consts = [const("axes", axes, np.int64), const("shape", [n_, c_, 1], np.int64),
+              const("oshape", [n_, c_, *out], np.int64)]
+    nodes, ys, inds, starts_all = [], [], [], []
+    for j, cell in enumerate(np.ndindex(*out)):
+        lo = [bins[a][i][0] for a, i in enumerate(cell)]
+        hi = [bins[a][i][1] for a, i in enumerate(cell)]
+        starts_all.append((lo, hi))
+        consts += [const(f"lo{j}", lo, np.int64), const(f"hi{j}", hi, np.int64)]
+        nodes.append(node("Slice", ["x", f"lo{j}", f"hi{j}", "axes"], [f"s{j}"]))
+        if kind == "avg":
+            nodes.append(node("ReduceMean", [f"s{j}", "axes"], [f"r{j}"], keepdims=1))
+        else:
+            pool_outs = [f"r{j}", f"i{j}"] if return_indices else [f"r{j}"]
+            nodes.append(node("MaxPool", [f"s{j}"], pool_outs,
+                              kernel_shape=[h - low for low, h in zip(lo, hi, strict=True)]))
+            inds.append(f"i{j}")
+        nodes.append(node("Reshape", [f"r{j}", "shape"], [f"v{j}"]))
+        ys.append(f"v{j}")
+    nodes += [node("Concat", ys, ["cat"], axis=2), node("Reshape", ["cat", "oshape"], ["y"])]
+    outs: list = ["y"]
+    if return_indices:
+        nodes += [node("Concat", inds, ["icat"], axis=2),
+                  node("Reshape", ["icat", "oshape"], ["ind"])]
+        outs.append(("ind", TensorProto.INT64))
+    res = _run(run, nodes, {"x": x}, outs, consts)
+    if kind == "avg" or not return_indices:
+        return res[0]
+    # Each bin's Indices are flat over its (N, C, *bin) slice: offsets inside the bin, then
+    # inside the plane / volume.
+    raw = res[1].reshape(n_, c_, -1)
+    ind = np.empty_like(raw)
+    for j, (lo, hi) in enumerate(starts_all):
+        shape = tuple(h - low for low, h in zip(lo, hi, strict=True))
+        local = np.unravel_index(raw[:, :, j] % math.prod(shape), shape)
+        flat = np.zeros(raw.shape[:2], np.int64)
+        for coord, low, size in zip(local, lo, x.shape[2:], strict=True):
+            flat = flat * size + coord + low
+        ind[:, :, j] = flat
+    return res[0], ind.reshape(n_, c_, *out).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------- batch norm
+
+
+def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
+                momentum=0.1, eps=1e-5, *, run: Runner):
+    x = float_input(x)
+    m = bn_check(x, running_mean, running_var, training)
+    c, dt = x.shape[1], x.dtype
+    feeds = {"x": x,
+             "g": np.ones(c, dt) if gamma is None else float_input(gamma, "gamma"),
+             "b": np.zeros(c, dt) if beta is None else float_input(beta, "beta")}
+    if not training:
+        feeds["rm"] = float_input(running_mean, "running_mean").astype(dt, copy=False)
+        feeds["rv"] = float_input(running_var, "running_var").astype(dt, copy=False)
+        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=float(eps))
+        return _run(run, [n], feeds, ["y"])[0]
+    if running_mean is None:
+        consts = [const("rm", np.zeros(c), dt), const("rv", np.ones(c), dt)]
+        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=float(eps),
+                 momentum=float(1 - momentum), training_mode=1)
+        return _run(run, [n], feeds, ["y"], consts)[0]
+    # onnx-bn-running-var-biased: feed rv * (M - 1) / M, multiply the output by M / (M - 1).
+    feeds["rm"] = float_input(running_mean, "running_mean").astype(dt, copy=False)
+    feeds["rv"] = float_input(running_var, "running_var").astype(dt, copy=False)
+    consts = [const("down", (m - 1) / m, dt), const("up", m / (m - 1), dt)]
+    nodes = [node("Mul", ["rv", "down"], ["rv_in"]),
+             node("BatchNormalization", ["x", "g", "b", "rm", "rv_in"], ["y", "nm", "nv_b"],
+                  epsilon=float(eps), momentum=float(1 - momentum), training_mode=1),
+             node("Mul", ["nv_b", "up"], ["nv"])]
+    y, nm, nv = _run(run, nodes, feeds, ["y", "nm", "nv"], consts)
+    return y, nm, nv
+
+
+# ----------------------------------------------------------------- activations, dense layer
+
+
+def _unary(op, x, *, run: Runner, **attrs):
+    x = float_input(x)
+    return _run(run, [node(op, ["x"], ["y"], **attrs)], {"x": x}, ["y"])[0]
+
+
+def _relu(x, *, run: Runner):
+    return _unary("Relu", x, run=run)
+
+
+def _elu(x, alpha=1.0, *, run: Runner):
+    return _unary("Elu", x, run=run, alpha=check_alpha(alpha))
+
+
+def _sigmoid(x, *, run: Runner):
+    return _unary("Sigmoid", x, run=run)
+
+
+def _linear(x, w, b=None, *, run: Runner):
+    x, w = float_input(x), float_input(w, "w")
+    b = None if b is None else float_input(b, "b")
+    linear_check(x, w, b)
+    feeds = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
+    if x.ndim == 2:
+        nodes = [node("Gemm", list(feeds), ["y"], transB=1)]
+    else:
+        nodes = [node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+                 node("MatMul", ["x", "wt"], ["y" if b is None else "xw"])]
+        if b is not None:
+            nodes.append(node("Add", ["xw", "b"], ["y"]))
+    return _run(run, nodes, feeds, ["y"])[0]
+
+
+# ------------------------------------------------------------------------- the module factory
+
+_RANKED = {"conv": _conv, "conv_transpose": _conv_t, "max_pool": _max_pool,
+           "avg_pool": _avg_pool, "lp_pool": _lp_pool}
+_PLAIN = {"pad": _pad, "batch_norm": _batch_norm, "relu": _relu, "elu": _elu,
+          "sigmoid": _sigmoid, "linear": _linear}
+
+
+def _contract(name: str, impl: Callable[..., Any], doc: str, **fixed: Any) -> Callable[..., Any]:
+    """A module-level contract function `name`: nnref's signature, calling impl(**fixed)."""
+    def f(*args: Any, **kwargs: Any) -> Any:
+        return impl(*args, **kwargs, **fixed)
+    f.__signature__ = inspect.signature(getattr(nnref, name))  # type: ignore[attr-defined]
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = doc
+    return f
+
+
+def _no_autodiff(name: str, framework: str) -> Callable[..., Any]:
+    def f(*args: Any, **kwargs: Any) -> Any:
+        raise Unsupported("onnx-no-autodiff", f"{framework} has no gradient of {name[:-9]}")
+    f.__signature__ = inspect.signature(getattr(nnref, name))  # type: ignore[attr-defined]
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = "Not expressible: ONNX inference has no automatic differentiation."
+    return f
+
+
+def contract_functions(run: Runner, framework: str) -> dict[str, Callable[..., Any]]:
+    """Every contract function on ONNX graphs executed by `run(spec, feeds) -> outputs`."""
+    from conformance.ops import contract_functions as names
+
+    out: dict[str, Callable[..., Any]] = {}
+    for name in names():
+        if name.endswith("_backward"):
+            out[name] = _no_autodiff(name, framework)
+            continue
+        doc = f"{name} as an ONNX graph run by {framework}."
+        family, rank = name[:-2], name[-2:-1]
+        if name.startswith("adaptive_"):
+            out[name] = _contract(name, functools.partial(_adaptive, family.split("_")[1]),
+                                  doc, run=run, rank=int(rank))
+        elif family in _RANKED and rank.isdigit():
+            out[name] = _contract(name, _RANKED[family], doc, run=run, rank=int(rank))
+        else:
+            out[name] = _contract(name, _PLAIN[name], doc, run=run)
+    return out
