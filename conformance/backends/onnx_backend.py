@@ -339,10 +339,12 @@ def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tr
         n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=float(eps))
         return _run(run, [n], feeds, ["y"])[0]
     if running_mean is None:
+        # onnx-bn-training-outputs: ONNX's shape inference wants all three outputs in training
+        # mode (the spec calls the running statistics optional); they are dropped here.
         consts = [const("rm", np.zeros(c), dt), const("rv", np.ones(c), dt)]
-        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=float(eps),
-                 momentum=float(1 - momentum), training_mode=1)
-        return _run(run, [n], feeds, ["y"], consts)[0]
+        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y", "nm", "nv"],
+                 epsilon=float(eps), momentum=float(1 - momentum), training_mode=1)
+        return _run(run, [n], feeds, ["y", "nm", "nv"], consts)[0]
     # onnx-bn-running-var-biased: feed rv * (M - 1) / M, multiply the output by M / (M - 1).
     feeds["rm"] = float_input(running_mean, "running_mean").astype(dt, copy=False)
     feeds["rv"] = float_input(running_var, "running_var").astype(dt, copy=False)
