@@ -182,10 +182,25 @@ def _conv_t(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilat
     feeds = {"x": x, "w": w}
     if b is not None:
         feeds["b"] = float_input(b, "b")
-    n = node("ConvTranspose", list(feeds), ["y"], kernel_shape=geo.kernel, strides=geo.stride,
-             pads=list(geo.pads) * 2, output_padding=geo.output_padding,
-             dilations=geo.dilation, group=geo.groups)
-    y = _run(run, [n], feeds, ["y"])[0]
+    attrs = dict(kernel_shape=geo.kernel, strides=geo.stride, dilations=geo.dilation,
+                 group=geo.groups)
+    if all(op < s for op, s in zip(geo.output_padding, geo.stride, strict=True)):
+        n = node("ConvTranspose", list(feeds), ["y"], pads=list(geo.pads) * 2,
+                 output_padding=geo.output_padding, **attrs)
+        y = _run(run, [n], feeds, ["y"])[0]
+    else:
+        # onnx-convtranspose-output-padding-stride: both runtimes refuse output_padding >=
+        # stride. The output_padding cells come from cropping less at the end (pads end
+        # p - op) and, past the full output, from zero padding; the bias is added after.
+        ends = [max(p - op, 0) for p, op in zip(geo.pads, geo.output_padding, strict=True)]
+        ext = [max(op - p, 0) for p, op in zip(geo.pads, geo.output_padding, strict=True)]
+        nodes = [node("ConvTranspose", ["x", "w"], ["t"], pads=[*geo.pads, *ends], **attrs),
+                 node("Pad", ["t", "ext"], ["u" if b is not None else "y"])]
+        consts = [const("ext", [0] * (rank + 2) + [0, 0, *ext], np.int64)]
+        if b is not None:
+            consts.append(const("bshape", [-1] + [1] * rank, np.int64))
+            nodes += [node("Reshape", ["b", "bshape"], ["bb"]), node("Add", ["u", "bb"], ["y"])]
+        y = _run(run, nodes, feeds, ["y"], consts)[0]
     if y.shape[2:] != geo.out:
         raise AssertionError(f"ConvTranspose gave {y.shape}, contract says {geo.out}")
     return y
