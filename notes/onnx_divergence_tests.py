@@ -1,0 +1,397 @@
+"""One test per entry of notes/onnx_divergences.toml: each builds the tiny ONNX model of the
+entry's reproducer, runs it on the installed framework directly (onnx.reference.ReferenceEvaluator
+and / or onnxruntime's CPU provider, opset 26 / IR 13) and asserts the exact numbers measured,
+so that a test fails when the framework changes.
+
+Fixtures assumed (as in conformance/tests): ``onnx`` -> require("onnx"), ``ort`` ->
+require("onnxruntime"). Measured with onnx 1.23.2 and onnxruntime 1.31.1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+OPSET, IR_VERSION = 26, 13
+F32, F64 = np.float32, np.float64
+FLT_LOWEST = float(np.finfo(np.float32).min)  # -3.4028234663852886e+38
+
+
+def _model(onnx, op, ins, outs, feeds, **attrs):
+    """A one-node model; an output named "I" is int64, the others have the inputs' type."""
+    from onnx import TensorProto, helper
+
+    types = {np.dtype(F32): TensorProto.FLOAT, np.dtype(F64): TensorProto.DOUBLE}
+    elem = types[next(iter(feeds.values())).dtype]
+    node = helper.make_node(op, list(ins), list(outs), **attrs)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info(k, types[v.dtype], v.shape) for k, v in feeds.items()],
+        [helper.make_tensor_value_info(o, TensorProto.INT64 if o == "I" else elem, None)
+         for o in outs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                             ir_version=IR_VERSION)
+
+
+def _ref(onnx, model, feeds):
+    from onnx.reference import ReferenceEvaluator
+
+    return [np.asarray(o) for o in ReferenceEvaluator(model).run(None, feeds)]
+
+
+def _session(ort, model):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def _ort(ort, model, feeds):
+    return _session(ort, model).run(None, feeds)
+
+
+def _x(*values, dtype=F32, shape=None):
+    a = np.array(values, dtype=dtype)
+    return a.reshape(shape if shape is not None else (1, 1, -1))
+
+
+# --------------------------------------------------------------------------- adapter ids
+
+
+@pytest.mark.onnx
+def test_onnx_no_autodiff(onnx, ort):
+    # onnxruntime wheels without the training package have no gradient; onnx.reference has no
+    # kernel for the preview-training Gradient op.
+    assert importlib.util.find_spec("onnxruntime.training") is None
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("Gradient", ["x"], ["dx"], domain="ai.onnx.preview.training",
+                            xs=["x"], y="x")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [1])],
+                              [helper.make_tensor_value_info("dx", 1, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                    helper.make_opsetid(
+                                                        "ai.onnx.preview.training", 1)],
+                              ir_version=IR_VERSION)
+    with pytest.raises(Exception):  # noqa: B017 (ReferenceEvaluator has no Gradient kernel)
+        ReferenceEvaluator(model).run(None, {"x": np.ones(1, F32)})
+
+
+@pytest.mark.onnx
+def test_onnxruntime_no_float64_kernel(onnx, ort):
+    x = np.ones((1, 1, 4), F64)
+    w = np.ones((1, 1, 2), F64)
+    cases = [("Conv", {"x": x, "w": w}, {}), ("ConvTranspose", {"x": x, "w": w}, {}),
+             ("AveragePool", {"x": x}, {"kernel_shape": [2]}),
+             ("LpPool", {"x": x}, {"kernel_shape": [2]}),
+             ("GlobalAveragePool", {"x": x}, {}), ("GlobalMaxPool", {"x": x}, {}),
+             ("Elu", {"x": x}, {})]
+    for op, feeds, attrs in cases:
+        with pytest.raises(ort.capi.onnxruntime_pybind11_state.NotImplemented,
+                           match="Could not find an implementation"):
+            _session(ort, _model(onnx, op, list(feeds), ["y"], feeds, **attrs))
+    # the same ops in float32, and MaxPool / Relu / Sigmoid / BatchNormalization / MatMul in
+    # float64, have kernels
+    _session(ort, _model(onnx, "MaxPool", ["x"], ["y"], {"x": x}, kernel_shape=[2]))
+    _session(ort, _model(onnx, "Conv", ["x", "w"], ["y"], {"x": x.astype(F32),
+                                                            "w": w.astype(F32)}))
+
+
+@pytest.mark.onnx
+def test_onnx_avgpool_no_divisor_override(onnx, ort):
+    assert "divisor_override" not in onnx.defs.get_schema("AveragePool", OPSET).attributes
+    feeds = {"x": _x(1.0, 2.0)}
+    model = _model(onnx, "AveragePool", ["x"], ["y"], feeds, kernel_shape=[2],
+                   divisor_override=1)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+                       match="Unrecognized attribute: divisor_override"):
+        _session(ort, model)
+    with pytest.raises(TypeError):
+        _ref(onnx, model, feeds)
+
+
+@pytest.mark.onnx
+def test_onnx_lppool_integer_p(onnx, ort):
+    assert onnx.defs.get_schema("LpPool", OPSET).attributes["p"].type == \
+        onnx.defs.OpSchema.AttrType.INT
+    feeds = {"x": _x(1.0, 2.0)}
+    model = _model(onnx, "LpPool", ["x"], ["y"], feeds, kernel_shape=[2], p=2.5)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+                       match="Mismatched attribute type"):
+        _session(ort, model)
+    # onnx.reference runs it, as (sum |x| ** 2.5) ** (1 / 2.5): 2.1345563
+    (y,) = _ref(onnx, model, feeds)
+    assert y.ravel().tolist() == [np.float32((1 + 2 ** 2.5) ** 0.4).item()]
+
+
+@pytest.mark.onnx
+def test_onnx_lppool_abs(onnx, ort):
+    for p, x, want in ((1, _x(-1.0, -2.0), 3.0), (3, _x(-1.0, 2.0), np.float32(9 ** (1 / 3)))):
+        feeds = {"x": x}
+        model = _model(onnx, "LpPool", ["x"], ["y"], feeds, kernel_shape=[2], p=p)
+        for run in (_ref(onnx, model, feeds), _ort(ort, model, feeds)):
+            assert run[0].ravel().tolist() == [float(want)]
+    # the contract: p = 1 gives -3, p = 3 gives (-1 + 8) ** (1 / 3) = 1.913
+
+
+@pytest.mark.onnx
+def test_onnx_maxpool_nan(onnx, ort):
+    first, last = {"x": _x(np.nan, 1.0)}, {"x": _x(1.0, np.nan)}
+    plain = _model(onnx, "MaxPool", ["x"], ["y"], first, kernel_shape=[2], strides=[2])
+    indexed = _model(onnx, "MaxPool", ["x"], ["y", "I"], first, kernel_shape=[2], strides=[2])
+    # onnxruntime float32 without Indices: NaN never wins
+    assert _ort(ort, plain, first)[0].ravel().tolist() == [1.0]
+    assert _ort(ort, plain, last)[0].ravel().tolist() == [1.0]
+    # with Indices (and onnx.reference's strided path): the first cell is kept unless beaten
+    y, i = _ort(ort, indexed, last)
+    assert (y.ravel().tolist(), i.ravel().tolist()) == ([1.0], [0])
+    y, i = _ort(ort, indexed, first)
+    assert np.isnan(y).all() and i.ravel().tolist() == [0]
+    y, i = _ref(onnx, indexed, last)
+    assert (y.ravel().tolist(), i.ravel().tolist()) == ([1.0], [0])
+    assert np.isnan(_ref(onnx, plain, first)[0]).all()
+    # onnx.reference's stride-1 path drops NaN altogether; onnxruntime's GlobalMaxPool too
+    s1 = {"x": _x(np.nan, 1.0, 2.0)}
+    assert _ref(onnx, _model(onnx, "MaxPool", ["x"], ["y"], s1, kernel_shape=[2]),
+                s1)[0].ravel().tolist() == [1.0, 2.0]
+    g = {"x": _x(np.nan, 1.0, shape=(1, 1, 1, 2))}
+    assert _ort(ort, _model(onnx, "GlobalMaxPool", ["x"], ["y"], g), g)[0].ravel().tolist() \
+        == [1.0]
+
+
+@pytest.mark.onnx
+def test_onnx_maxpool_empty_window(onnx, ort):
+    # L = 1, kernel 2, dilation 2, pads 1: window 0 covers cells -1 and 1 (no input cell)
+    feeds = {"x": _x(7.0)}
+    kw = {"kernel_shape": [2], "dilations": [2], "pads": [1, 1]}
+    y, i = _ort(ort, _model(onnx, "MaxPool", ["x"], ["y", "I"], feeds, **kw), feeds)
+    assert (y.ravel().tolist(), i.ravel().tolist()) == ([FLT_LOWEST], [-1])
+    (y,) = _ort(ort, _model(onnx, "MaxPool", ["x"], ["y"], feeds, **kw), feeds)
+    assert y.ravel().tolist() == [FLT_LOWEST]
+    y, i = _ref(onnx, _model(onnx, "MaxPool", ["x"], ["y", "I"], feeds, **kw), feeds)
+    assert np.isnan(y).all() and i.ravel().tolist() == [-1]
+
+
+@pytest.mark.onnx
+def test_onnx_maxpool_flat_indices(onnx, ort):
+    # two planes (N = 2): ONNX Indices count over the whole (N, C, L) tensor
+    feeds = {"x": np.array([[[1.0, 2.0]], [[4.0, 3.0]]], F32)}
+    model = _model(onnx, "MaxPool", ["x"], ["y", "I"], feeds, kernel_shape=[2], strides=[2])
+    for y, i in (_ort(ort, model, feeds), _ref(onnx, model, feeds)):
+        assert (y.ravel().tolist(), i.ravel().tolist()) == ([2.0, 4.0], [1, 2])
+    # the contract's per-plane offsets are [1, 0]
+
+
+@pytest.mark.onnx
+def test_onnx_bn_running_var_biased(onnx, ort):
+    c = np.zeros(1, F32)
+    feeds = {"x": np.array([[1.0], [3.0]], F32), "s": c + 1, "b": c, "m": c, "v": c}
+    model = _model(onnx, "BatchNormalization", list(feeds), ["y", "rm", "rv"], feeds,
+                   training_mode=1, momentum=0.25)
+    for _, rm, rv in (_ort(ort, model, feeds), _ref(onnx, model, feeds)):
+        # 0.25 * old + 0.75 * batch, biased batch variance 1 (torch: 0.75 * 2 = 1.5 unbiased)
+        assert (rm.tolist(), rv.tolist()) == ([1.5], [0.75])
+
+
+@pytest.mark.onnx
+def test_onnx_bn_training_outputs(onnx, ort):
+    c = np.zeros(1, F32)
+    feeds = {"x": np.array([[1.0], [3.0]], F32), "s": c + 1, "b": c, "m": c, "v": c + 1}
+    model = _model(onnx, "BatchNormalization", list(feeds), ["y"], feeds, training_mode=1)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail,
+                       match="number of op outputs should be 3 when Training_mode = True"):
+        _session(ort, model)
+    with pytest.raises(onnx.shape_inference.InferenceError):
+        onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    assert _ref(onnx, model, feeds)[0].ravel().tolist() == [
+        np.float32(-1 / math.sqrt(1 + 1e-5)).item(), np.float32(1 / math.sqrt(1 + 1e-5)).item()]
+
+
+@pytest.mark.onnx
+def test_onnx_float32_attributes(onnx, ort):
+    one = np.ones(1, F64)
+    feeds = {"x": np.array([[1.0]]), "s": one, "b": one * 0, "m": one * 0, "v": one * 0}
+    model = _model(onnx, "BatchNormalization", list(feeds), ["y"], feeds, epsilon=1e-5)
+    assert model.graph.node[0].attribute[0].f == float(np.float32(1e-5)) != 1e-5
+    for (y,) in (_ort(ort, model, feeds), _ref(onnx, model, feeds)):
+        assert y.ravel().tolist() == [1 / math.sqrt(float(np.float32(1e-5)))]
+    assert 1 / math.sqrt(float(np.float32(1e-5))) - 1 / math.sqrt(1e-5) == pytest.approx(
+        4.0e-6, rel=0.01)  # relative 1.26e-8: 1e-5 is stored as 9.99999974738e-06
+    x = {"x": np.array([-1.0])}
+    (y,) = _ref(onnx, _model(onnx, "Elu", ["x"], ["y"], x, alpha=0.1), x)
+    assert y.tolist() == [float(np.float32(0.1)) * math.expm1(-1.0)]
+
+
+@pytest.mark.onnx
+def test_onnx_convtranspose_output_padding_stride(onnx, ort):
+    # stride 1, dilation 2, output_padding 1: valid for torch (op < max(s, d)); ONNX's output
+    # size formula gives (2 - 1) * 1 + 1 + (1 - 1) * 2 + 1 = 3
+    feeds = {"x": _x(1.0, 2.0), "w": _x(1.0)}
+    model = _model(onnx, "ConvTranspose", ["x", "w"], ["y"], feeds, kernel_shape=[1],
+                   dilations=[2], output_padding=[1])
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+                       match=r"output_padding \(1\) may be too large for stride \(1\)"):
+        _ort(ort, model, feeds)
+    with pytest.raises(ValueError, match="expected size of input's dimension 2"):
+        _ref(onnx, model, feeds)
+
+
+# -------------------------------------------------------------------------- framework bugs
+
+
+@pytest.mark.onnx
+def test_onnx_ref_maxpool_pads(onnx, ort):
+    feeds = {"x": _x(1.0, 2.0, 3.0)}
+    end = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2], pads=[0, 1])
+    assert _ref(onnx, end, feeds)[0].ravel().tolist() == [2.0, 3.0]
+    assert _ort(ort, end, feeds)[0].ravel().tolist() == [2.0, 3.0, 3.0]
+    begin = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2], pads=[1, 0])
+    with pytest.raises(IndexError):
+        _ref(onnx, begin, feeds)
+    assert _ort(ort, begin, feeds)[0].ravel().tolist() == [1.0, 2.0, 3.0]
+    # rank 2: pads read as (top, bottom, left, right) instead of ONNX's (top, left, bottom,
+    # right): [0, 1, 0, 0] (one column on the left) becomes one row at the bottom
+    x2 = {"x": _x(1.0, 2.0, 3.0, 4.0, shape=(1, 1, 2, 2))}
+    m2 = _model(onnx, "MaxPool", ["x"], ["y"], x2, kernel_shape=[2, 2], pads=[0, 1, 0, 0])
+    assert _ort(ort, m2, x2)[0].tolist() == [[[[3.0, 4.0]]]]
+    assert _ref(onnx, m2, x2)[0].tolist() == [[[[4.0], [4.0]]]]
+    # the strided path (stride 2) honours the pads
+    s2 = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2], strides=[2],
+                pads=[1, 0])
+    assert _ref(onnx, s2, feeds)[0].ravel().tolist() == [1.0, 3.0]
+
+
+@pytest.mark.onnx
+def test_onnx_ref_maxpool_indices(onnx, ort):
+    feeds = {"x": _x(1.0, 2.0, 4.0, 3.0, shape=(1, 1, 2, 2))}
+    model = _model(onnx, "MaxPool", ["x"], ["y", "I"], feeds, kernel_shape=[2, 2])
+    y, i = _ref(onnx, model, feeds)
+    assert (y.ravel().tolist(), i.ravel().tolist()) == ([4.0], [4])  # outside a 4-cell plane
+    y, i = _ort(ort, model, feeds)
+    assert (y.ravel().tolist(), i.ravel().tolist()) == ([4.0], [2])
+    # and per plane, not over the whole tensor, in the same (stride-1) path
+    two = {"x": np.array([[[1.0, 3.0, 2.0]], [[5.0, 4.0, 6.0]]], F32)}
+    m1 = _model(onnx, "MaxPool", ["x"], ["y", "I"], two, kernel_shape=[2])
+    assert _ref(onnx, m1, two)[1].ravel().tolist() == [1, 1, 0, 2]
+    assert _ort(ort, m1, two)[1].ravel().tolist() == [1, 1, 3, 5]
+
+
+@pytest.mark.onnx
+def test_onnx_ref_maxpool_signed_zero(onnx, ort):
+    feeds = {"x": _x(-0.0, 0.0)}
+    model = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2])
+    assert np.signbit(_ref(onnx, model, feeds)[0]).ravel().tolist() == [False]
+    assert np.signbit(_ort(ort, model, feeds)[0]).ravel().tolist() == [True]
+
+
+@pytest.mark.onnx
+def test_onnx_ref_avgpool_ceil_mode(onnx, ort):
+    feeds = {"x": _x(1.0, 2.0, 3.0, 4.0)}
+    model = _model(onnx, "AveragePool", ["x"], ["y"], feeds, kernel_shape=[3], strides=[3],
+                   ceil_mode=1)
+    assert _ref(onnx, model, feeds)[0].ravel().tolist() == [1.5, 3.0]
+    assert _ort(ort, model, feeds)[0].ravel().tolist() == [2.0, 4.0]
+
+
+@pytest.mark.onnx
+def test_onnx_ref_pool_drops_nan(onnx, ort):
+    feeds = {"x": _x(np.nan, 1.0, 2.0)}
+    model = _model(onnx, "AveragePool", ["x"], ["y"], feeds, kernel_shape=[2])
+    assert _ref(onnx, model, feeds)[0].ravel().tolist() == [1.0, 1.5]
+    y = _ort(ort, model, feeds)[0].ravel()
+    assert np.isnan(y[0]) and y[1] == 1.5
+
+
+@pytest.mark.onnx
+def test_onnx_ref_globalmaxpool_axes(onnx, ort):
+    feeds = {"x": np.array([[[1.0, 2.0], [4.0, 3.0]]], F32)}  # (N, C, L) = (1, 2, 2)
+    model = _model(onnx, "GlobalMaxPool", ["x"], ["y"], feeds)
+    y = _ref(onnx, model, feeds)[0]
+    assert (y.shape, y.ravel().tolist()) == ((1, 1), [4.0])  # max over C and L
+    y = _ort(ort, model, feeds)[0]
+    assert (y.shape, y.ravel().tolist()) == ((1, 2, 1), [2.0, 4.0])
+    x3 = {"x": np.arange(8, dtype=F32).reshape(1, 1, 2, 2, 2)}
+    assert _ref(onnx, _model(onnx, "GlobalMaxPool", ["x"], ["y"], x3), x3)[0].shape == \
+        (1, 1, 2, 1, 1, 1)
+
+
+@pytest.mark.onnx
+def test_onnx_ref_convtranspose_groups(onnx, ort):
+    feeds = {"x": np.array([[[1.0], [2.0]]], F32), "w": np.array([[[1.0], [2.0]],
+                                                                  [[10.0], [20.0]]], F32)}
+    model = _model(onnx, "ConvTranspose", ["x", "w"], ["y"], feeds, group=2)
+    with pytest.raises(ValueError, match="cannot reshape array"):
+        _ref(onnx, model, feeds)
+    assert _ort(ort, model, feeds)[0].ravel().tolist() == [1.0, 2.0, 20.0, 40.0]
+
+
+@pytest.mark.onnx
+def test_onnx_ref_relu_signed_zero(onnx, ort):
+    feeds = {"x": np.array([-0.0, np.nan], F32)}
+    model = _model(onnx, "Relu", ["x"], ["y"], feeds)
+    y = _ref(onnx, model, feeds)[0]
+    assert not np.signbit(y[0]) and np.isnan(y[1])
+    y = _ort(ort, model, feeds)[0]
+    assert np.signbit(y[0]) and np.isnan(y[1])
+
+
+@pytest.mark.onnx
+def test_onnxruntime_sigmoid_accuracy(onnx, ort):
+    x = np.array([-15.98976, -17.0, -18.0, -20.0], F32)
+    y = _ort(ort, _model(onnx, "Sigmoid", ["x"], ["y"], {"x": x}), {"x": x})[0]
+    assert y.tolist() == [np.float32(2.3841858e-07).item(), np.float32(8.940697e-08).item(),
+                          0.0, 0.0]  # true: 1.137e-07, 4.140e-08, 1.523e-08, 2.061e-09
+    x64 = np.array([-40.0, -100.0])
+    assert _ort(ort, _model(onnx, "Sigmoid", ["x"], ["y"], {"x": x64}), {"x": x64})[0] \
+        .tolist() == [0.0, 0.0]  # true: 4.248e-18, 3.720e-44
+    y = _ref(onnx, _model(onnx, "Sigmoid", ["x"], ["y"], {"x": x}), {"x": x})[0]
+    assert np.all(np.abs(y - 1 / (1 + np.exp(-x.astype(F64)))) < 1e-14)
+
+
+@pytest.mark.onnx
+def test_onnxruntime_maxpool_neg_inf(onnx, ort):
+    feeds = {"x": _x(-np.inf, -np.inf)}
+    plain = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2])
+    assert _ort(ort, plain, feeds)[0].ravel().tolist() == [FLT_LOWEST]
+    assert _ref(onnx, plain, feeds)[0].ravel().tolist() == [-np.inf]
+    y, i = _ort(ort, _model(onnx, "MaxPool", ["x"], ["y", "I"], feeds, kernel_shape=[2]),
+                feeds)
+    assert (y.ravel().tolist(), i.ravel().tolist()) == ([-np.inf], [0])
+    g = {"x": _x(-np.inf, -np.inf, shape=(1, 1, 1, 2))}
+    assert _ort(ort, _model(onnx, "GlobalMaxPool", ["x"], ["y"], g), g)[0].ravel().tolist() \
+        == [FLT_LOWEST]
+    d = {"x": _x(-np.inf, -np.inf, dtype=F64)}
+    assert _ort(ort, _model(onnx, "MaxPool", ["x"], ["y"], d, kernel_shape=[2]), d)[0] \
+        .ravel().tolist() == [-np.inf]
+
+
+ONNX_DIVERGENCE_TESTS = {
+    "onnx-no-autodiff": (test_onnx_no_autodiff,),
+    "onnxruntime-no-float64-kernel": (test_onnxruntime_no_float64_kernel,),
+    "onnx-avgpool-no-divisor-override": (test_onnx_avgpool_no_divisor_override,),
+    "onnx-lppool-integer-p": (test_onnx_lppool_integer_p,),
+    "onnx-lppool-abs": (test_onnx_lppool_abs,),
+    "onnx-maxpool-nan": (test_onnx_maxpool_nan,),
+    "onnx-maxpool-empty-window": (test_onnx_maxpool_empty_window,),
+    "onnx-maxpool-flat-indices": (test_onnx_maxpool_flat_indices,),
+    "onnx-bn-running-var-biased": (test_onnx_bn_running_var_biased,),
+    "onnx-bn-training-outputs": (test_onnx_bn_training_outputs,),
+    "onnx-float32-attributes": (test_onnx_float32_attributes,),
+    "onnx-convtranspose-output-padding-stride": (test_onnx_convtranspose_output_padding_stride,),
+    "onnx-ref-maxpool-pads": (test_onnx_ref_maxpool_pads,),
+    "onnx-ref-maxpool-indices": (test_onnx_ref_maxpool_indices,),
+    "onnx-ref-maxpool-signed-zero": (test_onnx_ref_maxpool_signed_zero,),
+    "onnx-ref-avgpool-ceil-mode": (test_onnx_ref_avgpool_ceil_mode,),
+    "onnx-ref-pool-drops-nan": (test_onnx_ref_pool_drops_nan,),
+    "onnx-ref-globalmaxpool-axes": (test_onnx_ref_globalmaxpool_axes,),
+    "onnx-ref-convtranspose-groups": (test_onnx_ref_convtranspose_groups,),
+    "onnx-ref-relu-signed-zero": (test_onnx_ref_relu_signed_zero,),
+    "onnxruntime-sigmoid-accuracy": (test_onnxruntime_sigmoid_accuracy,),
+    "onnxruntime-maxpool-neg-inf": (test_onnxruntime_maxpool_neg_inf,),
+}
