@@ -74,6 +74,7 @@ OPSET = 26
 IR_VERSION = 13
 
 _TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+_FEED_NAMES = {"g": "gamma", "b": "b / beta", "rm": "running_mean", "rv": "running_var"}
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
               "circular": "wrap"}
 
@@ -132,11 +133,40 @@ def _run(run: Runner, nodes: list, feeds: dict[str, np.ndarray], outputs: list,
          consts: tuple = ()) -> list[np.ndarray]:
     """Build (cached) and run a graph: feeds are the graph inputs (all of one float dtype)."""
     dtype = next(iter(feeds.values())).dtype.name
+    for k, v in feeds.items():
+        if v.size == 0:
+            raise ValueError(f"{_FEED_NAMES.get(k, k)} must not be empty, got shape {v.shape}")
     feeds = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
     outs = tuple((o, None) if isinstance(o, str) else o for o in outputs)
     spec = (tuple(nodes), tuple((k, v.shape) for k, v in feeds.items()), outs, dtype,
             tuple(consts))
     return run(spec, feeds)
+
+
+def _operand(a: Any, name: str, like: np.ndarray, shape: tuple[int, ...] | None = None
+             ) -> np.ndarray:
+    """A second array operand: float, x's dtype (ONNX types must match) and, if given, shape."""
+    a = float_input(a, name)
+    if a.dtype != like.dtype:
+        raise ValueError(f"{name} must have x's dtype {like.dtype}, got {a.dtype}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    return a
+
+
+def _flag(value: object, name: str) -> bool:
+    """The contract's bool flags (ceil_mode, return_indices, count_include_pad, training)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _real(value: object, name: str, low: float, high: float = math.inf) -> float:
+    """eps / momentum: a real number (not a bool) in [low, high]."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number) \
+            or not low <= float(value) <= high:  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def _flat(pads: tuple[tuple[int, int], ...]) -> list[int]:
@@ -164,11 +194,15 @@ def _pad(x, pad_width, mode="constant", value=0.0, *, run: Runner):
 
 
 def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runner, rank: int):
-    x, w = float_input(x), float_input(w, "w")
+    x = float_input(x)
+    w = _operand(w, "w", x)
     k, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
+    if w.size and any(n + bb + a - dd * (kk - 1) - 1 < 0 for n, (bb, a), kk, dd in
+                      zip(x.shape[2:], pads, k, d, strict=True)):
+        raise ValueError(f"kernel_size {k} (dilation {d}) is larger than the padded input")
     feeds = {"x": x, "w": w}
     if b is not None:
-        feeds["b"] = float_input(b, "b")
+        feeds["b"] = _operand(b, "b", x, (w.shape[0],))
     n = node("Conv", list(feeds), ["y"], kernel_shape=k, strides=s, pads=_flat(pads),
              dilations=d, group=int(groups))
     return _run(run, [n], feeds, ["y"])[0]
@@ -176,12 +210,13 @@ def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runne
 
 def _conv_t(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
             run: Runner, rank: int):
-    x, w = float_input(x), float_input(w, "w")
+    x = float_input(x)
+    w = _operand(w, "w", x)
     geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
                               dilation)
     feeds = {"x": x, "w": w}
     if b is not None:
-        feeds["b"] = float_input(b, "b")
+        feeds["b"] = _operand(b, "b", x, (w.shape[1] * geo.groups,))
     attrs = dict(kernel_shape=geo.kernel, strides=geo.stride, dilations=geo.dilation,
                  group=geo.groups)
     if all(op < s for op, s in zip(geo.output_padding, geo.stride, strict=True)):
@@ -217,6 +252,8 @@ def _nan_check(x: np.ndarray, op: str) -> None:
 def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
               return_indices=False, *, run: Runner, rank: int):
     x = float_input(x)
+    ceil_mode, return_indices = _flag(ceil_mode, "ceil_mode"), _flag(return_indices,
+                                                                      "return_indices")
     geo = pool_geometry(x.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
     _nan_check(x, "MaxPool")
     outs = ["y", ("ind", TensorProto.INT64)] if return_indices else ["y"]
@@ -240,6 +277,8 @@ def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fals
 def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
               divisor_override=None, *, run: Runner, rank: int):
     x = float_input(x)
+    ceil_mode = _flag(ceil_mode, "ceil_mode")
+    count_include_pad = _flag(count_include_pad, "count_include_pad")
     geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
     avg_divisors(geo, bool(count_include_pad), divisor_override)  # the contract's checks
     if divisor_override is not None:
@@ -261,7 +300,7 @@ def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Ru
              rank: int):
     x = float_input(x)
     p = lp_norm_type(norm_type)
-    geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, ceil_mode)
+    geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, _flag(ceil_mode, "ceil_mode"))
     if p != int(p):
         raise Unsupported("onnx-lppool-integer-p", f"ONNX LpPool's p is an int, got {p}")
     if int(p) % 2 and (x < 0).any():
@@ -289,6 +328,7 @@ def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Ru
 def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: int):
     x = float_input(x)
     out, bins = adaptive_bins(x.shape, rank, output_size)
+    return_indices = _flag(return_indices, "return_indices")
     if kind == "max":
         _nan_check(x, "MaxPool / GlobalMaxPool")
     n_, c_ = x.shape[:2]
@@ -343,14 +383,16 @@ def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: 
 def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
                 momentum=0.1, eps=1e-5, *, run: Runner):
     x = float_input(x)
+    training = _flag(training, "training")
+    momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0)
     m = bn_check(x, running_mean, running_var, training)
     c, dt = x.shape[1], x.dtype
     feeds = {"x": x,
-             "g": np.ones(c, dt) if gamma is None else float_input(gamma, "gamma"),
-             "b": np.zeros(c, dt) if beta is None else float_input(beta, "beta")}
+             "g": np.ones(c, dt) if gamma is None else _operand(gamma, "gamma", x, (c,)),
+             "b": np.zeros(c, dt) if beta is None else _operand(beta, "beta", x, (c,))}
     if not training:
-        feeds["rm"] = float_input(running_mean, "running_mean").astype(dt, copy=False)
-        feeds["rv"] = float_input(running_var, "running_var").astype(dt, copy=False)
+        feeds["rm"] = _operand(running_mean, "running_mean", x, (c,))
+        feeds["rv"] = _operand(running_var, "running_var", x, (c,))
         n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=float(eps))
         return _run(run, [n], feeds, ["y"])[0]
     if running_mean is None:
@@ -361,8 +403,8 @@ def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tr
                  epsilon=float(eps), momentum=float(1 - momentum), training_mode=1)
         return _run(run, [n], feeds, ["y", "nm", "nv"], consts)[0]
     # onnx-bn-running-var-biased: feed rv * (M - 1) / M, multiply the output by M / (M - 1).
-    feeds["rm"] = float_input(running_mean, "running_mean").astype(dt, copy=False)
-    feeds["rv"] = float_input(running_var, "running_var").astype(dt, copy=False)
+    feeds["rm"] = _operand(running_mean, "running_mean", x, (c,))
+    feeds["rv"] = _operand(running_var, "running_var", x, (c,))
     consts = [const("down", (m - 1) / m, dt), const("up", m / (m - 1), dt)]
     nodes = [node("Mul", ["rv", "down"], ["rv_in"]),
              node("BatchNormalization", ["x", "g", "b", "rm", "rv_in"], ["y", "nm", "nv_b"],
@@ -393,8 +435,9 @@ def _sigmoid(x, *, run: Runner):
 
 
 def _linear(x, w, b=None, *, run: Runner):
-    x, w = float_input(x), float_input(w, "w")
-    b = None if b is None else float_input(b, "b")
+    x = float_input(x)
+    w = _operand(w, "w", x)
+    b = None if b is None else _operand(b, "b", x)
     linear_check(x, w, b)
     feeds = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
     if x.ndim == 2:
