@@ -149,6 +149,8 @@ def _operand(a: Any, name: str, like: np.ndarray, shape: tuple[int, ...] | None 
     a = float_input(a, name)
     if a.dtype != like.dtype:
         raise ValueError(f"{name} must have x's dtype {like.dtype}, got {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {a.shape} (kernel / size 0)")
     if shape is not None and a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
     return a
@@ -199,7 +201,8 @@ def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runne
     k, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
     if w.size and any(n + bb + a - dd * (kk - 1) - 1 < 0 for n, (bb, a), kk, dd in
                       zip(x.shape[2:], pads, k, d, strict=True)):
-        raise ValueError(f"kernel_size {k} (dilation {d}) is larger than the padded input")
+        raise ValueError(f"w's kernel {k} (dilation {d}) is larger than the padded input "
+                         f"{tuple(x.shape[2:])} with padding {pads}")
     feeds = {"x": x, "w": w}
     if b is not None:
         feeds["b"] = _operand(b, "b", x, (w.shape[0],))
