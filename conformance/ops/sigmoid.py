@@ -57,9 +57,11 @@ def backward_bounds(case: SigmoidCase, a: Mapping[str, np.ndarray], dtype: Any
     # 1 - y then errs by s |d| absolutely, so dx errs by |dy| (s |d| s + s (1 - s) |d|) plus
     # three roundings (the subtraction, two products) of s (1 - s): at most gamma(7) |dy| s.
     # (It is an absolute error near saturation, s -> 1, where the true dx is tiny: that is what
-    # the 1 - y form allows.) Plus |dy| tiny for a flushed subnormal y, as in forward_bounds.
+    # the 1 - y form allows.) Plus |dy| tiny for a flushed subnormal y, as in forward_bounds,
+    # and tiny for a subnormal dx itself flushed to zero (JAX's and TF's float32 CPU kernels
+    # flush subnormal results of the product, registered as sigmoid-subnormal-flush).
     tiny = float(np.finfo(dtype).tiny)
-    return {"dx": abs64(a["dy"]) * (gamma(7, dtype) * _s(a["x"]) + tiny)}
+    return {"dx": abs64(a["dy"]) * (gamma(7, dtype) * _s(a["x"]) + tiny) + tiny}
 
 
 def fd_step(case: SigmoidCase, name: str, value: np.ndarray) -> np.ndarray:

@@ -39,6 +39,19 @@ def scipy():
     return require("scipy")
 
 
+@pytest.fixture
+def jax():
+    return require("jax")
+
+
+def _jax_vjp(jax, fn, x, dy, x64: bool = False):
+    """(y, dx) of ``fn`` at x for upstream dy, as NumPy arrays (float64 inside enable_x64)."""
+    with jax.enable_x64(x64):
+        y, pullback = jax.vjp(fn, jax.numpy.asarray(x))
+        (dx,) = pullback(jax.numpy.asarray(dy, y.dtype))
+        return np.asarray(y), np.asarray(dx)
+
+
 def _nd_pad(a: np.ndarray, n: int, mode: str) -> np.ndarray:
     """1-D padding by n with a scipy.ndimage mode (order-0 map_coordinates, integer coords)."""
     from scipy import ndimage
@@ -1473,6 +1486,150 @@ def test_lppool_negative_base_nan_scipy(scipy):
 
 # ------------------------------------------------------------------------------- meta tests
 
+
+# ---------------------------------------------------------------------------------------- JAX
+# Each calls JAX directly (the behaviour), then the adapter (what the suite does about it).
+
+
+@pytest.mark.jax
+def test_jax_max_pool_nan_gradient(jax):
+    lax = jax.lax
+
+    def pool(v):
+        return lax.reduce_window(v, np.array(-np.inf, v.dtype), lax.max, (1, 3), (1, 3), "VALID")
+
+    for row in ([np.nan, 5.0, 7.0], [5.0, np.nan, 7.0]):
+        y, dx = _jax_vjp(jax, pool, np.array([row], np.float32), [[1.0]])
+        assert np.isnan(y).all()
+        np.testing.assert_array_equal(dx, [[0, 0, 1]])  # dy to the 7, not to the NaN
+    x = np.array([[[np.nan, 5.0, 7.0]]])
+    np.testing.assert_array_equal(load_backend("jax").max_pool1d_backward(
+        np.ones((1, 1, 1)), x, 3), [[[1, 0, 0]]])
+
+
+@pytest.mark.jax
+def test_jax_maxpool_neg_inf_sentinel(jax):
+    lax = jax.lax
+
+    def pool(v):
+        return lax.reduce_window(v, np.array(-np.inf, v.dtype), lax.max, (1, 2), (1, 1),
+                                 ((0, 0), (1, 0)))
+
+    y, dx = _jax_vjp(jax, pool, np.array([[-np.inf, 1.0]], np.float32), [[1.0, 10.0]])
+    np.testing.assert_array_equal(y, [[-np.inf, 1.0]])
+    np.testing.assert_array_equal(dx, [[0.0, 10.0]])  # window 0's dy went to the padding
+    got = load_backend("jax").max_pool1d_backward(np.array([[[1.0, 10.0]]]),
+                                                  np.array([[[-np.inf, 1.0]]]), 2, 1, [(1, 0)])
+    np.testing.assert_array_equal(got, [[[1.0, 10.0]]])
+
+
+@pytest.mark.jax
+def test_activation_gradient_at_nan_jax(jax):
+    for x64 in (False, True):
+        assert _jax_vjp(jax, jax.nn.relu, [np.nan], [1.0], x64)[1][0] == 0.0
+        assert np.isnan(_jax_vjp(jax, jax.nn.elu, [np.nan], [1.0], x64)[1][0])
+    assert np.isnan(load_backend("jax").relu_backward(np.ones(1), np.array([np.nan]))).all()
+
+
+@pytest.mark.jax
+def test_sigmoid_subnormal_flush_jax(jax):
+    y, dx = _jax_vjp(jax, jax.nn.sigmoid, np.array([-87.3, -88.0], np.float32), [1.0, 1.0])
+    assert y[0] > np.finfo(np.float32).tiny and y[1] == 0 and dx[1] == 0  # 6.05e-39 flushed
+    y, _ = _jax_vjp(jax, jax.nn.sigmoid, np.array([-708.0, -708.5]), [1.0, 1.0], x64=True)
+    assert y[0] > 0 and y[1] == 0  # 2.0e-308 flushed
+    assert nnref.sigmoid(np.array([-708.5]))[0] > 0
+
+
+@pytest.mark.jax
+def test_sigmoid_saturated_gradient_jax(jax):
+    _, dx = _jax_vjp(jax, jax.nn.sigmoid, np.array([17.0], np.float32), [np.inf])
+    assert np.isnan(dx[0])
+    args = np.full(1, np.inf, np.float32), np.full(1, 17.0, np.float32)
+    assert load_backend("jax").sigmoid_backward(*args)[0] == np.inf
+    assert nnref.sigmoid_backward(*args)[0] == np.inf
+
+
+@pytest.mark.jax
+def test_jax_conv_transpose_no_groups(jax):
+    lax = jax.lax
+    assert "feature_group_count" not in inspect.signature(lax.conv_transpose).parameters
+    x, w = np.ones((1, 2, 3), np.float32), np.ones((2, 1, 2), np.float32)
+    with pytest.raises(TypeError):
+        lax.conv_transpose(x, w, (1,), "VALID", dimension_numbers=("NCH", "IOH", "NCH"),
+                           feature_group_count=2)
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 4, 5)), rng.standard_normal((4, 3, 3))
+    got = load_backend("jax").conv_transpose1d(x, w, stride=2, padding=1, groups=2)
+    np.testing.assert_allclose(got, nnref.conv_transpose1d(x, w, stride=2, padding=1, groups=2),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.jax
+def test_jax_maxpool_no_indices(jax):
+    names = {n for module in (jax.lax, jax.nn) for n in dir(module)}
+    assert not {n for n in names if "pool" in n.lower()}
+    assert {n for n in names if "argmax" in n.lower()} == {"argmax", "argmax_p"}
+    x = np.array([[[[1.0, 3.0, 2.0], [3.0, 0.0, 9.0]]]])
+    _, idx = load_backend("jax").max_pool2d(x, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx, [[[[1, 5]]]])  # first maximum: the 3 at (0, 1)
+
+
+@pytest.mark.jax
+def test_jax_maxpool_dilation_no_vjp(jax):
+    lax = jax.lax
+
+    def pool(v):
+        return lax.reduce_window(v, np.array(-np.inf, v.dtype), lax.max, (1, 2), (1, 1),
+                                 "VALID", window_dilation=(1, 2))
+
+    with pytest.raises(NotImplementedError, match="window dilation"):
+        _jax_vjp(jax, pool, np.array([[1.0, 3.0, 2.0, 5.0, 4.0]], np.float32), [[1.0] * 3])
+    x = np.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]])
+    got = load_backend("jax").max_pool1d_backward(np.array([[[1.0, 10.0, 100.0]]]), x, 2, 1,
+                                                  dilation=2)
+    np.testing.assert_array_equal(got, [[[0, 0, 1, 10, 100]]])
+
+
+@pytest.mark.jax
+def test_jax_reduce_max_splits_ties(jax):
+    jnp = jax.numpy
+    np.testing.assert_array_equal(jax.grad(jnp.max)(jnp.array([1.0, 1.0, 0.0])), [0.5, 0.5, 0])
+    got = load_backend("jax").adaptive_max_pool1d_backward(np.ones((1, 1, 1)),
+                                                           np.array([[[1.0, 1.0, 0.0]]]), 1)
+    np.testing.assert_array_equal(got, [[[1, 0, 0]]])
+
+
+@pytest.mark.jax
+def test_jax_no_batch_norm(jax):
+    names = {n.lower() for module in (jax.lax, jax.nn) for n in dir(module)}
+    assert not {n for n in names if "norm" in n}  # batch_matmul aside, nothing "batch"
+    assert "standardize" in names
+    rng = np.random.default_rng(5)
+    x, g, b = rng.standard_normal((3, 2, 4)), rng.standard_normal(2), rng.standard_normal(2)
+    np.testing.assert_allclose(load_backend("jax").batch_norm(x, g, b), nnref.batch_norm(x, g, b),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.jax
+def test_jax_standardize_one_pass_variance(jax):
+    x = np.float32(1000.0) + np.array([0, 0.01, 0.02, 0.03], np.float32)
+    with jax.enable_x64(False):
+        fast = np.asarray(jax.nn.standardize(jax.numpy.asarray(x)))
+    two_pass = (x - x.mean()) / np.sqrt(x.var() + np.float32(1e-5))
+    assert np.abs(fast).max() > 3 * np.abs(two_pass).max()  # 4.75 vs 1.29
+    got = load_backend("jax").batch_norm(x.reshape(4, 1), None, None)
+    np.testing.assert_allclose(got.ravel(), two_pass, rtol=1e-3)
+
+
+@pytest.mark.jax
+def test_jax_relu_negative_zero(jax):
+    for x64 in (False, True):
+        with jax.enable_x64(x64):
+            y = np.asarray(jax.nn.relu(jax.numpy.asarray(np.full(9, -0.0))))
+        assert not np.signbit(y).any()
+    got = load_backend("jax").relu(np.array([-0.0, -1.0, 2.0]))
+    assert np.signbit(got[0]) and got[1] == 0 and not np.signbit(got[1])
+
 DIVERGENCE_TESTS = {
     "pad-mode-names": (test_pad_mode_names_scipy, test_pad_mode_names_torch,
                        test_pad_mode_names_tf),
@@ -1496,10 +1653,12 @@ DIVERGENCE_TESTS = {
     "tf-conv3d-dilation-float64": (test_tf_conv3d_dilation_float64,),
     "tf-convolution-3d-gradient-data-format": (test_tf_convolution_3d_gradient_data_format,),
     "maxpool-tie-first-max": (test_maxpool_tie_first_max_torch, test_maxpool_tie_first_max_tf),
-    "max-pool-nan": (test_max_pool_nan_torch, test_max_pool_nan_tf, test_max_pool_nan_scipy),
+    "max-pool-nan": (test_max_pool_nan_torch, test_max_pool_nan_tf, test_max_pool_nan_scipy,
+                     test_jax_max_pool_nan_gradient),
     "torch-maxpool-symmetric-padding-only": (test_torch_maxpool_symmetric_padding_only,),
     "maxpool-neg-inf-sentinel": (test_maxpool_neg_inf_sentinel_torch,
-                                 test_maxpool_neg_inf_sentinel_tf),
+                                 test_maxpool_neg_inf_sentinel_tf,
+                                 test_jax_maxpool_neg_inf_sentinel),
     "torch-maxpool-empty-window": (test_torch_maxpool_empty_window,),
     "maxpool-pad-limit": (test_maxpool_pad_limit_torch, test_maxpool_pad_limit_tf),
     "maxpool-ceil-mode": (test_maxpool_ceil_mode_torch, test_maxpool_ceil_mode_tf),
@@ -1552,16 +1711,30 @@ DIVERGENCE_TESTS.update({
     "activation-derivative-at-zero": (test_activation_derivative_at_zero_torch,
                                       test_activation_derivative_at_zero_tf),
     "activation-gradient-at-nan": (test_activation_gradient_at_nan_torch,
-                                   test_activation_gradient_at_nan_tf),
+                                   test_activation_gradient_at_nan_tf,
+                                   test_activation_gradient_at_nan_jax),
     "torch-relu-gradient-selects": (test_torch_relu_gradient_selects,
                                     test_tf_relu_gradient_multiplies),
     "tf-relu-negative-zero": (test_tf_relu_negative_zero,
                                       test_torch_relu_keeps_negative_zero),
     "tf-elu-no-alpha": (test_tf_elu_no_alpha,),
     "sigmoid-subnormal-flush": (test_sigmoid_float32_subnormal_flush_torch,
-                                        test_sigmoid_float32_subnormal_flush_tf),
+                                test_sigmoid_float32_subnormal_flush_tf,
+                                test_sigmoid_subnormal_flush_jax),
     "sigmoid-saturated-gradient": (test_sigmoid_saturated_gradient_torch,
-                                   test_sigmoid_saturated_gradient_tf),
+                                   test_sigmoid_saturated_gradient_tf,
+                                   test_sigmoid_saturated_gradient_jax),
+})
+
+# JAX
+DIVERGENCE_TESTS.update({
+    "jax-conv-transpose-no-groups": (test_jax_conv_transpose_no_groups,),
+    "jax-maxpool-no-indices": (test_jax_maxpool_no_indices,),
+    "jax-maxpool-dilation-no-vjp": (test_jax_maxpool_dilation_no_vjp,),
+    "jax-reduce-max-splits-ties": (test_jax_reduce_max_splits_ties,),
+    "jax-no-batch-norm": (test_jax_no_batch_norm,),
+    "jax-standardize-one-pass-variance": (test_jax_standardize_one_pass_variance,),
+    "jax-relu-negative-zero": (test_jax_relu_negative_zero,),
 })
 DIVERGENCE_TESTS["scipy-no-autodiff"] += (test_scipy_no_autodiff_activations_and_linear,)
 
@@ -1661,14 +1834,19 @@ def test_registry_accepts_minimal(tmp_path):
     assert entry.id == "ok" and entry.ops == ("pad",) and entry.behaviour["torch"] == "b"
 
 
+_FRAMEWORK_MARKS = {"torch": "torch", "tf": "tf", "jax": "jax", "onnx": "onnx", "ort": "onnx"}
+
+
 def test_every_framework_test_carries_its_marker():
-    """A test taking the torch / tf fixture without the marker would run, and skip, in the core
-    environment only, and never in the framework's own environment (tox selects by marker)."""
+    """A test taking a framework's fixture (torch, tf, jax, onnx / ort) without the marker
+    would run, and skip, in the core environment only, and never in the framework's own
+    environment (tox selects by marker)."""
     missing = []
     for name, fn in sorted(globals().items()):
         if not name.startswith("test_") or not callable(fn):
             continue
         params = set(inspect.signature(fn).parameters)
         marks = {m.name for m in getattr(fn, "pytestmark", [])}
-        missing += [f"{name} ({fw})" for fw in ("torch", "tf") if fw in params and fw not in marks]
+        missing += [f"{name} ({fw})" for fw, mark in _FRAMEWORK_MARKS.items()
+                    if fw in params and mark not in marks]
     assert not missing, missing
