@@ -27,7 +27,9 @@ def tf_environment() -> None:
     for key, value in TF_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
 _CANONICAL = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
-              "pytorch": "torch", "scipy": "scipy", "nnref": "nnref"}
+              "pytorch": "torch", "scipy": "scipy", "nnref": "nnref", "jax": "jax",
+              "onnx": "onnx", "onnx-ref": "onnx", "onnxruntime": "onnxruntime",
+              "ort": "onnxruntime"}
 
 
 def canonical(name: str) -> str:

@@ -10,8 +10,9 @@ Loaded by the ``pytest11`` entry point once the package is installed (and by the
   cannot be imported ends the run before collection (pytest's usage error, exit status 4).
 - markers: ``values`` (outputs and gradients) and ``arguments`` (invalid-argument behaviour) are
   set on every test that calls the implementation under test, so ``-m values`` judges the
-  numbers alone; ``torch`` / ``tf`` tests are deselected, with one line saying so, when the
-  framework is not installed (an error instead when ``NNREF_REQUIRE_FRAMEWORKS`` names it);
+  numbers alone; ``torch`` / ``tf`` / ``jax`` / ``onnx`` tests are deselected, with one line
+  saying so, when the framework is not installed (an error instead when
+  ``NNREF_REQUIRE_FRAMEWORKS`` names it);
   ``checkout`` tests (project consistency: docs, the source tree) need a source checkout.
 - the contract summary: per op and direction, the verdict of the values tests and of the
   argument tests, counting only tests that called that function of the implementation under test,
@@ -59,10 +60,12 @@ PROPERTY = "nnref-conformance"
 HEADROOM_PROPERTY = "nnref-headroom"
 CATEGORIES = ("values", "arguments")
 # Framework markers and the module each needs.
-FRAMEWORK_MARKERS = {"torch": "torch", "tf": "tensorflow"}
+FRAMEWORK_MARKERS = {"torch": "torch", "tf": "tensorflow", "jax": "jax", "onnx": "onnx"}
 MARKERS = {
     "torch": "needs torch (deselected when it is not installed)",
     "tf": "needs TensorFlow (deselected when it is not installed)",
+    "jax": "needs JAX (deselected when it is not installed)",
+    "onnx": "needs onnx, and onnxruntime for its half (deselected when onnx is not installed)",
     "values": "checks outputs and gradients of the implementation under test",
     "arguments": "checks how the implementation under test treats invalid arguments",
     "checkout": "reads files that exist only in a source checkout (docs, the source tree)",
@@ -136,7 +139,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     where = getattr(state.module, "__file__", "?")
     versions = ", ".join(
         f"{d} {_version(d)}"
-        for d in ("nnref", "numpy", "scipy", "hypothesis", "torch", "tensorflow-cpu")
+        for d in ("nnref", "numpy", "scipy", "hypothesis", "torch", "tensorflow-cpu", "jax",
+                  "onnx", "onnxruntime")
     )
     lines = [
         f"nnref conformance: implementation under test: {name} ({where})",

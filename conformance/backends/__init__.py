@@ -27,7 +27,8 @@ __all__ = [
     "load_backend",
 ]
 
-BACKEND_NAMES: tuple[str, ...] = ("nnref", "torch", "tensorflow", "scipy")
+BACKEND_NAMES: tuple[str, ...] = (
+    "nnref", "torch", "tensorflow", "scipy", "jax", "onnx-ref", "onnxruntime")
 
 _ALIASES = {"tf": "tensorflow"}
 _MODULES = {
@@ -35,15 +36,22 @@ _MODULES = {
     "torch": "conformance.backends.torch_backend",
     "tensorflow": "conformance.backends.tf_backend",
     "scipy": "conformance.backends.scipy_backend",
+    "jax": "conformance.backends.jax_backend",
+    "onnx-ref": "conformance.backends.onnxref_backend",
+    "onnxruntime": "conformance.backends.onnxruntime_backend",
 }
 _FRAMEWORK_PACKAGE = {
     "nnref": "nnref", "torch": "torch", "tensorflow": "tensorflow", "scipy": "scipy",
+    "jax": "jax", "onnx-ref": "onnx", "onnxruntime": "onnxruntime",
 }
 _INSTALL_HINT = {
     "nnref": "pip install -e /path/to/checkout",
     "torch": "pip install 'nnref[torch]'",
     "tensorflow": "pip install 'nnref[tf]'",
     "scipy": "pip install scipy",
+    "jax": "pip install 'nnref[jax]'",
+    "onnx-ref": "pip install 'nnref[onnx]'",
+    "onnxruntime": "pip install 'nnref[onnx]'",
 }
 
 

@@ -24,9 +24,10 @@ from conformance.frameworks import require
 FORWARD = [
     pytest.param("torch", marks=pytest.mark.torch),
     pytest.param("tensorflow", marks=pytest.mark.tf),
+    pytest.param("jax", marks=pytest.mark.jax),
     pytest.param("scipy"),
 ]
-DIFFERENTIABLE = FORWARD[:2]
+DIFFERENTIABLE = FORWARD[:3]
 DTYPES = [np.float32, np.float64]
 TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 RANKS = pytest.mark.parametrize("rank", [1, 2, 3], ids=["1d", "2d", "3d"])
@@ -87,7 +88,8 @@ def _close(actual: np.ndarray, expected: np.ndarray, scale: float | None = None)
 
 
 def test_backend_names_and_aliases():
-    assert BACKEND_NAMES == ("nnref", "torch", "tensorflow", "scipy")
+    assert BACKEND_NAMES == ("nnref", "torch", "tensorflow", "scipy", "jax", "onnx-ref",
+                             "onnxruntime")
     with pytest.raises(ValueError, match="unknown backend"):
         load_backend("caffe")
 
