@@ -42,16 +42,21 @@ from . import diff_report, registry, sampler
 from . import tolerance as tol
 from .cases import Case
 from .comparison import Worst, compare_output
+from .frameworks import ENV_VAR as REQUIRE_VAR
+from .frameworks import required as required_frameworks
 from .ops import RECORDS, OpRecord
 from .paths import fixtures_dir
 from .runner import NOT_IMPLEMENTED, Outcome, one_line, run_pass
 
 DTYPES: tuple[str, ...] = ("float32", "float64")
-DEFAULT_BACKENDS: tuple[str, ...] = ("nnref", "torch", "tensorflow", "scipy")
+DEFAULT_BACKENDS: tuple[str, ...] = (
+    "nnref", "torch", "tensorflow", "scipy", "jax", "onnx-ref", "onnxruntime")
 DEFAULT_CASES = 40
 DEFAULT_SEED = 0
 DEFAULT_FIXTURES = fixtures_dir()
-_FRAMEWORK = {"nnref": "nnref", "torch": "torch", "tensorflow": "tensorflow", "scipy": "scipy"}
+# backend -> the distribution whose version the report prints
+_FRAMEWORK = {"nnref": "nnref", "torch": "torch", "tensorflow": "tensorflow", "scipy": "scipy",
+              "jax": "jax", "onnx-ref": "onnx", "onnxruntime": "onnxruntime"}
 _ALIASES = {"tf": "tensorflow", "f32": "float32", "f64": "float64"}
 
 
@@ -100,6 +105,7 @@ class Item:
     arrays: dict[str, np.ndarray] | None = None
     origin: str = ""  # fixture case name (reproducers load its stored inputs)
     fixture_dir: str = ""
+    index: int = -1  # the item's number within its op row and dtype, fixtures first
 
     def inputs(self) -> dict[str, np.ndarray]:
         if self.arrays is not None:
@@ -166,6 +172,10 @@ def build_items(rows: Sequence[OpRow], dtypes: Sequence[str], n_cases: int, seed
                 sampler.sample(row.record, n_cases, seed + row.rank, rank=row.rank)):
             for dtype in dtypes:
                 items.append(Item(f"{row.label}#{i}", "sampled", case, dtype, array_seed))
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:  # numbered per op row and dtype, for backends with DIFF_CASES
+        key = (item.case.label, item.dtype)
+        item.index = seen[key] = seen.get(key, -1) + 1
     return items, note
 
 
@@ -183,6 +193,12 @@ class Backend:
     status: str = "available"  # "available" | "absent"
     reason: str = ""
     module_name: str = ""  # importable name, for reproducers ("" = conformance.backends)
+    # cases per op row and dtype this backend runs, fixtures first (None: all); a module sets
+    # DIFF_CASES when every new shape costs a compilation (JAX)
+    cases: int | None = None
+
+    def runs(self, item: Item) -> bool:
+        return self.available and (self.cases is None or item.index < self.cases)
 
     @property
     def available(self) -> bool:
@@ -230,7 +246,9 @@ def load_backends(specs: Sequence[str]) -> list[Backend]:
             continue
         version = (str(getattr(module, "__version__", "unknown")) if module_name
                    else _dist_version(_FRAMEWORK[name]))
-        out.append(Backend(name, module, version, module_name=module_name))
+        cases = getattr(module, "DIFF_CASES", None)
+        out.append(Backend(name, module, version, module_name=module_name,
+                           cases=int(cases) if cases is not None else None))
     return out
 
 
@@ -298,8 +316,10 @@ def _direction_outputs(direction: str, outcome: Outcome) -> tuple[dict[str, Any]
 
 
 def compare_pair(item: Item, direction: str, pair: tuple[str, str], oa: Outcome, ob: Outcome,
-                 bounds: dict[str, Any], known_ids: Iterable[str]) -> Result:
-    """One item x direction x pair of backends."""
+                 bounds: dict[str, Any], known_ids: Iterable[str],
+                 stored: Sequence[dict[str, Any]] = ()) -> Result:
+    """One item x direction x pair of backends. ``stored``: each backend's term for parameters
+    it stores narrower than the data (tolerance.attribute_rounding), added to the tolerance."""
     known = set(known_ids) | {NOT_IMPLEMENTED}
     errors = [f"{name} raised {o.error}" for name, o in zip(pair, (oa, ob), strict=True)
               if o.error]
@@ -332,7 +352,8 @@ def compare_pair(item: Item, direction: str, pair: tuple[str, str], oa: Outcome,
                 failures.append(f"{name}: None from one backend only")
             continue
         bound = bounds.get(name, 0.0)
-        s = compare_output(name, va, vb, tol.comparison_atol(bound, bound), item.dtype)
+        atol = tol.comparison_atol(bound, bound) + sum(t.get(name, 0.0) for t in stored)
+        s = compare_output(name, va, vb, atol, item.dtype)
         failures.extend(s["failures"])
         result.max_abs = max(result.max_abs, s["max_abs"])
         result.max_rel = max(result.max_rel, s["max_rel"])
@@ -483,8 +504,12 @@ def run(items: Sequence[Item], backends: Sequence[Backend], progress: Progress |
         with np.errstate(all="ignore"):
             bounds = {**tol.forward_bounds(item.case, a64, np.dtype(item.dtype)),
                       **tol.backward_bounds(item.case, a64, np.dtype(item.dtype))}
+        running = [b for b in live if b.runs(item)]
+        stored = {(b.name, d): tol.attribute_rounding(item.case, a64, d, b.module)
+                  for b in running for d in ("forward", "backward")
+                  if item.case.record.float_attributes}
         outcomes: dict[str, tuple[Outcome, Outcome]] = {}
-        for b in live:
+        for b in running:
             outcomes[b.name] = (run_pass(b.module, item.case, arrays, "forward"),
                                 run_pass(b.module, item.case, arrays, "backward"))
             if progress:
@@ -494,8 +519,12 @@ def run(items: Sequence[Item], backends: Sequence[Backend], progress: Progress |
             row.items += 1
             k = 0 if direction == "forward" else 1
             for pair in pairs:
+                if pair[0] not in outcomes or pair[1] not in outcomes:
+                    continue  # a backend with a smaller case budget (DIFF_CASES)
                 oa, ob = outcomes[pair[0]][k], outcomes[pair[1]][k]
-                r = compare_pair(item, direction, pair, oa, ob, bounds, known)
+                d = "forward" if k == 0 else "backward"
+                extra = [stored.get((name, d), {}) for name in pair]
+                r = compare_pair(item, direction, pair, oa, ob, bounds, known, extra)
                 results.append(r)
                 row.cells[pair].add(r, item, oa.fallback or ob.fallback)
     return list(rows.values()), results
@@ -660,14 +689,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     backends = load_backends(specs)
     if show:
         sys.stderr.write(" " * 99 + "\r")
-    # a backend the user named must run; absent default backends are only listed
+    # a backend the user named must run; absent default backends are only listed, unless
+    # NNREF_REQUIRE_FRAMEWORKS names their framework
     if named and (bad := [f"{spec} cannot be loaded ({b.reason})"
                           for spec, b in zip(specs, backends, strict=True) if not b.available]):
         return _usage_error(f"--backends: {'; '.join(bad)}")
+    if bad := [f"{b.name} cannot be loaded ({b.reason})" for b in backends
+               if not b.available and _FRAMEWORK.get(b.name) in required_frameworks()]:
+        return _usage_error(f"{REQUIRE_VAR} names a missing framework: {'; '.join(bad)}")
     threads = set_threads(backends, args.threads)
     items, note = build_items(ops, dtypes, args.cases, args.seed, fixtures)
     live = [b for b in backends if b.available]
-    progress = Progress(len(items) * len(live), show)
+    progress = Progress(sum(b.runs(item) for item in items for b in live), show)
     rows, results = run(items, backends, progress, ops, dtypes)
     progress.close()
     report = Report(

@@ -101,8 +101,12 @@ def fmt_ulp(v: float) -> str:
     return f"{v:.1e}"
 
 
+# column labels: 21 pairs of seven backends must fit a wide terminal
+SHORT_NAMES = {"tensorflow": "tf", "onnx-ref": "oref", "onnxruntime": "ort"}
+
+
 def _short(name: str) -> str:
-    return {"tensorflow": "tf"}.get(name, name)
+    return SHORT_NAMES.get(name, name)
 
 
 def pair_label(pair: tuple[str, str]) -> str:
@@ -142,7 +146,9 @@ def _summary_counts(report: Report) -> dict[str, int]:
 
 
 def _backend_line(backends: list[Backend]) -> str:
-    live = [f"{b.name} {b.version}" for b in backends if b.available]
+    live = [f"{b.name} {b.version}" + (f" (first {b.cases} cases per row)"
+                                       if b.cases is not None else "")
+            for b in backends if b.available]
     absent = [b.name for b in backends if not b.available]
     return (f"backends: {', '.join(live) or 'none'}; "
             f"absent: {', '.join(absent) if absent else 'none'}")
@@ -265,9 +271,11 @@ def render_text(report: Report, worst: int = 3) -> str:
         return "\n".join(out)
     out += ["", *render_table(report), ""]
     footnotes = registered_ids(report)
+    shown = sorted({b.name for b in report.backends if b.available} & set(SHORT_NAMES))
+    columns = "; ".join(f"{_short(n)} = {n}" for n in shown)
     out += _wrap("cell: largest ULP distance over all cases; ok = every element within its "
                  "error-model tolerance; FAIL = beyond it; reg = not expressible by a backend "
-                 "(registered divergence):", hanging=0)
+                 f"(registered divergence){'; ' + columns if columns else ''}:", hanging=0)
     for n, i in enumerate(footnotes, 1):
         out += _wrap(f"R{n} {i}: {_registry_handling(i)}", indent=2, hanging=4)
     c = _summary_counts(report)
@@ -388,6 +396,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "platform": platform_info(),
         "environment": {k: os.environ[k] for k in NUMERIC_ENV if k in os.environ},
         "backends": [{"name": b.name, "status": b.status, "version": b.version or None,
+                      "cases_per_row": b.cases,
                       "module": b.module_name or getattr(b.module, "__name__", None),
                       "reason": b.reason or None} for b in report.backends],
         "pairs": [list(p) for p in report.pairs],
@@ -425,8 +434,9 @@ def render_markdown(report: Report) -> str:
         f"- cases: {s['cases']} sampled per op (seed {s['seed']}) + {n_fixture} fixture "
         f"item(s)" + ("" if n_fixture else f" ({report.fixtures_note})"),
         f"- {_backend_line(report.backends)}", "",
-        "| backend | status | version |", "|---|---|---|",
-        *[f"| {b.name} | {b.status} | {b.version or b.reason} |" for b in report.backends], "",
+        "| backend | status | version | cases per row |", "|---|---|---|---|",
+        *[f"| {b.name} | {b.status} | {b.version or b.reason} | "
+          f"{'all' if b.cases is None else b.cases} |" for b in report.backends], "",
         "## Largest ULP distance per op / direction / dtype and backend pair", "",
         "`ok`: every element within its error-model tolerance; `FAIL`: beyond it; "
         "`reg` / `R<n>`: not expressible by a backend, registered in `divergences.toml`.", "",

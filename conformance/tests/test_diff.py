@@ -221,10 +221,13 @@ def test_unregistered_unsupported_id_is_a_failure_and_missing_functions_are_na(
 
 @pytest.fixture
 def frameworks_absent(monkeypatch):
-    """torch is 'not installed' and TensorFlow 'fails to import'; nnref and SciPy load."""
+    """torch, JAX and ONNX are 'not installed' and TensorFlow 'fails to import'; nnref and SciPy
+    load."""
     real = backends.load_backend
     reasons = {"torch": ImportError("no torch here (simulated)"),
-               "tensorflow": RuntimeError("tensorflow import failed (simulated)")}
+               "tensorflow": RuntimeError("tensorflow import failed (simulated)"),
+               **{n: ImportError(f"no {n} here (simulated)")
+                  for n in ("jax", "onnx-ref", "onnxruntime")}}
 
     def load(name):
         key = {"tf": "tensorflow"}.get(name, name)
@@ -239,8 +242,17 @@ def test_absent_default_backends_are_listed(frameworks_absent, capsys):
     code = diff.main(["--op", "pad", *FAST])  # no --backends: the four defaults
     text = " ".join(capsys.readouterr().out.split())  # unwrapped
     assert code == 0
-    assert "absent: torch, tensorflow" in text and "no torch here (simulated)" in text
-    assert "nnref/scipy" in text
+    assert "absent: torch, tensorflow, jax, onnx-ref, onnxruntime" in text
+    assert "no torch here (simulated)" in text and "nnref/scipy" in text
+
+
+def test_a_required_framework_that_is_absent_is_a_usage_error(frameworks_absent, capsys,
+                                                              monkeypatch):
+    monkeypatch.setenv("NNREF_REQUIRE_FRAMEWORKS", "jax")
+    code = diff.main(["--op", "pad", *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "NNREF_REQUIRE_FRAMEWORKS names a missing framework: jax cannot be loaded" in err
 
 
 def _no_work(*args, **kwargs):
