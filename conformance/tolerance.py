@@ -14,13 +14,15 @@ Every bound is the error of *one* implementation in ``dtype``. Comparing an impl
 select values, they do not compute them.
 
 Bounds are per element where the model gives one (broadcastable arrays), otherwise scalars.
-Nothing here calls an implementation under test: magnitudes come from plain NumPy on the inputs.
+Nothing here calls an implementation under test: magnitudes come from plain NumPy on the inputs
+(and the float-attribute term of :func:`attribute_rounding` from the float64 reference, nnref).
 Each op's own model (which sums it computes, over how many terms) is in its record,
 ``conformance/ops/<op>.py``; this module holds the shared parts and the comparison.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -61,6 +63,56 @@ def forward_bounds(case: Any, a: dict[str, np.ndarray], dtype: Any) -> dict[str,
 def backward_bounds(case: Any, a: dict[str, np.ndarray], dtype: Any) -> dict[str, Any]:
     """Error bound of each gradient of one implementation computing in ``dtype``."""
     return case.record.backward_bounds(case, a, dtype)
+
+
+# The largest change effective_attributes may declare, relative to max(|value|, 1): float32's
+# unit roundoff 2^-24 for a value stored as float32, and for a value v stored as fl32(1 - v)
+# (ONNX momentum) |1 - v| * 2^-24 <= max(|v|, 1) * 2^-23; anything larger is a different
+# parameter, not a rounding, and must not widen a tolerance.
+ATTRIBUTE_ROUNDING = 2.0**-23
+
+
+def attribute_rounding(case: Any, a: dict[str, np.ndarray], direction: str,
+                       *modules: Any) -> dict[str, Any]:
+    """The error term of parameters stored narrower than the data, per output (empty if none).
+
+    A module that stores some of the record's ``float_attributes`` (eps, momentum, alpha) in a
+    narrower type says which values it really uses: ``module.effective_attributes(record name,
+    {parameter: value})`` (the ONNX adapters: float32 attributes, onnx-float32-attributes). The
+    term is the exact effect of that change, |f(case with those values) - f(case)|, computed by
+    the float64 reference (nnref) on the float64 arrays ``a``; the modules' terms add.
+    """
+    import nnref
+
+    names = case.record.float_attributes
+    terms: dict[str, Any] = {}
+    exact = None
+    for module in modules:
+        effective = getattr(module, "effective_attributes", None)
+        if not names or effective is None:
+            continue
+        given = {n: float(getattr(case, n)) for n in names}
+        used = effective(case.record.name, dict(given))
+        if used == given:
+            continue
+        for n, value in used.items():  # a rounding, never a different parameter
+            if abs(value - given[n]) > ATTRIBUTE_ROUNDING * max(abs(given[n]), 1.0):
+                raise ValueError(f"{getattr(module, '__name__', module)}.effective_attributes: "
+                                 f"{n}={value!r} for {given[n]!r} is not a float32 rounding")
+        moved_case = dataclasses.replace(case, **used)
+        with np.errstate(all="ignore"):
+            if direction == "forward":
+                exact = case.forward(nnref, a) if exact is None else exact
+                moved = moved_case.forward(nnref, a)
+            else:
+                exact = case.backward(nnref, a) if exact is None else exact
+                moved = moved_case.backward(nnref, a)
+        for name, value in exact.items():
+            if value is None or name == "indices" or moved.get(name) is None:
+                continue
+            term = np.abs(np.asarray(moved[name], np.float64) - np.asarray(value, np.float64))
+            terms[name] = terms.get(name, 0.0) + np.where(np.isfinite(term), term, 0.0)
+    return terms
 
 
 def comparison_atol(bound_dtype: Any, bound_f64: Any) -> Any:

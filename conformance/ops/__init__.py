@@ -86,6 +86,9 @@ class OpRecord:
     fd_options: Mapping[str, Any] = field(default_factory=dict)
     # forward outputs that are exact selections (compared bit for bit, signed zeros included)
     exact_outputs: tuple[str, ...] = ()
+    # real-valued parameters (case fields) an implementation may store in a narrower type than
+    # its data, as ONNX stores float attributes in float32: tolerance.attribute_rounding
+    float_attributes: tuple[str, ...] = ()
     fixtures: tuple[tuple[str, Case], ...] = ()
     hand_cases: tuple[HandCase, ...] = ()
     bench: tuple[BenchCase, ...] = ()

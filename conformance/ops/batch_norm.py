@@ -284,6 +284,7 @@ RECORD = OpRecord(
     name="batch_norm",
     ranks=RANKS,
     case_type=BatchNormCase,
+    float_attributes=("eps", "momentum"),
     functions=lambda r: ("batch_norm", "batch_norm_backward"),
     sample=sample,
     corners=corners,

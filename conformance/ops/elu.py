@@ -111,6 +111,7 @@ RECORD = OpRecord(
     name="elu",
     ranks=RANKS,
     case_type=EluCase,
+    float_attributes=("alpha",),
     functions=lambda r: ("elu", "elu_backward"),
     sample=sample,
     corners=corners,

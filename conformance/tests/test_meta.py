@@ -113,6 +113,41 @@ def test_gamma_is_the_textbook_bound():
     assert tol.gamma(2**25, np.float32) == np.inf
 
 
+class _Float32Attributes:
+    """A module that stores batch norm's eps and momentum as float32 (as ONNX does)."""
+
+    __name__ = "float32_attributes"
+
+    @staticmethod
+    def effective_attributes(record, attrs):
+        return {k: float(np.float32(v)) for k, v in attrs.items()}
+
+
+class _ForgetsEps:
+    __name__ = "forgets_eps"
+
+    @staticmethod
+    def effective_attributes(record, attrs):
+        return {**attrs, "eps": 0.0}
+
+
+def test_attribute_rounding_is_the_exact_effect_of_the_stored_values():
+    from ..ops.batch_norm import BatchNormCase
+
+    case = BatchNormCase((3, 2, 4), training=True, eps=1e-3, momentum=0.3)
+    a = {k: v.astype(np.float64) for k, v in case.arrays(np.float64, 3).items()}
+    terms = tol.attribute_rounding(case, a, "forward", nnref, _Float32Attributes)
+    rounded = BatchNormCase((3, 2, 4), training=True, eps=float(np.float32(1e-3)),
+                            momentum=float(np.float32(0.3)))
+    want = rounded.forward(nnref, a)
+    for name, value in case.forward(nnref, a).items():
+        np.testing.assert_array_equal(terms[name], np.abs(want[name] - value))
+        assert 0 < np.max(terms[name]) < 1e-7 * max(1.0, np.abs(value).max())
+    assert tol.attribute_rounding(case, a, "forward", nnref) == {}  # nothing declared
+    with pytest.raises(ValueError, match="not a float32 rounding"):
+        tol.attribute_rounding(case, a, "forward", _ForgetsEps)
+
+
 def test_arrays_depend_only_on_the_case_dtype_and_seed():
     case = ConvCase((2, 2, 5, 4), (3, 2, 2, 3), True, 2, 1)
     np.random.seed(1)  # noqa: NPY002 - global state must not matter
