@@ -19,7 +19,9 @@ Conventions handled here (see conformance/divergences.toml):
   groups (jax-conv-transpose-no-groups): a grouped one is lax.conv_general_dilated with
   lhs_dilation (what conv_transpose lowers to) and feature_group_count.
 - Max pooling: lax.reduce_window(max) on the input padded with -inf (explicit padding; ceil_mode
-  by extra -inf cells at the end). JAX has no indices (jax-maxpool-no-indices): they are composed
+  by extra -inf cells at the end; lax.max(-0.0, 0.0) is +0.0 in either order, so where x holds a
+  -0.0 the values are the composed winners': jax-maxpool-signed-zero). JAX has no indices
+  (jax-maxpool-no-indices): they are composed
   by a variadic lax.reduce_window over (value, flat index) pairs whose reducer keeps the contract's
   winner (first maximum, the last NaN, never a padded cell); with indices requested, y is the
   winner's value. The gradient is jax.vjp of reduce_window max, except where JAX has no VJP
@@ -408,10 +410,11 @@ def _pool_geo(x, rank, kernel_size, stride, padding, dilation, ceil_mode):
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, rank: int):
     x = float_input(x)
     _, geo = _pool_geo(x, rank, kernel_size, stride, padding, dilation, ceil_mode)
-    if not return_indices:
+    if not return_indices and not np.signbit(x[x == 0]).any():  # jax-maxpool-signed-zero
         return _np(_call(_max_values, _j(x), **geo), x.dtype)
     y, idx = _call(_max_with_indices, _j(x), **geo)
-    return _np(y, x.dtype), np.array(idx, dtype=np.int64)
+    y = _np(y, x.dtype)
+    return (y, np.array(idx, dtype=np.int64)) if return_indices else y
 
 
 def _native_gradient_differs(x: np.ndarray, geo) -> bool:

@@ -5,7 +5,7 @@ Shared by two runners: ``onnxref_backend`` (onnx.reference.ReferenceEvaluator) a
 (arrays as graph inputs, shape-like constants as initializers) at opset OPSET / IR_VERSION;
 models and runner sessions are cached per (op, attributes, shapes, dtype).
 
-Conventions handled here (see notes/onnx_divergences.toml):
+Conventions handled here (see conformance/divergences.toml):
 - Pad: contract constant / reflect / replicate / circular are ONNX constant / reflect / edge /
   wrap; pads are [x1_begin, ..., xr_begin, x1_end, ..., xr_end] over the spatial axes.
 - Conv / ConvTranspose take ONNX's own layouts (W (Co, C / G, *k); transposed W (C, Co / G, *k))
@@ -29,8 +29,8 @@ Conventions handled here (see notes/onnx_divergences.toml):
   momentum weights the old statistic (contract m -> ONNX 1 - m) and its running variance is the
   biased batch variance: the graph feeds running_var * (M - 1) / M and multiplies the output by
   M / (M - 1), which gives (1 - m) * old + m * var * M / (M - 1) (onnx-bn-running-var-biased).
-  epsilon, momentum and Elu's alpha are float32 attributes (onnx-float32-attributes): used as
-  given, rounded.
+  epsilon, momentum and Elu's alpha are float32 attributes (onnx-float32-attributes): rounded by
+  onnx_float; effective_attributes gives the contract values the model really uses.
 - Relu, Elu, Sigmoid; linear is Gemm (transB=1) for a 2-D x, else MatMul(x, Transpose(w)) + Add.
 - ONNX has no automatic differentiation here: every *_backward raises Unsupported
   (onnx-no-autodiff).
@@ -169,6 +169,34 @@ def _real(value: object, name: str, low: float, high: float = math.inf) -> float
             or not low <= float(value) <= high:  # type: ignore[arg-type]
         raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def onnx_float(v: float) -> float:
+    """A FLOAT attribute as the model holds it (ONNX stores epsilon, momentum, alpha as float32;
+    onnx-float32-attributes). The graph builders pass their float attributes through this."""
+    return float(np.float32(v))
+
+
+def effective_attributes(record: str, attrs: dict[str, float]) -> dict[str, float]:
+    """The attribute values (as Python floats) that the ONNX model actually uses, for the
+    contract parameters `attrs` of op record `record` ("batch_norm": eps, momentum;
+    "elu": alpha). Others are returned unchanged."""
+    out = dict(attrs)
+    if record == "batch_norm":
+        if "eps" in out:
+            out["eps"] = onnx_float(out["eps"])
+        if "momentum" in out:  # the graph holds ONNX's momentum 1 - m
+            out["momentum"] = 1 - onnx_float(1 - out["momentum"])
+    elif record == "elu" and "alpha" in out:
+        out["alpha"] = onnx_float(out["alpha"])
+    return out
+
+
+def spec_nodes(spec: Spec) -> list[tuple[str, dict[str, Any], int, bool]]:
+    """(op_type, attributes as Python values, number of outputs, whether its first input is the
+    graph input x) of each node of a spec: what the runners' known-bug predicates look at."""
+    return [(op, {k: float.fromhex(v) if isinstance(v, _F) else v for k, v in attrs}, len(outs),
+             ins[:1] == ("x",)) for op, ins, outs, attrs in spec[0]]
 
 
 def _flat(pads: tuple[tuple[int, int], ...]) -> list[int]:
@@ -396,14 +424,14 @@ def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tr
     if not training:
         feeds["rm"] = _operand(running_mean, "running_mean", x, (c,))
         feeds["rv"] = _operand(running_var, "running_var", x, (c,))
-        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=float(eps))
+        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"], epsilon=onnx_float(eps))
         return _run(run, [n], feeds, ["y"])[0]
     if running_mean is None:
         # onnx-bn-training-outputs: ONNX's shape inference wants all three outputs in training
         # mode (the spec calls the running statistics optional); they are dropped here.
         consts = [const("rm", np.zeros(c), dt), const("rv", np.ones(c), dt)]
         n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y", "nm", "nv"],
-                 epsilon=float(eps), momentum=float(1 - momentum), training_mode=1)
+                 epsilon=onnx_float(eps), momentum=onnx_float(1 - momentum), training_mode=1)
         return _run(run, [n], feeds, ["y", "nm", "nv"], consts)[0]
     # onnx-bn-running-var-biased: feed rv * (M - 1) / M, multiply the output by M / (M - 1).
     feeds["rm"] = _operand(running_mean, "running_mean", x, (c,))
@@ -411,7 +439,7 @@ def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tr
     consts = [const("down", (m - 1) / m, dt), const("up", m / (m - 1), dt)]
     nodes = [node("Mul", ["rv", "down"], ["rv_in"]),
              node("BatchNormalization", ["x", "g", "b", "rm", "rv_in"], ["y", "nm", "nv_b"],
-                  epsilon=float(eps), momentum=float(1 - momentum), training_mode=1),
+                  epsilon=onnx_float(eps), momentum=onnx_float(1 - momentum), training_mode=1),
              node("Mul", ["nv_b", "up"], ["nv"])]
     y, nm, nv = _run(run, nodes, feeds, ["y", "nm", "nv"], consts)
     return y, nm, nv
@@ -430,7 +458,7 @@ def _relu(x, *, run: Runner):
 
 
 def _elu(x, alpha=1.0, *, run: Runner):
-    return _unary("Elu", x, run=run, alpha=check_alpha(alpha))
+    return _unary("Elu", x, run=run, alpha=onnx_float(check_alpha(alpha)))
 
 
 def _sigmoid(x, *, run: Runner):

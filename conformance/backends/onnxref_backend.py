@@ -7,13 +7,112 @@ them, with one ReferenceEvaluator cached per model (op, attributes, shapes, dtyp
 from __future__ import annotations
 
 import functools
+import math
+from typing import Any
 
 import numpy as np
 from onnx.reference import ReferenceEvaluator
 
-from conformance.backends.onnx_backend import Spec, build_model, contract_functions
+from conformance.backends import Unsupported
+from conformance.backends.onnx_backend import (
+    Spec,
+    build_model,
+    contract_functions,
+    spec_nodes,
+)
+from conformance.backends.onnx_backend import effective_attributes as effective_attributes
 
 NAME = "onnx-ref"
+
+
+# Known onnx.reference bugs (conformance/divergences.toml): one predicate per id over a node of
+# the graph (op type, attributes, number of outputs) and its input (the graph input x, or None
+# when the node reads another node's output: a Slice of x); a graph that hits one raises
+# Unsupported(id) before running.
+
+def _ones(attrs: dict[str, Any], name: str) -> bool:
+    return all(v == 1 for v in attrs.get(name, ()))
+
+
+def _common_max_path(op: str, attrs: dict[str, Any]) -> bool:
+    """MaxPool's CommonPool path: every stride and dilation 1 (absent means 1)."""
+    return op == "MaxPool" and _ones(attrs, "strides") and _ones(attrs, "dilations")
+
+
+def _maxpool_pads(op: str, attrs: dict[str, Any], n_out: int, x: np.ndarray | None) -> bool:
+    # onnx-ref-maxpool-pads: the CommonPool path ignores pads at ranks 1 and 3 and reads 2-D
+    # pads [b_h, b_w, e_h, e_w] as top, bottom, left, right (right only when b_w == e_h), and
+    # with ceil_mode counts the 2-D pads twice in the output size.
+    pads = list(attrs.get("pads", ()))
+    if not _common_max_path(op, attrs) or not any(pads):
+        return False
+    return pads[1] != pads[2] or bool(attrs.get("ceil_mode")) if len(pads) == 4 else True
+
+
+def _maxpool_indices(op: str, attrs: dict[str, Any], n_out: int, x: np.ndarray | None) -> bool:
+    # onnx-ref-maxpool-indices: the CommonPool path unravels a window's argmax with the output
+    # shape instead of the kernel shape: wrong at rank >= 2 unless the two agree past axis 0.
+    if not _common_max_path(op, attrs) or n_out < 2 or len(attrs["kernel_shape"]) < 2:
+        return False
+    k = list(attrs["kernel_shape"])
+    if x is None:  # the adaptive pools' per-bin MaxPool: its kernel is its whole input
+        out = [1] * len(k)
+    else:
+        pads = list(attrs.get("pads", [0] * 2 * len(k)))
+        out = [n + pads[i] + pads[i + len(k)] - k[i] + 1 for i, n in enumerate(x.shape[2:])]
+    return math.prod(k) > 1 and k[1:] != out[1:]
+
+
+def _avgpool_ceil_mode(op: str, attrs: dict[str, Any], n_out: int, x: np.ndarray | None) -> bool:
+    # onnx-ref-avgpool-ceil-mode: the extra end padding of ceil_mode is split half to the
+    # begin side, shifting every window, once it is 2 cells or more on some axis.
+    if op != "AveragePool" or not attrs.get("ceil_mode") or x is None:
+        return False
+    k, s = list(attrs["kernel_shape"]), list(attrs.get("strides", [1] * len(attrs["kernel_shape"])))
+    pads = list(attrs.get("pads", [0] * 2 * len(k)))
+    for i, n in enumerate(x.shape[2:]):
+        b, e = pads[i], pads[i + len(k)]
+        out = math.ceil((n + b + e - k[i]) / s[i] + 1)
+        if (out - 1) * s[i] >= n + b:
+            out -= 1
+        if (out - 1) * s[i] + k[i] - n - b - e >= 2:
+            return True
+    return False
+
+
+def _pool_drops_nan(op: str, attrs: dict[str, Any], n_out: int, x: np.ndarray | None) -> bool:
+    # onnx-ref-pool-drops-nan: AveragePool without count_include_pad and LpPool skip NaN cells.
+    averaging = (op == "AveragePool" and not attrs.get("count_include_pad")) or op == "LpPool"
+    return averaging and x is not None and bool(np.isnan(x).any())
+
+
+def _globalmaxpool_axes(op: str, attrs: dict[str, Any], n_out: int, x: np.ndarray | None) -> bool:
+    # onnx-ref-globalmaxpool-axes: reduces axes (ndim - 2, ndim - 1): right only for 4-D x.
+    return op == "GlobalMaxPool" and x is not None and x.ndim != 4
+
+
+def _convtranspose_groups(op: str, attrs: dict[str, Any], n_out: int, x: np.ndarray | None) -> bool:
+    # onnx-ref-convtranspose-groups: group > 1 fails (reshape error) or is wrong.
+    return op == "ConvTranspose" and attrs.get("group", 1) > 1
+
+
+KNOWN_BUGS = {
+    "onnx-ref-maxpool-pads": _maxpool_pads,
+    "onnx-ref-maxpool-indices": _maxpool_indices,
+    "onnx-ref-avgpool-ceil-mode": _avgpool_ceil_mode,
+    "onnx-ref-pool-drops-nan": _pool_drops_nan,
+    "onnx-ref-globalmaxpool-axes": _globalmaxpool_axes,
+    "onnx-ref-convtranspose-groups": _convtranspose_groups,
+}
+
+
+def known_bug(spec: Spec, feeds: dict[str, np.ndarray]) -> None:
+    """Raise Unsupported(id) if the graph hits a known onnx.reference bug."""
+    for op, attrs, n_out, on_x in spec_nodes(spec):
+        x = feeds["x"] if on_x else None
+        for bug, hits in KNOWN_BUGS.items():
+            if hits(op, attrs, n_out, x):
+                raise Unsupported(bug, f"onnx.reference {op}: known bug {bug}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -23,7 +122,9 @@ def _evaluator(spec: Spec) -> ReferenceEvaluator:
 
 def run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run the model of `spec` on `feeds`; its outputs in order, as NumPy arrays."""
-    return [np.asarray(o) for o in _evaluator(spec).run(None, feeds)]
+    known_bug(spec, feeds)
+    with np.errstate(all="ignore"):  # the evaluator is NumPy: exp overflow is its answer
+        return [np.asarray(o) for o in _evaluator(spec).run(None, feeds)]
 
 
 globals().update(contract_functions(run, "onnx.reference"))

@@ -21,7 +21,8 @@ import numpy as np
 import onnxruntime as ort
 
 from conformance.backends import Unsupported
-from conformance.backends.onnx_backend import Spec, build_model, contract_functions
+from conformance.backends.onnx_backend import Spec, build_model, contract_functions, spec_nodes
+from conformance.backends.onnx_backend import effective_attributes as effective_attributes
 
 NAME = "onnxruntime"
 
@@ -49,12 +50,55 @@ def _session(spec: Spec) -> ort.InferenceSession | Unsupported:
         raise
 
 
-def run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run the model of `spec` on `feeds`; its outputs in order, as NumPy arrays."""
+def _run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     session = _session(spec)
     if isinstance(session, Unsupported):
         raise session
     return session.run(None, feeds)
+
+
+# Known onnxruntime bugs (conformance/divergences.toml): one predicate per id over the graph and
+# its input x; a graph that hits one raises Unsupported(id).
+
+# onnxruntime-sigmoid-accuracy: below these x the CPU Sigmoid leaves the suite's error model
+# (gamma(4) relative + tiny) somewhere; measured over every float32 in [-4, -1) (largest
+# failing x -1.80451) and 4e6 random float64 in [-4, -1) (largest failing -2.364302); no
+# failure above them (x in [-1, 40]).
+SIGMOID_BELOW = {"float32": -1.8045, "float64": -2.3643}
+
+
+def _sigmoid_accuracy(spec: Spec, feeds: dict[str, np.ndarray]) -> bool:
+    x = feeds["x"]
+    return (any(op == "Sigmoid" for op, *_ in spec_nodes(spec))
+            and bool((x < SIGMOID_BELOW[x.dtype.name]).any()))
+
+
+def _maxpool_neg_inf(spec: Spec, feeds: dict[str, np.ndarray]) -> bool:
+    # onnxruntime-maxpool-neg-inf: float32 MaxPool without Indices and GlobalMaxPool give
+    # -FLT_MAX for a window whose cells are all -inf. Found by running the same graph on the
+    # indicator x != -inf (1 / 0): a 0 output is such a window (an empty window gives -FLT_MAX).
+    x = feeds["x"]
+    if x.dtype != np.float32 or not np.isneginf(x).any() or not any(
+            op == "GlobalMaxPool" or (op == "MaxPool" and n_out == 1)
+            for op, _, n_out, _ in spec_nodes(spec)):
+        return False
+    (y, *_) = _run(spec, {**feeds, "x": (x != -np.inf).astype(np.float32)})
+    return bool((y == 0).any())
+
+
+KNOWN_BUGS = {
+    "onnxruntime-sigmoid-accuracy": _sigmoid_accuracy,
+    "onnxruntime-maxpool-neg-inf": _maxpool_neg_inf,
+}
+
+
+def run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run the model of `spec` on `feeds`; its outputs in order, as NumPy arrays (Unsupported
+    for a graph hitting a known bug)."""
+    for bug, hits in KNOWN_BUGS.items():
+        if hits(spec, feeds):
+            raise Unsupported(bug, f"onnxruntime: known bug {bug}")
+    return _run(spec, feeds)
 
 
 globals().update(contract_functions(run, "onnxruntime"))

@@ -21,6 +21,8 @@ from conformance import registry
 from conformance.backends import Unsupported, load_backend
 from conformance.frameworks import require
 
+from . import test_divergences_onnx as onnx_entries
+
 BACKENDS_DIR = Path(__file__).resolve().parents[1] / "backends"
 
 
@@ -1492,6 +1494,18 @@ def test_lppool_negative_base_nan_scipy(scipy):
 
 
 @pytest.mark.jax
+def test_pad_backward_signed_zero_jax(jax):
+    jnp = jax.numpy
+    dy = np.array([-0.0, -0.0, 1.0, -0.0, -0.0])
+    for mode in ("reflect", "edge", "wrap"):
+        _, dx = _jax_vjp(jax, lambda v, m=mode: jnp.pad(v, (1, 1), mode=m), np.zeros(3), dy,
+                         x64=True)
+        assert not np.signbit(dx).any(), mode
+    assert np.signbit(nnref.pad_backward(dy.reshape(1, 1, 5), 1, "reflect")).tolist() == [
+        [[True, False, True]]]
+
+
+@pytest.mark.jax
 def test_jax_max_pool_nan_gradient(jax):
     lax = jax.lax
 
@@ -1622,6 +1636,18 @@ def test_jax_standardize_one_pass_variance(jax):
 
 
 @pytest.mark.jax
+def test_jax_maxpool_signed_zero(jax):
+    lax = jax.lax
+    for a, b in ((-0.0, 0.0), (0.0, -0.0)):
+        assert not np.signbit(np.asarray(lax.max(np.float32(a), np.float32(b))))
+    y = lax.reduce_window(np.array([[-0.0, 0.0]]), np.array(-np.inf), lax.max, (1, 2), (1, 1),
+                          "VALID")
+    assert not np.signbit(np.asarray(y)).any()
+    got = load_backend("jax").max_pool1d(np.array([[[-0.0, 0.0, 0.0, -0.0]]]), 2)
+    np.testing.assert_array_equal(np.signbit(got), [[[True, False]]])
+
+
+@pytest.mark.jax
 def test_jax_relu_negative_zero(jax):
     for x64 in (False, True):
         with jax.enable_x64(x64):
@@ -1638,7 +1664,8 @@ DIVERGENCE_TESTS = {
                         test_pad_size_limits_tf),
     "torch-negative-pad-crops": (test_torch_negative_pad_crops, test_negative_pad_tf),
     "pad-backward-signed-zero": (test_pad_backward_signed_zero_torch,
-                                 test_pad_backward_signed_zero_tf),
+                                 test_pad_backward_signed_zero_tf,
+                                 test_pad_backward_signed_zero_jax),
     "same-padding-placement": (test_same_padding_placement_tf, test_same_padding_placement_torch),
     "torch-same-padding-strided": (test_torch_same_padding_strided,),
     "torch-conv-symmetric-padding-only": (test_torch_conv_symmetric_padding_only,
@@ -1735,14 +1762,19 @@ DIVERGENCE_TESTS.update({
     "jax-no-batch-norm": (test_jax_no_batch_norm,),
     "jax-standardize-one-pass-variance": (test_jax_standardize_one_pass_variance,),
     "jax-relu-negative-zero": (test_jax_relu_negative_zero,),
+    "jax-maxpool-signed-zero": (test_jax_maxpool_signed_zero,),
 })
 DIVERGENCE_TESTS["scipy-no-autodiff"] += (test_scipy_no_autodiff_activations_and_linear,)
+
+# ONNX (their own module: test_divergences_onnx.py)
+DIVERGENCE_TESTS.update(onnx_entries.ONNX_DIVERGENCE_TESTS)
 
 _META_TESTS = {
     "test_every_entry_has_a_test", "test_no_test_for_unknown_entry",
     "test_unsupported_ids_are_registered", "test_registry_entries_are_well_formed",
     "test_registry_rejects_malformed", "test_registry_accepts_minimal",
     "test_every_framework_test_carries_its_marker",
+    "test_the_reproducers_use_the_adapters_opset",
 }
 _UNSUPPORTED_ID = re.compile(r"Unsupported\(\s*\"([^\"]+)\"")
 
@@ -1766,11 +1798,10 @@ def test_no_test_for_unknown_entry():
     assert set(DIVERGENCE_TESTS) <= set(registry.ids())
     mapped = [t for tests in DIVERGENCE_TESTS.values() for t in tests]
     assert len(set(mapped)) == len(mapped), "a test is mapped to two entries"
-    module = globals()
     unmapped = sorted(
-        name for name, obj in module.items()
+        name for module in (globals(), vars(onnx_entries)) for name, obj in module.items()
         if name.startswith("test_") and callable(obj) and obj not in mapped
-        and obj.__module__ == __name__ and name not in _META_TESTS
+        and obj.__module__ in (__name__, onnx_entries.__name__) and name not in _META_TESTS
     )
     assert not unmapped, f"divergence tests not mapped to a registry id: {unmapped}"
 
@@ -1842,7 +1873,7 @@ def test_every_framework_test_carries_its_marker():
     would run, and skip, in the core environment only, and never in the framework's own
     environment (tox selects by marker)."""
     missing = []
-    for name, fn in sorted(globals().items()):
+    for name, fn in sorted({**vars(onnx_entries), **globals()}.items()):
         if not name.startswith("test_") or not callable(fn):
             continue
         params = set(inspect.signature(fn).parameters)

@@ -1,10 +1,10 @@
-"""One test per entry of notes/onnx_divergences.toml: each builds the tiny ONNX model of the
-entry's reproducer, runs it on the installed framework directly (onnx.reference.ReferenceEvaluator
-and / or onnxruntime's CPU provider, opset 26 / IR 13) and asserts the exact numbers measured,
-so that a test fails when the framework changes.
+"""The ONNX entries of conformance/divergences.toml still hold in the installed frameworks.
 
-Fixtures assumed (as in conformance/tests): ``onnx`` -> require("onnx"), ``ort`` ->
-require("onnxruntime"). Measured with onnx 1.23.2 and onnxruntime 1.31.1.
+Each test builds the tiny model of its entry's reproducer, runs it on the framework directly
+(onnx.reference.ReferenceEvaluator and / or onnxruntime's CPU provider, opset 26 / IR 13) and
+asserts the exact numbers measured with onnx 1.23.2 and onnxruntime 1.31.1, so that it fails
+when the framework changes; where the adapter raises the entry's id, the test checks that too.
+test_divergences.py maps these tests to their entries (ONNX_DIVERGENCE_TESTS) with the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +14,19 @@ import math
 
 import numpy as np
 import pytest
+
+from conformance.frameworks import require
+
+
+@pytest.fixture
+def onnx():
+    return require("onnx")
+
+
+@pytest.fixture
+def ort():
+    return require("onnxruntime")
+
 
 OPSET, IR_VERSION = 26, 13
 F32, F64 = np.float32, np.float64
@@ -53,6 +66,15 @@ def _session(ort, model):
 
 def _ort(ort, model, feeds):
     return _session(ort, model).run(None, feeds)
+
+
+def _raises(backend, bug_id, fn, *args, **kwargs):
+    """The adapter `backend` raises Unsupported(bug_id) on this call (a known framework bug)."""
+    from conformance.backends import Unsupported, load_backend
+
+    with pytest.raises(Unsupported) as caught:
+        getattr(load_backend(backend), fn)(*args, **kwargs)
+    assert caught.value.divergence_id == bug_id
 
 
 def _x(*values, dtype=F32, shape=None):
@@ -265,6 +287,9 @@ def test_onnx_ref_maxpool_pads(onnx, ort):
     s2 = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2], strides=[2],
                 pads=[1, 0])
     assert _ref(onnx, s2, feeds)[0].ravel().tolist() == [1.0, 3.0]
+    _raises("onnx-ref", "onnx-ref-maxpool-pads", "max_pool1d", feeds["x"], 2, 1, 1)
+    _raises("onnx-ref", "onnx-ref-maxpool-pads", "max_pool2d", np.ones((2, 2, 1, 1), F32), 2,
+            1, 1, ceil_mode=True)
 
 
 @pytest.mark.onnx
@@ -280,6 +305,8 @@ def test_onnx_ref_maxpool_indices(onnx, ort):
     m1 = _model(onnx, "MaxPool", ["x"], ["y", "I"], two, kernel_shape=[2])
     assert _ref(onnx, m1, two)[1].ravel().tolist() == [1, 1, 0, 2]
     assert _ort(ort, m1, two)[1].ravel().tolist() == [1, 1, 3, 5]
+    _raises("onnx-ref", "onnx-ref-maxpool-indices", "max_pool2d", feeds["x"], 2, 1,
+            return_indices=True)
 
 
 @pytest.mark.onnx
@@ -297,6 +324,8 @@ def test_onnx_ref_avgpool_ceil_mode(onnx, ort):
                    ceil_mode=1)
     assert _ref(onnx, model, feeds)[0].ravel().tolist() == [1.5, 3.0]
     assert _ort(ort, model, feeds)[0].ravel().tolist() == [2.0, 4.0]
+    _raises("onnx-ref", "onnx-ref-avgpool-ceil-mode", "avg_pool1d", feeds["x"], 3, 3,
+            ceil_mode=True)
 
 
 @pytest.mark.onnx
@@ -306,6 +335,9 @@ def test_onnx_ref_pool_drops_nan(onnx, ort):
     assert _ref(onnx, model, feeds)[0].ravel().tolist() == [1.0, 1.5]
     y = _ort(ort, model, feeds)[0].ravel()
     assert np.isnan(y[0]) and y[1] == 1.5
+    _raises("onnx-ref", "onnx-ref-pool-drops-nan", "avg_pool1d", feeds["x"], 2, 1,
+            count_include_pad=False)
+    _raises("onnx-ref", "onnx-ref-pool-drops-nan", "lp_pool1d", feeds["x"], 2, 2)
 
 
 @pytest.mark.onnx
@@ -319,6 +351,8 @@ def test_onnx_ref_globalmaxpool_axes(onnx, ort):
     x3 = {"x": np.arange(8, dtype=F32).reshape(1, 1, 2, 2, 2)}
     assert _ref(onnx, _model(onnx, "GlobalMaxPool", ["x"], ["y"], x3), x3)[0].shape == \
         (1, 1, 2, 1, 1, 1)
+    _raises("onnx-ref", "onnx-ref-globalmaxpool-axes", "adaptive_max_pool1d", feeds["x"], 1)
+    _raises("onnx-ref", "onnx-ref-globalmaxpool-axes", "adaptive_max_pool3d", x3["x"], 1)
 
 
 @pytest.mark.onnx
@@ -329,6 +363,8 @@ def test_onnx_ref_convtranspose_groups(onnx, ort):
     with pytest.raises(ValueError, match="cannot reshape array"):
         _ref(onnx, model, feeds)
     assert _ort(ort, model, feeds)[0].ravel().tolist() == [1.0, 2.0, 20.0, 40.0]
+    _raises("onnx-ref", "onnx-ref-convtranspose-groups", "conv_transpose1d", feeds["x"],
+            feeds["w"], groups=2)
 
 
 @pytest.mark.onnx
@@ -352,6 +388,8 @@ def test_onnxruntime_sigmoid_accuracy(onnx, ort):
         .tolist() == [0.0, 0.0]  # true: 4.248e-18, 3.720e-44
     y = _ref(onnx, _model(onnx, "Sigmoid", ["x"], ["y"], {"x": x}), {"x": x})[0]
     assert np.all(np.abs(y - 1 / (1 + np.exp(-x.astype(F64)))) < 1e-14)
+    _raises("onnxruntime", "onnxruntime-sigmoid-accuracy", "sigmoid", x)
+    _raises("onnxruntime", "onnxruntime-sigmoid-accuracy", "sigmoid", x64)
 
 
 @pytest.mark.onnx
@@ -369,7 +407,16 @@ def test_onnxruntime_maxpool_neg_inf(onnx, ort):
     d = {"x": _x(-np.inf, -np.inf, dtype=F64)}
     assert _ort(ort, _model(onnx, "MaxPool", ["x"], ["y"], d, kernel_shape=[2]), d)[0] \
         .ravel().tolist() == [-np.inf]
+    _raises("onnxruntime", "onnxruntime-maxpool-neg-inf", "max_pool1d", feeds["x"], 2)
+    _raises("onnxruntime", "onnxruntime-maxpool-neg-inf", "adaptive_max_pool2d", g["x"], 1)
 
+
+
+@pytest.mark.onnx
+def test_the_reproducers_use_the_adapters_opset(onnx):
+    from conformance.backends import onnx_backend
+
+    assert (onnx_backend.OPSET, onnx_backend.IR_VERSION) == (OPSET, IR_VERSION)
 
 ONNX_DIVERGENCE_TESTS = {
     "onnx-no-autodiff": (test_onnx_no_autodiff,),
