@@ -42,7 +42,7 @@ FRAMEWORKS = [
     ("torch", "torch", pytest.mark.torch, 40),
     ("tensorflow", "tensorflow", pytest.mark.tf, 40),
     ("scipy", "scipy", None, 40),
-    ("jax", "jax", pytest.mark.jax, 15),
+    ("jax", "jax", pytest.mark.jax, 5),
     ("onnx-ref", "onnx", pytest.mark.onnx, 40),
     ("onnxruntime", "onnxruntime", pytest.mark.onnx, 40),
 ]
@@ -139,7 +139,7 @@ def _budget_tests(budget: int, label: str):
     return fwd, bwd
 
 
-test_forward_matches_jax, test_backward_matches_jax = _budget_tests(15, "JAX")
+test_forward_matches_jax, test_backward_matches_jax = _budget_tests(5, "JAX")
 
 
 @pytest.mark.parametrize("case", REGRESSIONS, ids=lambda c: c.label)
