@@ -222,7 +222,8 @@ def test_unregistered_unsupported_id_is_a_failure_and_missing_functions_are_na(
 @pytest.fixture
 def frameworks_absent(monkeypatch):
     """torch, JAX and ONNX are 'not installed' and TensorFlow 'fails to import'; nnref and SciPy
-    load."""
+    load. None of them is required (NNREF_REQUIRE_FRAMEWORKS unset)."""
+    monkeypatch.delenv("NNREF_REQUIRE_FRAMEWORKS", raising=False)
     real = backends.load_backend
     reasons = {"torch": ImportError("no torch here (simulated)"),
                "tensorflow": RuntimeError("tensorflow import failed (simulated)"),
