@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -136,6 +136,12 @@ class Case:
     # rest go by keyword.
     positional: ClassVar[dict[str, tuple[str, ...]]] = {"forward": ("x",),
                                                         "backward": ("dy", "x")}
+    # Differentiable inputs a backward call does not take (a bias, beta) or may pass as None
+    # (gamma): name -> (fill value, its shape from the backward call's arguments). A backend
+    # that differentiates the forward puts this array in its place: no gradient depends on a
+    # bias's value, and a missing gamma means ones (CONTRACT.md).
+    grad_defaults: ClassVar[dict[str, tuple[float, Callable[[Mapping[str, Any]],
+                                                             tuple[int, ...]]]]] = {}
 
     # -- per op -----------------------------------------------------------------------------
 
@@ -191,6 +197,26 @@ class Case:
         return self.record.corners(self)
 
     # -- shared -----------------------------------------------------------------------------
+
+    @classmethod
+    def gradient_call(cls, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The forward call whose vector-Jacobian product with ``dy`` a backward call asks for.
+
+        The backward's arguments without ``dy``, each of ``grad_defaults`` in place where it is
+        absent or None (an array of x's dtype). The inputs to differentiate are
+        ``differentiable``, in the order of ``backward_outputs``. A default whose shape cannot
+        be worked out from invalid arguments is left out: the forward's own checks report them.
+        """
+        call = {k: v for k, v in arguments.items() if k != "dy"}
+        dtype = np.asarray(arguments["x" if "x" in arguments else "dy"]).dtype
+        for name, (fill, shape_of) in cls.grad_defaults.items():
+            if call.get(name) is None:
+                try:
+                    shape = tuple(int(n) for n in shape_of(arguments))
+                except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+                    continue
+                call[name] = np.full(shape, fill, dtype=dtype)
+        return call
 
     def arrays(self, dtype: Any, seed: int) -> dict[str, np.ndarray]:
         """Inputs and a random upstream gradient ``dy`` (never all ones), in ``dtype``."""

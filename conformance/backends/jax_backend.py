@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from conformance.backends import (
+from conformance.backends.arguments import (
     adaptive_bins,
     avg_divisors,
     avg_pool_geometry,

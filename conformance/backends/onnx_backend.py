@@ -49,8 +49,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from conformance.backends import (
-    Unsupported,
+from conformance.backends import Unsupported
+from conformance.backends.arguments import (
     adaptive_bins,
     avg_divisors,
     avg_pool_geometry,

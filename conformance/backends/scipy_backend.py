@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, signal, special, stats
 
-from conformance.backends import (
-    Unsupported,
+from conformance.backends import Unsupported
+from conformance.backends.arguments import (
     adaptive_bins,
     avg_divisors,
     avg_pool_geometry,

@@ -60,9 +60,9 @@ tf_environment()  # oneDNN kernels on every CPU, quiet logs (conformance/framewo
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from conformance.backends import (  # noqa: E402  # noqa: E402
+from conformance.backends import Unsupported  # noqa: E402
+from conformance.backends.arguments import (  # noqa: E402
     PoolGeometry,
-    Unsupported,
     adaptive_bins,
     avg_divisors,
     avg_pool_geometry,

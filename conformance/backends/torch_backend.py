@@ -37,9 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.backends import (
+from conformance.backends import Unsupported
+from conformance.backends.arguments import (
     Pads,
-    Unsupported,
     adaptive_bins,
     avg_divisors,
     avg_pool_geometry,

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.backends import pool_geometry
+from conformance.backends.arguments import (
+    pool_geometry,
+)
 from conformance.cases import spatial
 
 DIRECTIONS = ("forward", "backward", "forward+backward")

@@ -23,6 +23,8 @@ class BatchNormCase(Case):
     backward_outputs = ("dx", "dgamma", "dbeta")
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "gamma", "beta"), "backward": ("dy", "x", "gamma")}
+    grad_defaults: ClassVar[dict[str, Any]] = {
+        "gamma": (1.0, lambda a: (a["x"].shape[1],)), "beta": (0.0, lambda a: (a["x"].shape[1],))}
     shape: tuple[int, ...]
     training: bool = True
     running: bool = True

@@ -23,6 +23,7 @@ class ConvCase(Case):
     backward_outputs = ("dx", "dw", "db")
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
+    grad_defaults: ClassVar[dict[str, Any]] = {"b": (0.0, lambda a: (a["w"].shape[0],))}
     x_shape: tuple[int, ...]
     w_shape: tuple[int, ...]
     bias: bool = True

@@ -24,6 +24,8 @@ class ConvTransposeCase(Case):
     backward_outputs = ("dx", "dw", "db")
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
+    grad_defaults: ClassVar[dict[str, Any]] = {
+        "b": (0.0, lambda a: (a["w"].shape[1] * int(a["groups"]),))}
     # For the invalid-argument categories: x's C is w's axis 0, and a kernel larger than the
     # input is valid (the output grows with it).
     w_channels_axis: ClassVar[int] = 0

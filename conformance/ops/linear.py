@@ -31,6 +31,7 @@ class LinearCase(Case):
     backward_outputs = ("dx", "dw", "db")
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
+    grad_defaults: ClassVar[dict[str, Any]] = {"b": (0.0, lambda a: (a["w"].shape[0],))}
     # Arrays that take any ndim from this minimum up (conformance.invalid_args reads this):
     # x and dy have any number of leading axes, none included.
     min_ndim: ClassVar[dict[str, int]] = {"x": 1, "dy": 1}

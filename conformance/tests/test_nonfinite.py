@@ -30,7 +30,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .. import tolerance as tol
-from ..backends import Unsupported, bn_axes, channel_shape, load_backend
+from ..backends import Unsupported, load_backend
+from ..backends.arguments import (
+    bn_axes,
+    channel_shape,
+)
 from ..comparison import Mismatch, compare, same_bits
 from ..frameworks import require
 from ..harness import context

@@ -1,0 +1,158 @@
+"""A framework backend as a table over the op records.
+
+An adapter declares, per op record, one :class:`Row`: how its framework computes the op's forward
+(a function of the rank and the contract's arguments, in whatever form the adapter's ``run``
+hook takes), how it computes the backward (nothing: the adapter's one autodiff helper derives it
+from the forward; or a function of its own; or the registry id of why it cannot), and what it
+cannot express. :func:`contract_functions` turns the table into the contract's module-level
+functions at every rank of every record (``conv1d``, ``conv1d_backward``, ..., ``pad``), each
+with nnref's own signature, so ``--impl conformance.backends.torch_backend`` and
+``diff NAME=MODULE`` see an ordinary module. One mechanism for all the framework backends:
+
+    TABLE = {"conv": Row(_conv), "relu": Row(_relu, backward=_relu_backward), ...}
+    globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff))
+
+What a generated function does, in order:
+
+1. binds its arguments to nnref's signature (a wrong call is the TypeError a plain function
+   gives) and applies nnref's defaults;
+2. checks every array argument (annotated ``np.ndarray`` in nnref) that is not None with the
+   adapters' dtype rule (``arguments.float_input``: float32 / float64, ValueError naming it);
+3. forward: ``run(row.forward, rank, arguments)``; backward: ``row.backward(rank, **arguments)``
+   when the row has one, else ``autodiff(record, row.forward, rank, arguments)``.
+
+``rank`` is the spatial rank the function's name fixes (``conv3d`` -> 3), or None for functions
+whose rank comes from their input (``pad``, ``batch_norm``, ``relu``, ``linear``). A row whose
+forward or backward cannot be expressed names the registry entry saying why; calls raise
+:class:`~conformance.backends.Unsupported` with that id.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nnref
+
+from . import Unsupported
+from .arguments import float_input
+
+# run(forward, rank, arguments) -> the contract's result (NumPy arrays)
+Run = Callable[[Callable[..., Any], int | None, dict[str, Any]], Any]
+# autodiff(record, forward, rank, arguments) -> the backward contract's result
+Autodiff = Callable[[Any, Callable[..., Any], int | None, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    """How one framework computes one op record (see the module docstring).
+
+    ``forward`` / ``backward`` None with ``unsupported`` set: that direction cannot be
+    expressed; ``unsupported`` is the registry id (conformance/divergences.toml) saying why.
+    ``backward`` None without ``unsupported``: the adapter's autodiff helper derives it.
+    ``doc``: one line on how the framework computes it (the generated functions' docstring).
+    """
+
+    forward: Callable[..., Any] | None
+    backward: Callable[..., Any] | None = None
+    unsupported: str = ""
+    backward_unsupported: str = ""
+    doc: str = ""
+
+
+def _array_parameters(signature: inspect.Signature) -> tuple[str, ...]:
+    """The parameters nnref annotates as arrays (x, w, b, dy, gamma, running_mean, ...)."""
+    return tuple(p.name for p in signature.parameters.values()
+                 if "ndarray" in str(p.annotation))
+
+
+def _ranked(record: Any) -> bool:
+    """Whether the record's function names carry the rank (conv1d / conv2d / conv3d)."""
+    return len({record.functions(r) for r in record.ranks}) == len(record.ranks) > 1
+
+
+def _function(name: str, call: Callable[[dict[str, Any]], Any], doc: str,
+              module: str) -> Callable[..., Any]:
+    signature = inspect.signature(getattr(nnref, name))
+    arrays = _array_parameters(signature)
+
+    def contract_function(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        for key in arrays:
+            if arguments[key] is not None:
+                arguments[key] = float_input(arguments[key], key)
+        return call(arguments)
+
+    contract_function.__signature__ = signature  # type: ignore[attr-defined]
+    contract_function.__name__ = contract_function.__qualname__ = name
+    contract_function.__doc__ = doc
+    contract_function.__module__ = module
+    return contract_function
+
+
+def _run_forward(run: Run, forward: Callable[..., Any], rank: int | None,
+                 arguments: dict[str, Any]) -> Any:
+    return run(forward, rank, arguments)
+
+
+def _call_backward(backward: Callable[..., Any], rank: int | None,
+                   arguments: dict[str, Any]) -> Any:
+    return backward(rank, **arguments)
+
+
+def _unsupported(divergence_id: str, message: str) -> Callable[..., Any]:
+    def call(arguments: dict[str, Any]) -> Any:
+        raise Unsupported(divergence_id, message)
+    return call
+
+
+def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
+                       autodiff: Autodiff | None = None,
+                       module: str = "") -> dict[str, Callable[..., Any]]:
+    """Every contract function of every record, computed as `table` says (module docstring).
+
+    Raises KeyError when the table has no row for a record, or names a record that does not
+    exist: a backend states what it does with every op.
+    """
+    from ..ops import RECORDS
+
+    names = {r.name for r in RECORDS}
+    if missing := names - set(table):
+        raise KeyError(f"{framework}: no table row for {sorted(missing)}")
+    if unknown := set(table) - names:
+        raise KeyError(f"{framework}: table rows for unknown records {sorted(unknown)}")
+    out: dict[str, Callable[..., Any]] = {}
+    for rec in RECORDS:
+        row = table[rec.name]
+        for rank in rec.ranks:
+            forward_name, backward_name = rec.functions(rank)
+            if forward_name in out:
+                continue
+            fixed_rank = rank if _ranked(rec) else None
+            doc = f"{forward_name} on {framework}: {row.doc}" if row.doc else \
+                f"{forward_name} on {framework}."
+            if row.forward is None:
+                fwd = _unsupported(row.unsupported, f"{framework} cannot compute {forward_name}")
+            else:
+                fwd = functools.partial(_run_forward, run, row.forward, fixed_rank)
+            out[forward_name] = _function(forward_name, fwd, doc, module)
+            if row.backward is not None:
+                bwd = functools.partial(_call_backward, row.backward, fixed_rank)
+                bdoc = f"{backward_name} on {framework}."
+            elif row.backward_unsupported or row.forward is None or autodiff is None:
+                reason = row.backward_unsupported or row.unsupported
+                if not reason:
+                    raise KeyError(f"{framework}: {rec.name} has no backward, no autodiff helper "
+                                   "and no registry id saying why")
+                bwd = _unsupported(reason, f"{framework} has no gradient of {forward_name}")
+                bdoc = f"Not expressible on {framework}: [{reason}]."
+            else:
+                bwd = functools.partial(autodiff, rec, row.forward, fixed_rank)
+                bdoc = f"{backward_name} on {framework}: its autodiff through {forward_name}."
+            out[backward_name] = _function(backward_name, bwd, bdoc, module)
+    return out
