@@ -62,7 +62,7 @@ BACKENDS: tuple[Backend, ...] = (
             "tensorflow-cpu==2.21.0", "tf", "tf", "tf", "tf", aliases=("tf",),
             threads="TF intra-op pool"),
     Backend("scipy", "conformance.backends.scipy_backend", "scipy", "scipy", "", "", "",
-            "core", "scipy"),
+            "core", "scipy", autodiff=False),
     Backend("jax", "conformance.backends.jax_backend", "jax", "jax", "jax==0.10.2", "jax",
             "jax", "jax", "jax", threads="XLA CPU client"),
     Backend("onnx-ref", "conformance.backends.onnxref_backend", "onnx", "onnx",

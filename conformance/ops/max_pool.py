@@ -239,6 +239,17 @@ HAND_CASES: tuple[HandCase, ...] = (
         {"y": [[[2.0, 2, 2, 2, 2]]], "indices": [[[0, 0, 2, 2, 4]]]},
         {"dx": [[[3.0, 0, 7, 0, 5]]]},
     ),
+    # A window covering no input cell: W = 1 padded by 1 on both sides is [pad, x, pad]; a
+    # kernel of 2 dilated by 2 reads columns 0 and 2, both padding, and
+    # Wo = (1 + 2 - 2 * (2 - 1) - 1) // 1 + 1 = 1. y is -inf and the index -1 (CONTRACT.md);
+    # the window's dy goes nowhere, so dx is 0 in both channels.
+    HandCase(
+        "max_pool2d_window_of_padding_only",
+        PoolCase((1, 2, 1, 1), (1, 2), stride=1, padding=(0, 1), dilation=(1, 2)),
+        {"x": [[[[3.0]], [[5.0]]]], "dy": [[[[10.0]], [[20.0]]]]},
+        {"y": [[[[-np.inf]], [[-np.inf]]]], "indices": [[[[-1]], [[-1]]]]},
+        {"dx": [[[[0.0]], [[0.0]]]]},
+    ),
 )
 
 
