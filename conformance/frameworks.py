@@ -12,6 +12,8 @@ from types import ModuleType
 
 import pytest
 
+from .backends import backend
+
 ENV_VAR = "NNREF_REQUIRE_FRAMEWORKS"
 # TensorFlow's environment, set (unless the user set it) before TensorFlow is imported:
 # - TF_CPP_MIN_LOG_LEVEL=2: no C++ info/warning lines on every import;
@@ -26,16 +28,15 @@ def tf_environment() -> None:
     """Set TensorFlow's environment (TF_ENVIRONMENT) where the user has not."""
     for key, value in TF_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
-_CANONICAL = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
-              "pytorch": "torch", "scipy": "scipy", "nnref": "nnref", "jax": "jax",
-              "onnx": "onnx", "onnx-ref": "onnx", "onnxruntime": "onnxruntime",
-              "ort": "onnxruntime"}
-
-
 def canonical(name: str) -> str:
-    """Canonical import name of a framework ("tf" -> "tensorflow")."""
+    """Canonical import name of a framework: the package of the backend so named or aliased in
+    the registry ("tf" -> "tensorflow", "onnx-ref" -> "onnx", "ort" -> "onnxruntime"); any
+    other name as it is."""
     key = name.strip().lower()
-    return _CANONICAL.get(key, key)
+    try:
+        return backend(key).package
+    except ValueError:
+        return key
 
 
 def required() -> frozenset[str]:

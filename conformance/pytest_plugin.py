@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from . import frameworks, profiles, sampler
+from .backends import BACKENDS
 from .impl_under_test import (
     CONTRACT_FUNCTIONS,
     ENV_VAR,
@@ -59,8 +60,12 @@ _CONFIG: dict[str, pytest.Config] = {}
 PROPERTY = "nnref-conformance"
 HEADROOM_PROPERTY = "nnref-headroom"
 CATEGORIES = ("values", "arguments")
-# Framework markers and the module each needs.
-FRAMEWORK_MARKERS = {"torch": "torch", "tf": "tensorflow", "jax": "jax", "onnx": "onnx"}
+# Framework markers and the package each needs, from the backend registry (the first backend
+# of a marker decides: onnx-ref's onnx for the onnx marker).
+FRAMEWORK_MARKERS: dict[str, str] = {}
+for _row in BACKENDS:
+    if _row.marker:
+        FRAMEWORK_MARKERS.setdefault(_row.marker, _row.package)
 MARKERS = {
     "torch": "needs torch (deselected when it is not installed)",
     "tf": "needs TensorFlow (deselected when it is not installed)",
@@ -139,8 +144,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     where = getattr(state.module, "__file__", "?")
     versions = ", ".join(
         f"{d} {_version(d)}"
-        for d in ("nnref", "numpy", "scipy", "hypothesis", "torch", "tensorflow-cpu", "jax",
-                  "onnx", "onnxruntime")
+        for d in dict.fromkeys(("nnref", "numpy", "hypothesis",
+                                *(b.distribution for b in BACKENDS)))
     )
     lines = [
         f"nnref conformance: implementation under test: {name} ({where})",

@@ -45,6 +45,9 @@ class Backend:
     devices: tuple[str, ...] = ("cpu",)
     threads: str = ""               # how its intra-op threads are set, for the header
     aliases: tuple[str, ...] = ()
+    # Hypothesis examples per op, rank and direction of the live cross-checks under the ci
+    # profile: a backend that compiles every new shape (JAX, about 0.3 s each here) gets fewer.
+    examples: int = 40
 
     @property
     def install_hint(self) -> str:
@@ -64,7 +67,7 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("scipy", "conformance.backends.scipy_backend", "scipy", "scipy", "", "", "",
             "core", "scipy", autodiff=False),
     Backend("jax", "conformance.backends.jax_backend", "jax", "jax", "jax==0.10.2", "jax",
-            "jax", "jax", "jax", threads="XLA CPU client"),
+            "jax", "jax", "jax", threads="XLA CPU client", examples=5),
     Backend("onnx-ref", "conformance.backends.onnxref_backend", "onnx", "onnx",
             "onnx==1.23.2", "onnx", "onnx", "onnx", "oref", aliases=("onnx",),
             autodiff=False),

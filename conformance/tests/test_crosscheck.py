@@ -28,7 +28,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from .. import registry
-from ..backends import Unsupported, load_backend
+from ..backends import BACKENDS, Unsupported, load_backend
+from ..backends import backend as backend_row
 from ..frameworks import require
 from ..harness import check_against_reference, record_example, record_headroom
 from ..ops.conv import ConvCase
@@ -36,30 +37,24 @@ from ..profiles import examples
 from ..sampler import DTYPES, seeds, strategy
 from .params import record_ranks
 
-# (backend, the framework it needs, its pytest marker, examples per op x rank x direction
-# under the ci profile). Grouped below into one test per example budget.
-FRAMEWORKS = [
-    ("torch", "torch", pytest.mark.torch, 40),
-    ("tensorflow", "tensorflow", pytest.mark.tf, 40),
-    ("scipy", "scipy", None, 40),
-    ("jax", "jax", pytest.mark.jax, 5),
-    ("onnx-ref", "onnx", pytest.mark.onnx, 40),
-    ("onnxruntime", "onnxruntime", pytest.mark.onnx, 40),
-]
+# The framework backends and their example budgets come from the registry (Backend.examples);
+# the backends with the default budget share the two generic tests below, each other budget
+# gets tests of its own.
+FRAMEWORKS = [b for b in BACKENDS if b.name != "nnref"]
+DEFAULT_BUDGET = 40
 
 
 def _backend_params(budget: int) -> list:
-    return [pytest.param(name, marks=() if mark is None else mark, id=name)
-            for name, _, mark, n in FRAMEWORKS if n == budget]
+    return [pytest.param(b.name, marks=(getattr(pytest.mark, b.marker),) if b.marker else (),
+                         id=b.name) for b in FRAMEWORKS if b.examples == budget]
 
 
 def _load(name: str):
-    framework = next(f for n, f, _, _ in FRAMEWORKS if n == name)
-    require(framework)
+    require(backend_row(name).package)
     return name, load_backend(name)
 
 
-@pytest.fixture(scope="module", params=_backend_params(40))
+@pytest.fixture(scope="module", params=_backend_params(DEFAULT_BUDGET))
 def backend(request):
     return _load(request.param)
 
@@ -101,7 +96,7 @@ REGRESSIONS = [
 ]
 
 
-def _test(direction: str, budget: int = 40):
+def _test(direction: str, budget: int = DEFAULT_BUDGET):
     @settings(max_examples=examples(budget))
     @given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
     def test(record, rank, backend, data, seed, dtype, impl, impl_name_opt):
@@ -125,8 +120,9 @@ test_backward_matches_framework.__doc__ = (
     "Gradients: implementation under test vs the framework, both ways.")
 
 
-def _budget_tests(budget: int, label: str):
-    """The two tests above for the frameworks with a smaller example budget."""
+def _budget_tests(row):
+    """The two tests above for a backend with an example budget of its own."""
+    budget, label = row.examples, row.name
     params = _backend_params(budget)
     fwd = pytest.mark.parametrize("backend", params, indirect=True)(
         pytest.mark.parametrize(("record", "rank"), record_ranks("forward"))(
@@ -139,7 +135,11 @@ def _budget_tests(budget: int, label: str):
     return fwd, bwd
 
 
-test_forward_matches_jax, test_backward_matches_jax = _budget_tests(5, "JAX")
+for _row in FRAMEWORKS:
+    if _row.examples != DEFAULT_BUDGET:
+        _key = _row.name.replace("-", "_")
+        globals()[f"test_forward_matches_{_key}"], globals()[f"test_backward_matches_{_key}"] = (
+            _budget_tests(_row))
 
 
 @pytest.mark.parametrize("case", REGRESSIONS, ids=lambda c: c.label)
