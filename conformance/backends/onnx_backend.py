@@ -1,9 +1,11 @@
 """The forward half of the nnref contract as single-node (or few-node) ONNX models.
 
 Shared by two runners: ``onnxref_backend`` (onnx.reference.ReferenceEvaluator) and
-``onnxruntime_backend`` (onnxruntime's CPU provider). Each call builds a graph with onnx.helper
-(arrays as graph inputs, shape-like constants as initializers) at opset OPSET / IR_VERSION;
-models and runner sessions are cached per (op, attributes, shapes, dtype).
+``onnxruntime_backend`` (onnxruntime's CPU provider). TABLE holds one Row per op record: its
+forward builds a graph with onnx.helper (arrays as graph inputs, shape-like constants as
+initializers) at opset OPSET / IR_VERSION and hands it to the runner; models and runner sessions
+are cached per (op, attributes, shapes, dtype). Each runner module gets its contract functions
+from ``table.contract_functions(TABLE, ..., run=table_run(its runner))``.
 
 Conventions handled here (see conformance/divergences.toml):
 - Pad: contract constant / reflect / replicate / circular are ONNX constant / reflect / edge /
@@ -39,12 +41,10 @@ Conventions handled here (see conformance/divergences.toml):
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
-import nnref
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -59,7 +59,6 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
-    float_input,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
@@ -67,6 +66,7 @@ from conformance.backends.arguments import (
     pool_geometry,
     spatial_rank,
 )
+from conformance.backends.table import Row, Run
 
 # Found by trying: a one-Relu model loads in onnxruntime 1.31.1 at opset 26 / IR 13; opsets 27
 # and 28 (onnx 1.23.2's newest) fail in ValidateOpsetForDomain, IR 14 fails in Model::Model.
@@ -143,10 +143,10 @@ def _run(run: Runner, nodes: list, feeds: dict[str, np.ndarray], outputs: list,
     return run(spec, feeds)
 
 
-def _operand(a: Any, name: str, like: np.ndarray, shape: tuple[int, ...] | None = None
+def _operand(a: np.ndarray, name: str, like: np.ndarray, shape: tuple[int, ...] | None = None
              ) -> np.ndarray:
-    """A second array operand: float, x's dtype (ONNX types must match) and, if given, shape."""
-    a = float_input(a, name)
+    """A second array operand (float32 / float64 already: table.py checks every array argument):
+    x's dtype (ONNX types must match), not empty and, if given, of that shape."""
     if a.dtype != like.dtype:
         raise ValueError(f"{name} must have x's dtype {like.dtype}, got {a.dtype}")
     if a.size == 0:
@@ -206,8 +206,8 @@ def _flat(pads: tuple[tuple[int, int], ...]) -> list[int]:
 # ----------------------------------------------------------------------------------- padding
 
 
-def _pad(x, pad_width, mode="constant", value=0.0, *, run: Runner):
-    x = float_input(x)
+def _pad(x: np.ndarray, pad_width: object, mode: str, value: float, *,
+         run: Runner) -> np.ndarray:
     pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
     check_pad(x.shape, pads, mode)
     full = [0, 0] + [b for b, _ in pads] + [0, 0] + [a for _, a in pads]
@@ -223,8 +223,8 @@ def _pad(x, pad_width, mode="constant", value=0.0, *, run: Runner):
 # ------------------------------------------------------------------------------- convolution
 
 
-def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runner, rank: int):
-    x = float_input(x)
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: object, padding: object,
+          dilation: object, groups: int, *, run: Runner, rank: int) -> np.ndarray:
     w = _operand(w, "w", x)
     k, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
     if w.size and any(n + bb + a - dd * (kk - 1) - 1 < 0 for n, (bb, a), kk, dd in
@@ -239,9 +239,9 @@ def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runne
     return _run(run, [n], feeds, ["y"])[0]
 
 
-def _conv_t(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-            run: Runner, rank: int):
-    x = float_input(x)
+def _conv_t(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: object,
+            padding: object, output_padding: object, groups: int, dilation: object, *,
+            run: Runner, rank: int) -> np.ndarray:
     w = _operand(w, "w", x)
     geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
                               dilation)
@@ -280,9 +280,9 @@ def _nan_check(x: np.ndarray, op: str) -> None:
         raise Unsupported("onnx-maxpool-nan", f"ONNX {op}: NaN does not win its window")
 
 
-def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-              return_indices=False, *, run: Runner, rank: int):
-    x = float_input(x)
+def _max_pool(x: np.ndarray, kernel_size: object, stride: object, padding: object,
+              dilation: object, ceil_mode: bool, return_indices: bool, *, run: Runner,
+              rank: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     ceil_mode, return_indices = _flag(ceil_mode, "ceil_mode"), _flag(return_indices,
                                                                       "return_indices")
     geo = pool_geometry(x.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
@@ -305,9 +305,9 @@ def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fals
 # --------------------------------------------------------------------------- average pooling
 
 
-def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-              divisor_override=None, *, run: Runner, rank: int):
-    x = float_input(x)
+def _avg_pool(x: np.ndarray, kernel_size: object, stride: object, padding: object,
+              ceil_mode: bool, count_include_pad: bool, divisor_override: int | None, *,
+              run: Runner, rank: int) -> np.ndarray:
     ceil_mode = _flag(ceil_mode, "ceil_mode")
     count_include_pad = _flag(count_include_pad, "count_include_pad")
     geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
@@ -327,9 +327,8 @@ def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_inc
 # --------------------------------------------------------------------------------- LP pooling
 
 
-def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Runner,
-             rank: int):
-    x = float_input(x)
+def _lp_pool(x: np.ndarray, norm_type: float, kernel_size: object, stride: object,
+             ceil_mode: bool, *, run: Runner, rank: int) -> np.ndarray:
     p = lp_norm_type(norm_type)
     geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, _flag(ceil_mode, "ceil_mode"))
     if p != int(p):
@@ -356,8 +355,8 @@ def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Ru
 # -------------------------------------------------------------------------- adaptive pooling
 
 
-def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: int):
-    x = float_input(x)
+def _adaptive(kind: str, x: np.ndarray, output_size: object, return_indices: bool, *,
+              run: Runner, rank: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     out, bins = adaptive_bins(x.shape, rank, output_size)
     return_indices = _flag(return_indices, "return_indices")
     if kind == "max":
@@ -411,9 +410,10 @@ def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: 
 # ------------------------------------------------------------------------------- batch norm
 
 
-def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
-                momentum=0.1, eps=1e-5, *, run: Runner):
-    x = float_input(x)
+def _batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                training: bool, momentum: float, eps: float, *,
+                run: Runner) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     training = _flag(training, "training")
     momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0)
     m = bn_check(x, running_mean, running_var, training)
@@ -448,25 +448,23 @@ def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tr
 # ----------------------------------------------------------------- activations, dense layer
 
 
-def _unary(op, x, *, run: Runner, **attrs):
-    x = float_input(x)
+def _unary(op: str, x: np.ndarray, *, run: Runner, **attrs: Any) -> np.ndarray:
     return _run(run, [node(op, ["x"], ["y"], **attrs)], {"x": x}, ["y"])[0]
 
 
-def _relu(x, *, run: Runner):
+def _relu(x: np.ndarray, *, run: Runner) -> np.ndarray:
     return _unary("Relu", x, run=run)
 
 
-def _elu(x, alpha=1.0, *, run: Runner):
+def _elu(x: np.ndarray, alpha: float, *, run: Runner) -> np.ndarray:
     return _unary("Elu", x, run=run, alpha=onnx_float(check_alpha(alpha)))
 
 
-def _sigmoid(x, *, run: Runner):
+def _sigmoid(x: np.ndarray, *, run: Runner) -> np.ndarray:
     return _unary("Sigmoid", x, run=run)
 
 
-def _linear(x, w, b=None, *, run: Runner):
-    x = float_input(x)
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, run: Runner) -> np.ndarray:
     w = _operand(w, "w", x)
     b = None if b is None else _operand(b, "b", x)
     linear_check(x, w, b)
@@ -481,49 +479,51 @@ def _linear(x, w, b=None, *, run: Runner):
     return _run(run, nodes, feeds, ["y"])[0]
 
 
-# ------------------------------------------------------------------------- the module factory
-
-_RANKED = {"conv": _conv, "conv_transpose": _conv_t, "max_pool": _max_pool,
-           "avg_pool": _avg_pool, "lp_pool": _lp_pool}
-_PLAIN = {"pad": _pad, "batch_norm": _batch_norm, "relu": _relu, "elu": _elu,
-          "sigmoid": _sigmoid, "linear": _linear}
+def _adaptive_avg(x: np.ndarray, output_size: object, *, run: Runner, rank: int) -> np.ndarray:
+    return _adaptive("avg", x, output_size, False, run=run, rank=rank)
 
 
-def _contract(name: str, impl: Callable[..., Any], doc: str, **fixed: Any) -> Callable[..., Any]:
-    """A module-level contract function `name`: nnref's signature, calling impl(**fixed)."""
-    def f(*args: Any, **kwargs: Any) -> Any:
-        return impl(*args, **kwargs, **fixed)
-    f.__signature__ = inspect.signature(getattr(nnref, name))  # type: ignore[attr-defined]
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = doc
-    return f
+def _adaptive_max(x: np.ndarray, output_size: object, return_indices: bool, *, run: Runner,
+                  rank: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _adaptive("max", x, output_size, return_indices, run=run, rank=rank)
 
 
-def _no_autodiff(name: str, framework: str) -> Callable[..., Any]:
-    def f(*args: Any, **kwargs: Any) -> Any:
-        raise Unsupported("onnx-no-autodiff", f"{framework} has no gradient of {name[:-9]}")
-    f.__signature__ = inspect.signature(getattr(nnref, name))  # type: ignore[attr-defined]
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = "Not expressible: ONNX inference has no automatic differentiation."
-    return f
+# ---------------------------------------------------------------------------------- the table
 
 
-def contract_functions(run: Runner, framework: str) -> dict[str, Callable[..., Any]]:
-    """Every contract function on ONNX graphs executed by `run(spec, feeds) -> outputs`."""
-    from conformance.ops import contract_functions as names
+def _row(forward: Callable[..., Any], doc: str) -> Row:
+    return Row(forward, backward_unsupported="onnx-no-autodiff", doc=doc)
 
-    out: dict[str, Callable[..., Any]] = {}
-    for name in names():
-        if name.endswith("_backward"):
-            out[name] = _no_autodiff(name, framework)
-            continue
-        doc = f"{name} as an ONNX graph run by {framework}."
-        family, rank = name[:-2], name[-2:-1]
-        if name.startswith("adaptive_"):
-            out[name] = _contract(name, functools.partial(_adaptive, family.split("_")[1]),
-                                  doc, run=run, rank=int(rank))
-        elif family in _RANKED and rank.isdigit():
-            out[name] = _contract(name, _RANKED[family], doc, run=run, rank=int(rank))
-        else:
-            out[name] = _contract(name, _PLAIN[name], doc, run=run)
-    return out
+
+TABLE: dict[str, Row] = {
+    "pad": _row(_pad, "Pad (constant / reflect / edge / wrap), spatial axes only."),
+    "conv": _row(_conv, "Conv with explicit begin / end pads."),
+    "conv_transpose": _row(_conv_t, "ConvTranspose; output_padding >= stride by less cropping "
+                           "and a Pad."),
+    "max_pool": _row(_max_pool, "MaxPool; Indices made offsets inside the plane / volume, "
+                     "-inf and -1 for windows covering no input."),
+    "avg_pool": _row(_avg_pool, "AveragePool with count_include_pad and ceil_mode."),
+    "lp_pool": _row(_lp_pool, "LpPool (integer p), times (K / count) ** (1 / p) for "
+                    "ceil_mode's last windows."),
+    "adaptive_avg_pool": _row(_adaptive_avg, "GlobalAveragePool, or a ReduceMean per bin "
+                              "(Slice) concatenated."),
+    "adaptive_max_pool": _row(_adaptive_max, "GlobalMaxPool, or a MaxPool over each bin (Slice) "
+                              "concatenated."),
+    "batch_norm": _row(_batch_norm, "BatchNormalization (training_mode=1 for training; the "
+                       "running variance made unbiased)."),
+    "relu": _row(_relu, "Relu."),
+    "elu": _row(_elu, "Elu (alpha a float32 attribute)."),
+    "sigmoid": _row(_sigmoid, "Sigmoid."),
+    "linear": _row(_linear, "Gemm (transB=1) for 2-D x, else MatMul(x, Transpose(w)) + Add."),
+}
+
+
+def table_run(runner: Runner) -> Run:
+    """The run hook of table.contract_functions for one runner (runner(spec, feeds) -> outputs):
+    a forward of TABLE builds its graph and `runner` executes it; the forwards of ranked
+    families (conv1d / conv2d / conv3d) also get the rank their name fixes."""
+    def run(forward: Callable[..., Any], rank: int | None, arguments: dict[str, Any]) -> Any:
+        if rank is None:
+            return forward(**arguments, run=runner)
+        return forward(**arguments, run=runner, rank=rank)
+    return run
