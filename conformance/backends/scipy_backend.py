@@ -30,6 +30,7 @@ Conventions handled here (see conformance/divergences.toml):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -48,9 +49,14 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
+    instance_norm_check,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_affine,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     spatial_rank,
@@ -293,6 +299,82 @@ def _batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None
     return y, new_mean.astype(x.dtype), new_var.astype(x.dtype)
 
 
+# ------------------------------------------------------------ layer, group, instance norm
+# An independent two-pass formulation: each normalisation group is a row of an (R, m) view;
+# np.mean, then scipy.stats.moment (order 2: the mean square of the row minus its mean, the
+# biased variance), then (x - mean) / sqrt(var + eps) * gamma + beta.
+
+
+def _row_statistics(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of rows (R, m): the mean and the biased variance, (R, 1) each."""
+    return (np.mean(rows, axis=1, keepdims=True),
+            stats.moment(rows, order=2, axis=1, keepdims=True))
+
+
+def _affine(xhat: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+            shape: tuple[int, ...]) -> np.ndarray:
+    """xhat * gamma + beta, gamma and beta reshaped to `shape` (None: ones / zeros)."""
+    y = xhat if gamma is None else xhat * gamma.reshape(shape)
+    return y if beta is None else y + beta.reshape(shape)
+
+
+def _layer_norm(x: np.ndarray, normalized_shape: object, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float) -> np.ndarray:
+    """Rows over the trailing axes normalized_shape (m = prod of them); gamma, beta of that
+    shape, elementwise."""
+    axes = normalized_axes(x.shape, normalized_shape)
+    norm_affine(gamma, "gamma", axes, x)
+    norm_affine(beta, "beta", axes, x)
+    eps = norm_real(eps, "eps", 0.0)
+    rows = x.reshape(-1, math.prod(axes))
+    mean, var = _row_statistics(rows)
+    xhat = ((rows - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    return _affine(xhat, gamma, beta, axes).astype(x.dtype, copy=False)
+
+
+def _group_norm(x: np.ndarray, num_groups: int, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float) -> np.ndarray:
+    """Rows x[n, group g] (N * G of them, m = C / G * prod(S)); gamma, beta per channel."""
+    groups = norm_groups(x, num_groups)
+    norm_affine(gamma, "gamma", (x.shape[1],), x)
+    norm_affine(beta, "beta", (x.shape[1],), x)
+    eps = norm_real(eps, "eps", 0.0)
+    rows = x.reshape(x.shape[0] * groups, -1)
+    mean, var = _row_statistics(rows)
+    xhat = ((rows - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    return _affine(xhat, gamma, beta, channel_shape(x.ndim)).astype(x.dtype, copy=False)
+
+
+def _instance_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                   running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                   training: bool, momentum: float,
+                   eps: float) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training: rows x[n, c] (m = prod(S)); with running statistics also torch's update, the
+    per-instance means and unbiased variances (var * m / (m - 1)) averaged over N. Eval: the
+    running statistics for every instance."""
+    m = instance_norm_check(x, running_mean, running_var, training)
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        norm_affine(value, name, (x.shape[1],), x)
+    momentum, eps = norm_real(momentum, "momentum", 0.0, 1.0), norm_real(eps, "eps", 0.0)
+    shape = channel_shape(x.ndim)
+    if not training:
+        xhat = (x - running_mean.reshape(shape)) / np.sqrt(  # type: ignore[union-attr]
+            running_var.reshape(shape) + eps)  # type: ignore[union-attr]
+        return _affine(xhat, gamma, beta, shape).astype(x.dtype, copy=False)
+    rows = x.reshape(-1, m)
+    mean, var = _row_statistics(rows)
+    xhat = ((rows - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    y = _affine(xhat, gamma, beta, shape).astype(x.dtype, copy=False)
+    if running_mean is None:
+        return y
+    n, c = x.shape[:2]
+    new_mean = (1 - momentum) * running_mean + momentum * mean.reshape(n, c).mean(axis=0)
+    unbiased = var.reshape(n, c) * (m / (m - 1))
+    new_var = (1 - momentum) * running_var + momentum * unbiased.mean(axis=0)  # type: ignore[operator]
+    return y, new_mean.astype(x.dtype, copy=False), new_var.astype(x.dtype, copy=False)
+
+
 # ----------------------------------------------------------------- activations, dense layer
 # Independent formulations: relu by np.maximum (its -0.0 -> +0.0 undone where x == 0), elu by
 # scipy.special.expm1, sigmoid by scipy.special.expit, linear by np.einsum. No autodiff.
@@ -356,6 +438,13 @@ TABLE: dict[str, Row] = {
                               "scipy.ndimage.maximum_filter1d; values only."),
     "batch_norm": _row(_batch_norm, "training: scipy.stats.moment (biased variance) per "
                        "channel; eval: plain arithmetic."),
+    "layer_norm": _row(_layer_norm, "rows over the trailing axes: np.mean, then "
+                       "scipy.stats.moment (biased variance; two passes)."),
+    "group_norm": _row(_group_norm, "rows per (sample, group): np.mean, then scipy.stats.moment "
+                       "(biased variance; two passes)."),
+    "instance_norm": _row(_instance_norm, "rows per (sample, channel): np.mean, then "
+                          "scipy.stats.moment; eval and the running statistics' update by "
+                          "plain arithmetic."),
     "relu": _row(_relu, "np.maximum(x, 0), x itself where x == 0 (the sign of -0.0)."),
     "elu": _row(_elu, "alpha * scipy.special.expm1(min(x, 0)) + max(x, 0)."),
     "sigmoid": _row(_sigmoid, "scipy.special.expit."),
