@@ -33,6 +33,14 @@ Conventions handled here (see conformance/divergences.toml):
   M / (M - 1), which gives (1 - m) * old + m * var * M / (M - 1) (onnx-bn-running-var-biased).
   epsilon, momentum and Elu's alpha are float32 attributes (onnx-float32-attributes): rounded by
   onnx_float; effective_attributes gives the contract values the model really uses.
+- LayerNormalization with axis = -len(normalized_shape) (default stash_type: measured exact
+  enough in float64 on both runners). GroupNormalization (opset 21: scale and bias per channel)
+  computes its variance as E[x^2] - E[x]^2 in stash_type (onnx-groupnorm-one-pass-variance):
+  float32 data use it with a double stash_type, float64 data get the two-pass statistics from
+  arithmetic nodes. InstanceNormalization for training (onnxruntime has no float64 kernel:
+  onnxruntime-no-float64-kernel); eval is BatchNormalization with the running statistics, and
+  the running-statistics update (unbiased per-instance variance, averaged over N) is ReduceMean
+  / Sub / Mul / Add nodes with momentum a constant of x's dtype.
 - Relu, Elu, Sigmoid; linear is Gemm (transB=1) for a 2-D x, else MatMul(x, Transpose(w)) + Add.
 - ONNX has no automatic differentiation here: every *_backward raises Unsupported
   (onnx-no-autodiff).
@@ -59,9 +67,14 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
+    instance_norm_check,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_affine,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     spatial_rank,
@@ -179,16 +192,15 @@ def onnx_float(v: float) -> float:
 
 def effective_attributes(record: str, attrs: dict[str, float]) -> dict[str, float]:
     """The attribute values (as Python floats) that the ONNX model actually uses, for the
-    contract parameters `attrs` of op record `record` ("batch_norm": eps, momentum;
-    "elu": alpha). Others are returned unchanged."""
+    contract parameters `attrs` of op record `record`: every graph holds eps (epsilon) and
+    Elu's alpha as FLOAT attributes; batch_norm's graph holds ONNX's momentum 1 - m (instance
+    norm's running-statistics update uses momentum as a constant of x's dtype: unchanged)."""
     out = dict(attrs)
-    if record == "batch_norm":
-        if "eps" in out:
-            out["eps"] = onnx_float(out["eps"])
-        if "momentum" in out:  # the graph holds ONNX's momentum 1 - m
-            out["momentum"] = 1 - onnx_float(1 - out["momentum"])
-    elif record == "elu" and "alpha" in out:
-        out["alpha"] = onnx_float(out["alpha"])
+    for name in ("eps", "alpha"):
+        if name in out:
+            out[name] = onnx_float(out[name])
+    if record == "batch_norm" and "momentum" in out:
+        out["momentum"] = 1 - onnx_float(1 - out["momentum"])
     return out
 
 
@@ -445,6 +457,101 @@ def _batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None
     return y, nm, nv
 
 
+# ------------------------------------------------------------ layer, group, instance norm
+
+
+def _ones_zeros(gamma: np.ndarray | None, beta: np.ndarray | None, shape: tuple[int, ...],
+                dtype: Any) -> dict[str, np.ndarray]:
+    """The Scale and B inputs: gamma and beta, or ones and zeros for None."""
+    return {"g": np.ones(shape, dtype) if gamma is None else gamma,
+            "b": np.zeros(shape, dtype) if beta is None else beta}
+
+
+def _layer_norm(x: np.ndarray, normalized_shape: object, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float, *, run: Runner) -> np.ndarray:
+    axes = normalized_axes(x.shape, normalized_shape)
+    norm_affine(gamma, "gamma", axes, x)
+    norm_affine(beta, "beta", axes, x)
+    eps = norm_real(eps, "eps", 0.0)
+    feeds = {"x": x, **_ones_zeros(gamma, beta, axes, x.dtype)}
+    n = node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-len(axes),
+             epsilon=onnx_float(eps))
+    return _run(run, [n], feeds, ["y"])[0]
+
+
+def _group_norm(x: np.ndarray, num_groups: int, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float, *, run: Runner) -> np.ndarray:
+    groups = norm_groups(x, num_groups)
+    c = x.shape[1]
+    norm_affine(gamma, "gamma", (c,), x)
+    norm_affine(beta, "beta", (c,), x)
+    eps = norm_real(eps, "eps", 0.0)
+    feeds = {"x": x, **_ones_zeros(gamma, beta, (c,), x.dtype)}
+    if x.dtype == np.float32:
+        # onnx-groupnorm-one-pass-variance: GroupNormalization's variance is E[x^2] - E[x]^2
+        # in stash_type; in double it is exact enough for float32 data (the float default
+        # is not).
+        n = node("GroupNormalization", ["x", "g", "b"], ["y"], num_groups=groups,
+                 epsilon=onnx_float(eps), stash_type=TensorProto.DOUBLE)
+        return _run(run, [n], feeds, ["y"])[0]
+    # float64: the two-pass statistics from arithmetic nodes on the (N, G, m) view, then
+    # per-channel scale and bias (eps a float32 value, as the attribute would hold it).
+    consts = [const("groups", [x.shape[0], groups, -1], np.int64),
+              const("xshape", x.shape, np.int64), const("last", [2], np.int64),
+              const("cshape", [c] + [1] * (x.ndim - 2), np.int64),
+              const("eps", onnx_float(eps), x.dtype)]
+    nodes = [node("Reshape", ["x", "groups"], ["rows"]),
+             node("ReduceMean", ["rows", "last"], ["mu"], keepdims=1),
+             node("Sub", ["rows", "mu"], ["d"]), node("Mul", ["d", "d"], ["d2"]),
+             node("ReduceMean", ["d2", "last"], ["var"], keepdims=1),
+             node("Add", ["var", "eps"], ["ve"]), node("Sqrt", ["ve"], ["sd"]),
+             node("Div", ["d", "sd"], ["xhat_rows"]),
+             node("Reshape", ["xhat_rows", "xshape"], ["xhat"]),
+             node("Reshape", ["g", "cshape"], ["gc"]), node("Reshape", ["b", "cshape"], ["bc"]),
+             node("Mul", ["xhat", "gc"], ["scaled"]), node("Add", ["scaled", "bc"], ["y"])]
+    return _run(run, nodes, feeds, ["y"], consts)[0]
+
+
+def _instance_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                   running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                   training: bool, momentum: float, eps: float, *,
+                   run: Runner) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = instance_norm_check(x, running_mean, running_var, training)
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        norm_affine(value, name, (x.shape[1],), x)
+    momentum, eps = norm_real(momentum, "momentum", 0.0, 1.0), norm_real(eps, "eps", 0.0)
+    feeds = {"x": x, **_ones_zeros(gamma, beta, (x.shape[1],), x.dtype)}
+    if not training:  # every instance normalised by the running statistics: batch norm's eval
+        feeds.update(rm=running_mean, rv=running_var)  # type: ignore[arg-type]
+        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"],
+                 epsilon=onnx_float(eps))
+        return _run(run, [n], feeds, ["y"])[0]
+    nodes = [node("InstanceNormalization", ["x", "g", "b"], ["y"], epsilon=onnx_float(eps))]
+    if running_mean is None:
+        return _run(run, nodes, feeds, ["y"])[0]
+    # The running statistics' update, from arithmetic nodes: per-instance mean and biased
+    # variance over the spatial axes (two passes), the variance made unbiased (m / (m - 1)),
+    # both averaged over N, then (1 - momentum) * old + momentum * new.
+    feeds.update(rm=running_mean, rv=running_var)  # type: ignore[arg-type]
+    consts = [const("spatial", list(range(2, x.ndim)), np.int64),
+              const("batch_spatial", [0, *range(2, x.ndim)], np.int64),
+              const("keep", 1 - momentum, x.dtype), const("mom", momentum, x.dtype),
+              const("unbias", m / (m - 1), x.dtype)]
+    nodes += [node("ReduceMean", ["x", "spatial"], ["mu"], keepdims=1),
+              node("Sub", ["x", "mu"], ["d"]), node("Mul", ["d", "d"], ["d2"]),
+              node("ReduceMean", ["d2", "spatial"], ["var"], keepdims=1),
+              node("Mul", ["var", "unbias"], ["uvar"]),
+              node("ReduceMean", ["mu", "batch_spatial"], ["mu_c"], keepdims=0),
+              node("ReduceMean", ["uvar", "batch_spatial"], ["var_c"], keepdims=0)]
+    for old, batch, new in (("rm", "mu_c", "nm"), ("rv", "var_c", "nv")):
+        nodes += [node("Mul", [old, "keep"], [f"{old}_kept"]),
+                  node("Mul", [batch, "mom"], [f"{batch}_m"]),
+                  node("Add", [f"{old}_kept", f"{batch}_m"], [new])]
+    y, nm, nv = _run(run, nodes, feeds, ["y", "nm", "nv"], consts)
+    return y, nm, nv
+
+
 # ----------------------------------------------------------------- activations, dense layer
 
 
@@ -511,6 +618,13 @@ TABLE: dict[str, Row] = {
                               "concatenated."),
     "batch_norm": _row(_batch_norm, "BatchNormalization (training_mode=1 for training; the "
                        "running variance made unbiased)."),
+    "layer_norm": _row(_layer_norm, "LayerNormalization, axis = -len(normalized_shape)."),
+    "group_norm": _row(_group_norm, "float32: GroupNormalization (opset 21: per-channel scale "
+                       "and bias; double stash_type); float64: two-pass ReduceMean / Sub / Mul / "
+                       "Sqrt / Div nodes."),
+    "instance_norm": _row(_instance_norm, "InstanceNormalization; eval is BatchNormalization with "
+                          "the running statistics; their update from ReduceMean / Sub / Mul / "
+                          "Add nodes."),
     "relu": _row(_relu, "Relu."),
     "elu": _row(_elu, "Elu (alpha a float32 attribute)."),
     "sigmoid": _row(_sigmoid, "Sigmoid."),
