@@ -468,3 +468,81 @@ def linear_check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
         raise ValueError(f"b must have shape ({w.shape[0]},), got {b.shape}")
     if dy is not None and dy.shape != (*x.shape[:-1], w.shape[0]):
         raise ValueError(f"dy must have shape {(*x.shape[:-1], w.shape[0])}, got {dy.shape}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sample normalisation (layer, group and instance norm): the contract's argument checks.
+# ---------------------------------------------------------------------------------------------
+
+
+def norm_real(value: object, name: str, low: float, high: float = math.inf) -> float:
+    """eps (>= 0) and momentum (in [0, 1]): a real number, not a bool, in [low, high]."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) \
+            or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def norm_affine(value: np.ndarray | None, name: str, shape: tuple[int, ...],
+                x: np.ndarray) -> None:
+    """gamma / beta / running statistics: None, or x's dtype and the given shape."""
+    if value is None:
+        return
+    if value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
+    if value.dtype != x.dtype:
+        raise ValueError(f"{name} must have x's dtype {x.dtype}, got {value.dtype}")
+
+
+def normalized_axes(x_shape: tuple[int, ...], normalized_shape: object) -> tuple[int, ...]:
+    """layer_norm's normalized_shape as a tuple of ints: an int (one axis) or a non-empty
+    tuple / list of ints equal to x's trailing shape (1 to x.ndim axes)."""
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(
+            normalized_shape, bool | np.bool_):
+        shape: tuple[object, ...] = (normalized_shape,)
+    elif isinstance(normalized_shape, tuple | list):
+        shape = tuple(normalized_shape)
+    else:
+        shape = ()
+    if not shape or not all(_is_int(s) for s in shape):
+        raise ValueError(f"normalized_shape must be an int or a non-empty tuple of ints, got "
+                         f"{normalized_shape!r}")
+    axes = tuple(int(s) for s in shape)  # type: ignore[call-overload]
+    if len(axes) > len(x_shape) or tuple(x_shape[len(x_shape) - len(axes):]) != axes:
+        raise ValueError(f"normalized_shape must be the trailing shape of x, got "
+                         f"normalized_shape={normalized_shape!r} for x of shape {tuple(x_shape)}")
+    return axes
+
+
+def norm_layout(x: np.ndarray) -> None:
+    """group_norm / instance_norm's x: (N, C, *S) with 0 to 3 spatial axes."""
+    if not 2 <= x.ndim <= 5:
+        raise ValueError(f"x must be {BN_LAYOUTS}, got shape {x.shape}")
+
+
+def norm_groups(x: np.ndarray, num_groups: object) -> int:
+    """group_norm's num_groups: an int >= 1 dividing C."""
+    norm_layout(x)
+    if not _is_int(num_groups) or int(num_groups) < 1:  # type: ignore[call-overload]
+        raise ValueError(f"num_groups must be an int >= 1, got {num_groups!r}")
+    if x.shape[1] % int(num_groups):  # type: ignore[call-overload]
+        raise ValueError(f"num_groups must divide the number of channels C = {x.shape[1]}, "
+                         f"got num_groups={num_groups}")
+    return int(num_groups)  # type: ignore[call-overload]
+
+
+def instance_norm_check(x: np.ndarray, running_mean: np.ndarray | None,
+                        running_var: np.ndarray | None, training: object) -> int:
+    """instance_norm's rules; returns m = prod(S), the values per instance."""
+    norm_layout(x)
+    if not isinstance(training, bool | np.bool_):
+        raise ValueError(f"training must be a bool, got {training!r}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (both or neither)")
+    if not training and running_mean is None:
+        raise ValueError("training=False needs running_mean and running_var")
+    m = math.prod(x.shape[2:])
+    if training and m <= 1:
+        raise ValueError(f"training needs more than one value per instance (prod(S) > 1), got x "
+                         f"of shape {x.shape}")
+    return m

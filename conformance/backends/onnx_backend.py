@@ -1,9 +1,11 @@
 """The forward half of the nnref contract as single-node (or few-node) ONNX models.
 
 Shared by two runners: ``onnxref_backend`` (onnx.reference.ReferenceEvaluator) and
-``onnxruntime_backend`` (onnxruntime's CPU provider). Each call builds a graph with onnx.helper
-(arrays as graph inputs, shape-like constants as initializers) at opset OPSET / IR_VERSION;
-models and runner sessions are cached per (op, attributes, shapes, dtype).
+``onnxruntime_backend`` (onnxruntime's CPU provider). TABLE holds one Row per op record: its
+forward builds a graph with onnx.helper (arrays as graph inputs, shape-like constants as
+initializers) at opset OPSET / IR_VERSION and hands it to the runner; models and runner sessions
+are cached per (op, attributes, shapes, dtype). Each runner module gets its contract functions
+from ``table.contract_functions(TABLE, ..., run=table_run(its runner))``.
 
 Conventions handled here (see conformance/divergences.toml):
 - Pad: contract constant / reflect / replicate / circular are ONNX constant / reflect / edge /
@@ -31,6 +33,14 @@ Conventions handled here (see conformance/divergences.toml):
   M / (M - 1), which gives (1 - m) * old + m * var * M / (M - 1) (onnx-bn-running-var-biased).
   epsilon, momentum and Elu's alpha are float32 attributes (onnx-float32-attributes): rounded by
   onnx_float; effective_attributes gives the contract values the model really uses.
+- LayerNormalization with axis = -len(normalized_shape) (default stash_type: measured exact
+  enough in float64 on both runners). GroupNormalization (opset 21: scale and bias per channel)
+  computes its variance as E[x^2] - E[x]^2 in stash_type (onnx-groupnorm-one-pass-variance):
+  float32 data use it with a double stash_type, float64 data get the two-pass statistics from
+  arithmetic nodes. InstanceNormalization for training (onnxruntime has no float64 kernel:
+  onnxruntime-no-float64-kernel); eval is BatchNormalization with the running statistics, and
+  the running-statistics update (unbiased per-instance variance, averaged over N) is ReduceMean
+  / Sub / Mul / Add nodes with momentum a constant of x's dtype.
 - Relu, Elu, Sigmoid; linear is Gemm (transB=1) for a 2-D x, else MatMul(x, Transpose(w)) + Add.
 - ONNX has no automatic differentiation here: every *_backward raises Unsupported
   (onnx-no-autodiff).
@@ -39,12 +49,10 @@ Conventions handled here (see conformance/divergences.toml):
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
-import nnref
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -59,14 +67,19 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
-    float_input,
+    instance_norm_check,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_affine,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     spatial_rank,
 )
+from conformance.backends.table import Row, Run
 
 # Found by trying: a one-Relu model loads in onnxruntime 1.31.1 at opset 26 / IR 13; opsets 27
 # and 28 (onnx 1.23.2's newest) fail in ValidateOpsetForDomain, IR 14 fails in Model::Model.
@@ -143,10 +156,10 @@ def _run(run: Runner, nodes: list, feeds: dict[str, np.ndarray], outputs: list,
     return run(spec, feeds)
 
 
-def _operand(a: Any, name: str, like: np.ndarray, shape: tuple[int, ...] | None = None
+def _operand(a: np.ndarray, name: str, like: np.ndarray, shape: tuple[int, ...] | None = None
              ) -> np.ndarray:
-    """A second array operand: float, x's dtype (ONNX types must match) and, if given, shape."""
-    a = float_input(a, name)
+    """A second array operand (float32 / float64 already: table.py checks every array argument):
+    x's dtype (ONNX types must match), not empty and, if given, of that shape."""
     if a.dtype != like.dtype:
         raise ValueError(f"{name} must have x's dtype {like.dtype}, got {a.dtype}")
     if a.size == 0:
@@ -179,16 +192,15 @@ def onnx_float(v: float) -> float:
 
 def effective_attributes(record: str, attrs: dict[str, float]) -> dict[str, float]:
     """The attribute values (as Python floats) that the ONNX model actually uses, for the
-    contract parameters `attrs` of op record `record` ("batch_norm": eps, momentum;
-    "elu": alpha). Others are returned unchanged."""
+    contract parameters `attrs` of op record `record`: every graph holds eps (epsilon) and
+    Elu's alpha as FLOAT attributes; batch_norm's graph holds ONNX's momentum 1 - m (instance
+    norm's running-statistics update uses momentum as a constant of x's dtype: unchanged)."""
     out = dict(attrs)
-    if record == "batch_norm":
-        if "eps" in out:
-            out["eps"] = onnx_float(out["eps"])
-        if "momentum" in out:  # the graph holds ONNX's momentum 1 - m
-            out["momentum"] = 1 - onnx_float(1 - out["momentum"])
-    elif record == "elu" and "alpha" in out:
-        out["alpha"] = onnx_float(out["alpha"])
+    for name in ("eps", "alpha"):
+        if name in out:
+            out[name] = onnx_float(out[name])
+    if record == "batch_norm" and "momentum" in out:
+        out["momentum"] = 1 - onnx_float(1 - out["momentum"])
     return out
 
 
@@ -206,8 +218,8 @@ def _flat(pads: tuple[tuple[int, int], ...]) -> list[int]:
 # ----------------------------------------------------------------------------------- padding
 
 
-def _pad(x, pad_width, mode="constant", value=0.0, *, run: Runner):
-    x = float_input(x)
+def _pad(x: np.ndarray, pad_width: object, mode: str, value: float, *,
+         run: Runner) -> np.ndarray:
     pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
     check_pad(x.shape, pads, mode)
     full = [0, 0] + [b for b, _ in pads] + [0, 0] + [a for _, a in pads]
@@ -223,8 +235,8 @@ def _pad(x, pad_width, mode="constant", value=0.0, *, run: Runner):
 # ------------------------------------------------------------------------------- convolution
 
 
-def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runner, rank: int):
-    x = float_input(x)
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: object, padding: object,
+          dilation: object, groups: int, *, run: Runner, rank: int) -> np.ndarray:
     w = _operand(w, "w", x)
     k, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
     if w.size and any(n + bb + a - dd * (kk - 1) - 1 < 0 for n, (bb, a), kk, dd in
@@ -239,9 +251,9 @@ def _conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, run: Runne
     return _run(run, [n], feeds, ["y"])[0]
 
 
-def _conv_t(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-            run: Runner, rank: int):
-    x = float_input(x)
+def _conv_t(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: object,
+            padding: object, output_padding: object, groups: int, dilation: object, *,
+            run: Runner, rank: int) -> np.ndarray:
     w = _operand(w, "w", x)
     geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
                               dilation)
@@ -280,9 +292,9 @@ def _nan_check(x: np.ndarray, op: str) -> None:
         raise Unsupported("onnx-maxpool-nan", f"ONNX {op}: NaN does not win its window")
 
 
-def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-              return_indices=False, *, run: Runner, rank: int):
-    x = float_input(x)
+def _max_pool(x: np.ndarray, kernel_size: object, stride: object, padding: object,
+              dilation: object, ceil_mode: bool, return_indices: bool, *, run: Runner,
+              rank: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     ceil_mode, return_indices = _flag(ceil_mode, "ceil_mode"), _flag(return_indices,
                                                                       "return_indices")
     geo = pool_geometry(x.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
@@ -305,9 +317,9 @@ def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fals
 # --------------------------------------------------------------------------- average pooling
 
 
-def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-              divisor_override=None, *, run: Runner, rank: int):
-    x = float_input(x)
+def _avg_pool(x: np.ndarray, kernel_size: object, stride: object, padding: object,
+              ceil_mode: bool, count_include_pad: bool, divisor_override: int | None, *,
+              run: Runner, rank: int) -> np.ndarray:
     ceil_mode = _flag(ceil_mode, "ceil_mode")
     count_include_pad = _flag(count_include_pad, "count_include_pad")
     geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
@@ -327,9 +339,8 @@ def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_inc
 # --------------------------------------------------------------------------------- LP pooling
 
 
-def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Runner,
-             rank: int):
-    x = float_input(x)
+def _lp_pool(x: np.ndarray, norm_type: float, kernel_size: object, stride: object,
+             ceil_mode: bool, *, run: Runner, rank: int) -> np.ndarray:
     p = lp_norm_type(norm_type)
     geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, _flag(ceil_mode, "ceil_mode"))
     if p != int(p):
@@ -356,8 +367,8 @@ def _lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, run: Ru
 # -------------------------------------------------------------------------- adaptive pooling
 
 
-def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: int):
-    x = float_input(x)
+def _adaptive(kind: str, x: np.ndarray, output_size: object, return_indices: bool, *,
+              run: Runner, rank: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     out, bins = adaptive_bins(x.shape, rank, output_size)
     return_indices = _flag(return_indices, "return_indices")
     if kind == "max":
@@ -411,9 +422,10 @@ def _adaptive(kind, x, output_size, return_indices=False, *, run: Runner, rank: 
 # ------------------------------------------------------------------------------- batch norm
 
 
-def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
-                momentum=0.1, eps=1e-5, *, run: Runner):
-    x = float_input(x)
+def _batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                training: bool, momentum: float, eps: float, *,
+                run: Runner) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     training = _flag(training, "training")
     momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0)
     m = bn_check(x, running_mean, running_var, training)
@@ -445,28 +457,121 @@ def _batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tr
     return y, nm, nv
 
 
+# ------------------------------------------------------------ layer, group, instance norm
+
+
+def _ones_zeros(gamma: np.ndarray | None, beta: np.ndarray | None, shape: tuple[int, ...],
+                dtype: Any) -> dict[str, np.ndarray]:
+    """The Scale and B inputs: gamma and beta, or ones and zeros for None."""
+    return {"g": np.ones(shape, dtype) if gamma is None else gamma,
+            "b": np.zeros(shape, dtype) if beta is None else beta}
+
+
+def _layer_norm(x: np.ndarray, normalized_shape: object, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float, *, run: Runner) -> np.ndarray:
+    axes = normalized_axes(x.shape, normalized_shape)
+    norm_affine(gamma, "gamma", axes, x)
+    norm_affine(beta, "beta", axes, x)
+    eps = norm_real(eps, "eps", 0.0)
+    feeds = {"x": x, **_ones_zeros(gamma, beta, axes, x.dtype)}
+    n = node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-len(axes),
+             epsilon=onnx_float(eps))
+    return _run(run, [n], feeds, ["y"])[0]
+
+
+def _group_norm(x: np.ndarray, num_groups: int, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float, *, run: Runner) -> np.ndarray:
+    groups = norm_groups(x, num_groups)
+    c = x.shape[1]
+    norm_affine(gamma, "gamma", (c,), x)
+    norm_affine(beta, "beta", (c,), x)
+    eps = norm_real(eps, "eps", 0.0)
+    feeds = {"x": x, **_ones_zeros(gamma, beta, (c,), x.dtype)}
+    if x.dtype == np.float32:
+        # onnx-groupnorm-one-pass-variance: GroupNormalization's variance is E[x^2] - E[x]^2
+        # in stash_type; in double it is exact enough for float32 data (the float default
+        # is not).
+        n = node("GroupNormalization", ["x", "g", "b"], ["y"], num_groups=groups,
+                 epsilon=onnx_float(eps), stash_type=TensorProto.DOUBLE)
+        return _run(run, [n], feeds, ["y"])[0]
+    # float64: the two-pass statistics from arithmetic nodes on the (N, G, m) view, then
+    # per-channel scale and bias (eps a float32 value, as the attribute would hold it).
+    consts = [const("groups", [x.shape[0], groups, -1], np.int64),
+              const("xshape", x.shape, np.int64), const("last", [2], np.int64),
+              const("cshape", [c] + [1] * (x.ndim - 2), np.int64),
+              const("eps", onnx_float(eps), x.dtype)]
+    nodes = [node("Reshape", ["x", "groups"], ["rows"]),
+             node("ReduceMean", ["rows", "last"], ["mu"], keepdims=1),
+             node("Sub", ["rows", "mu"], ["d"]), node("Mul", ["d", "d"], ["d2"]),
+             node("ReduceMean", ["d2", "last"], ["var"], keepdims=1),
+             node("Add", ["var", "eps"], ["ve"]), node("Sqrt", ["ve"], ["sd"]),
+             node("Div", ["d", "sd"], ["xhat_rows"]),
+             node("Reshape", ["xhat_rows", "xshape"], ["xhat"]),
+             node("Reshape", ["g", "cshape"], ["gc"]), node("Reshape", ["b", "cshape"], ["bc"]),
+             node("Mul", ["xhat", "gc"], ["scaled"]), node("Add", ["scaled", "bc"], ["y"])]
+    return _run(run, nodes, feeds, ["y"], consts)[0]
+
+
+def _instance_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                   running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                   training: bool, momentum: float, eps: float, *,
+                   run: Runner) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = instance_norm_check(x, running_mean, running_var, training)
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        norm_affine(value, name, (x.shape[1],), x)
+    momentum, eps = norm_real(momentum, "momentum", 0.0, 1.0), norm_real(eps, "eps", 0.0)
+    feeds = {"x": x, **_ones_zeros(gamma, beta, (x.shape[1],), x.dtype)}
+    if not training:  # every instance normalised by the running statistics: batch norm's eval
+        feeds.update(rm=running_mean, rv=running_var)  # type: ignore[arg-type]
+        n = node("BatchNormalization", ["x", "g", "b", "rm", "rv"], ["y"],
+                 epsilon=onnx_float(eps))
+        return _run(run, [n], feeds, ["y"])[0]
+    nodes = [node("InstanceNormalization", ["x", "g", "b"], ["y"], epsilon=onnx_float(eps))]
+    if running_mean is None:
+        return _run(run, nodes, feeds, ["y"])[0]
+    # The running statistics' update, from arithmetic nodes: per-instance mean and biased
+    # variance over the spatial axes (two passes), the variance made unbiased (m / (m - 1)),
+    # both averaged over N, then (1 - momentum) * old + momentum * new.
+    feeds.update(rm=running_mean, rv=running_var)  # type: ignore[arg-type]
+    consts = [const("spatial", list(range(2, x.ndim)), np.int64),
+              const("batch_spatial", [0, *range(2, x.ndim)], np.int64),
+              const("keep", 1 - momentum, x.dtype), const("mom", momentum, x.dtype),
+              const("unbias", m / (m - 1), x.dtype)]
+    nodes += [node("ReduceMean", ["x", "spatial"], ["mu"], keepdims=1),
+              node("Sub", ["x", "mu"], ["d"]), node("Mul", ["d", "d"], ["d2"]),
+              node("ReduceMean", ["d2", "spatial"], ["var"], keepdims=1),
+              node("Mul", ["var", "unbias"], ["uvar"]),
+              node("ReduceMean", ["mu", "batch_spatial"], ["mu_c"], keepdims=0),
+              node("ReduceMean", ["uvar", "batch_spatial"], ["var_c"], keepdims=0)]
+    for old, batch, new in (("rm", "mu_c", "nm"), ("rv", "var_c", "nv")):
+        nodes += [node("Mul", [old, "keep"], [f"{old}_kept"]),
+                  node("Mul", [batch, "mom"], [f"{batch}_m"]),
+                  node("Add", [f"{old}_kept", f"{batch}_m"], [new])]
+    y, nm, nv = _run(run, nodes, feeds, ["y", "nm", "nv"], consts)
+    return y, nm, nv
+
+
 # ----------------------------------------------------------------- activations, dense layer
 
 
-def _unary(op, x, *, run: Runner, **attrs):
-    x = float_input(x)
+def _unary(op: str, x: np.ndarray, *, run: Runner, **attrs: Any) -> np.ndarray:
     return _run(run, [node(op, ["x"], ["y"], **attrs)], {"x": x}, ["y"])[0]
 
 
-def _relu(x, *, run: Runner):
+def _relu(x: np.ndarray, *, run: Runner) -> np.ndarray:
     return _unary("Relu", x, run=run)
 
 
-def _elu(x, alpha=1.0, *, run: Runner):
+def _elu(x: np.ndarray, alpha: float, *, run: Runner) -> np.ndarray:
     return _unary("Elu", x, run=run, alpha=onnx_float(check_alpha(alpha)))
 
 
-def _sigmoid(x, *, run: Runner):
+def _sigmoid(x: np.ndarray, *, run: Runner) -> np.ndarray:
     return _unary("Sigmoid", x, run=run)
 
 
-def _linear(x, w, b=None, *, run: Runner):
-    x = float_input(x)
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, run: Runner) -> np.ndarray:
     w = _operand(w, "w", x)
     b = None if b is None else _operand(b, "b", x)
     linear_check(x, w, b)
@@ -481,49 +586,58 @@ def _linear(x, w, b=None, *, run: Runner):
     return _run(run, nodes, feeds, ["y"])[0]
 
 
-# ------------------------------------------------------------------------- the module factory
-
-_RANKED = {"conv": _conv, "conv_transpose": _conv_t, "max_pool": _max_pool,
-           "avg_pool": _avg_pool, "lp_pool": _lp_pool}
-_PLAIN = {"pad": _pad, "batch_norm": _batch_norm, "relu": _relu, "elu": _elu,
-          "sigmoid": _sigmoid, "linear": _linear}
+def _adaptive_avg(x: np.ndarray, output_size: object, *, run: Runner, rank: int) -> np.ndarray:
+    return _adaptive("avg", x, output_size, False, run=run, rank=rank)
 
 
-def _contract(name: str, impl: Callable[..., Any], doc: str, **fixed: Any) -> Callable[..., Any]:
-    """A module-level contract function `name`: nnref's signature, calling impl(**fixed)."""
-    def f(*args: Any, **kwargs: Any) -> Any:
-        return impl(*args, **kwargs, **fixed)
-    f.__signature__ = inspect.signature(getattr(nnref, name))  # type: ignore[attr-defined]
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = doc
-    return f
+def _adaptive_max(x: np.ndarray, output_size: object, return_indices: bool, *, run: Runner,
+                  rank: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _adaptive("max", x, output_size, return_indices, run=run, rank=rank)
 
 
-def _no_autodiff(name: str, framework: str) -> Callable[..., Any]:
-    def f(*args: Any, **kwargs: Any) -> Any:
-        raise Unsupported("onnx-no-autodiff", f"{framework} has no gradient of {name[:-9]}")
-    f.__signature__ = inspect.signature(getattr(nnref, name))  # type: ignore[attr-defined]
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = "Not expressible: ONNX inference has no automatic differentiation."
-    return f
+# ---------------------------------------------------------------------------------- the table
 
 
-def contract_functions(run: Runner, framework: str) -> dict[str, Callable[..., Any]]:
-    """Every contract function on ONNX graphs executed by `run(spec, feeds) -> outputs`."""
-    from conformance.ops import contract_functions as names
+def _row(forward: Callable[..., Any], doc: str) -> Row:
+    return Row(forward, backward_unsupported="onnx-no-autodiff", doc=doc)
 
-    out: dict[str, Callable[..., Any]] = {}
-    for name in names():
-        if name.endswith("_backward"):
-            out[name] = _no_autodiff(name, framework)
-            continue
-        doc = f"{name} as an ONNX graph run by {framework}."
-        family, rank = name[:-2], name[-2:-1]
-        if name.startswith("adaptive_"):
-            out[name] = _contract(name, functools.partial(_adaptive, family.split("_")[1]),
-                                  doc, run=run, rank=int(rank))
-        elif family in _RANKED and rank.isdigit():
-            out[name] = _contract(name, _RANKED[family], doc, run=run, rank=int(rank))
-        else:
-            out[name] = _contract(name, _PLAIN[name], doc, run=run)
-    return out
+
+TABLE: dict[str, Row] = {
+    "pad": _row(_pad, "Pad (constant / reflect / edge / wrap), spatial axes only."),
+    "conv": _row(_conv, "Conv with explicit begin / end pads."),
+    "conv_transpose": _row(_conv_t, "ConvTranspose; output_padding >= stride by less cropping "
+                           "and a Pad."),
+    "max_pool": _row(_max_pool, "MaxPool; Indices made offsets inside the plane / volume, "
+                     "-inf and -1 for windows covering no input."),
+    "avg_pool": _row(_avg_pool, "AveragePool with count_include_pad and ceil_mode."),
+    "lp_pool": _row(_lp_pool, "LpPool (integer p), times (K / count) ** (1 / p) for "
+                    "ceil_mode's last windows."),
+    "adaptive_avg_pool": _row(_adaptive_avg, "GlobalAveragePool, or a ReduceMean per bin "
+                              "(Slice) concatenated."),
+    "adaptive_max_pool": _row(_adaptive_max, "GlobalMaxPool, or a MaxPool over each bin (Slice) "
+                              "concatenated."),
+    "batch_norm": _row(_batch_norm, "BatchNormalization (training_mode=1 for training; the "
+                       "running variance made unbiased)."),
+    "layer_norm": _row(_layer_norm, "LayerNormalization, axis = -len(normalized_shape)."),
+    "group_norm": _row(_group_norm, "float32: GroupNormalization (opset 21: per-channel scale "
+                       "and bias; double stash_type); float64: two-pass ReduceMean / Sub / Mul / "
+                       "Sqrt / Div nodes."),
+    "instance_norm": _row(_instance_norm, "InstanceNormalization; eval is BatchNormalization with "
+                          "the running statistics; their update from ReduceMean / Sub / Mul / "
+                          "Add nodes."),
+    "relu": _row(_relu, "Relu."),
+    "elu": _row(_elu, "Elu (alpha a float32 attribute)."),
+    "sigmoid": _row(_sigmoid, "Sigmoid."),
+    "linear": _row(_linear, "Gemm (transB=1) for 2-D x, else MatMul(x, Transpose(w)) + Add."),
+}
+
+
+def table_run(runner: Runner) -> Run:
+    """The run hook of table.contract_functions for one runner (runner(spec, feeds) -> outputs):
+    a forward of TABLE builds its graph and `runner` executes it; the forwards of ranked
+    families (conv1d / conv2d / conv3d) also get the rank their name fixes."""
+    def run(forward: Callable[..., Any], rank: int | None, arguments: dict[str, Any]) -> Any:
+        if rank is None:
+            return forward(**arguments, run=runner)
+        return forward(**arguments, run=runner, rank=rank)
+    return run

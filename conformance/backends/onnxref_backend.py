@@ -1,7 +1,8 @@
 """The forward half of the nnref contract on onnx.reference.ReferenceEvaluator (NAME "onnx-ref").
 
-The graphs and every convention are onnx_backend's (see its docstring); this module only runs
-them, with one ReferenceEvaluator cached per model (op, attributes, shapes, dtype).
+The graphs, every convention and the table of forwards (TABLE) are onnx_backend's (see its
+docstring); this module runs them, with one ReferenceEvaluator cached per model (op, attributes,
+shapes, dtype), and gets its contract functions from table.contract_functions with its runner.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ import numpy as np
 from onnx.reference import ReferenceEvaluator
 
 from conformance.backends import Unsupported
-from conformance.backends.onnx_backend import (
-    Spec,
-    build_model,
-    contract_functions,
-    spec_nodes,
-)
+from conformance.backends.onnx_backend import TABLE, Spec, build_model, spec_nodes, table_run
 from conformance.backends.onnx_backend import effective_attributes as effective_attributes
+from conformance.backends.table import contract_functions
 
 NAME = "onnx-ref"
 
@@ -127,4 +124,5 @@ def run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o) for o in _evaluator(spec).run(None, feeds)]
 
 
-globals().update(contract_functions(run, "onnx.reference"))
+globals().update(contract_functions(TABLE, "onnx.reference", run=table_run(run),
+                                      module=__name__))

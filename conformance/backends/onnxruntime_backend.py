@@ -1,7 +1,8 @@
 """The forward half of the nnref contract on onnxruntime's CPU provider (NAME "onnxruntime").
 
-The graphs and every convention are onnx_backend's (see its docstring); this module only runs
-them, with one InferenceSession cached per model (op, attributes, shapes, dtype).
+The graphs, every convention and the table of forwards (TABLE) are onnx_backend's (see its
+docstring); this module runs them, with one InferenceSession cached per model (op, attributes,
+shapes, dtype), and gets its contract functions from table.contract_functions with its runner.
 
 Sessions use one intra-op thread (the suite runs many small models; results do not depend on a
 thread split) and ORT_DISABLE_ALL graph optimisation: the session runs exactly the nodes built,
@@ -21,8 +22,9 @@ import numpy as np
 import onnxruntime as ort
 
 from conformance.backends import Unsupported
-from conformance.backends.onnx_backend import Spec, build_model, contract_functions, spec_nodes
+from conformance.backends.onnx_backend import TABLE, Spec, build_model, spec_nodes, table_run
 from conformance.backends.onnx_backend import effective_attributes as effective_attributes
+from conformance.backends.table import contract_functions
 
 NAME = "onnxruntime"
 
@@ -101,4 +103,4 @@ def run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return _run(spec, feeds)
 
 
-globals().update(contract_functions(run, "onnxruntime"))
+globals().update(contract_functions(TABLE, "onnxruntime", run=table_run(run), module=__name__))

@@ -1,7 +1,10 @@
 """The forward half of the nnref contract on SciPy (scipy.ndimage, scipy.signal, scipy.stats).
 
-Every SciPy routine used here is N-dimensional, so one implementation per op serves the spatial
-ranks 1, 2 and 3; conv1d / conv2d / conv3d and friends are thin wrappers.
+Every SciPy routine used here is N-dimensional, so one forward per op family serves every rank.
+The contract functions (conv1d, conv2d, conv3d, ..., pad) are generated from TABLE, one Row per
+op record, by conformance.backends.table.contract_functions: it binds nnref's signature, checks
+the array arguments' dtypes (float32 / float64) and calls the forward, passing the rank its name
+fixes to the forwards of ranked families (conv3d -> rank=3).
 
 Conventions handled here (see conformance/divergences.toml):
 - scipy.ndimage names the pad modes differently (pad-mode-names): constant -> grid-constant,
@@ -21,11 +24,15 @@ Conventions handled here (see conformance/divergences.toml):
 - Adaptive pooling is separable: per axis, scipy.ndimage.correlate1d with ones (direct sums of a
   bin's cells, / its length) or maximum_filter1d, one filter per bin length (at most two per
   axis), picked at each bin's start. Adaptive max returns no indices and NaN positions decide its
-  NaN result, as for max pooling (scipy-max-filter-no-indices, max-pool-nan).
+  NaN result, as for max pooling (scipy-adaptive-max-no-indices, adaptive-max-pool-nan).
 - SciPy has no automatic differentiation: every *_backward raises Unsupported (scipy-no-autodiff).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage, signal, special, stats
@@ -42,14 +49,19 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
-    float_input,
+    instance_norm_check,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_affine,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     spatial_rank,
 )
+from conformance.backends.table import Row, contract_functions
 
 NAME = "scipy"
 _NDIMAGE_MODES = {
@@ -60,16 +72,11 @@ _NDIMAGE_MODES = {
 }
 
 
-def _no_autodiff(op: str) -> Unsupported:
-    return Unsupported("scipy-no-autodiff", f"SciPy cannot differentiate {op}")
-
-
 # ----------------------------------------------------------------------------------- padding
 
 
-def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+def _pad(x: np.ndarray, pad_width: object, mode: str, value: float) -> np.ndarray:
     """scipy.ndimage.map_coordinates (order 0, integer coordinates) with ndimage's mode names."""
-    x = float_input(x)
     pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
     check_pad(x.shape, pads, mode)
     axes = [np.arange(x.shape[0]), np.arange(x.shape[1])]
@@ -79,17 +86,12 @@ def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float =
                                    cval=value, output=x.dtype)
 
 
-def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("pad")
-
-
 # ------------------------------------------------------------------------------- convolution
 
 
-def _conv(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: object, padding: object,
+          dilation: object, groups: int, *, rank: int) -> np.ndarray:
     """scipy.signal.correlate (direct) per output channel over its group's input channels."""
-    x, w = float_input(x), float_input(w, "w")
     k, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
     n, c = x.shape[:2]
     co, cg = w.shape[:2]
@@ -110,56 +112,18 @@ def _conv(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
         out.append(full[subsample])
     y = np.stack(out, axis=1).astype(x.dtype, copy=False)
     if b is not None:
-        y = y + float_input(b, "b").reshape(channel_shape(rank + 2))
+        y = y + b.reshape(channel_shape(rank + 2))
     return y.astype(x.dtype, copy=False)
-
-
-def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """scipy.signal.correlate (direct) per output channel over its group's input channels."""
-    return _conv(x, w, b, stride, padding, dilation, groups, 1)
-
-
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """scipy.signal.correlate (direct) per output channel over its group's input channels."""
-    return _conv(x, w, b, stride, padding, dilation, groups, 2)
-
-
-def conv3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """scipy.signal.correlate (direct) per output channel over its group's input channels."""
-    return _conv(x, w, b, stride, padding, dilation, groups, 3)
-
-
-def conv1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("conv1d")
-
-
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("conv2d")
-
-
-def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("conv3d")
 
 
 # -------------------------------------------------------------------- transposed convolution
 
 
-def _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, rank: int) -> np.ndarray:
+def _conv_t(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: object,
+            padding: object, output_padding: object, groups: int, dilation: object, *,
+            rank: int) -> np.ndarray:
     """scipy.signal.correlate (direct) of the zero-inserted, fully padded input with the
     flipped (dilated) kernel, per output channel over its group's input channels; cropped."""
-    x, w = float_input(x), float_input(w, "w")
     geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
                               dilation)
     n, c = x.shape[:2]
@@ -185,62 +149,17 @@ def _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, rank: in
         out.append(full[crop])
     y = np.stack(out, axis=1).astype(x.dtype, copy=False)
     if b is not None:
-        y = y + float_input(b, "b").reshape(channel_shape(rank + 2))
+        y = y + b.reshape(channel_shape(rank + 2))
     return y.astype(x.dtype, copy=False)
-
-
-def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """scipy.signal.correlate of the zero-inserted input with the flipped kernel, cropped."""
-    return _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """scipy.signal.correlate of the zero-inserted input with the flipped kernel, cropped."""
-    return _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """scipy.signal.correlate of the zero-inserted input with the flipped kernel, cropped."""
-    return _conv_t(x, w, b, stride, padding, output_padding, groups, dilation, 3)
-
-
-def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("conv_transpose1d")
-
-
-def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("conv_transpose2d")
-
-
-def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("conv_transpose3d")
 
 
 # ------------------------------------------------------------------------------- max pooling
 
 
-def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+def _max_pool(x: np.ndarray, kernel_size: object, stride: object, padding: object,
+              dilation: object, ceil_mode: bool, return_indices: bool, *,
               rank: int) -> np.ndarray:
     """scipy.ndimage.maximum_filter on a -inf padded input with a dilated footprint, subsampled."""
-    x = float_input(x)
     if return_indices:
         raise Unsupported("scipy-max-filter-no-indices",
                           "scipy.ndimage.maximum_filter returns values only")
@@ -260,55 +179,13 @@ def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indic
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
 
-def max_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """scipy.ndimage.maximum_filter on a -inf padded input with a dilated footprint, subsampled."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
-
-
-def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """scipy.ndimage.maximum_filter on a -inf padded input with a dilated footprint, subsampled."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
-
-
-def max_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """scipy.ndimage.maximum_filter on a -inf padded input with a dilated footprint, subsampled."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3)
-
-
-def max_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("max_pool1d")
-
-
-def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("max_pool2d")
-
-
-def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("max_pool3d")
-
-
 # --------------------------------------------------------------------------- average pooling
 
 
-def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+def _avg_pool(x: np.ndarray, kernel_size: object, stride: object, padding: object,
+              ceil_mode: bool, count_include_pad: bool, divisor_override: int | None, *,
               rank: int) -> np.ndarray:
     """Window sums by scipy.ndimage.correlate (ones) of the zero-padded input / the divisor."""
-    x = float_input(x)
     geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
     div = avg_divisors(geo, bool(count_include_pad), divisor_override)
     xp = np.pad(x, ((0, 0), (0, 0), *geo.floor_pads))
@@ -321,61 +198,13 @@ def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, div
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
 
-def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """scipy.ndimage.correlate window sums / the contract's divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 1)
-
-
-def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """scipy.ndimage.correlate window sums / the contract's divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 2)
-
-
-def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """scipy.ndimage.correlate window sums / the contract's divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 3)
-
-
-def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("avg_pool1d")
-
-
-def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("avg_pool2d")
-
-
-def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("avg_pool3d")
-
-
 # --------------------------------------------------------------------------------- LP pooling
 
 
-def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
+def _lp_pool(x: np.ndarray, norm_type: float, kernel_size: object, stride: object,
+             ceil_mode: bool, *, rank: int) -> np.ndarray:
     """Window sums of x ** p by scipy.ndimage.correlate (ones, zeros past the end for
     ceil_mode's cells), times K / count, ** (1 / p)."""
-    x = float_input(x)
     p = lp_norm_type(norm_type)
     geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, ceil_mode)
     counts = avg_divisors(geo, True, None)  # no padding: the input cells of each window
@@ -392,28 +221,6 @@ def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndar
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
 
-def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """scipy.ndimage.correlate window sums of x ** p, scaled, ** (1 / p)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """scipy.ndimage.correlate window sums of x ** p, scaled, ** (1 / p)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
-
-
-def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("lp_pool1d")
-
-
-def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("lp_pool2d")
 # -------------------------------------------------------------------------- adaptive pooling
 
 
@@ -438,10 +245,9 @@ def _adaptive_axis(v: np.ndarray, axis: int, bins: list[tuple[int, int]], kind: 
     return out
 
 
-def _adaptive(kind: str, x, output_size, rank: int) -> np.ndarray:
+def _adaptive(kind: str, x: np.ndarray, output_size: object, rank: int) -> np.ndarray:
     """Separable: the mean (maximum) over a product of intervals is the mean (maximum), axis by
     axis, of the per-axis interval means (maxima)."""
-    x = float_input(x)
     _, bins = adaptive_bins(x.shape, rank, output_size)
     y = x
     for a in range(rank):
@@ -449,98 +255,35 @@ def _adaptive(kind: str, x, output_size, rank: int) -> np.ndarray:
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
 
-def _adaptive_max(x, output_size, rank: int, return_indices: object) -> np.ndarray:
+def _adaptive_avg(x: np.ndarray, output_size: object, *, rank: int) -> np.ndarray:
+    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
+    return _adaptive("avg", x, output_size, rank)
+
+
+def _adaptive_max(x: np.ndarray, output_size: object, return_indices: bool, *,
+                  rank: int) -> np.ndarray:
+    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
     if return_indices:
         raise Unsupported("scipy-adaptive-max-no-indices",
                           "scipy.ndimage.maximum_filter1d returns values only")
-    if np.isnan(np.asarray(x)).any():
+    if np.isnan(x).any():
         raise Unsupported("adaptive-max-pool-nan",
                           "scipy.ndimage.maximum_filter1d's NaN result depends on its position")
     return _adaptive("max", x, output_size, rank)
 
 
-def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
-    return _adaptive("avg", x, output_size, 1)
-
-
-def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("adaptive_avg_pool1d")
-
-
-def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False
-                        ) -> np.ndarray:
-    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
-    return _adaptive_max(x, output_size, 1, return_indices)
-
-
-def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("adaptive_max_pool1d")
-
-
-def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
-    return _adaptive("avg", x, output_size, 2)
-
-
-def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("adaptive_avg_pool2d")
-
-
-def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False
-                        ) -> np.ndarray:
-    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
-    return _adaptive_max(x, output_size, 2, return_indices)
-
-
-def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("adaptive_max_pool2d")
-
-
-def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """Per-axis bin means by scipy.ndimage.correlate1d (ones) / the bin length."""
-    return _adaptive("avg", x, output_size, 3)
-
-
-def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("adaptive_avg_pool3d")
-
-
-def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False
-                        ) -> np.ndarray:
-    """Per-axis bin maxima by scipy.ndimage.maximum_filter1d; values only."""
-    return _adaptive_max(x, output_size, 3, return_indices)
-
-
-def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("adaptive_max_pool3d")
-
-
 # ------------------------------------------------------------------------------- batch norm
 
 
-def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
-               running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
-               training: bool = True, momentum: float = 0.1,
-               eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                training: bool, momentum: float,
+                eps: float) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training: scipy.stats.moment (biased variance) per channel; eval: plain arithmetic."""
-    x = float_input(x)
     m = bn_check(x, running_mean, running_var, training)
     c, shape = x.shape[1], channel_shape(x.ndim)
-    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
-    bb = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
+    g = np.ones(c, x.dtype) if gamma is None else gamma
+    bb = np.zeros(c, x.dtype) if beta is None else beta
     axes = bn_axes(x.ndim)
     if training:
         mean = np.mean(x, axis=axes)
@@ -556,12 +299,80 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
     return y, new_mean.astype(x.dtype), new_var.astype(x.dtype)
 
 
-def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
-                        eps: float = 1e-5, running_mean: np.ndarray | None = None,
-                        running_var: np.ndarray | None = None,
-                        training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("batch_norm")
+# ------------------------------------------------------------ layer, group, instance norm
+# An independent two-pass formulation: each normalisation group is a row of an (R, m) view;
+# np.mean, then scipy.stats.moment (order 2: the mean square of the row minus its mean, the
+# biased variance), then (x - mean) / sqrt(var + eps) * gamma + beta.
+
+
+def _row_statistics(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of rows (R, m): the mean and the biased variance, (R, 1) each."""
+    return (np.mean(rows, axis=1, keepdims=True),
+            stats.moment(rows, order=2, axis=1, keepdims=True))
+
+
+def _affine(xhat: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+            shape: tuple[int, ...]) -> np.ndarray:
+    """xhat * gamma + beta, gamma and beta reshaped to `shape` (None: ones / zeros)."""
+    y = xhat if gamma is None else xhat * gamma.reshape(shape)
+    return y if beta is None else y + beta.reshape(shape)
+
+
+def _layer_norm(x: np.ndarray, normalized_shape: object, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float) -> np.ndarray:
+    """Rows over the trailing axes normalized_shape (m = prod of them); gamma, beta of that
+    shape, elementwise."""
+    axes = normalized_axes(x.shape, normalized_shape)
+    norm_affine(gamma, "gamma", axes, x)
+    norm_affine(beta, "beta", axes, x)
+    eps = norm_real(eps, "eps", 0.0)
+    rows = x.reshape(-1, math.prod(axes))
+    mean, var = _row_statistics(rows)
+    xhat = ((rows - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    return _affine(xhat, gamma, beta, axes).astype(x.dtype, copy=False)
+
+
+def _group_norm(x: np.ndarray, num_groups: int, gamma: np.ndarray | None,
+                beta: np.ndarray | None, eps: float) -> np.ndarray:
+    """Rows x[n, group g] (N * G of them, m = C / G * prod(S)); gamma, beta per channel."""
+    groups = norm_groups(x, num_groups)
+    norm_affine(gamma, "gamma", (x.shape[1],), x)
+    norm_affine(beta, "beta", (x.shape[1],), x)
+    eps = norm_real(eps, "eps", 0.0)
+    rows = x.reshape(x.shape[0] * groups, -1)
+    mean, var = _row_statistics(rows)
+    xhat = ((rows - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    return _affine(xhat, gamma, beta, channel_shape(x.ndim)).astype(x.dtype, copy=False)
+
+
+def _instance_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                   running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                   training: bool, momentum: float,
+                   eps: float) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training: rows x[n, c] (m = prod(S)); with running statistics also torch's update, the
+    per-instance means and unbiased variances (var * m / (m - 1)) averaged over N. Eval: the
+    running statistics for every instance."""
+    m = instance_norm_check(x, running_mean, running_var, training)
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        norm_affine(value, name, (x.shape[1],), x)
+    momentum, eps = norm_real(momentum, "momentum", 0.0, 1.0), norm_real(eps, "eps", 0.0)
+    shape = channel_shape(x.ndim)
+    if not training:
+        xhat = (x - running_mean.reshape(shape)) / np.sqrt(  # type: ignore[union-attr]
+            running_var.reshape(shape) + eps)  # type: ignore[union-attr]
+        return _affine(xhat, gamma, beta, shape).astype(x.dtype, copy=False)
+    rows = x.reshape(-1, m)
+    mean, var = _row_statistics(rows)
+    xhat = ((rows - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    y = _affine(xhat, gamma, beta, shape).astype(x.dtype, copy=False)
+    if running_mean is None:
+        return y
+    n, c = x.shape[:2]
+    new_mean = (1 - momentum) * running_mean + momentum * mean.reshape(n, c).mean(axis=0)
+    unbiased = var.reshape(n, c) * (m / (m - 1))
+    new_var = (1 - momentum) * running_var + momentum * unbiased.mean(axis=0)  # type: ignore[operator]
+    return y, new_mean.astype(x.dtype, copy=False), new_var.astype(x.dtype, copy=False)
 
 
 # ----------------------------------------------------------------- activations, dense layer
@@ -569,52 +380,75 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
 # scipy.special.expm1, sigmoid by scipy.special.expit, linear by np.einsum. No autodiff.
 
 
-def relu(x: np.ndarray) -> np.ndarray:
+def _relu(x: np.ndarray) -> np.ndarray:
     """np.maximum(x, 0), x itself where x == 0 (the sign of -0.0)."""
-    x = float_input(x)
     return np.where(x == 0, x, np.maximum(x, x.dtype.type(0)))
 
 
-def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("relu")
-
-
-def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+def _elu(x: np.ndarray, alpha: float) -> np.ndarray:
     """alpha * scipy.special.expm1(min(x, 0)) + max(x, 0)."""
-    x = float_input(x)
     a = x.dtype.type(check_alpha(alpha))
     zero = x.dtype.type(0)
     out = a * special.expm1(np.minimum(x, zero)) + np.maximum(x, zero)
     return out.astype(x.dtype, copy=False)
 
 
-def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("elu")
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(x: np.ndarray) -> np.ndarray:
     """scipy.special.expit."""
-    x = float_input(x)
     return special.expit(x).astype(x.dtype, copy=False)
 
 
-def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("sigmoid")
-
-
-def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """np.einsum('...i,oi->...o', x, w) + b."""
-    x, w = float_input(x), float_input(w, "w")
-    b = None if b is None else float_input(b, "b")
     linear_check(x, w, b)
     y = np.einsum("...i,oi->...o", x, w)
     return (y if b is None else y + b).astype(x.dtype, copy=False)
 
 
-def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not expressible: SciPy has no autodiff."""
-    raise _no_autodiff("linear")
+
+
+# ---------------------------------------------------------------------------------- the table
+
+
+def _run(forward: Callable[..., Any], rank: int | None, arguments: dict[str, Any]) -> Any:
+    """A plain call (the arguments are NumPy arrays already dtype-checked by table.py); the
+    forwards of ranked families (conv1d / conv2d / conv3d) also get the rank their name fixes."""
+    return forward(**arguments) if rank is None else forward(**arguments, rank=rank)
+
+
+def _row(forward: Callable[..., Any], doc: str) -> Row:
+    return Row(forward, backward_unsupported="scipy-no-autodiff", doc=doc)
+
+
+TABLE: dict[str, Row] = {
+    "pad": _row(_pad, "scipy.ndimage.map_coordinates (order 0) with ndimage's mode names."),
+    "conv": _row(_conv, "scipy.signal.correlate (direct) per output channel over its group's "
+                 "input channels, zero-dilated kernel, subsampled by the stride."),
+    "conv_transpose": _row(_conv_t, "scipy.signal.correlate of the zero-inserted, fully padded "
+                           "input with the flipped, zero-dilated kernel, cropped."),
+    "max_pool": _row(_max_pool, "scipy.ndimage.maximum_filter on a -inf padded input with a "
+                     "dilated footprint, subsampled; values only."),
+    "avg_pool": _row(_avg_pool, "scipy.ndimage.correlate window sums (ones) of the zero-padded "
+                     "input / the contract's divisor."),
+    "lp_pool": _row(_lp_pool, "scipy.ndimage.correlate window sums of x ** p, times K / count, "
+                    "** (1 / p)."),
+    "adaptive_avg_pool": _row(_adaptive_avg, "per-axis bin means by scipy.ndimage.correlate1d "
+                              "(ones) / the bin length."),
+    "adaptive_max_pool": _row(_adaptive_max, "per-axis bin maxima by "
+                              "scipy.ndimage.maximum_filter1d; values only."),
+    "batch_norm": _row(_batch_norm, "training: scipy.stats.moment (biased variance) per "
+                       "channel; eval: plain arithmetic."),
+    "layer_norm": _row(_layer_norm, "rows over the trailing axes: np.mean, then "
+                       "scipy.stats.moment (biased variance; two passes)."),
+    "group_norm": _row(_group_norm, "rows per (sample, group): np.mean, then scipy.stats.moment "
+                       "(biased variance; two passes)."),
+    "instance_norm": _row(_instance_norm, "rows per (sample, channel): np.mean, then "
+                          "scipy.stats.moment; eval and the running statistics' update by "
+                          "plain arithmetic."),
+    "relu": _row(_relu, "np.maximum(x, 0), x itself where x == 0 (the sign of -0.0)."),
+    "elu": _row(_elu, "alpha * scipy.special.expm1(min(x, 0)) + max(x, 0)."),
+    "sigmoid": _row(_sigmoid, "scipy.special.expit."),
+    "linear": _row(_linear, "np.einsum('...i,oi->...o', x, w) + b."),
+}
+
+globals().update(contract_functions(TABLE, NAME, run=_run, module=__name__))

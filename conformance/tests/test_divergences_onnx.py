@@ -113,7 +113,8 @@ def test_onnxruntime_no_float64_kernel(onnx, ort):
              ("AveragePool", {"x": x}, {"kernel_shape": [2]}),
              ("LpPool", {"x": x}, {"kernel_shape": [2]}),
              ("GlobalAveragePool", {"x": x}, {}), ("GlobalMaxPool", {"x": x}, {}),
-             ("Elu", {"x": x}, {})]
+             ("Elu", {"x": x}, {}),
+             ("InstanceNormalization", {"x": x, "s": np.ones(1, F64), "b": np.zeros(1, F64)}, {})]
     for op, feeds, attrs in cases:
         with pytest.raises(ort.capi.onnxruntime_pybind11_state.NotImplemented,
                            match="Could not find an implementation"):
@@ -123,6 +124,13 @@ def test_onnxruntime_no_float64_kernel(onnx, ort):
     _session(ort, _model(onnx, "MaxPool", ["x"], ["y"], {"x": x}, kernel_shape=[2]))
     _session(ort, _model(onnx, "Conv", ["x", "w"], ["y"], {"x": x.astype(F32),
                                                             "w": w.astype(F32)}))
+    # instance_norm: training is InstanceNormalization; eval, BatchNormalization, runs in float64
+    from conformance.backends import load_backend
+
+    _raises("onnxruntime", "onnxruntime-no-float64-kernel", "instance_norm", x)
+    y = load_backend("onnxruntime").instance_norm(x, running_mean=np.zeros(1, F64),
+                                                  running_var=np.ones(1, F64), training=False)
+    assert y.dtype == F64 and y.shape == x.shape
 
 
 @pytest.mark.onnx
@@ -413,6 +421,33 @@ def test_onnxruntime_maxpool_neg_inf(onnx, ort):
 
 
 @pytest.mark.onnx
+def test_onnx_groupnorm_one_pass_variance(onnx, ort):
+    from onnx import TensorProto
+
+    def run(x, **stash):
+        feeds = {"x": x, "s": np.ones(1, x.dtype), "b": np.zeros(1, x.dtype)}
+        model = _model(onnx, "GroupNormalization", ["x", "s", "b"], ["y"], feeds, num_groups=1,
+                       epsilon=0.0, **stash)
+        with np.errstate(all="ignore"):  # the evaluator divides by a zero variance
+            return [r(model, feeds)[0].ravel().tolist() for r in (
+                lambda m, f: _ort(ort, m, f), lambda m, f: _ref(onnx, m, f))]
+
+    wide = _x(1e8, 1e8 + 2, dtype=F64)  # variance 1: y = [-1, 1]
+    half = [-0.7071067811865475, 0.7071067811865475]  # E[x^2] - E[x]^2 = 2
+    assert run(wide, stash_type=TensorProto.DOUBLE) == [half, half]
+    assert all(np.isnan(y).all() for y in run(wide))  # the default stash_type: float
+    assert run(_x(4096.0, 4097.0)) == [[-np.inf, np.inf]] * 2  # float32: variance 0
+    # the adapters: two-pass statistics for float64, GroupNormalization (double stash) for
+    # float32
+    from conformance.backends import load_backend
+
+    for backend in ("onnx-ref", "onnxruntime"):
+        module = load_backend(backend)
+        assert module.group_norm(wide, 1, eps=0.0).ravel().tolist() == [-1.0, 1.0]
+        assert module.group_norm(_x(4096.0, 4097.0), 1, eps=0.0).ravel().tolist() == [-1.0, 1.0]
+
+
+@pytest.mark.onnx
 def test_the_reproducers_use_the_adapters_opset(onnx):
     from conformance.backends import onnx_backend
 
@@ -421,6 +456,7 @@ def test_the_reproducers_use_the_adapters_opset(onnx):
 ONNX_DIVERGENCE_TESTS = {
     "onnx-no-autodiff": (test_onnx_no_autodiff,),
     "onnxruntime-no-float64-kernel": (test_onnxruntime_no_float64_kernel,),
+    "onnx-groupnorm-one-pass-variance": (test_onnx_groupnorm_one_pass_variance,),
     "onnx-avgpool-no-divisor-override": (test_onnx_avgpool_no_divisor_override,),
     "onnx-lppool-integer-p": (test_onnx_lppool_integer_p,),
     "onnx-lppool-abs": (test_onnx_lppool_abs,),
