@@ -365,9 +365,9 @@ ND_POOL_CONFIGS = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_max_pool_nd_follows_the_window_rules_bit_for_bit(config, dtype, impl):
     """At every rank: values-only and indexed forward and the plain statement of the rule
-    (nnref.pooling.max_pool_plain) agree with the brute force, bit for bit (signed zeros; with
+    (nnref.max_pool.max_pool_plain) agree with the brute force, bit for bit (signed zeros; with
     indices also NaN payloads: the value is x at the index); the backward follows the index."""
-    from nnref.pooling import max_pool_plain, max_pool_plain_backward
+    from nnref.max_pool import max_pool_plain, max_pool_plain_backward
 
     shape, kernel, stride, padding, dilation, ceil_mode = config
     rank = len(kernel)

@@ -15,7 +15,7 @@ the output is the product of its axes' intervals.
 - adaptive max: the first maximum in row-major bin order (the bin's cells in the row-major order
   of the input), exactly that cell of x; a bin holding NaN gives its *last* NaN; the index is the
   row-major flat offset of the winner in its spatial plane or volume; the gradient goes to the
-  winner; overlapping bins accumulate. The same rules as max pooling (pooling.py).
+  winner; overlapping bins accumulate. The same rules as max pooling (max_pool.py).
 
 Both are computed by gathers with one index array per axis: ``_bins`` lists, for every bin, its
 cells padded to the longest bin by repeating the bin's last cell (``valid`` marks the real ones).
