@@ -1,6 +1,8 @@
 """Adaptive average and max pooling at spatial rank 1, 2 or 3: the output size is given, the bins
 follow from it. torch's semantics (F.adaptive_avg_pool{1,2,3}d, F.adaptive_max_pool{1,2,3}d).
 
+    x: (N, C, *S)   ->   y: (N, C, *O)  [, indices: int64 (N, C, *O)],   O = output_size
+
 Along every spatial axis of size S with output size O, bin i covers the cells
 
     start_i = floor(i * S / O),  end_i = ceil((i + 1) * S / O)   (cells start_i .. end_i - 1),
@@ -9,6 +11,9 @@ so every bin holds at least one cell, neighbouring bins may overlap by one cell 
 divide S, and O > S repeats cells (S = 2, O = 3: bins {0}, {0, 1}, {1}). ``output_size`` is an int
 (every axis) or one entry per axis, each an int >= 1 or None (that axis keeps its size). A bin of
 the output is the product of its axes' intervals.
+
+Bins are not strided windows (their starts and lengths vary), so they are not a
+``_windows.Windows``; the max rule is max pooling's.
 
 - adaptive average: the mean of the bin's cells; the gradient gives every cell of a bin
   ``dy / (cells in the bin)``; overlapping bins accumulate.
