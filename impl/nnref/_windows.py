@@ -179,7 +179,25 @@ def sliding_windows(describe: Callable[[str], str], in_sizes: Sizes, kernel: Siz
                     stride: Sizes, dilation: Sizes, pads: Pads, ceil_mode: bool = False
                     ) -> Windows:
     """The windows over an input of spatial sizes S, with So from :func:`output_size` on every
-    axis. ``describe(axis)`` names the axis in the error message (called on error only)."""
+    axis. ``describe(axis)`` names the axis in the error message (called on error only).
+
+    Cached on the geometry (tuples of ints): working the sizes out cost microseconds per call.
+    """
+    try:
+        return _cached_windows(in_sizes, kernel, stride, dilation, pads, ceil_mode)
+    except ValueError:  # no window along some axis: again, for the message naming the op
+        return _windows(describe, in_sizes, kernel, stride, dilation, pads, ceil_mode)
+
+
+@lru_cache(maxsize=256)
+def _cached_windows(in_sizes: Sizes, kernel: Sizes, stride: Sizes, dilation: Sizes, pads: Pads,
+                    ceil_mode: bool) -> Windows:
+    return _windows(str, in_sizes, kernel, stride, dilation, pads, ceil_mode)
+
+
+def _windows(describe: Callable[[str], str], in_sizes: Sizes, kernel: Sizes, stride: Sizes,
+             dilation: Sizes, pads: Pads, ceil_mode: bool) -> Windows:
+    """:func:`sliding_windows`, uncached."""
     out = tuple(
         output_size(lambda axis=axis: describe(axis), size, before, after, k, s, d, ceil_mode)
         for axis, size, (before, after), k, s, d in zip(
@@ -259,9 +277,8 @@ class Windows(NamedTuple):
                          self.out)
 
     def wide(self) -> WideLayout:
-        """These windows in the wide layout: :func:`wide_layout`."""
-        return wide_layout(self.in_sizes, self.kernel, self.stride, self.dilation, self.before,
-                           self.out)
+        """These windows in the wide layout: :func:`wide_layout` (cached)."""
+        return _wide(self)
 
 
 @lru_cache(maxsize=256)
@@ -276,6 +293,12 @@ def _buffer(win: Windows) -> tuple[Sizes, Pads, tuple[slice, ...]]:
     inside = (_ALL, _ALL, *(slice(b, b + size) for b, size in zip(win.before, win.in_sizes,
                                                                  strict=True)))
     return reach, pads, inside
+
+
+@lru_cache(maxsize=128)
+def _wide(win: Windows) -> WideLayout:
+    """:meth:`Windows.wide`, cached on the windows themselves."""
+    return wide_layout(win.in_sizes, win.kernel, win.stride, win.dilation, win.before, win.out)
 
 
 @lru_cache(maxsize=256)
