@@ -32,7 +32,7 @@ counts as killed) and, for every mutant not killed, its status and diff. Exit st
 when the score is below ``--min-score`` or mutmut failed.
 
 ``--self-check`` instead proves that the tests import the copy: mutmut on an intact copy must
-succeed, and on a copy with a deliberately wrong ``pad`` appended to src/nnref/padding.py, its
+succeed, and on a copy with a deliberately wrong ``pad`` appended to src/nnref/pad.py, its
 initial test run must fail.
 """
 
@@ -73,7 +73,7 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 # None) are detections too.
 KILLED = {"killed", "timeout", "segfault"}
 
-# --self-check: appended to the copy of padding.py, a pad that is wrong everywhere.
+# --self-check: appended to the copy of pad.py, a pad that is wrong everywhere.
 BROKEN_PAD = """
 
 # tools/mutation.py --self-check: a deliberately wrong pad (adds 1 to every element)
@@ -233,11 +233,11 @@ def self_check(work: Path, profile: str, deselect: list[str]) -> int:
     broken = work / "broken"
     broken.mkdir()
     build_workdir(broken, profile, deselect)
-    with (broken / "src" / "nnref" / "padding.py").open("a") as f:
+    with (broken / "src" / "nnref" / "pad.py").open("a") as f:
         f.write(BROKEN_PAD)
     ok = True
     for where, want_success in ((control, True), (broken, False)):
-        run = mutmut(where, "run", "nnref.padding.x__check_mode*", capture=True)
+        run = mutmut(where, "run", "nnref.pad.x__check_mode*", capture=True)
         tail = "\n    ".join((run.stdout + run.stderr).strip().splitlines()[-4:])
         good = (run.returncode == 0) == want_success
         ok &= good
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--self-check", action="store_true",
                    help="break the copied nnref on purpose and require the tests to fail")
     p.add_argument("mutants", nargs="*", metavar="MUTANT_GLOB",
-                   help="only these mutants (mutmut names, globs allowed: 'nnref.pooling.*')")
+                   help="only these mutants (mutmut names, globs allowed: 'nnref.max_pool.*')")
     args = p.parse_args(argv)
 
     if args.workdir:

@@ -10,7 +10,10 @@ testing, docs/mutation.md):
   window is won by its first *input* cell (padding is outside the window); the last NaN wins; a
   window without input cells gives -inf and index -1 and passes no gradient; a non-finite dy
   reaches its winner only; float32 stays float32 when the windows need padding;
-- the same rules at every spatial rank.
+- the same rules at every spatial rank;
+- nnref's window geometry (``nnref._windows.Windows``): each of its fast readings of the
+  windows (strided tap slices, the im2col view, taps clipped to the input, the wide layout)
+  against the plain rule "window i reads the padded cell i * s + p * d for tap p".
 
 Deterministic, no Hypothesis: tiny arrays, well under a second in total. The error messages are
 checked in test_error_messages.py.
@@ -365,9 +368,9 @@ ND_POOL_CONFIGS = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_max_pool_nd_follows_the_window_rules_bit_for_bit(config, dtype, impl):
     """At every rank: values-only and indexed forward and the plain statement of the rule
-    (nnref.pooling.max_pool_plain) agree with the brute force, bit for bit (signed zeros; with
+    (nnref.max_pool.max_pool_plain) agree with the brute force, bit for bit (signed zeros; with
     indices also NaN payloads: the value is x at the index); the backward follows the index."""
-    from nnref.pooling import max_pool_plain, max_pool_plain_backward
+    from nnref.max_pool import max_pool_plain, max_pool_plain_backward
 
     shape, kernel, stride, padding, dilation, ceil_mode = config
     rank = len(kernel)
@@ -564,3 +567,57 @@ def test_batch_norm_at_every_rank_uses_every_axis_but_1(shape, impl):
                           impl.batch_norm_backward(dy.reshape(as4), x.reshape(as4), gamma),
                           strict=True):
         np.testing.assert_allclose(got, want4.reshape(got.shape), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ nnref's window geometry
+
+# (input sizes, kernel, stride, dilation, pads, ceil_mode): strides below, at and above the
+# kernel, dilations, one-sided padding, ceil_mode windows reaching past the padding, r = 1-3.
+WINDOW_GEOMETRIES = [
+    ((7,), (3,), (2,), (1,), ((1, 1),), False),
+    ((5,), (2,), (2,), (1,), ((0, 0),), True),
+    ((6,), (2,), (3,), (2,), ((1, 0),), True),
+    ((9,), (3,), (1,), (3,), ((0, 2),), False),
+    ((5, 6), (3, 2), (2, 1), (1, 2), ((1, 0), (0, 1)), True),
+    ((4, 7), (2, 3), (3, 2), (2, 1), ((1, 1), (1, 1)), True),
+    ((3, 4, 5), (2, 1, 3), (1, 2, 2), (2, 1, 1), ((0, 1), (0, 0), (1, 1)), True),
+]
+
+
+@pytest.mark.parametrize("geometry", WINDOW_GEOMETRIES,
+                         ids=[f"r{len(g[0])}-{i}" for i, g in enumerate(WINDOW_GEOMETRIES)])
+def test_every_reading_of_the_windows_follows_the_plain_rule(geometry):
+    """Along each axis window i reads, for kernel tap p, the padded cell i * s + p * d, that is
+    the input cell i * s + p * d - before; cells outside the input are padding. Each reading of
+    nnref._windows.Windows gives exactly these cells (the input's cells numbered 1, 2, ...;
+    padding 0)."""
+    from nnref._windows import from_wide, sliding_windows, valid_part, wide_planes
+
+    sizes, kernel, stride, dilation, pads, ceil_mode = geometry
+    win = sliding_windows(str, sizes, kernel, stride, dilation, pads, ceil_mode)
+    x = np.arange(1, np.prod(sizes) + 1, dtype=np.float64).reshape(1, 1, *sizes)
+    # The plain rule: want[p][i] is the number of the cell tap p of window i reads, 0 outside.
+    want = np.zeros((*kernel, *win.out))
+    for p in np.ndindex(*kernel):
+        for i in np.ndindex(*win.out):
+            cell = [i_a * s + p_a * d - b for i_a, p_a, s, d, (b, _) in
+                    zip(i, p, stride, dilation, pads, strict=True)]
+            if all(0 <= c < size for c, size in zip(cell, sizes, strict=True)):
+                want[(*p, *i)] = x[(0, 0, *cell)]
+    xp = win.padded(x)
+    assert xp.shape[2:] == win.reach
+    np.testing.assert_array_equal(xp[win.interior], x)
+    assert xp.sum() == x.sum()  # zeros everywhere else
+    for tap, cells in win.tap_slices():
+        np.testing.assert_array_equal(xp[cells][0, 0], want[tap])
+    np.testing.assert_array_equal(win.view(xp)[0, 0], want)
+    clipped = np.zeros_like(want)
+    for tap, in_cells, out_cells in win.reads():
+        clipped[(*tap, *out_cells)] = x[(0, 0, *in_cells)]
+    np.testing.assert_array_equal(clipped, want)
+    layout = win.wide()
+    planes = wide_planes(x, layout, 0.0)
+    for t, tap in enumerate(np.ndindex(*kernel)):
+        np.testing.assert_array_equal(from_wide(layout.tap(planes, t), layout)[0, 0], want[tap])
+        assert valid_part(layout.tap(planes, t), layout).shape[2:] == win.out
+

@@ -27,7 +27,7 @@ from .avg_pool import (
     avg_pool3d,
     avg_pool3d_backward,
 )
-from .batchnorm import batch_norm, batch_norm_backward
+from .batch_norm import batch_norm, batch_norm_backward
 from .conv import (
     conv1d,
     conv1d_backward,
@@ -45,8 +45,7 @@ from .conv_transpose import (
     conv_transpose3d_backward,
 )
 from .lp_pool import lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward
-from .padding import PAD_MODES, pad, pad_backward
-from .pooling import (
+from .max_pool import (
     max_pool1d,
     max_pool1d_backward,
     max_pool2d,
@@ -54,6 +53,7 @@ from .pooling import (
     max_pool3d,
     max_pool3d_backward,
 )
+from .pad import PAD_MODES, pad, pad_backward
 
 __version__ = "0.1.0"
 

@@ -2,23 +2,18 @@
 
 Every public function funnels its arguments through these helpers, so a bad argument always
 raises ``ValueError`` naming the parameter and the offending value. The spatial rank r (1, 2 or
-3) is fixed by the caller: a spatial argument is an int or exactly one int per spatial axis, a
-padding argument an int or exactly one entry per spatial axis, each entry an int or a
-``(before, after)`` pair (CONTRACT.md).
+3) is fixed by the caller: a spatial argument is an int or exactly one int per spatial axis
+(CONTRACT.md). Padding forms and output sizes belong to the window geometry (``_windows``).
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-# One (before, after) pair per spatial axis.
-Pads = tuple[tuple[int, int], ...]
 
 # Names of the spatial axes at each rank: for layouts in messages, and per-axis messages.
 SPATIAL_LETTERS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
@@ -87,7 +82,7 @@ def expect_shape(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
 
 
-def _int(name: str, value: Any) -> int:
+def int_arg(name: str, value: Any) -> int:
     """An int (NumPy integers too, not bools); 1.5 or True is an error, never truncated."""
     if type(value) is int:  # the common case, without the slower ABC checks below
         return value
@@ -106,71 +101,17 @@ def int_tuple(name: str, value: Any, rank: int, minimum: int = 1) -> tuple[int, 
                 f"{name} must be an int or exactly {rank} int{'s' if rank > 1 else ''} (one per "
                 f"spatial axis), got {value!r}"
             )
-        ints = tuple(_int(name, v) for v in value)
+        ints = tuple(int_arg(name, v) for v in value)
     else:
-        ints = (_int(name, value),) * rank
+        ints = (int_arg(name, value),) * rank
     if min(ints) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return ints
 
 
-def padding_pairs(name: str, value: Any, rank: int) -> Pads:
-    """Normalise padding to one (before, after) pair per spatial axis, all >= 0.
-
-    ``value`` is an int p (both sides of every axis) or exactly ``rank`` entries, each an int p
-    (both sides of its axis) or a (before, after) pair: at rank 2 ``p``, ``(ph, pw)``,
-    ``((t, b), (l, r))`` and ``(ph, (l, r))``; at rank 1 ``p``, ``(p,)`` and ``((b, a),)``.
-    """
-    if type(value) is int and value >= 0:  # the common case, cheaply
-        return ((value, value),) * rank
-    if isinstance(value, tuple | list):
-        if len(value) != rank:
-            hint = " (one axis padded by (b, a) is ((b, a),))" if rank == 1 else ""
-            raise ValueError(
-                f"{name} must be an int or exactly {rank} entr{'ies' if rank > 1 else 'y'} (one "
-                f"per spatial axis, each p or (before, after)), got {value!r}{hint}"
-            )
-        pads = []
-        for entry in value:
-            if isinstance(entry, tuple | list):
-                if len(entry) != 2:
-                    raise ValueError(
-                        f"{name}: each entry must be an int p or a (before, after) pair, got "
-                        f"{entry!r} in {value!r}"
-                    )
-                pads.append((_int(name, entry[0]), _int(name, entry[1])))
-            else:
-                p = _int(name, entry)
-                pads.append((p, p))
-    else:
-        p = _int(name, value)
-        pads = [(p, p)] * rank
-    if min(min(pair) for pair in pads) < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return tuple(pads)
-
-
-def output_size(
-    name: Callable[[], str], size: int, pad_before: int, pad_after: int, kernel: int, stride: int,
-    dilation: int, ceil_mode: bool = False,
-) -> int:
-    """Windows along one axis: floor_or_ceil((size + pads - dilation*(kernel-1) - 1)/stride) + 1.
-
-    With ``ceil_mode`` a last window that would start at or beyond ``size + pad_before`` (inside
-    the right padding only) is dropped, as torch does. ``name()`` describes the axis for the
-    error message; it is only called on error (formatting shapes costs microseconds).
-    """
-    span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
-    if span < 0:
-        raise ValueError(
-            f"{name()}: the (dilated) kernel extent {dilation * (kernel - 1) + 1} is larger than "
-            f"the padded input {size + pad_before + pad_after} (size {size}, padding "
-            f"({pad_before}, {pad_after}))"
-        )
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + pad_before:
-            out -= 1
-    else:
-        out = span // stride + 1
-    return out
+def groups_int(groups: Any) -> int:
+    """groups: an int (NumPy integers too, not bools); its range and divisibility are checked
+    by the caller, whose message names the channels."""
+    if isinstance(groups, bool | np.bool_) or not isinstance(groups, int | np.integer):
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    return int(groups)

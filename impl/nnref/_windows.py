@@ -1,28 +1,318 @@
-"""Windowing shared by convolution and pooling, at any spatial rank r.
+"""The one window geometry of every sliding-window op, at any spatial rank r: conv, conv_transpose,
+max_pool, avg_pool and lp_pool all describe their windows with :class:`Windows` and read them
+through it.
 
-``tap_reads`` is the one primitive both ops build on: where each kernel tap reads the unpadded
-input. Convolution scatters its column gradient back with it (col2im); pooling's wide layout
-(``WideLayout``: stride phases stored flat so that each tap reads one contiguous run) places the
-input cells in its phase planes with it and takes gradients back out the same way.
-``window_view`` reads every window of a padded input at once, for conv's im2col.
+Arrays are (N, C, *S) with r = len(S) spatial axes; every geometry argument (kernel k, stride
+s, dilation d, pads (before, after), sizes) holds one entry per spatial axis. Along one axis,
+window i reads, for kernel tap p, the padded cell ``i * s + p * d``, which is the input cell
+``i * s + p * d - before``; and
 
-Arrays are (N, C, *S) with r = len(S) spatial axes; every geometry argument (kernel, stride,
-dilation, pads, sizes) holds one entry per spatial axis.
+    So = floor_or_ceil((S + before + after - d * (k - 1) - 1) / s) + 1,
+
+where ceil_mode (pooling) rounds up and then drops a last window that would start at or beyond
+S + before (inside the right padding only). Such a ceil_mode window may reach past the right
+padding; :attr:`Windows.reach` is the padded extent that holds every window.
+
+The module has four parts:
+
+- padding forms: :func:`padding_pairs` (p, one entry per axis, (before, after) pairs),
+  :func:`symmetric_pads` (p or one int per axis), :func:`conv_pads` (also "valid" and "same")
+  and :func:`pool_pads` (the pools' forms and their pad <= k // 2 limit);
+- output sizes: :func:`output_size` (one axis), :func:`sliding_windows` and
+  :func:`pool_windows` (every axis, with the argument checks of the ops);
+- :class:`Windows` and the ways to read windows: :meth:`Windows.tap_slices` (one strided slice
+  of the padded input per tap, for every window at once), :meth:`Windows.view` (every window
+  as a strided view, conv's im2col), :meth:`Windows.reads` (each tap clipped to the unpadded
+  input: no padded buffer) and :meth:`Windows.wide` (the wide layout of max pooling);
+- the wide layout (:class:`WideLayout`): stride phases stored flat so that each tap reads one
+  contiguous run.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._checks import AXIS_NAMES, flag, int_arg, int_tuple
+
 Sizes = tuple[int, ...]
+Pads = tuple[tuple[int, int], ...]  # one (before, after) pair per spatial axis
 _ALL = slice(None)
 _NO_PADS = {r: ((0, 0),) * r for r in (1, 2, 3)}
+
+
+# ------------------------------------------------------------------------------ padding forms
+
+
+def padding_pairs(name: str, value: Any, rank: int) -> Pads:
+    """Normalise padding to one (before, after) pair per spatial axis, all >= 0.
+
+    ``value`` is an int p (both sides of every axis) or exactly ``rank`` entries, each an int p
+    (both sides of its axis) or a (before, after) pair: at rank 2 ``p``, ``(ph, pw)``,
+    ``((t, b), (l, r))`` and ``(ph, (l, r))``; at rank 1 ``p``, ``(p,)`` and ``((b, a),)``.
+    """
+    if type(value) is int and value >= 0:  # the common case, cheaply
+        return ((value, value),) * rank
+    if isinstance(value, tuple | list):
+        if len(value) != rank:
+            hint = " (one axis padded by (b, a) is ((b, a),))" if rank == 1 else ""
+            raise ValueError(
+                f"{name} must be an int or exactly {rank} entr{'ies' if rank > 1 else 'y'} (one "
+                f"per spatial axis, each p or (before, after)), got {value!r}{hint}"
+            )
+        pads = []
+        for entry in value:
+            if isinstance(entry, tuple | list):
+                if len(entry) != 2:
+                    raise ValueError(
+                        f"{name}: each entry must be an int p or a (before, after) pair, got "
+                        f"{entry!r} in {value!r}"
+                    )
+                pads.append((int_arg(name, entry[0]), int_arg(name, entry[1])))
+            else:
+                p = int_arg(name, entry)
+                pads.append((p, p))
+    else:
+        p = int_arg(name, value)
+        pads = [(p, p)] * rank
+    if min(min(pair) for pair in pads) < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return tuple(pads)
+
+
+def symmetric_pads(padding: Any, rank: int, note: str, str_note: str | None = None) -> Pads:
+    """``padding`` as an int p or one int per axis, both sides of an axis alike: ((p, p), ...).
+
+    Pairs and strings are refused: ``"padding must be an int or one int per spatial
+    axis{note}, got ..."`` (``str_note`` instead of ``note`` for a string, when given).
+    """
+    is_str = isinstance(padding, str)
+    if is_str or (
+        isinstance(padding, tuple | list) and any(isinstance(e, tuple | list) for e in padding)
+    ):
+        why = str_note if is_str and str_note is not None else note
+        raise ValueError(
+            f"padding must be an int or one int per spatial axis{why}, got {padding!r}"
+        )
+    return tuple((p, p) for p in int_tuple("padding", padding, rank, minimum=0))
+
+
+def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """"same" padding along one axis: output ceil(size / stride), total pad
+    max((So - 1) * s + d * (k - 1) + 1 - size, 0), the odd extra pad at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_pads(padding: Any, in_sizes: Sizes, kernel: Sizes, stride: Sizes, dilation: Sizes
+              ) -> Pads:
+    """conv's padding: "valid" (none), "same" (:func:`same_pads`) or :func:`padding_pairs`."""
+    if not isinstance(padding, str):
+        return padding_pairs("padding", padding, len(in_sizes))
+    if padding == "valid":
+        return _NO_PADS[len(in_sizes)]
+    if padding == "same":
+        return tuple(same_pads(*axis) for axis in zip(in_sizes, kernel, stride, dilation,
+                                                      strict=True))
+    raise ValueError(f"padding must be an int, pairs, 'valid' or 'same', got {padding!r}")
+
+
+def pool_pads(padding: Any, kernel_size: Any, kernel: Sizes, symmetric: bool) -> Pads:
+    """A pool's padding, each pad <= kernel // 2 (the kernel, not the dilated kernel).
+
+    max_pool takes :func:`padding_pairs`' forms; avg_pool (``symmetric``) an int or one int per
+    axis. Strings are refused.
+    """
+    rank = len(kernel)
+    if symmetric:
+        pads = symmetric_pads(padding, rank,
+                              " (avg_pool pads both sides of an axis alike)", str_note="")
+    elif isinstance(padding, str):
+        raise ValueError(f"padding must be an int or pairs of ints, got {padding!r}")
+    else:
+        pads = padding_pairs("padding", padding, rank)
+    for (before, after), k in zip(pads, kernel, strict=True):
+        if max(before, after) > k // 2:
+            raise ValueError(
+                f"padding {padding!r} must be <= half the kernel_size {kernel_size!r} "
+                f"(at most {k // 2}), got {max(before, after)}"
+            )
+    return pads
+
+
+# ------------------------------------------------------------------------------- output sizes
+
+
+def output_size(
+    name: Callable[[], str], size: int, pad_before: int, pad_after: int, kernel: int, stride: int,
+    dilation: int, ceil_mode: bool = False,
+) -> int:
+    """Windows along one axis: floor_or_ceil((size + pads - dilation*(kernel-1) - 1)/stride) + 1.
+
+    With ``ceil_mode`` a last window that would start at or beyond ``size + pad_before`` (inside
+    the right padding only) is dropped, as torch does. ``name()`` describes the axis for the
+    error message; it is only called on error (formatting shapes costs microseconds).
+    """
+    span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise ValueError(
+            f"{name()}: the (dilated) kernel extent {dilation * (kernel - 1) + 1} is larger than "
+            f"the padded input {size + pad_before + pad_after} (size {size}, padding "
+            f"({pad_before}, {pad_after}))"
+        )
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= size + pad_before:
+            out -= 1
+    else:
+        out = span // stride + 1
+    return out
+
+
+def sliding_windows(describe: Callable[[str], str], in_sizes: Sizes, kernel: Sizes,
+                    stride: Sizes, dilation: Sizes, pads: Pads, ceil_mode: bool = False
+                    ) -> Windows:
+    """The windows over an input of spatial sizes S, with So from :func:`output_size` on every
+    axis. ``describe(axis)`` names the axis in the error message (called on error only).
+
+    Cached on the geometry (tuples of ints): working the sizes out cost microseconds per call.
+    """
+    try:
+        return _cached_windows(in_sizes, kernel, stride, dilation, pads, ceil_mode)
+    except ValueError:  # no window along some axis: again, for the message naming the op
+        return _windows(describe, in_sizes, kernel, stride, dilation, pads, ceil_mode)
+
+
+@lru_cache(maxsize=256)
+def _cached_windows(in_sizes: Sizes, kernel: Sizes, stride: Sizes, dilation: Sizes, pads: Pads,
+                    ceil_mode: bool) -> Windows:
+    return _windows(str, in_sizes, kernel, stride, dilation, pads, ceil_mode)
+
+
+def _windows(describe: Callable[[str], str], in_sizes: Sizes, kernel: Sizes, stride: Sizes,
+             dilation: Sizes, pads: Pads, ceil_mode: bool) -> Windows:
+    """:func:`sliding_windows`, uncached."""
+    out = tuple(
+        output_size(lambda axis=axis: describe(axis), size, before, after, k, s, d, ceil_mode)
+        for axis, size, (before, after), k, s, d in zip(
+            AXIS_NAMES[len(in_sizes)], in_sizes, pads, kernel, stride, dilation, strict=True
+        )
+    )
+    return Windows(kernel, stride, dilation, pads, in_sizes, out)
+
+
+def pool_windows(op: str, shape: Sizes, kernel_size: Any, stride: Any, padding: Any,
+                 dilation: Any, ceil_mode: Any, symmetric: bool) -> Windows:
+    """A pool's windows over x of ``shape`` (N, C, *S), its arguments checked: ``stride=None``
+    is the kernel size; padding as :func:`pool_pads`; ceil_mode a bool."""
+    rank = len(shape) - 2
+    kernel = int_tuple("kernel_size", kernel_size, rank)
+    strides = kernel if stride is None else int_tuple("stride", stride, rank)
+    dilations = int_tuple("dilation", dilation, rank)
+    pads = pool_pads(padding, kernel_size, kernel, symmetric)
+    ceil = flag("ceil_mode", ceil_mode)
+    return sliding_windows(lambda axis: f"{op} {axis} (x {shape})", shape[2:], kernel, strides,
+                           dilations, pads, ceil)
+
+
+# ------------------------------------------------------------------------------- the windows
+
+
+class Windows(NamedTuple):
+    """Where every window of a sliding-window op reads, over an input of spatial sizes S.
+
+    Along each axis, window i (i < So) reads for kernel tap p (p < k) the padded cell
+    ``i * s + p * d``, i.e. the input cell ``i * s + p * d - before``; padded cells are outside
+    the input. All fields are tuples of ints, so a Windows is hashable and what it derives is
+    cached.
+    """
+
+    kernel: Sizes
+    stride: Sizes
+    dilation: Sizes
+    pads: Pads
+    in_sizes: Sizes
+    out: Sizes
+
+    @property
+    def before(self) -> Sizes:
+        """The padding before each axis."""
+        return tuple(b for b, _ in self.pads)
+
+    @property
+    def reach(self) -> Sizes:
+        """The padded extent holding every window: max(S + before + after, (So - 1) * s +
+        d * (k - 1) + 1) per axis (larger only for a ceil_mode window past the padding)."""
+        return _buffer(self)[0]
+
+    @property
+    def interior(self) -> tuple[slice, ...]:
+        """Where the input sits in a buffer of :attr:`reach`: (:, :, before : before + S, ...)."""
+        return _buffer(self)[2]
+
+    def padded(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C, *S) zero-padded to (N, C, *reach); x itself when nothing is added (callers
+        only read it)."""
+        return constant_pad(x, _buffer(self)[1])
+
+    def tap_slices(self) -> tuple[tuple[Sizes, tuple[slice, ...]], ...]:
+        """Per kernel tap p, row-major: (p, index) with ``xp[index]`` (N, C, *So) the cells
+        ``i * s + p * d`` of a buffer of :attr:`reach` that tap p reads for every window i at
+        once (one strided slice per axis)."""
+        return _tap_slices(self)
+
+    def view(self, xp: np.ndarray) -> np.ndarray:
+        """Every window of the padded xp (N, C, *reach) at once: :func:`window_view`."""
+        return window_view(xp, self.kernel, self.stride, self.dilation, self.out)
+
+    def reads(self) -> Iterator[TapRead]:
+        """Each tap clipped to the unpadded input: :func:`tap_reads`."""
+        return tap_reads(self.kernel, self.stride, self.dilation, self.before, self.in_sizes,
+                         self.out)
+
+    def wide(self) -> WideLayout:
+        """These windows in the wide layout: :func:`wide_layout` (cached)."""
+        return _wide(self)
+
+
+@lru_cache(maxsize=256)
+def _buffer(win: Windows) -> tuple[Sizes, Pads, tuple[slice, ...]]:
+    """:attr:`Windows.reach`, the pads that make it, and :attr:`Windows.interior`, cached."""
+    reach = tuple(max(size + before + after, (o - 1) * s + d * (k - 1) + 1)
+                  for size, (before, after), o, s, d, k in zip(
+                      win.in_sizes, win.pads, win.out, win.stride, win.dilation, win.kernel,
+                      strict=True))
+    pads = tuple((before, r - size - before)
+                 for r, size, (before, _) in zip(reach, win.in_sizes, win.pads, strict=True))
+    inside = (_ALL, _ALL, *(slice(b, b + size) for b, size in zip(win.before, win.in_sizes,
+                                                                 strict=True)))
+    return reach, pads, inside
+
+
+@lru_cache(maxsize=128)
+def _wide(win: Windows) -> WideLayout:
+    """:meth:`Windows.wide`, cached on the windows themselves."""
+    return wide_layout(win.in_sizes, win.kernel, win.stride, win.dilation, win.before, win.out)
+
+
+@lru_cache(maxsize=256)
+def _tap_slices(win: Windows) -> tuple[tuple[Sizes, tuple[slice, ...]], ...]:
+    """:meth:`Windows.tap_slices`, cached."""
+    return tuple(
+        (tap, (_ALL, _ALL, *(slice(p * d, p * d + (o - 1) * s + 1, s)
+                             for p, d, s, o in zip(tap, win.dilation, win.stride, win.out,
+                                                   strict=True))))
+        for tap in itertools.product(*(range(k) for k in win.kernel))
+    )
+
+
+# ------------------------------------------------------------------------ reading the windows
 
 
 def constant_pad(x: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -60,8 +350,8 @@ def window_view(xp: np.ndarray, kernel: Sizes, stride: Sizes, dilation: Sizes,
     along each axis the view steps by ``d`` cells over the taps and by ``s`` cells over the
     outputs.
 
-    The caller guarantees ``(So_a - 1) * s_a + (k_a - 1) * d_a < Sp_a`` on every axis; the
-    output-size helper in ``_checks`` does so. No data is copied.
+    The caller guarantees ``(So_a - 1) * s_a + (k_a - 1) * d_a < Sp_a`` on every axis
+    (:attr:`Windows.reach`). No data is copied.
     """
     shape, strides = _window_geometry(xp.shape, xp.strides, kernel, stride, dilation, out)
     if not xp.flags.c_contiguous:

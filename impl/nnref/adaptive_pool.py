@@ -1,6 +1,8 @@
 """Adaptive average and max pooling at spatial rank 1, 2 or 3: the output size is given, the bins
 follow from it. torch's semantics (F.adaptive_avg_pool{1,2,3}d, F.adaptive_max_pool{1,2,3}d).
 
+    x: (N, C, *S)   ->   y: (N, C, *O)  [, indices: int64 (N, C, *O)],   O = output_size
+
 Along every spatial axis of size S with output size O, bin i covers the cells
 
     start_i = floor(i * S / O),  end_i = ceil((i + 1) * S / O)   (cells start_i .. end_i - 1),
@@ -10,12 +12,15 @@ divide S, and O > S repeats cells (S = 2, O = 3: bins {0}, {0, 1}, {1}). ``outpu
 (every axis) or one entry per axis, each an int >= 1 or None (that axis keeps its size). A bin of
 the output is the product of its axes' intervals.
 
+Bins are not strided windows (their starts and lengths vary), so they are not a
+``_windows.Windows``; the max rule is max pooling's.
+
 - adaptive average: the mean of the bin's cells; the gradient gives every cell of a bin
   ``dy / (cells in the bin)``; overlapping bins accumulate.
 - adaptive max: the first maximum in row-major bin order (the bin's cells in the row-major order
   of the input), exactly that cell of x; a bin holding NaN gives its *last* NaN; the index is the
   row-major flat offset of the winner in its spatial plane or volume; the gradient goes to the
-  winner; overlapping bins accumulate. The same rules as max pooling (pooling.py).
+  winner; overlapping bins accumulate. The same rules as max pooling (max_pool.py).
 
 Both are computed by gathers with one index array per axis: ``_bins`` lists, for every bin, its
 cells padded to the longest bin by repeating the bin's last cell (``valid`` marks the real ones).

@@ -2,6 +2,9 @@
 divisor_override, at spatial rank 1, 2 or 3: avg_pool1d / 2d / 3d (and their backwards) are thin
 wrappers over one rank-generic implementation. torch's semantics (F.avg_pool{1,2,3}d).
 
+    x: (N, C, *S)   ->   y: (N, C, *So)
+    y[n, c, i] = sum over the taps p of xpad[n, c, i * s + p] / divisor[i]
+
 Along every spatial axis of size S with pad p (the same on both sides), kernel k and stride s,
 window i starts at ``start = i * s - p`` (in input coordinates) and covers the cells
 ``start, ..., start + k - 1``; padding cells are zeros.
@@ -23,45 +26,16 @@ overlapping windows accumulate.
 
 from __future__ import annotations
 
-import itertools
 import numbers
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ._checks import (
-    AXIS_NAMES,
-    expect_shape,
-    flag,
-    float_array,
-    int_tuple,
-    layout,
-    output_size,
-    same_dtype,
-)
+from ._checks import expect_shape, flag, float_array, layout, same_dtype
+from ._windows import Windows, pool_windows
 
 _X = {r: layout(r) for r in (1, 2, 3)}
 _DY = {r: layout(r, suffix="o") for r in (1, 2, 3)}
-
-
-class _AvgGeometry(NamedTuple):
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    pads: tuple[int, ...]
-    out: tuple[int, ...]
-    extra: tuple[int, ...]  # zeros past the right padding that ceil_mode windows reach
-
-
-def _symmetric_pads(padding: Any, rank: int) -> tuple[int, ...]:
-    """An int p or one int per axis (torch's avg_pool pads both sides alike)."""
-    if isinstance(padding, str):
-        raise ValueError(f"padding must be an int or one int per spatial axis, got {padding!r}")
-    if isinstance(padding, tuple | list) and any(isinstance(e, tuple | list) for e in padding):
-        raise ValueError(
-            f"padding must be an int or one int per spatial axis (avg_pool pads both sides of "
-            f"an axis alike), got {padding!r}"
-        )
-    return int_tuple("padding", padding, rank, minimum=0)
 
 
 def _divisor_override(value: Any) -> int | None:
@@ -75,65 +49,28 @@ def _divisor_override(value: Any) -> int | None:
 
 
 def _geometry(op: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any,
-              ceil_mode: Any) -> _AvgGeometry:
-    rank = x.ndim - 2
-    kernel = int_tuple("kernel_size", kernel_size, rank)
-    strides = kernel if stride is None else int_tuple("stride", stride, rank)
-    pads = _symmetric_pads(padding, rank)
-    for p, k in zip(pads, kernel, strict=True):
-        if p > k // 2:
-            raise ValueError(
-                f"padding {padding!r} must be <= half the kernel_size {kernel_size!r} "
-                f"(at most {k // 2}), got {p}"
-            )
-    ceil_mode = flag("ceil_mode", ceil_mode)
-    out = tuple(
-        output_size(lambda axis=axis: f"{op} {axis} (x {x.shape})", size, p, p, k, s, 1,
-                    ceil_mode)
-        for axis, size, p, k, s in zip(AXIS_NAMES[rank], x.shape[2:], pads, kernel, strides,
-                                       strict=True)
-    )
-    extra = tuple(max(0, (o - 1) * s + k - (size + 2 * p))
-                  for o, s, k, size, p in zip(out, strides, kernel, x.shape[2:], pads,
-                                              strict=True))
-    return _AvgGeometry(kernel, strides, pads, out, extra)
+              ceil_mode: Any) -> Windows:
+    """The pool's windows over x, its arguments checked: symmetric padding, dilation 1."""
+    return pool_windows(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, symmetric=True)
 
 
-def _divisor(geo: _AvgGeometry, sizes: tuple[int, ...], count_include_pad: bool,
-             override: int | None, dtype: np.dtype) -> np.ndarray:
+def _divisor(geo: Windows, count_include_pad: bool, override: int | None, dtype: np.dtype
+             ) -> np.ndarray:
     """The divisor of every window, (*So) (broadcast over N and C)."""
     rank = len(geo.out)
     if override is not None:
         return np.full((1,) * rank, override, dtype=dtype)
     div: Any = np.ones((1,) * rank, dtype=np.int64)
-    for a, (o, s, k, p, size) in enumerate(zip(geo.out, geo.stride, geo.kernel, geo.pads, sizes,
-                                               strict=True)):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, size + p)
+    for a, (o, s, k, (before, after), size) in enumerate(zip(
+            geo.out, geo.stride, geo.kernel, geo.pads, geo.in_sizes, strict=True)):
+        start = np.arange(o) * s - before
+        end = np.minimum(start + k, size + after)
         if count_include_pad:
             count = end - start
         else:
             count = np.minimum(end, size) - np.maximum(start, 0)
         div = div * count.reshape([-1 if b == a else 1 for b in range(rank)])
     return div.astype(dtype)
-
-
-def _padded(x: np.ndarray, geo: _AvgGeometry) -> np.ndarray:
-    """x zero-padded by p on both sides of each axis, plus ``extra`` zeros at the end."""
-    shape = (*x.shape[:2], *(size + 2 * p + e for size, p, e in zip(x.shape[2:], geo.pads,
-                                                                   geo.extra, strict=True)))
-    xp = np.zeros(shape, dtype=x.dtype)
-    xp[(Ellipsis, *(slice(p, p + size) for p, size in zip(geo.pads, x.shape[2:], strict=True)))] \
-        = x
-    return xp
-
-
-def _tap_slices(geo: _AvgGeometry) -> Any:
-    """Per kernel tap (row-major), the strided slices of the padded input it reads for every
-    output: tap t along axis a reads padded cells t + i * s for i < So."""
-    for tap in itertools.product(*(range(k) for k in geo.kernel)):
-        yield (Ellipsis, *(slice(t, t + (o - 1) * s + 1, s)
-                           for t, o, s in zip(tap, geo.out, geo.stride, strict=True)))
 
 
 def _avg_pool(op: str, rank: int, x: Any, kernel_size: Any, stride: Any, padding: Any,
@@ -143,11 +80,11 @@ def _avg_pool(op: str, rank: int, x: Any, kernel_size: Any, stride: Any, padding
     geo = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
     include = flag("count_include_pad", count_include_pad)
     override = _divisor_override(divisor_override)
-    xp = _padded(x, geo)
+    xp = geo.padded(x)  # zeros around x, out to every window's reach
     acc = np.zeros((*x.shape[:2], *geo.out), dtype=x.dtype)
-    for cells in _tap_slices(geo):  # one whole-array add per kernel tap
+    for _, cells in geo.tap_slices():  # one whole-array add per kernel tap
         acc += xp[cells]
-    acc /= _divisor(geo, x.shape[2:], include, override, x.dtype)
+    acc /= _divisor(geo, include, override, x.dtype)
     return acc
 
 
@@ -162,14 +99,11 @@ def _avg_pool_backward(op: str, rank: int, dy: Any, x: Any, kernel_size: Any, st
     include = flag("count_include_pad", count_include_pad)
     override = _divisor_override(divisor_override)
     expect_shape("dy", dy, (*x.shape[:2], *geo.out))
-    g = dy / _divisor(geo, x.shape[2:], include, override, x.dtype)  # a new array: dy is kept
-    dxp = np.zeros((*x.shape[:2], *(size + 2 * p + e for size, p, e in zip(
-        x.shape[2:], geo.pads, geo.extra, strict=True))), dtype=x.dtype)
-    for cells in _tap_slices(geo):  # within one tap, distinct windows hit distinct cells
+    g = dy / _divisor(geo, include, override, x.dtype)  # a new array: dy is kept
+    dxp = np.zeros((*x.shape[:2], *geo.reach), dtype=x.dtype)
+    for _, cells in geo.tap_slices():  # within one tap, distinct windows hit distinct cells
         dxp[cells] += g
-    inside = (Ellipsis, *(slice(p, p + size) for p, size in zip(geo.pads, x.shape[2:],
-                                                               strict=True)))
-    return np.ascontiguousarray(dxp[inside])
+    return np.ascontiguousarray(dxp[geo.interior])
 
 
 def avg_pool1d(

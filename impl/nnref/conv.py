@@ -1,63 +1,49 @@
 """Convolution (cross-correlation) with stride, padding, dilation, groups and bias, at spatial
 rank 1, 2 or 3: conv1d / conv2d / conv3d are thin wrappers over one rank-generic implementation.
 
+    x: (N, C, *S)   w: (Co, C/G, *k)   b: (Co,) or None   ->   y: (N, Co, *So)
+
     y[n, o, i] = b[o] + sum_{c, p} w[o, c, p] * xpad[n, g(o) * C/G + c, i * s + p * d]
 
-with i, p, s, d multi-indices over the r spatial axes (i * s + p * d taken axis by axis) and
-g(o) = o // (Co / G) the group of output channel o. Along every spatial axis
+with i, p, s, d multi-indices over the r spatial axes (i * s + p * d taken axis by axis),
+g(o) = o // (Co / G) the group of output channel o and xpad x zero-padded by (before, after)
+on each axis. Along every spatial axis
 
     So = floor((S + before + after - d * (k - 1) - 1) / s) + 1.
+
+``padding`` is p, one entry per axis (p or (before, after)), "valid" (0) or "same": So =
+ceil(S / s), total pad max((So - 1) * s + d * (k - 1) + 1 - S, 0), split before = total // 2,
+after = total - before. The windows are ``_windows.Windows``: the forward reads them all as one
+strided view (im2col) and multiplies by w in one batched GEMM; the backward gives
+
+    dx = the column gradient w^T @ dy added back onto the cells each tap read (col2im),
+    dw[o, c, p] = sum_{n, i} dy[n, o, i] * xpad[n, g(o) * C/G + c, i * s + p * d],
+    db[o] = sum_{n, i} dy[n, o, i].
 """
 
 from __future__ import annotations
 
 from math import prod
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ._checks import (
-    AXIS_NAMES,
-    Pads,
-    expect_shape,
-    float_array,
-    int_tuple,
-    layout,
-    output_size,
-    padding_pairs,
-    same_dtype,
-)
-from ._windows import constant_pad, tap_reads, window_view
+from ._checks import expect_shape, float_array, groups_int, int_tuple, layout, same_dtype
+from ._windows import Windows, conv_pads, sliding_windows
 
 _X = {r: layout(r) for r in (1, 2, 3)}
 _W = {r: layout(r, "Co, C/G", prefix="k", lower=True) for r in (1, 2, 3)}
 _DY = {r: layout(r, "N, Co", suffix="o") for r in (1, 2, 3)}
 
 
-class _ConvGeometry(NamedTuple):
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: Pads
-    groups: int
-    out: tuple[int, ...]
-
-
-def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """"same" padding along one axis: output ceil(size / stride), odd extra pad at the end."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def _geometry(
     op: str, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any, dilation: Any, groups: Any
-) -> _ConvGeometry:
+) -> tuple[Windows, int]:
+    """The windows of conv (x's spatial axes, w's kernel) and the number of groups, checked."""
     rank = x.ndim - 2
     strides = int_tuple("stride", stride, rank)
     dilations = int_tuple("dilation", dilation, rank)
-    if isinstance(groups, bool | np.bool_) or not isinstance(groups, int | np.integer):
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    groups = int(groups)
+    groups = groups_int(groups)
     n_in, n_out = x.shape[1], w.shape[0]
     if groups < 1 or n_in % groups or n_out % groups:
         raise ValueError(
@@ -70,41 +56,24 @@ def _geometry(
             f" (x has shape {x.shape})"
         )
     kernel = w.shape[2:]  # >= 1 per axis: float_array rejects empty arrays
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads: Pads = ((0, 0),) * rank
-        elif padding == "same":
-            pads = tuple(
-                same_pads(size, k, s, d)
-                for size, k, s, d in zip(x.shape[2:], kernel, strides, dilations, strict=True)
-            )
-        else:
-            raise ValueError(f"padding must be an int, pairs, 'valid' or 'same', got {padding!r}")
-    else:
-        pads = padding_pairs("padding", padding, rank)
-    out = tuple(
-        output_size(lambda axis=axis: f"{op} {axis} (x {x.shape}, w {w.shape})",
-                    size, *p, k, s, d)
-        for axis, size, p, k, s, d in zip(
-            AXIS_NAMES[rank], x.shape[2:], pads, kernel, strides, dilations, strict=True
-        )
-    )
-    return _ConvGeometry(strides, dilations, pads, groups, out)
+    pads = conv_pads(padding, x.shape[2:], kernel, strides, dilations)
+    win = sliding_windows(lambda axis: f"{op} {axis} (x {x.shape}, w {w.shape})", x.shape[2:],
+                          kernel, strides, dilations, pads)
+    return win, groups
 
 
-def _columns(x: np.ndarray, kernel: tuple[int, ...], geo: _ConvGeometry) -> np.ndarray:
+def _columns(x: np.ndarray, win: Windows, groups: int) -> np.ndarray:
     """im2col: (N, C, *S) -> (N, G, C/G * prod(k), prod(So)), one contiguous copy.
 
     Per sample and group the columns are one GEMM operand, so ``w @ cols`` is a single batched
     matmul whose result is already channels-first (no transpose of the output), and the padded
     copy is released as soon as the columns exist.
     """
-    view = window_view(constant_pad(x, geo.pads), kernel, geo.stride, geo.dilation, geo.out)
+    view = win.view(win.padded(x))  # (N, C, *k, *So)
     n, c = x.shape[:2]
     # Always a fresh buffer (a reshape could alias x for 1x1 kernels), which the backward
     # reuses for the column gradient.
-    cols = np.empty((n, geo.groups, c // geo.groups * prod(kernel), prod(geo.out)),
-                    dtype=x.dtype)
+    cols = np.empty((n, groups, c // groups * prod(win.kernel), prod(win.out)), dtype=x.dtype)
     cols.reshape(view.shape)[...] = view
     return cols
 
@@ -118,15 +87,15 @@ def _conv(op: str, rank: int, x: Any, w: Any, b: Any, stride: Any, padding: Any,
         b = float_array("b", b, ndim=1)
         expect_shape("b", b, (w.shape[0],))
     same_dtype("x", x, w=w, b=b)
-    geo = _geometry(op, x, w, stride, padding, dilation, groups)
-    cols = _columns(x, w.shape[2:], geo)  # (N, G, K, P), K = C/G * prod(k), P = prod(So)
+    win, g = _geometry(op, x, w, stride, padding, dilation, groups)
+    cols = _columns(x, win, g)  # (N, G, K, P), K = C/G * prod(k), P = prod(So)
     n_out = w.shape[0]
-    w_rows = w.reshape(geo.groups, n_out // geo.groups, -1)  # (G, Co/G, K)
+    w_rows = w.reshape(g, n_out // g, -1)  # (G, Co/G, K)
     y = np.matmul(w_rows, cols)  # (N, G, Co/G, P): channels-first once reshaped
     del cols
     if b is not None:
-        y += b.reshape(geo.groups, -1, 1)
-    return y.reshape(x.shape[0], n_out, *geo.out)
+        y += b.reshape(g, -1, 1)
+    return y.reshape(x.shape[0], n_out, *win.out)
 
 
 def _conv_backward(op: str, rank: int, dy: Any, x: Any, w: Any, stride: Any, padding: Any,
@@ -136,27 +105,25 @@ def _conv_backward(op: str, rank: int, dy: Any, x: Any, w: Any, stride: Any, pad
     x = float_array("x", x, rank + 2, _X[rank])
     w = float_array("w", w, rank + 2, _W[rank])
     same_dtype("x", x, w=w, dy=dy)
-    geo = _geometry(op, x, w, stride, padding, dilation, groups)
+    win, g = _geometry(op, x, w, stride, padding, dilation, groups)
     n, c = x.shape[:2]
-    n_out, kernel = w.shape[0], w.shape[2:]
-    expect_shape("dy", dy, (n, n_out, *geo.out))
+    n_out = w.shape[0]
+    expect_shape("dy", dy, (n, n_out, *win.out))
     db = dy.sum(axis=(0, *range(2, rank + 2)))
-    dy_cols = dy.reshape(n, geo.groups, n_out // geo.groups, -1)  # (N, G, Co/G, P), no copy
+    dy_cols = dy.reshape(n, g, n_out // g, -1)  # (N, G, Co/G, P), no copy
 
-    cols = _columns(x, kernel, geo)  # (N, G, K, P), K = C/G * prod(k)
+    cols = _columns(x, win, g)  # (N, G, K, P), K = C/G * prod(k)
     # dw = sum over samples of dy_n @ cols_n^T: one batched matmul (BLAS reads the transposed
     # operand in place), then a reduction over the small (N, G, Co/G, K) stack.
     dw = np.matmul(dy_cols, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
     # The column gradient has the columns' shape: reuse their buffer (peak memory).
-    w_cols = w.reshape(geo.groups, n_out // geo.groups, -1).transpose(0, 2, 1)  # (G, K, Co/G)
-    dcols = np.matmul(w_cols, dy_cols, out=cols).reshape(n, c, *kernel, *geo.out)
+    w_cols = w.reshape(g, n_out // g, -1).transpose(0, 2, 1)  # (G, K, Co/G)
+    dcols = np.matmul(w_cols, dy_cols, out=cols).reshape(n, c, *win.kernel, *win.out)
     # col2im: add each tap's gradient back onto the input cells it read. Taps are clipped to
     # the unpadded input, so padding never needs a buffer of its own.
     dx = np.zeros(x.shape, dtype=x.dtype)
     everything = (slice(None), slice(None))
-    for tap, in_cells, out_cells in tap_reads(kernel, geo.stride, geo.dilation,
-                                              tuple(p[0] for p in geo.pads), x.shape[2:],
-                                              geo.out):
+    for tap, in_cells, out_cells in win.reads():
         dx[(*everything, *in_cells)] += dcols[(*everything, *tap, *out_cells)]
     return dx, dw, db
 

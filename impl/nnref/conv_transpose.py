@@ -3,9 +3,11 @@ output_padding, groups, dilation and bias, at spatial rank 1, 2 or 3: conv_trans
 3d (and their backwards) are thin wrappers over one rank-generic implementation. torch's
 semantics (F.conv_transpose{1,2,3}d).
 
-x: (N, C, *S), w: (C, Co/G, *k) (input channels first, as torch stores it), b: (Co,) or None.
-Every input cell scatters itself times the kernel into a full-size output, which is then
-cropped by ``padding`` on both sides of every axis:
+    x: (N, C, *S)   w: (C, Co/G, *k)   b: (Co,) or None   ->   y: (N, Co, *So)
+
+(w input channels first, as torch stores it). Every input cell scatters itself times the
+kernel into a full-size output, which is then cropped by ``padding`` on both sides of every
+axis:
 
     yfull[n, g(c) * Co/G + o, i * s + p * d] += x[n, c, i] * w[c, o, p]
     y[n, :, j] = b + yfull[n, :, j + padding]
@@ -17,7 +19,9 @@ the group of input channel c. Along every spatial axis of size S
 
 ``output_padding`` (< max(s, d) per axis, torch's rule) only adds cells at the end, which no
 input reaches (they hold the bias): it picks one of the sizes whose conv (same s, p, d, k) has
-S outputs. So must be >= 1 on every axis.
+S outputs. So must be >= 1 on every axis. ``padding`` is p or one int per axis (both ends
+alike). The geometry is that conv's (``_windows.Windows`` over an input of size So padded by
+``padding``, with S windows): input cell i scatters onto the cells its window reads.
 
 The backward of y = conv_transpose(x, w) is a convolution of dy (zero-padded back to the full
 size) with stride s and dilation d: dx[n, c, i] = sum_{o, p} w[c, o, p] * dyfull[n, o, i*s +
@@ -27,9 +31,8 @@ N and the spatial axes.
 
 from __future__ import annotations
 
-import itertools
 from math import prod
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -37,48 +40,34 @@ from ._checks import (
     AXIS_NAMES,
     expect_shape,
     float_array,
+    groups_int,
     int_tuple,
     layout,
     same_dtype,
 )
+from ._windows import Windows, symmetric_pads
 
 _X = {r: layout(r) for r in (1, 2, 3)}
 _W = {r: layout(r, "C, Co/G", prefix="k", lower=True) for r in (1, 2, 3)}
 _DY = {r: layout(r, "N, Co", suffix="o") for r in (1, 2, 3)}
 
 
-class _Geometry(NamedTuple):
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: tuple[int, ...]
-    groups: int
-    full: tuple[int, ...]  # the uncropped output: (S - 1) * s + d * (k - 1) + 1 + output_padding
-    out: tuple[int, ...]  # full - 2 * padding
-
-
-def _symmetric_pads(padding: Any, rank: int) -> tuple[int, ...]:
-    """An int p or one int per axis (torch crops both sides of an axis alike)."""
-    if isinstance(padding, str) or (
-        isinstance(padding, tuple | list) and any(isinstance(e, tuple | list) for e in padding)
-    ):
-        raise ValueError(
-            f"padding must be an int or one int per spatial axis (both sides alike), got "
-            f"{padding!r}"
-        )
-    return int_tuple("padding", padding, rank, minimum=0)
-
-
 def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any,
-              output_padding: Any, groups: Any, dilation: Any) -> _Geometry:
+              output_padding: Any, groups: Any, dilation: Any) -> tuple[Windows, int]:
+    """The windows of the conv whose input gradient this is, and the number of groups, checked.
+
+    That conv reads an input of size So padded by ``padding`` (to the full size (S - 1) * s +
+    d * (k - 1) + 1 + output_padding) and has S outputs: input cell i of conv_transpose is that
+    conv's window i, and scatters onto the cells ``i * s + p * d`` of the full output that the
+    window reads. (S is given, not computed: with output_padding >= s the conv would have S + 1
+    windows.)
+    """
     rank = x.ndim - 2
     strides = int_tuple("stride", stride, rank)
     dilations = int_tuple("dilation", dilation, rank)
-    pads = _symmetric_pads(padding, rank)
+    pads = symmetric_pads(padding, rank, " (both sides alike)")
     extra = int_tuple("output_padding", output_padding, rank, minimum=0)
-    if isinstance(groups, bool | np.bool_) or not isinstance(groups, int | np.integer):
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    groups = int(groups)
+    groups = groups_int(groups)
     n_in = x.shape[1]
     if w.shape[0] != n_in:
         raise ValueError(
@@ -99,32 +88,14 @@ def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any,
     full = tuple((size - 1) * s + d * (k - 1) + 1 + e
                  for size, k, s, d, e in zip(x.shape[2:], kernel, strides, dilations, extra,
                                              strict=True))
-    out = tuple(f - 2 * p for f, p in zip(full, pads, strict=True))
-    for axis, o, f, p in zip(AXIS_NAMES[rank], out, full, pads, strict=True):
+    out = tuple(f - 2 * p for f, (p, _) in zip(full, pads, strict=True))
+    for axis, o, f, (p, _) in zip(AXIS_NAMES[rank], out, full, pads, strict=True):
         if o < 1:
             raise ValueError(
                 f"padding={padding!r}: {op} {axis} output size would be {o} (uncropped size {f} "
                 f"minus 2 * {p}; x {x.shape}, w {w.shape}); it must be >= 1"
             )
-    return _Geometry(kernel, strides, dilations, pads, groups, full, out)
-
-
-def _tap_slices(geo: _Geometry, sizes: tuple[int, ...]) -> list[tuple[tuple[int, ...],
-                                                                      tuple[slice, ...]]]:
-    """Per kernel tap p: the cells i * s + p * d (i over the input ``sizes``) of the full output.
-
-    One strided slice per axis, so a tap reads or writes every input position at once.
-    """
-    return [
-        (tap, tuple(slice(p * d, p * d + (n - 1) * s + 1, s)
-                    for p, d, s, n in zip(tap, geo.dilation, geo.stride, sizes, strict=True)))
-        for tap in itertools.product(*(range(k) for k in geo.kernel))
-    ]
-
-
-def _crop(geo: _Geometry) -> tuple[slice, ...]:
-    """Where y sits in the full output: ``padding`` cells off both ends of every axis."""
-    return tuple(slice(p, p + o) for p, o in zip(geo.pads, geo.out, strict=True))
+    return Windows(kernel, strides, dilations, pads, out, x.shape[2:]), groups
 
 
 def _conv_transpose(op: str, rank: int, x: Any, w: Any, b: Any, stride: Any, padding: Any,
@@ -132,9 +103,8 @@ def _conv_transpose(op: str, rank: int, x: Any, w: Any, b: Any, stride: Any, pad
     """The forward pass at any rank; conv_transpose1d / 2d / 3d fix ``rank`` (and ``op``)."""
     x = float_array("x", x, rank + 2, _X[rank])
     w = float_array("w", w, rank + 2, _W[rank])
-    geo = _geometry(op, x, w, stride, padding, output_padding, groups, dilation)
+    win, g = _geometry(op, x, w, stride, padding, output_padding, groups, dilation)
     n, c = x.shape[:2]
-    g = geo.groups
     n_out = w.shape[1] * g
     if b is not None:
         b = float_array("b", b, ndim=1)
@@ -144,16 +114,16 @@ def _conv_transpose(op: str, rank: int, x: Any, w: Any, b: Any, stride: Any, pad
     # (G, Co/G * K, C/G) @ (N, G, C/G, P) -> (N, G, Co/G * K, P), K = prod(k), P = prod(S).
     w_cols = w.reshape(g, c // g, -1).transpose(0, 2, 1)
     x_rows = x.reshape(n, g, c // g, -1)
-    z = np.matmul(w_cols, x_rows).reshape(n, n_out, *geo.kernel, *x.shape[2:])
+    z = np.matmul(w_cols, x_rows).reshape(n, n_out, *win.kernel, *x.shape[2:])
     # Scatter: tap p of every input cell lands on cell i * s + p * d of the full output. A loop
     # over the K taps (not over pixels): each iteration is one strided, vectorised add; taps
     # overlap where s < d * (k - 1) + 1, so they cannot be written in one assignment.
-    y_full = np.zeros((n, n_out, *geo.full), dtype=x.dtype)
+    y_full = np.zeros((n, n_out, *win.reach), dtype=x.dtype)
     everything = (slice(None), slice(None))
-    for tap, cells in _tap_slices(geo, x.shape[2:]):
-        y_full[(*everything, *cells)] += z[(*everything, *tap)]
+    for tap, cells in win.tap_slices():
+        y_full[cells] += z[(*everything, *tap)]
     del z
-    y = y_full[(*everything, *_crop(geo))].copy()
+    y = y_full[win.interior].copy()  # padding cropped off both ends
     if b is not None:
         y += b.reshape(-1, *(1,) * rank)
     return y
@@ -167,23 +137,21 @@ def _conv_transpose_backward(op: str, rank: int, dy: Any, x: Any, w: Any, stride
     x = float_array("x", x, rank + 2, _X[rank])
     w = float_array("w", w, rank + 2, _W[rank])
     same_dtype("x", x, w=w, dy=dy)
-    geo = _geometry(op, x, w, stride, padding, output_padding, groups, dilation)
+    win, g = _geometry(op, x, w, stride, padding, output_padding, groups, dilation)
     n, c = x.shape[:2]
-    g = geo.groups
     n_out = w.shape[1] * g
-    expect_shape("dy", dy, (n, n_out, *geo.out))
+    expect_shape("dy", dy, (n, n_out, *win.in_sizes))
     db = dy.sum(axis=(0, *range(2, rank + 2)))
     # dy back on the full output (the cropped border and nothing else is zero).
-    everything = (slice(None), slice(None))
-    dy_full = np.zeros((n, n_out, *geo.full), dtype=dy.dtype)
-    dy_full[(*everything, *_crop(geo))] = dy
+    dy_full = win.padded(dy)
     # Gather, the mirror of the forward's scatter: cols[n, o, p, i] = dyfull[n, o, i*s + p*d].
     # A loop over the K taps, each one strided copy of every position.
-    cols = np.empty((n, n_out, *geo.kernel, *x.shape[2:]), dtype=dy.dtype)
-    for tap, cells in _tap_slices(geo, x.shape[2:]):
-        cols[(*everything, *tap)] = dy_full[(*everything, *cells)]
+    everything = (slice(None), slice(None))
+    cols = np.empty((n, n_out, *win.kernel, *x.shape[2:]), dtype=dy.dtype)
+    for tap, cells in win.tap_slices():
+        cols[(*everything, *tap)] = dy_full[cells]
     del dy_full
-    cols = cols.reshape(n, g, n_out // g * prod(geo.kernel), -1)  # (N, G, Co/G * K, P)
+    cols = cols.reshape(n, g, n_out // g * prod(win.kernel), -1)  # (N, G, Co/G * K, P)
     w_rows = w.reshape(g, c // g, -1)  # (G, C/G, Co/G * K)
     dx = np.matmul(w_rows, cols).reshape(x.shape)
     x_rows = x.reshape(n, g, c // g, -1)  # (N, G, C/G, P)

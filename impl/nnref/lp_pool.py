@@ -2,6 +2,8 @@
 backwards) are thin wrappers over one rank-generic implementation. torch's semantics
 (F.lp_pool1d / 2d), computed as torch computes them.
 
+    x: (N, C, *S)   ->   y: (N, C, *So)
+
 Along every spatial axis of size S with kernel k and stride s (no padding), window i covers the
 input cells ``i * s, ..., min(i * s + k, S) - 1``;
 
@@ -27,33 +29,17 @@ overlapping windows accumulate. A window whose sum is 0 passes no gradient (0), 
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ._checks import (
-    AXIS_NAMES,
-    expect_shape,
-    flag,
-    float_array,
-    int_tuple,
-    layout,
-    output_size,
-    same_dtype,
-)
+from ._checks import expect_shape, float_array, layout, same_dtype
+from ._windows import Windows, pool_windows
 
 _X = {r: layout(r) for r in (1, 2)}
 _DY = {r: layout(r, suffix="o") for r in (1, 2)}
-
-
-class _LpGeometry(NamedTuple):
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    out: tuple[int, ...]
-    extra: tuple[int, ...]  # cells past the input's end that ceil_mode windows reach
 
 
 def _norm_type(value: Any) -> float:
@@ -68,26 +54,16 @@ def _norm_type(value: Any) -> float:
 
 
 def _geometry(op: str, x: np.ndarray, kernel_size: Any, stride: Any, ceil_mode: Any
-              ) -> _LpGeometry:
-    rank = x.ndim - 2
-    kernel = int_tuple("kernel_size", kernel_size, rank)
-    strides = kernel if stride is None else int_tuple("stride", stride, rank)
-    ceil_mode = flag("ceil_mode", ceil_mode)
-    out = tuple(
-        output_size(lambda axis=axis: f"{op} {axis} (x {x.shape})", size, 0, 0, k, s, 1,
-                    ceil_mode)
-        for axis, size, k, s in zip(AXIS_NAMES[rank], x.shape[2:], kernel, strides, strict=True)
-    )
-    extra = tuple(max(0, (o - 1) * s + k - size)
-                  for o, s, k, size in zip(out, strides, kernel, x.shape[2:], strict=True))
-    return _LpGeometry(kernel, strides, out, extra)
+              ) -> Windows:
+    """The pool's windows over x, its arguments checked: no padding, dilation 1."""
+    return pool_windows(op, x.shape, kernel_size, stride, 0, 1, ceil_mode, symmetric=True)
 
 
-def _counts(geo: _LpGeometry, sizes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _counts(geo: Windows, dtype: np.dtype) -> np.ndarray:
     """The number of input cells of every window, (*So) (broadcast over N and C)."""
     rank = len(geo.out)
     count: Any = np.ones((1,) * rank, dtype=np.int64)
-    for a, (o, s, k, size) in enumerate(zip(geo.out, geo.stride, geo.kernel, sizes,
+    for a, (o, s, k, size) in enumerate(zip(geo.out, geo.stride, geo.kernel, geo.in_sizes,
                                             strict=True)):
         start = np.arange(o) * s
         covered = np.minimum(start + k, size) - start
@@ -95,29 +71,12 @@ def _counts(geo: _LpGeometry, sizes: tuple[int, ...], dtype: np.dtype) -> np.nda
     return count.astype(dtype)
 
 
-def _extended(v: np.ndarray, geo: _LpGeometry) -> np.ndarray:
-    """v followed by ``extra`` zeros along each spatial axis (cells no sum may count)."""
-    if not any(geo.extra):
-        return v
-    shape = (*v.shape[:2], *(size + e for size, e in zip(v.shape[2:], geo.extra, strict=True)))
-    out = np.zeros(shape, dtype=v.dtype)
-    out[(Ellipsis, *(slice(0, size) for size in v.shape[2:]))] = v
-    return out
-
-
-def _tap_slices(geo: _LpGeometry) -> Any:
-    """Per kernel tap (row-major), the strided slices of the extended input it reads for every
-    output: tap t along axis a reads cells t + i * s for i < So."""
-    for tap in itertools.product(*(range(k) for k in geo.kernel)):
-        yield (Ellipsis, *(slice(t, t + (o - 1) * s + 1, s)
-                           for t, o, s in zip(tap, geo.out, geo.stride, strict=True)))
-
-
-def _window_sums(v: np.ndarray, geo: _LpGeometry) -> np.ndarray:
-    """sum of v over each window's input cells, (N, C, *So): one whole-array add per tap."""
-    ve = _extended(v, geo)
+def _window_sums(v: np.ndarray, geo: Windows) -> np.ndarray:
+    """sum of v over each window's input cells, (N, C, *So): one whole-array add per tap (the
+    zeros past the input's end that a ceil_mode window reaches add nothing)."""
+    ve = geo.padded(v)
     acc = np.zeros((*v.shape[:2], *geo.out), dtype=v.dtype)
-    for cells in _tap_slices(geo):
+    for _, cells in geo.tap_slices():
         acc += ve[cells]
     return acc
 
@@ -131,7 +90,7 @@ def _lp_pool(op: str, rank: int, x: Any, norm_type: Any, kernel_size: Any, strid
     with np.errstate(invalid="ignore"):  # NaN for negative bases: documented above
         sums = _window_sums(np.power(x, x.dtype.type(p)), geo)
         # torch's order: the mean of x ** p over the covered cells, times K, then the root.
-        mean = sums / _counts(geo, x.shape[2:], x.dtype)
+        mean = sums / _counts(geo, x.dtype)
         return np.power(mean * x.dtype.type(math.prod(geo.kernel)), x.dtype.type(1.0 / p))
 
 
@@ -146,7 +105,7 @@ def _lp_pool_backward(op: str, rank: int, dy: Any, x: Any, norm_type: Any, kerne
     expect_shape("dy", dy, (*x.shape[:2], *geo.out))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         sums = _window_sums(np.power(x, x.dtype.type(p)), geo)
-        scale = x.dtype.type(math.prod(geo.kernel)) / _counts(geo, x.shape[2:], x.dtype)
+        scale = x.dtype.type(math.prod(geo.kernel)) / _counts(geo, x.dtype)
         a = sums * scale
         # Per window dy * (K / count) * A ** (1 / p - 1) (= dy * y / S), in torch's form, so
         # that an infinite sum gives what torch gives (0 for p > 1). A window whose sum is 0
@@ -155,10 +114,10 @@ def _lp_pool_backward(op: str, rank: int, dy: Any, x: Any, norm_type: Any, kerne
         dead = (sums == 0) | (np.isnan(sums) & (p == 1))
         g = np.where(dead, x.dtype.type(0),
                      dy * scale * np.power(np.where(dead, 1, a), x.dtype.type(1.0 / p - 1)))
-        acc = np.zeros(_extended(x, geo).shape, dtype=x.dtype)
-        for cells in _tap_slices(geo):  # within one tap, distinct windows hit distinct cells
+        acc = np.zeros((*x.shape[:2], *geo.reach), dtype=x.dtype)
+        for _, cells in geo.tap_slices():  # within one tap, distinct windows hit distinct cells
             acc[cells] += g
-        acc = acc[(Ellipsis, *(slice(0, size) for size in x.shape[2:]))]
+        acc = acc[geo.interior]
         # x ** (p - 1) is inf at x = 0 for p < 1; a zero cell that only windows passing
         # nothing cover (acc == 0) gets 0, not inf * 0.
         dx = np.where((acc == 0) & (x == 0), x.dtype.type(0),

@@ -1,7 +1,29 @@
 """Batch normalisation: statistics per channel over N and every spatial axis.
 
-x: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); the statistics of channel c are taken over
-x[:, c, ...], m = N * prod(S) values.
+    x, y, dy, dx: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) (the same shape)
+    gamma, beta, running_mean, running_var, dgamma, dbeta: (C,)
+
+The statistics of channel c are taken over x[:, c, ...], m = N * prod(S) values (N for a 2-D
+x), i.e. over every axis but 1:
+
+    mean[c] = sum(x[:, c]) / m,   var[c] = sum((x[:, c] - mean[c]) ** 2) / m   (biased)
+    y[:, c] = gamma[c] * (x[:, c] - mean[c]) / sqrt(var[c] + eps) + beta[c]
+
+(gamma = None means 1, beta = None means 0). In training with running statistics the new ones
+are, with momentum m_t and the *unbiased* batch variance,
+
+    running_mean' = (1 - m_t) * running_mean + m_t * mean
+    running_var'  = (1 - m_t) * running_var  + m_t * var * m / (m - 1).
+
+In eval (training=False) mean and var are the running statistics. The backward, with
+xhat = (x - mean) / sqrt(var + eps) and sums and means per channel over every axis but 1:
+
+    dbeta = sum(dy),   dgamma = sum(dy * xhat)
+    dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat))   (training)
+    dx = gamma / sqrt(var + eps) * dy                                         (eval)
+
+y is evaluated as ``x * scale + shift`` with one scale and shift per channel, as torch's CPU
+kernel does (the same rounding order and the same NaN/inf propagation).
 """
 
 from __future__ import annotations

@@ -4,7 +4,14 @@ replicate, circular. The rank comes from the input's ndim.
     pad: (N, C, S1, ..., Sr) -> (N, C, S1 + b1 + a1, ..., Sr + br + ar)
 
 Every padded cell copies one input cell (or holds ``value`` for constant padding); along each
-axis the copied positions are those of np.pad's reflect / edge / wrap. ``pad_backward`` is the
+axis, with j = i - before the position in input coordinates, y[..., i] = x[..., src(j)] with
+
+    reflect:   src(j) = -j for j < 0, 2 * (S - 1) - j for j >= S   (pads < S)
+    replicate: src(j) = min(max(j, 0), S - 1)
+    circular:  src(j) = j mod S                                    (pads <= S)
+
+(np.pad's reflect / edge / wrap), taken axis by axis. ``pad_width`` is p, one entry per axis,
+or (before, after) pairs. ``pad_backward`` is the
 adjoint: each padded cell's gradient is added onto the cell it was copied from.
 """
 
@@ -15,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import AXIS_NAMES, Pads, float_array, padding_pairs, real
+from ._checks import AXIS_NAMES, float_array, real
+from ._windows import Pads, padding_pairs
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 

@@ -2,6 +2,9 @@
 2 or 3: max_pool1d / 2d / 3d (and their backwards) are thin wrappers over one rank-generic
 implementation.
 
+    x: (N, C, *S)   ->   y: (N, C, *So)  [, indices: int64 (N, C, *So)]
+    y[n, c, i] = max over the taps p with input cells of x[n, c, i * s + p * d - before]
+
 The rule (:func:`max_pool_plain` states it directly, as plain code): window i covers the cells
 i * s + p * d - before (axis by axis) for every kernel tap p; padded cells are outside the
 window, never candidates. Its value is the first maximum in row-major tap order, and exactly
@@ -11,7 +14,9 @@ is the row-major flat offset of the winner inside its spatial plane or volume. A
 
     So = floor_or_ceil((S + before + after - d * (k - 1) - 1) / s) + 1,
 
-and with ceil_mode a last window that would start at or beyond S + before is dropped.
+and with ceil_mode a last window that would start at or beyond S + before is dropped. padding
+is p, one entry per axis, or (before, after) pairs, each <= k // 2. The backward: each
+window's dy goes to its winner; overlapping windows accumulate.
 
 The fast path (:func:`max_pool2d` and friends) computes the same thing in the wide layout of
 ``_windows``: a running maximum over the taps, then a score per tap to find the first one equal
@@ -25,27 +30,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import (
-    AXIS_NAMES,
-    Pads,
-    expect_shape,
-    flag,
-    float_array,
-    int_tuple,
-    layout,
-    output_size,
-    padding_pairs,
-    same_dtype,
-)
+from ._checks import expect_shape, flag, float_array, layout, same_dtype
 from ._windows import (
     WideLayout,
+    Windows,
     add_tap,
     from_planes,
     from_wide,
-    tap_reads,
+    pool_windows,
     to_wide,
     valid_part,
-    wide_layout,
     wide_planes,
 )
 
@@ -53,55 +47,24 @@ _X = {r: layout(r) for r in (1, 2, 3)}
 _DY = {r: layout(r, suffix="o") for r in (1, 2, 3)}
 
 
-class _PoolGeometry(NamedTuple):
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: Pads
-    out: tuple[int, ...]
-
-
-def _geometry(
-    op: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-    ceil_mode: Any,
-) -> _PoolGeometry:
-    rank = x.ndim - 2
-    kernel = int_tuple("kernel_size", kernel_size, rank)
-    strides = kernel if stride is None else int_tuple("stride", stride, rank)
-    dilations = int_tuple("dilation", dilation, rank)
-    if isinstance(padding, str):
-        raise ValueError(f"padding must be an int or pairs of ints, got {padding!r}")
-    pads = padding_pairs("padding", padding, rank)
-    for (before, after), k in zip(pads, kernel, strict=True):
-        if max(before, after) > k // 2:
-            raise ValueError(
-                f"padding {padding!r} must be <= half the kernel_size {kernel_size!r} "
-                f"(at most {k // 2}), got {max(before, after)}"
-            )
-    ceil_mode = flag("ceil_mode", ceil_mode)
-    out = tuple(
-        output_size(lambda axis=axis: f"{op} {axis} (x {x.shape})",
-                    size, *p, k, s, d, ceil_mode)
-        for axis, size, p, k, s, d in zip(
-            AXIS_NAMES[rank], x.shape[2:], pads, kernel, strides, dilations, strict=True
-        )
-    )
-    return _PoolGeometry(kernel, strides, dilations, pads, out)
+def _geometry(op: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any,
+              dilation: Any, ceil_mode: Any) -> Windows:
+    """The pool's windows over x, its arguments checked; padding takes (before, after) pairs."""
+    return pool_windows(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode,
+                        symmetric=False)
 
 
 # ------------------------------------------------------------------------ the rule, plainly
 
 
-def _tap_cells(x: np.ndarray, geo: _PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
+def _tap_cells(x: np.ndarray, geo: Windows) -> tuple[np.ndarray, np.ndarray]:
     """Every tap's values and flat input offsets, stacked in row-major tap order:
     values (N, C, K, *So), -inf where the tap reads no input cell; offsets (K, *So), -1 there."""
     n_taps = prod(geo.kernel)
     values = np.full((*x.shape[:2], n_taps, *geo.out), -np.inf, dtype=x.dtype)
     offsets = np.full((n_taps, *geo.out), -1, dtype=np.int64)
     plane = np.arange(prod(x.shape[2:])).reshape(x.shape[2:])  # flat offset of every cell
-    for tap, in_cells, out_cells in tap_reads(geo.kernel, geo.stride, geo.dilation,
-                                              tuple(p[0] for p in geo.pads), x.shape[2:],
-                                              geo.out):
+    for tap, in_cells, out_cells in geo.reads():
         t = int(np.ravel_multi_index(tap, geo.kernel))
         values[(slice(None), slice(None), t, *out_cells)] = x[(Ellipsis, *in_cells)]
         offsets[(t, *out_cells)] = plane[in_cells]
@@ -170,9 +133,7 @@ def max_pool_plain_backward(
     values, offsets = _tap_cells(x, geo)
     winner = _plain_winner(values, offsets >= 0)
     dx = np.zeros(x.shape, dtype=x.dtype)
-    for tap, in_cells, out_cells in tap_reads(geo.kernel, geo.stride, geo.dilation,
-                                              tuple(p[0] for p in geo.pads), x.shape[2:],
-                                              geo.out):
+    for tap, in_cells, out_cells in geo.reads():
         t = int(np.ravel_multi_index(tap, geo.kernel))
         won = winner[(Ellipsis, *out_cells)] == t
         dx[(Ellipsis, *in_cells)] += np.where(won, dy[(Ellipsis, *out_cells)], 0)
@@ -190,14 +151,13 @@ class _Wide(NamedTuple):
         return self.layout.tap(self.planes, t)
 
 
-def _wide(x: np.ndarray, geo: _PoolGeometry) -> _Wide:
+def _wide(x: np.ndarray, geo: Windows) -> _Wide:
     """x's windows in the wide layout, -inf outside x (padding and ceil_mode overhang)."""
-    layout = wide_layout(x.shape[2:], geo.kernel, geo.stride, geo.dilation,
-                         tuple(p[0] for p in geo.pads), geo.out)
+    layout = geo.wide()
     return _Wide(layout, wide_planes(x, layout, -np.inf))
 
 
-def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+def _first_inside_tap(x: np.ndarray, geo: Windows) -> np.ndarray:
     """Per output position, the first tap (row-major) on an input cell, or -1: (*So).
 
     Inside-ness is separable (inside along every axis), so the first inside tap is made of the
@@ -209,7 +169,7 @@ def _first_inside_tap(x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
     tap_stride = 1
     for a in reversed(range(rank)):
         cells = (np.arange(geo.out[a])[:, None] * geo.stride[a]
-                 + np.arange(geo.kernel[a])[None, :] * geo.dilation[a] - geo.pads[a][0])
+                 + np.arange(geo.kernel[a])[None, :] * geo.dilation[a] - geo.before[a])
         inside = (cells >= 0) & (cells < x.shape[2 + a])
         first = np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
         first = first.reshape([-1 if b == a else 1 for b in range(rank)])
@@ -265,7 +225,7 @@ def _exact_maximum(ww: _Wide, best: np.ndarray) -> np.ndarray:
     return y
 
 
-def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: _Wide
+def _winning_tap(x: np.ndarray, geo: Windows, ww: _Wide
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Running maximum (zeros not yet exact, see :func:`_exact_maximum`; a NaN window holds its
     last NaN, bits included) and the index (row-major flat over the kernel) of the winning tap,
@@ -306,7 +266,7 @@ def _winning_tap(x: np.ndarray, geo: _PoolGeometry, ww: _Wide
     return best, best_tap
 
 
-def _flat_indices(best_tap: np.ndarray, x: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
+def _flat_indices(best_tap: np.ndarray, x: np.ndarray, geo: Windows) -> np.ndarray:
     """Winning taps (N, C, *So) -> row-major flat offsets of the winners in x's spatial plane or
     volume (-1 where the tap is -1)."""
     rank = len(geo.out)
@@ -320,7 +280,7 @@ def _flat_indices(best_tap: np.ndarray, x: np.ndarray, geo: _PoolGeometry) -> np
         starts = np.arange(geo.out[a]).reshape([-1 if b == a else 1 for b in range(rank)])
         # The taps come in a small integer type: an int64 dilation makes the product int64
         # (a Python int would keep int8, which wraps for p * d > 127).
-        cells.append(starts * geo.stride[a] + p * np.int64(geo.dilation[a]) - geo.pads[a][0])
+        cells.append(starts * geo.stride[a] + p * np.int64(geo.dilation[a]) - geo.before[a])
     flat = cells.pop()
     for a in range(1, rank):
         flat = flat * x.shape[2 + a] + cells.pop()
