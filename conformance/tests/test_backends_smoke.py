@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from conformance import backends as helpers
 from conformance.backends import BACKEND_NAMES, Unsupported, load_backend
+from conformance.backends import arguments as helpers
 from conformance.frameworks import require
 
 FORWARD = [
