@@ -1,7 +1,10 @@
 """Where the suite's data lives, in a source checkout and in an installed package.
 
 Installed (``pip install "nnref[conformance]"``), the golden fixtures are package data in
-``conformance/fixtures``; in a source checkout they are the top-level ``fixtures/`` directory.
+``conformance/fixtures``; in a source checkout they are the top-level ``fixtures/`` directory,
+next to the package. That layout alone decides where they are, not whether the whole checkout is
+there: a copy of the suite laid out like a checkout without ``impl/`` (tools/mutation.py's
+scratch directory) reads the same ``fixtures/``.
 A few project-consistency tests read files that exist only in a checkout (docs, the source tree);
 :func:`checkout_root` tells them whether there is one.
 """
@@ -22,8 +25,9 @@ def checkout_root() -> Path | None:
 
 
 def fixtures_dir() -> Path:
-    """The golden fixtures: the checkout's ``fixtures/``, else the installed package data."""
-    root = checkout_root()
-    if root is not None and (root / "fixtures" / "manifest.json").is_file():
-        return root / "fixtures"
+    """The golden fixtures: ``fixtures/`` next to the package (a checkout's layout, with or
+    without ``impl/``), else the installed package data."""
+    beside = PACKAGE_DIR.parent / "fixtures"
+    if (beside / "manifest.json").is_file():
+        return beside
     return PACKAGE_DIR / "fixtures"

@@ -25,7 +25,8 @@ database, so that a run is reproducible and a survivor list is stable; ``ci`` an
 the suite's own profiles.
 
 Tests: everything under conformance/tests not marked torch or tf (pytest -x; mutmut runs, for
-each mutant, only the tests that executed the mutated function, fastest first).
+each mutant, only the tests that executed the mutated function, fastest first), but the few that
+start a user's pytest run importing nnref in a subprocess (SUBPROCESS_RUNS).
 
 At the end the script prints the score (killed / total; a timeout or a crash of the test process
 counts as killed) and, for every mutant not killed, its status and diff. Exit status: 0, or 1
@@ -63,6 +64,19 @@ NOT_COPIED = {
     "build", "dist", "out",
 }
 IGNORE = ("__pycache__", "*.pyc", "*.egg-info", ".hypothesis", ".pytest_cache")
+# Core tests left out of every run: each starts a user's pytest run in a subprocess that imports
+# nnref. The mutated copy is on the test process's sys.path only (mutmut puts it there), and were
+# it on the subprocess's path, mutmut's trampolines there would look for mutmut's configuration
+# in the subprocess's working directory (a temporary directory) and fail. They test the
+# conformance plugin and command line, not nnref.
+SUBPROCESS_RUNS = (
+    "conformance/tests/test_plugin_and_commands.py::"
+    "test_not_implemented_error_marks_configurations_unsupported_and_checks_the_rest",
+    "conformance/tests/test_plugin_and_commands.py::"
+    "test_sigterm_still_prints_the_summary_and_the_junit_file",
+    "conformance/tests/test_plugin_and_commands.py::"
+    "test_xdist_prints_the_same_summary_as_a_serial_run",
+)
 
 # The statuses mutmut 3 records (mutmut.stats.status_by_exit_code); anything else: suspicious.
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
@@ -135,7 +149,7 @@ def build_workdir(work: Path, profile: str, deselect: list[str] | None = None) -
                ["ini_options"])
     ini["testpaths"] = ["conformance/tests"]
     selection = ["conformance/tests", "-m", CORE_MARKERS]
-    for nodeid in deselect or ():
+    for nodeid in (*SUBPROCESS_RUNS, *(deselect or ())):
         selection += ["--deselect", nodeid]
     pytest_ini = "\n".join(f"{key} = {json.dumps(value)}" for key, value in ini.items())
     (work / "pyproject.toml").write_text(f"""\

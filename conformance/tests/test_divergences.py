@@ -1,15 +1,19 @@
 """Every divergence in conformance/divergences.toml still exists in the installed frameworks.
 
-Each registry entry has one or more tests (DIVERGENCE_TESTS maps id -> tests). A test needs one
-framework only wherever possible, so that the single-framework tox environments (torch, tf) each
-run their half. Meta tests check that the mapping and the registry agree, that every Unsupported id
-raised by an adapter is registered, and that the registry loader rejects malformed files.
+Each registry entry has one or more tests; each test names its one entry with
+``@demonstrates("entry-id")`` (divergence_marks.py), here and in test_divergences_onnx.py, and the
+map from id to tests is derived from those marks. A test needs one framework only wherever
+possible, so that the single-framework tox environments (torch, tf) each run their half. Meta
+tests check that every registry entry has a test and every test (but the meta tests) names an
+existing entry, that every Unsupported id raised by an adapter is registered, and that the
+registry loader rejects malformed files.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from conformance.backends import Unsupported, load_backend
 from conformance.frameworks import require
 
 from . import test_divergences_onnx as onnx_entries
+from .divergence_marks import defined_tests, demonstrates, divergence_tests
 
 BACKENDS_DIR = Path(__file__).resolve().parents[1] / "backends"
 
@@ -68,6 +73,7 @@ A4 = np.array([1.0, 2.0, 3.0, 4.0])
 # ------------------------------------------------------------------------------------ padding
 
 
+@demonstrates("pad-mode-names")
 def test_pad_mode_names_scipy(scipy):
     np.testing.assert_array_equal(np.pad(A4, 3, mode="reflect"), [4, 3, 2, 1, 2, 3, 4, 3, 2, 1])
     np.testing.assert_array_equal(np.pad(A4, 3, mode="symmetric"), [3, 2, 1, 1, 2, 3, 4, 4, 3, 2])
@@ -77,6 +83,7 @@ def test_pad_mode_names_scipy(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("pad-mode-names")
 def test_pad_mode_names_torch(torch):
     t4 = torch.tensor(A4).reshape(1, 1, 1, 4)
 
@@ -91,6 +98,7 @@ def test_pad_mode_names_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("pad-mode-names")
 def test_pad_mode_names_tf(tf):
     def tfpad(mode):
         return tf.pad(tf.constant(A4, tf.float64), [[3, 3]], mode=mode).numpy()
@@ -102,6 +110,7 @@ def test_pad_mode_names_tf(tf):
             tfpad(missing)
 
 
+@demonstrates("ndimage-wrap-not-periodic")
 def test_ndimage_wrap_not_periodic(scipy):
     wrap = _nd_pad(A4, 3, "wrap")
     np.testing.assert_array_equal(wrap, [4, 2, 3, 1, 2, 3, 4, 2, 3, 1])
@@ -118,6 +127,7 @@ def _check_adapter_pad_limits(name: str) -> None:
         backend.pad(x, ((0, 0), (5, 5)), "circular")
 
 
+@demonstrates("pad-size-limits")
 def test_pad_size_limits_numpy(scipy):
     assert np.pad(A4, 9, mode="reflect").shape == (22,)  # NumPy reflects repeatedly
     assert np.pad(A4, 9, mode="wrap").shape == (22,)
@@ -125,6 +135,7 @@ def test_pad_size_limits_numpy(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("pad-size-limits")
 def test_pad_size_limits_torch(torch):
     F = torch.nn.functional
     t4 = torch.tensor(A4).reshape(1, 1, 4)
@@ -138,6 +149,7 @@ def test_pad_size_limits_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("pad-size-limits")
 def test_pad_size_limits_tf(tf):
     a = tf.constant(A4, tf.float64)
     tf.pad(a, [[3, 3]], mode="REFLECT")
@@ -153,6 +165,7 @@ SIGNED_ZERO_DY = np.array([[[-0.0, -0.0, 1.0, -0.0, -0.0]]])  # pad (1, 1) of 3 
 
 
 @pytest.mark.torch
+@demonstrates("pad-backward-signed-zero")
 def test_pad_backward_signed_zero_torch(torch):
     backend = load_backend("torch")
     for mode in ("reflect", "replicate", "circular"):
@@ -167,6 +180,7 @@ def test_pad_backward_signed_zero_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("pad-backward-signed-zero")
 def test_pad_backward_signed_zero_tf(tf):
     backend = load_backend("tensorflow")
     dx = backend.pad_backward(SIGNED_ZERO_DY, ((1, 1),), mode="reflect")
@@ -176,6 +190,7 @@ def test_pad_backward_signed_zero_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("torch-negative-pad-crops")
 def test_torch_negative_pad_crops(torch):
     F = torch.nn.functional
     cropped = F.pad(torch.tensor(A4).reshape(1, 1, 4), (-1, 2)).flatten().numpy()
@@ -187,6 +202,7 @@ def test_torch_negative_pad_crops(torch):
 
 
 @pytest.mark.tf
+@demonstrates("torch-negative-pad-crops")
 def test_negative_pad_tf(tf):
     with pytest.raises(tf.errors.InvalidArgumentError, match="non-negative"):
         tf.pad(tf.constant(A4), [[-1, 2]])
@@ -196,6 +212,7 @@ def test_negative_pad_tf(tf):
 
 
 @pytest.mark.tf
+@demonstrates("same-padding-placement")
 def test_same_padding_placement_tf(tf):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 5, 5, 1))
@@ -228,6 +245,7 @@ def test_same_padding_placement_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("same-padding-placement")
 def test_same_padding_placement_torch(torch):
     F = torch.nn.functional
     rng = np.random.default_rng(0)
@@ -243,6 +261,7 @@ def test_same_padding_placement_torch(torch):
 
 
 @pytest.mark.torch
+@demonstrates("torch-same-padding-strided")
 def test_torch_same_padding_strided(torch):
     F = torch.nn.functional
     x = torch.ones(1, 1, 5, 5, dtype=torch.float64)
@@ -265,6 +284,7 @@ def test_torch_same_padding_strided(torch):
 
 
 @pytest.mark.torch
+@demonstrates("torch-conv-symmetric-padding-only")
 def test_torch_conv_symmetric_padding_only(torch):
     F = torch.nn.functional
     x = torch.ones(1, 1, 4, 4, dtype=torch.float64)
@@ -280,6 +300,7 @@ def test_torch_conv_symmetric_padding_only(torch):
 
 
 @pytest.mark.tf
+@demonstrates("torch-conv-symmetric-padding-only")
 def test_tf_conv_explicit_asymmetric_padding(tf):
     xt = tf.ones((1, 4, 4, 1), tf.float64)
     wt = tf.ones((2, 2, 1, 1), tf.float64)
@@ -289,6 +310,7 @@ def test_tf_conv_explicit_asymmetric_padding(tf):
 
 
 @pytest.mark.torch
+@demonstrates("scipy-correlate-vs-convolve")
 def test_scipy_correlate_vs_convolve(torch, scipy):
     from scipy import signal
 
@@ -311,6 +333,7 @@ def test_scipy_correlate_vs_convolve(torch, scipy):
 
 
 @pytest.mark.tf
+@demonstrates("tf-cpu-nhwc-only")
 def test_tf_cpu_nhwc_only(tf):
     x = tf.ones((1, 2, 5, 5), tf.float64)  # NCHW
     w = tf.ones((3, 3, 2, 4), tf.float64)
@@ -327,6 +350,7 @@ def test_tf_cpu_nhwc_only(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-dilated-conv-gradient")
 def test_tf_dilated_conv_gradient(tf):
     rng = np.random.default_rng(2)
     x = tf.constant(rng.standard_normal((1, 9, 9, 2)), tf.float64)
@@ -357,6 +381,7 @@ def test_tf_dilated_conv_gradient(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-grouped-conv-gradient-cpu")
 def test_tf_grouped_conv_gradient_cpu(tf):
     rng = np.random.default_rng(3)
     x = tf.constant(rng.standard_normal((1, 5, 5, 4)), tf.float64)
@@ -395,6 +420,7 @@ def _width1_garbage_seen(raw: np.ndarray, right: np.ndarray, rank: int) -> None:
 
 
 @pytest.mark.tf
+@demonstrates("tf-onednn-conv-width1-garbage")
 def test_tf_onednn_conv_width1_garbage(tf):
     x = np.arange(20, dtype=np.float32).reshape(2, 2, 5, 1)
     w = np.ones((1, 4, 1, 1), np.float32)
@@ -414,6 +440,7 @@ def test_tf_onednn_conv_width1_garbage(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-onednn-conv-width1-garbage")
 def test_tf_onednn_conv3d_width1_garbage(tf):
     x = np.arange(20, dtype=np.float32).reshape(2, 1, 2, 5, 1)  # the 2-D case with depth 1
     w = np.ones((1, 1, 4, 1, 1), np.float32)
@@ -429,6 +456,7 @@ def test_tf_onednn_conv3d_width1_garbage(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-conv3d-no-groups")
 def test_tf_conv3d_no_groups(tf):
     rng = np.random.default_rng(9)
     x = rng.standard_normal((1, 4, 4, 4, 4))
@@ -442,6 +470,7 @@ def test_tf_conv3d_no_groups(tf):
 
 
 @pytest.mark.torch
+@demonstrates("tf-conv3d-no-groups")
 def test_torch_conv3d_groups(torch):
     x = torch.ones((1, 4, 3, 3, 3), dtype=torch.float64, requires_grad=True)
     w = torch.ones((6, 2, 2, 2, 2), dtype=torch.float64, requires_grad=True)
@@ -452,6 +481,7 @@ def test_torch_conv3d_groups(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-conv3d-dilation-float64")
 def test_tf_conv3d_dilation_float64(tf):
     rng = np.random.default_rng(10)
     x = rng.standard_normal((1, 7, 7, 7, 2))
@@ -471,6 +501,7 @@ def test_tf_conv3d_dilation_float64(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-convolution-3d-gradient-data-format")
 def test_tf_convolution_3d_gradient_data_format(tf):
     for dtype in (tf.float32, tf.float64):
         x, w = tf.ones((1, 1, 1, 1, 1), dtype), tf.ones((1, 1, 1, 1, 1), dtype)
@@ -492,6 +523,7 @@ def _tf_t(tf, a, dtype=None):
 
 
 @pytest.mark.tf
+@demonstrates("tf-conv-transpose-output-shape")
 def test_tf_conv_transpose_output_shape(tf):
     rng = np.random.default_rng(31)
     x, w = rng.standard_normal((1, 3, 1)), rng.standard_normal((2, 1, 1))  # NWC, (k, Co, C)
@@ -518,6 +550,7 @@ def test_tf_conv_transpose_output_shape(tf):
 
 
 @pytest.mark.torch
+@demonstrates("tf-conv-transpose-output-shape")
 def test_torch_conv_transpose_output_size_from_padding(torch):
     F = torch.nn.functional
     x, w = torch.ones((1, 1, 3), dtype=torch.float64), torch.ones((1, 1, 2), dtype=torch.float64)
@@ -530,6 +563,7 @@ def test_torch_conv_transpose_output_size_from_padding(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-conv-transpose-no-groups")
 def test_tf_conv_transpose_no_groups(tf):
     rng = np.random.default_rng(32)
     x, w = rng.standard_normal((1, 3, 3, 4)), rng.standard_normal((2, 2, 3, 2))
@@ -544,6 +578,7 @@ def test_tf_conv_transpose_no_groups(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-conv-transpose-dilation-float64")
 def test_tf_conv_transpose_dilation_float64(tf):
     rng = np.random.default_rng(33)
     for r, fn, message in ((1, tf.nn.conv1d_transpose, "implementations do not yet support"),
@@ -564,6 +599,7 @@ def test_tf_conv_transpose_dilation_float64(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-conv-transpose-filter-layout")
 def test_tf_conv_transpose_filter_layout(tf):
     rng = np.random.default_rng(34)
     x, w = rng.standard_normal((1, 2, 3, 3)), rng.standard_normal((2, 3, 2, 2))  # torch layouts
@@ -576,6 +612,7 @@ def test_tf_conv_transpose_filter_layout(tf):
 
 
 @pytest.mark.torch
+@demonstrates("torch-conv-transpose-output-padding-rule")
 def test_torch_conv_transpose_output_padding_rule(torch):
     F = torch.nn.functional
     x, w = torch.ones((1, 1, 3), dtype=torch.float64), torch.ones((1, 1, 2), dtype=torch.float64)
@@ -591,6 +628,7 @@ def test_torch_conv_transpose_output_padding_rule(torch):
 
 
 @pytest.mark.tf
+@demonstrates("torch-conv-transpose-output-padding-rule")
 def test_tf_conv_transpose_refuses_output_padding_beyond_stride(tf):
     x, w = tf.ones((1, 3, 1), tf.float32), tf.ones((2, 1, 1), tf.float32)
     assert tf.nn.conv1d_transpose(x, w, [1, 5, 1], 1, "VALID", dilations=2).shape[1] == 5
@@ -609,6 +647,7 @@ TIE_GRAD = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
 
 
 @pytest.mark.torch
+@demonstrates("maxpool-tie-first-max")
 def test_maxpool_tie_first_max_torch(torch):
     for tdt in (torch.float32, torch.float64):
         xt = torch.ones(1, 1, 3, 3, dtype=tdt, requires_grad=True)
@@ -629,6 +668,7 @@ def test_maxpool_tie_first_max_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("maxpool-tie-first-max")
 def test_maxpool_tie_first_max_tf(tf):
     expected = TIE_GRAD
     for fdt in (tf.float32, tf.float64):
@@ -654,6 +694,7 @@ def test_maxpool_tie_first_max_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("max-pool-nan")
 def test_max_pool_nan_torch(torch):
     nan = np.nan
     y, idx = torch.nn.functional.max_pool2d(
@@ -672,6 +713,7 @@ def test_max_pool_nan_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("max-pool-nan")
 def test_max_pool_nan_tf(tf):
     nan = np.nan
 
@@ -695,6 +737,7 @@ def test_max_pool_nan_tf(tf):
     assert info.value.divergence_id == "max-pool-nan"
 
 
+@demonstrates("max-pool-nan")
 def test_max_pool_nan_scipy(scipy):
     from scipy import ndimage
 
@@ -708,6 +751,7 @@ def test_max_pool_nan_scipy(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("torch-maxpool-symmetric-padding-only")
 def test_torch_maxpool_symmetric_padding_only(torch):
     F = torch.nn.functional
     x = torch.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)))
@@ -728,6 +772,7 @@ NEG_INF_2X2 = np.full((1, 1, 2, 2), -np.inf)
 
 
 @pytest.mark.torch
+@demonstrates("maxpool-neg-inf-sentinel")
 def test_maxpool_neg_inf_sentinel_torch(torch):
     F = torch.nn.functional
     x = torch.full((1, 1, 2, 2), float("-inf"), dtype=torch.float64)
@@ -746,6 +791,7 @@ def test_maxpool_neg_inf_sentinel_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("maxpool-neg-inf-sentinel")
 def test_maxpool_neg_inf_sentinel_tf(tf):
     xf = tf.pad(tf.fill((1, 2, 2, 1), tf.constant(-np.inf, tf.float64)),
                 [[0, 0], [1, 0], [0, 0], [0, 0]], constant_values=-np.inf)
@@ -757,6 +803,7 @@ def test_maxpool_neg_inf_sentinel_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("torch-maxpool-empty-window")
 def test_torch_maxpool_empty_window(torch):
     F = torch.nn.functional
     x = torch.tensor([[[[3.0]], [[5.0]]]], dtype=torch.float64, requires_grad=True)
@@ -794,6 +841,7 @@ def test_torch_maxpool_empty_window(torch):
 
 
 @pytest.mark.torch
+@demonstrates("maxpool-pad-limit")
 def test_maxpool_pad_limit_torch(torch):
     F = torch.nn.functional
     x = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
@@ -810,6 +858,7 @@ def test_maxpool_pad_limit_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("maxpool-pad-limit")
 def test_maxpool_pad_limit_tf(tf):
     xt = tf.zeros((1, 5, 5, 1), tf.float64)
     assert tf.nn.max_pool2d(xt, 3, 1, [[0, 0], [2, 2], [2, 2], [0, 0]]).shape == (1, 7, 7, 1)
@@ -818,6 +867,7 @@ def test_maxpool_pad_limit_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("maxpool-ceil-mode")
 def test_maxpool_ceil_mode_torch(torch):
     x = torch.zeros(1, 1, 5, 5)
     y = torch.nn.functional.max_pool2d(x, 2, 2, padding=1, ceil_mode=True)
@@ -830,12 +880,14 @@ def test_maxpool_ceil_mode_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("maxpool-ceil-mode")
 def test_maxpool_ceil_mode_tf(tf):
     for fn in (tf.nn.max_pool1d, tf.nn.max_pool2d, tf.nn.max_pool3d, tf.nn.max_pool_with_argmax):
         assert "ceil_mode" not in inspect.signature(fn).parameters
 
 
 @pytest.mark.tf
+@demonstrates("tf-maxpool-no-dilation")
 def test_tf_maxpool_no_dilation(tf):
     for fn in (tf.nn.max_pool1d, tf.nn.max_pool2d, tf.nn.max_pool3d, tf.nn.max_pool_with_argmax):
         params = inspect.signature(fn).parameters
@@ -850,6 +902,7 @@ NHWC_8 = np.arange(8.0).reshape(1, 2, 2, 2)
 
 
 @pytest.mark.torch
+@demonstrates("tf-maxpool-argmax-layout")
 def test_maxpool_index_layout_torch(torch):
     _, idx = torch.nn.functional.max_pool2d(
         torch.from_numpy(NHWC_8.transpose(0, 3, 1, 2).copy()), 2, return_indices=True)
@@ -857,6 +910,7 @@ def test_maxpool_index_layout_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-maxpool-argmax-layout")
 def test_tf_maxpool_argmax_layout(tf):
     nhwc = NHWC_8
     _, am = tf.nn.max_pool_with_argmax(tf.constant(nhwc, tf.float64), 2, 2, "VALID")
@@ -873,6 +927,7 @@ def test_tf_maxpool_argmax_layout(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-maxpool-argmax-4d-only")
 def test_tf_maxpool_argmax_4d_only(tf):
     for shape in ((1, 3, 1), (1, 3, 3, 3, 1)):
         with pytest.raises(tf.errors.InvalidArgumentError, match="must be 4-dimensional"):
@@ -886,6 +941,7 @@ def test_tf_maxpool_argmax_4d_only(tf):
 
 
 @pytest.mark.torch
+@demonstrates("tf-maxpool-argmax-4d-only")
 def test_torch_maxpool_indices_all_ranks(torch):
     F = torch.nn.functional
     _, idx = F.max_pool1d(torch.tensor([[[1.0, 4.0, 2.0, 3.0]]]), 2, return_indices=True)
@@ -896,6 +952,7 @@ def test_torch_maxpool_indices_all_ranks(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-maxpool3d-gradient-ties")
 def test_tf_maxpool3d_gradient_ties(tf):
     x = tf.ones((1, 1, 2, 3, 1), tf.float32)
     with tf.GradientTape() as tape:
@@ -912,6 +969,7 @@ def test_tf_maxpool3d_gradient_ties(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-maxpool3d-no-float64")
 def test_tf_maxpool3d_no_float64(tf):
     with pytest.raises(tf.errors.InvalidArgumentError, match="double"):
         tf.nn.max_pool3d(tf.ones((1, 2, 2, 2, 1), tf.float64), 2, 2, "VALID")
@@ -925,6 +983,7 @@ def test_tf_maxpool3d_no_float64(tf):
 
 
 @pytest.mark.torch
+@demonstrates("torch-avgpool3d-unpadded-size")
 def test_torch_avgpool3d_unpadded_size(torch):
     F = torch.nn.functional
     with pytest.raises(RuntimeError, match="smaller than kernel size"):
@@ -939,6 +998,7 @@ def test_torch_avgpool3d_unpadded_size(torch):
 
 
 @pytest.mark.torch
+@demonstrates("torch-avgpool1d-no-divisor-override")
 def test_torch_avgpool1d_no_divisor_override(torch):
     F = torch.nn.functional
     x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
@@ -950,6 +1010,7 @@ def test_torch_avgpool1d_no_divisor_override(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-avgpool-padding-not-counted")
 def test_tf_avgpool_padding_not_counted(tf):
     x = np.array([[[1.0, 2.0, 3.0]]])
     same = tf.nn.avg_pool1d(tf.constant(x.transpose(0, 2, 1)), 3, 1, "SAME").numpy().ravel()
@@ -966,6 +1027,7 @@ def test_tf_avgpool_padding_not_counted(tf):
 
 
 @pytest.mark.torch
+@demonstrates("tf-avgpool-padding-not-counted")
 def test_torch_avgpool_counts_padding(torch):
     x = torch.tensor([[[1.0, 2.0, 3.0]]], dtype=torch.float64)
     F = torch.nn.functional
@@ -978,6 +1040,7 @@ def test_torch_avgpool_counts_padding(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-avgpool3d-no-float64")
 def test_tf_avgpool3d_no_float64(tf):
     with pytest.raises(tf.errors.NotFoundError, match="AvgPool3D"):
         tf.nn.avg_pool3d(tf.ones((1, 2, 2, 2, 1), tf.float64), 2, 2, "VALID")
@@ -991,6 +1054,7 @@ def test_tf_avgpool3d_no_float64(tf):
 
 
 @pytest.mark.torch
+@demonstrates("torch-adaptive-pool1d-no-none")
 def test_torch_adaptive_pool1d_no_none(torch):
     F = torch.nn.functional
     x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
@@ -1003,6 +1067,7 @@ def test_torch_adaptive_pool1d_no_none(torch):
 
 
 @pytest.mark.torch
+@demonstrates("adaptive-max-pool-nan")
 def test_torch_adaptive_max_last_nan(torch):
     """torch keeps the contract's NaN rule (the last NaN): what the entry's handling assumes."""
     F = torch.nn.functional
@@ -1012,6 +1077,7 @@ def test_torch_adaptive_max_last_nan(torch):
 
 
 @pytest.mark.tf
+@demonstrates("adaptive-max-pool-nan")
 def test_tf_argmax_skips_nan(tf):
     x = np.array([[1.0, np.nan, 3.0, np.nan, 2.0]])
     assert tf.argmax(tf.constant(x), axis=-1).numpy().tolist() == [2]
@@ -1020,6 +1086,7 @@ def test_tf_argmax_skips_nan(tf):
     assert info.value.divergence_id == "adaptive-max-pool-nan"
 
 
+@demonstrates("adaptive-max-pool-nan")
 def test_scipy_adaptive_max_loses_nan(scipy):
     from scipy import ndimage
 
@@ -1036,6 +1103,7 @@ def test_scipy_adaptive_max_loses_nan(scipy):
         assert info.value.divergence_id == "adaptive-max-pool-nan"
 
 
+@demonstrates("scipy-adaptive-max-no-indices")
 def test_scipy_adaptive_max_no_indices(scipy):
     from scipy import ndimage
 
@@ -1053,6 +1121,7 @@ def test_scipy_adaptive_max_no_indices(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("torch-running-var-unbiased")
 def test_torch_running_var_unbiased(torch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 2, 2))
@@ -1073,6 +1142,7 @@ BN_X = np.random.default_rng(6).standard_normal((4, 3, 3, 2)).astype(np.float32)
 
 
 @pytest.mark.torch
+@demonstrates("batchnorm-momentum-convention")
 def test_batchnorm_momentum_convention_torch(torch):
     tbn = torch.nn.BatchNorm2d(2)
     assert (tbn.momentum, tbn.eps) == (0.1, 1e-5)
@@ -1083,6 +1153,7 @@ def test_batchnorm_momentum_convention_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("batchnorm-momentum-convention")
 def test_batchnorm_momentum_convention_keras(tf):
     kbn = tf.keras.layers.BatchNormalization()
     assert (kbn.momentum, kbn.epsilon) == (0.99, 1e-3)
@@ -1093,6 +1164,7 @@ def test_batchnorm_momentum_convention_keras(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-batchnorm-moving-variance-bessel")
 def test_tf_batchnorm_moving_variance_bessel(tf):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
@@ -1109,6 +1181,7 @@ def test_tf_batchnorm_moving_variance_bessel(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-fused-batchnorm-no-float64")
 def test_tf_fused_batchnorm_no_float64(tf):
     x = tf.ones((2, 3, 3, 2), tf.float64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="double"):
@@ -1120,6 +1193,7 @@ def test_tf_fused_batchnorm_no_float64(tf):
 
 
 @pytest.mark.torch
+@demonstrates("batchnorm-single-value-per-channel")
 def test_batchnorm_single_value_per_channel_torch(torch):
     for shape in ((1, 2, 1, 1), (1, 2), (1, 2, 1), (1, 2, 1, 1, 1)):
         with pytest.raises(ValueError, match="more than 1 value per channel"):
@@ -1129,6 +1203,7 @@ def test_batchnorm_single_value_per_channel_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("batchnorm-single-value-per-channel")
 def test_batchnorm_single_value_per_channel_tf(tf):
     _, var = tf.nn.moments(tf.ones((1, 2, 1, 1)), axes=[0, 2, 3])
     np.testing.assert_array_equal(var.numpy(), [0.0, 0.0])
@@ -1136,6 +1211,7 @@ def test_batchnorm_single_value_per_channel_tf(tf):
         load_backend("tensorflow").batch_norm(np.ones((1, 2, 1, 1)), None, None)
 
 
+@demonstrates("batchnorm-single-value-per-channel")
 def test_batchnorm_single_value_per_channel_scipy(scipy):
     for shape in ((1, 2, 1, 1), (1, 2), (1, 2, 1), (1, 2, 1, 1, 1)):
         with pytest.raises(ValueError, match="more than one value per channel"):
@@ -1143,6 +1219,7 @@ def test_batchnorm_single_value_per_channel_scipy(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("torch-batchnorm-eps-positive")
 def test_torch_batchnorm_eps_positive(torch):
     F = torch.nn.functional
     x = torch.from_numpy(np.random.default_rng(8).standard_normal((2, 3, 2, 2)))
@@ -1166,6 +1243,7 @@ def test_torch_batchnorm_eps_positive(torch):
 # ------------------------------------------------------------------------------------- SciPy
 
 
+@demonstrates("scipy-no-autodiff")
 def test_scipy_no_autodiff(scipy):
     from scipy import signal
 
@@ -1186,6 +1264,7 @@ def test_scipy_no_autodiff(scipy):
         assert info.value.divergence_id == "scipy-no-autodiff"
 
 
+@demonstrates("scipy-no-autodiff")
 def test_scipy_conv_transpose_no_autodiff(scipy):
     backend = load_backend("scipy")
     for r in (1, 2, 3):
@@ -1196,6 +1275,7 @@ def test_scipy_conv_transpose_no_autodiff(scipy):
         assert info.value.divergence_id == "scipy-no-autodiff"
 
 
+@demonstrates("scipy-max-filter-no-indices")
 def test_scipy_max_filter_no_indices(scipy):
     from scipy import ndimage
 
@@ -1226,6 +1306,7 @@ def _tf_grad(tf, fn, x, dy, dtype):
 
 
 @pytest.mark.torch
+@demonstrates("activation-derivative-at-zero")
 def test_activation_derivative_at_zero_torch(torch):
     f = torch.nn.functional
     for dtype in (torch.float32, torch.float64):
@@ -1241,6 +1322,7 @@ def test_activation_derivative_at_zero_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("activation-derivative-at-zero")
 def test_activation_derivative_at_zero_tf(tf):
     for dtype in (tf.float32, tf.float64):
         zeros, ones = [-0.0, 0.0], [1.0, 1.0]
@@ -1249,6 +1331,7 @@ def test_activation_derivative_at_zero_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("activation-gradient-at-nan")
 def test_activation_gradient_at_nan_torch(torch):
     f = torch.nn.functional
     for dtype in (torch.float32, torch.float64):
@@ -1262,6 +1345,7 @@ def test_activation_gradient_at_nan_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("activation-gradient-at-nan")
 def test_activation_gradient_at_nan_tf(tf):
     for dtype in (tf.float32, tf.float64):
         assert _tf_grad(tf, tf.nn.relu, [np.nan], [1.0], dtype)[0] == 0.0
@@ -1272,6 +1356,7 @@ def test_activation_gradient_at_nan_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("torch-relu-gradient-selects")
 def test_torch_relu_gradient_selects(torch):
     x = [-1.0, 0.0, 1.0]
     for dtype in (torch.float32, torch.float64):
@@ -1286,6 +1371,7 @@ def test_torch_relu_gradient_selects(torch):
 
 
 @pytest.mark.tf
+@demonstrates("torch-relu-gradient-selects")
 def test_tf_relu_gradient_multiplies(tf):
     x = [-1.0, 0.0, 1.0]
     for dtype in (tf.float32, tf.float64):
@@ -1294,6 +1380,7 @@ def test_tf_relu_gradient_multiplies(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-relu-negative-zero")
 def test_tf_relu_negative_zero(tf):
     def signs(dtype, n):
         return np.signbit(tf.nn.relu(tf.constant(np.full(n, -0.0), dtype=dtype)).numpy())
@@ -1307,6 +1394,7 @@ def test_tf_relu_negative_zero(tf):
 
 
 @pytest.mark.torch
+@demonstrates("tf-relu-negative-zero")
 def test_torch_relu_keeps_negative_zero(torch):
     for dtype in (torch.float32, torch.float64):
         y = torch.nn.functional.relu(torch.tensor([-0.0], dtype=dtype)).numpy()
@@ -1315,6 +1403,7 @@ def test_torch_relu_keeps_negative_zero(torch):
 
 
 @pytest.mark.tf
+@demonstrates("tf-elu-no-alpha")
 def test_tf_elu_no_alpha(tf):
     assert list(inspect.signature(tf.nn.elu).parameters) == ["features", "name"]
     x = np.array([-2.0, -0.5, 0.0, 1.5])
@@ -1324,6 +1413,7 @@ def test_tf_elu_no_alpha(tf):
 
 
 @pytest.mark.torch
+@demonstrates("sigmoid-subnormal-flush")
 def test_sigmoid_float32_subnormal_flush_torch(torch):
     x = np.array([-88.0, -90.0], dtype=np.float32)
     got = torch.sigmoid(torch.tensor(x)).numpy()
@@ -1337,6 +1427,7 @@ def test_sigmoid_float32_subnormal_flush_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("sigmoid-subnormal-flush")
 def test_sigmoid_float32_subnormal_flush_tf(tf):
     x = np.array([-87.3, -88.0], dtype=np.float32)
     got = tf.nn.sigmoid(tf.constant(x)).numpy()
@@ -1349,6 +1440,7 @@ def test_sigmoid_float32_subnormal_flush_tf(tf):
 
 
 @pytest.mark.torch
+@demonstrates("sigmoid-saturated-gradient")
 def test_sigmoid_saturated_gradient_torch(torch):
     for dtype, x in ((torch.float32, 17.0), (torch.float64, 37.0)):
         assert np.isnan(_torch_grad(torch, torch.sigmoid, [x], [np.inf], dtype)[0])
@@ -1364,6 +1456,7 @@ def test_sigmoid_saturated_gradient_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("sigmoid-saturated-gradient")
 def test_sigmoid_saturated_gradient_tf(tf):
     for dtype, x in ((tf.float32, 17.0), (tf.float64, 37.0)):
         assert np.isnan(_tf_grad(tf, tf.nn.sigmoid, [x], [np.inf], dtype)[0])
@@ -1372,6 +1465,7 @@ def test_sigmoid_saturated_gradient_tf(tf):
         assert load_backend("tensorflow").sigmoid_backward(*args)[0] == np.inf
 
 
+@demonstrates("scipy-no-autodiff")
 def test_scipy_no_autodiff_activations_and_linear(scipy):
     backend = load_backend("scipy")
     x = np.ones((2, 3))
@@ -1386,6 +1480,7 @@ def test_scipy_no_autodiff_activations_and_linear(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("torch-lppool1d-kernel-tuple")
 def test_torch_lppool1d_kernel_tuple(torch):
     F = torch.nn.functional
     x = torch.arange(1.0, 5.0, dtype=torch.float64).reshape(1, 1, 4)
@@ -1399,6 +1494,7 @@ def test_torch_lppool1d_kernel_tuple(torch):
 
 
 @pytest.mark.torch
+@demonstrates("torch-lppool-inf-max-abs")
 def test_torch_lppool_inf_max_abs(torch):
     F = torch.nn.functional
     x = torch.tensor([[[1.0, -3.0, 2.0, -0.5, 4.0]]], dtype=torch.float64)
@@ -1413,6 +1509,7 @@ def test_torch_lppool_inf_max_abs(torch):
 
 
 @pytest.mark.torch
+@demonstrates("torch-lppool-zero-window-grad-below-1")
 def test_torch_lppool_zero_window_grad_below_1(torch):
     F = torch.nn.functional
     dy = np.array([[[1.0, 2.0]]])
@@ -1432,6 +1529,7 @@ def test_torch_lppool_zero_window_grad_below_1(torch):
 
 
 @pytest.mark.torch
+@demonstrates("lppool-ceil-mode-scaled")
 def test_lppool_ceil_mode_scaled_torch(torch):
     F = torch.nn.functional
     x = np.array([[[3.0, 4.0, 6.0, 8.0, 2.0]]])
@@ -1445,6 +1543,7 @@ def test_lppool_ceil_mode_scaled_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("lppool-ceil-mode-scaled")
 def test_lppool_ceil_mode_scaled_tf(tf):
     assert not hasattr(tf.nn, "lp_pool") and not hasattr(tf.nn, "lp_pool2d")
     x = np.array([[[3.0, 4.0, 6.0, 8.0, 2.0]]])
@@ -1452,6 +1551,7 @@ def test_lppool_ceil_mode_scaled_tf(tf):
     np.testing.assert_allclose(y, [5, 10, 8 ** 0.5], rtol=1e-15)
 
 
+@demonstrates("lppool-ceil-mode-scaled")
 def test_lppool_ceil_mode_scaled_scipy(scipy):
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     y = load_backend("scipy").lp_pool2d(x, 1, 2, ceil_mode=True).ravel()
@@ -1459,6 +1559,7 @@ def test_lppool_ceil_mode_scaled_scipy(scipy):
 
 
 @pytest.mark.torch
+@demonstrates("lppool-negative-base-nan")
 def test_lppool_negative_base_nan_torch(torch):
     F = torch.nn.functional
     x = np.array([[[1.0, -2.0, 3.0, 0.5]]])
@@ -1471,6 +1572,7 @@ def test_lppool_negative_base_nan_torch(torch):
 
 
 @pytest.mark.tf
+@demonstrates("lppool-negative-base-nan")
 def test_lppool_negative_base_nan_tf(tf):
     x = np.array([[[1.0, -2.0, 3.0, 0.5]]])
     for p in (3, 1.5):
@@ -1479,6 +1581,7 @@ def test_lppool_negative_base_nan_tf(tf):
     assert np.isnan(tf.pow(tf.constant(-2.0, tf.float64), 1.5).numpy())
 
 
+@demonstrates("lppool-negative-base-nan")
 def test_lppool_negative_base_nan_scipy(scipy):
     x = np.array([[[1.0, -2.0, 3.0, 0.5]]])
     for p in (3, 1.5):
@@ -1494,6 +1597,7 @@ def test_lppool_negative_base_nan_scipy(scipy):
 
 
 @pytest.mark.jax
+@demonstrates("pad-backward-signed-zero")
 def test_pad_backward_signed_zero_jax(jax):
     jnp = jax.numpy
     dy = np.array([-0.0, -0.0, 1.0, -0.0, -0.0])
@@ -1506,6 +1610,7 @@ def test_pad_backward_signed_zero_jax(jax):
 
 
 @pytest.mark.jax
+@demonstrates("max-pool-nan")
 def test_jax_max_pool_nan_gradient(jax):
     lax = jax.lax
 
@@ -1522,6 +1627,7 @@ def test_jax_max_pool_nan_gradient(jax):
 
 
 @pytest.mark.jax
+@demonstrates("maxpool-neg-inf-sentinel")
 def test_jax_maxpool_neg_inf_sentinel(jax):
     lax = jax.lax
 
@@ -1538,6 +1644,7 @@ def test_jax_maxpool_neg_inf_sentinel(jax):
 
 
 @pytest.mark.jax
+@demonstrates("activation-gradient-at-nan")
 def test_activation_gradient_at_nan_jax(jax):
     for x64 in (False, True):
         assert _jax_vjp(jax, jax.nn.relu, [np.nan], [1.0], x64)[1][0] == 0.0
@@ -1546,6 +1653,7 @@ def test_activation_gradient_at_nan_jax(jax):
 
 
 @pytest.mark.jax
+@demonstrates("sigmoid-subnormal-flush")
 def test_sigmoid_subnormal_flush_jax(jax):
     y, dx = _jax_vjp(jax, jax.nn.sigmoid, np.array([-87.3, -88.0], np.float32), [1.0, 1.0])
     assert y[0] > np.finfo(np.float32).tiny and y[1] == 0 and dx[1] == 0  # 6.05e-39 flushed
@@ -1555,6 +1663,7 @@ def test_sigmoid_subnormal_flush_jax(jax):
 
 
 @pytest.mark.jax
+@demonstrates("sigmoid-saturated-gradient")
 def test_sigmoid_saturated_gradient_jax(jax):
     _, dx = _jax_vjp(jax, jax.nn.sigmoid, np.array([17.0], np.float32), [np.inf])
     assert np.isnan(dx[0])
@@ -1564,6 +1673,7 @@ def test_sigmoid_saturated_gradient_jax(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-conv-transpose-no-groups")
 def test_jax_conv_transpose_no_groups(jax):
     lax = jax.lax
     assert "feature_group_count" not in inspect.signature(lax.conv_transpose).parameters
@@ -1579,6 +1689,7 @@ def test_jax_conv_transpose_no_groups(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-maxpool-no-indices")
 def test_jax_maxpool_no_indices(jax):
     names = {n for module in (jax.lax, jax.nn) for n in dir(module)}
     assert not {n for n in names if "pool" in n.lower()}
@@ -1589,6 +1700,7 @@ def test_jax_maxpool_no_indices(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-maxpool-dilation-no-vjp")
 def test_jax_maxpool_dilation_no_vjp(jax):
     lax = jax.lax
 
@@ -1605,6 +1717,7 @@ def test_jax_maxpool_dilation_no_vjp(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-reduce-max-splits-ties")
 def test_jax_reduce_max_splits_ties(jax):
     jnp = jax.numpy
     np.testing.assert_array_equal(jax.grad(jnp.max)(jnp.array([1.0, 1.0, 0.0])), [0.5, 0.5, 0])
@@ -1614,6 +1727,7 @@ def test_jax_reduce_max_splits_ties(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-no-batch-norm")
 def test_jax_no_batch_norm(jax):
     names = {n.lower() for module in (jax.lax, jax.nn) for n in dir(module)}
     assert not {n for n in names if "norm" in n}  # batch_matmul aside, nothing "batch"
@@ -1625,6 +1739,7 @@ def test_jax_no_batch_norm(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-standardize-one-pass-variance")
 def test_jax_standardize_one_pass_variance(jax):
     x = np.float32(1000.0) + np.array([0, 0.01, 0.02, 0.03], np.float32)
     with jax.enable_x64(False):
@@ -1636,6 +1751,7 @@ def test_jax_standardize_one_pass_variance(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-maxpool-signed-zero")
 def test_jax_maxpool_signed_zero(jax):
     lax = jax.lax
     for a, b in ((-0.0, 0.0), (0.0, -0.0)):
@@ -1648,6 +1764,7 @@ def test_jax_maxpool_signed_zero(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-relu-negative-zero")
 def test_jax_relu_negative_zero(jax):
     for x64 in (False, True):
         with jax.enable_x64(x64):
@@ -1656,125 +1773,16 @@ def test_jax_relu_negative_zero(jax):
     got = load_backend("jax").relu(np.array([-0.0, -1.0, 2.0]))
     assert np.signbit(got[0]) and got[1] == 0 and not np.signbit(got[1])
 
-DIVERGENCE_TESTS = {
-    "pad-mode-names": (test_pad_mode_names_scipy, test_pad_mode_names_torch,
-                       test_pad_mode_names_tf),
-    "ndimage-wrap-not-periodic": (test_ndimage_wrap_not_periodic,),
-    "pad-size-limits": (test_pad_size_limits_numpy, test_pad_size_limits_torch,
-                        test_pad_size_limits_tf),
-    "torch-negative-pad-crops": (test_torch_negative_pad_crops, test_negative_pad_tf),
-    "pad-backward-signed-zero": (test_pad_backward_signed_zero_torch,
-                                 test_pad_backward_signed_zero_tf,
-                                 test_pad_backward_signed_zero_jax),
-    "same-padding-placement": (test_same_padding_placement_tf, test_same_padding_placement_torch),
-    "torch-same-padding-strided": (test_torch_same_padding_strided,),
-    "torch-conv-symmetric-padding-only": (test_torch_conv_symmetric_padding_only,
-                                          test_tf_conv_explicit_asymmetric_padding),
-    "scipy-correlate-vs-convolve": (test_scipy_correlate_vs_convolve,),
-    "tf-cpu-nhwc-only": (test_tf_cpu_nhwc_only,),
-    "tf-dilated-conv-gradient": (test_tf_dilated_conv_gradient,),
-    "tf-grouped-conv-gradient-cpu": (test_tf_grouped_conv_gradient_cpu,),
-    "tf-onednn-conv-width1-garbage": (test_tf_onednn_conv_width1_garbage,
-                                      test_tf_onednn_conv3d_width1_garbage),
-    "tf-conv3d-no-groups": (test_tf_conv3d_no_groups, test_torch_conv3d_groups),
-    "tf-conv3d-dilation-float64": (test_tf_conv3d_dilation_float64,),
-    "tf-convolution-3d-gradient-data-format": (test_tf_convolution_3d_gradient_data_format,),
-    "maxpool-tie-first-max": (test_maxpool_tie_first_max_torch, test_maxpool_tie_first_max_tf),
-    "max-pool-nan": (test_max_pool_nan_torch, test_max_pool_nan_tf, test_max_pool_nan_scipy,
-                     test_jax_max_pool_nan_gradient),
-    "torch-maxpool-symmetric-padding-only": (test_torch_maxpool_symmetric_padding_only,),
-    "maxpool-neg-inf-sentinel": (test_maxpool_neg_inf_sentinel_torch,
-                                 test_maxpool_neg_inf_sentinel_tf,
-                                 test_jax_maxpool_neg_inf_sentinel),
-    "torch-maxpool-empty-window": (test_torch_maxpool_empty_window,),
-    "maxpool-pad-limit": (test_maxpool_pad_limit_torch, test_maxpool_pad_limit_tf),
-    "maxpool-ceil-mode": (test_maxpool_ceil_mode_torch, test_maxpool_ceil_mode_tf),
-    "tf-maxpool-no-dilation": (test_tf_maxpool_no_dilation,),
-    "tf-maxpool-argmax-layout": (test_tf_maxpool_argmax_layout, test_maxpool_index_layout_torch),
-    "tf-maxpool-argmax-4d-only": (test_tf_maxpool_argmax_4d_only,
-                                  test_torch_maxpool_indices_all_ranks),
-    "tf-maxpool3d-gradient-ties": (test_tf_maxpool3d_gradient_ties,),
-    "tf-maxpool3d-no-float64": (test_tf_maxpool3d_no_float64,),
-    "torch-avgpool3d-unpadded-size": (test_torch_avgpool3d_unpadded_size,),
-    "torch-avgpool1d-no-divisor-override": (test_torch_avgpool1d_no_divisor_override,),
-    "tf-avgpool-padding-not-counted": (test_tf_avgpool_padding_not_counted,
-                                       test_torch_avgpool_counts_padding),
-    "tf-avgpool3d-no-float64": (test_tf_avgpool3d_no_float64,),
-    "torch-lppool1d-kernel-tuple": (test_torch_lppool1d_kernel_tuple,),
-    "torch-lppool-inf-max-abs": (test_torch_lppool_inf_max_abs,),
-    "torch-lppool-zero-window-grad-below-1": (test_torch_lppool_zero_window_grad_below_1,),
-    "lppool-ceil-mode-scaled": (test_lppool_ceil_mode_scaled_torch, test_lppool_ceil_mode_scaled_tf,
-                                test_lppool_ceil_mode_scaled_scipy),
-    "lppool-negative-base-nan": (test_lppool_negative_base_nan_torch,
-                                 test_lppool_negative_base_nan_tf,
-                                 test_lppool_negative_base_nan_scipy),
-    "torch-adaptive-pool1d-no-none": (test_torch_adaptive_pool1d_no_none,),
-    "adaptive-max-pool-nan": (test_torch_adaptive_max_last_nan, test_tf_argmax_skips_nan,
-                              test_scipy_adaptive_max_loses_nan),
-    "scipy-adaptive-max-no-indices": (test_scipy_adaptive_max_no_indices,),
-    "torch-running-var-unbiased": (test_torch_running_var_unbiased,),
-    "batchnorm-momentum-convention": (test_batchnorm_momentum_convention_torch,
-                                      test_batchnorm_momentum_convention_keras),
-    "tf-batchnorm-moving-variance-bessel": (test_tf_batchnorm_moving_variance_bessel,),
-    "tf-fused-batchnorm-no-float64": (test_tf_fused_batchnorm_no_float64,),
-    "batchnorm-single-value-per-channel": (test_batchnorm_single_value_per_channel_torch,
-                                           test_batchnorm_single_value_per_channel_tf,
-                                           test_batchnorm_single_value_per_channel_scipy),
-    "torch-batchnorm-eps-positive": (test_torch_batchnorm_eps_positive,),
-    "tf-conv-transpose-output-shape": (test_tf_conv_transpose_output_shape,
-                                       test_torch_conv_transpose_output_size_from_padding),
-    "tf-conv-transpose-no-groups": (test_tf_conv_transpose_no_groups,),
-    "tf-conv-transpose-dilation-float64": (test_tf_conv_transpose_dilation_float64,),
-    "tf-conv-transpose-filter-layout": (test_tf_conv_transpose_filter_layout,),
-    "torch-conv-transpose-output-padding-rule": (
-        test_torch_conv_transpose_output_padding_rule,
-        test_tf_conv_transpose_refuses_output_padding_beyond_stride),
-    "scipy-no-autodiff": (test_scipy_no_autodiff, test_scipy_conv_transpose_no_autodiff),
-    "scipy-max-filter-no-indices": (test_scipy_max_filter_no_indices,),
-}
 
-# activations
-DIVERGENCE_TESTS.update({
-    "activation-derivative-at-zero": (test_activation_derivative_at_zero_torch,
-                                      test_activation_derivative_at_zero_tf),
-    "activation-gradient-at-nan": (test_activation_gradient_at_nan_torch,
-                                   test_activation_gradient_at_nan_tf,
-                                   test_activation_gradient_at_nan_jax),
-    "torch-relu-gradient-selects": (test_torch_relu_gradient_selects,
-                                    test_tf_relu_gradient_multiplies),
-    "tf-relu-negative-zero": (test_tf_relu_negative_zero,
-                                      test_torch_relu_keeps_negative_zero),
-    "tf-elu-no-alpha": (test_tf_elu_no_alpha,),
-    "sigmoid-subnormal-flush": (test_sigmoid_float32_subnormal_flush_torch,
-                                test_sigmoid_float32_subnormal_flush_tf,
-                                test_sigmoid_subnormal_flush_jax),
-    "sigmoid-saturated-gradient": (test_sigmoid_saturated_gradient_torch,
-                                   test_sigmoid_saturated_gradient_tf,
-                                   test_sigmoid_saturated_gradient_jax),
-})
-
-# JAX
-DIVERGENCE_TESTS.update({
-    "jax-conv-transpose-no-groups": (test_jax_conv_transpose_no_groups,),
-    "jax-maxpool-no-indices": (test_jax_maxpool_no_indices,),
-    "jax-maxpool-dilation-no-vjp": (test_jax_maxpool_dilation_no_vjp,),
-    "jax-reduce-max-splits-ties": (test_jax_reduce_max_splits_ties,),
-    "jax-no-batch-norm": (test_jax_no_batch_norm,),
-    "jax-standardize-one-pass-variance": (test_jax_standardize_one_pass_variance,),
-    "jax-relu-negative-zero": (test_jax_relu_negative_zero,),
-    "jax-maxpool-signed-zero": (test_jax_maxpool_signed_zero,),
-})
-DIVERGENCE_TESTS["scipy-no-autodiff"] += (test_scipy_no_autodiff_activations_and_linear,)
-
-# ONNX (their own module: test_divergences_onnx.py)
-DIVERGENCE_TESTS.update(onnx_entries.ONNX_DIVERGENCE_TESTS)
+# Entry id -> its tests, derived from the @demonstrates marks of both modules.
+_MODULES = (sys.modules[__name__], onnx_entries)
 
 _META_TESTS = {
     "test_every_entry_has_a_test", "test_no_test_for_unknown_entry",
     "test_unsupported_ids_are_registered", "test_registry_entries_are_well_formed",
     "test_registry_rejects_malformed", "test_registry_accepts_minimal",
     "test_every_framework_test_carries_its_marker",
-    "test_the_reproducers_use_the_adapters_opset",
+    "test_the_reproducers_use_the_adapters_opset", "test_a_test_demonstrates_one_entry",
 }
 _UNSUPPORTED_ID = re.compile(r"Unsupported\(\s*\"([^\"]+)\"")
 
@@ -1789,21 +1797,34 @@ def _raised_ids() -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("divergence_id", registry.ids())
 def test_every_entry_has_a_test(divergence_id):
-    tests = DIVERGENCE_TESTS.get(divergence_id, ())
-    assert tests, f"no test demonstrates {divergence_id!r}"
-    assert all(callable(t) and t.__name__.startswith("test_") for t in tests)
+    tests = divergence_tests(_MODULES).get(divergence_id, ())
+    assert tests, f"no test demonstrates {divergence_id!r} (@demonstrates({divergence_id!r}))"
 
 
 def test_no_test_for_unknown_entry():
-    assert set(DIVERGENCE_TESTS) <= set(registry.ids())
-    mapped = [t for tests in DIVERGENCE_TESTS.values() for t in tests]
-    assert len(set(mapped)) == len(mapped), "a test is mapped to two entries"
-    unmapped = sorted(
-        name for module in (globals(), vars(onnx_entries)) for name, obj in module.items()
-        if name.startswith("test_") and callable(obj) and obj not in mapped
-        and obj.__module__ in (__name__, onnx_entries.__name__) and name not in _META_TESTS
-    )
-    assert not unmapped, f"divergence tests not mapped to a registry id: {unmapped}"
+    """Every test of the two modules but the meta tests names exactly one existing entry."""
+    tests = defined_tests(_MODULES)
+    assert _META_TESTS <= set(tests), sorted(_META_TESTS - set(tests))
+    unmarked = sorted(name for name, test in tests.items()
+                      if name not in _META_TESTS and not hasattr(test, "divergence_id"))
+    assert not unmarked, f"divergence tests that name no registry entry: {unmarked}"
+    marked_meta = sorted(name for name in _META_TESTS if hasattr(tests[name], "divergence_id"))
+    assert not marked_meta, f"meta tests marked as divergence tests: {marked_meta}"
+    known = set(registry.ids())
+    unknown = {name: test.divergence_id for name, test in tests.items()
+               if getattr(test, "divergence_id", None) not in known | {None}}
+    assert not unknown, f"tests naming ids not in the registry: {unknown}"
+
+
+def test_a_test_demonstrates_one_entry():
+    def test_example():
+        pass
+
+    assert demonstrates("pad-mode-names")(test_example).divergence_id == "pad-mode-names"
+    with pytest.raises(TypeError, match="already demonstrates 'pad-mode-names'"):
+        demonstrates("pad-size-limits")(test_example)
+    with pytest.raises(TypeError, match="non-empty str"):
+        demonstrates("")
 
 
 def test_unsupported_ids_are_registered():
@@ -1873,9 +1894,7 @@ def test_every_framework_test_carries_its_marker():
     would run, and skip, in the core environment only, and never in the framework's own
     environment (tox selects by marker)."""
     missing = []
-    for name, fn in sorted({**vars(onnx_entries), **globals()}.items()):
-        if not name.startswith("test_") or not callable(fn):
-            continue
+    for name, fn in sorted(defined_tests(_MODULES).items()):
         params = set(inspect.signature(fn).parameters)
         marks = {m.name for m in getattr(fn, "pytestmark", [])}
         missing += [f"{name} ({fw})" for fw, mark in _FRAMEWORK_MARKS.items()

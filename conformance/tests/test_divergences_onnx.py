@@ -4,7 +4,8 @@ Each test builds the tiny model of its entry's reproducer, runs it on the framew
 (onnx.reference.ReferenceEvaluator and / or onnxruntime's CPU provider, opset 26 / IR 13) and
 asserts the exact numbers measured with onnx 1.23.2 and onnxruntime 1.31.1, so that it fails
 when the framework changes; where the adapter raises the entry's id, the test checks that too.
-test_divergences.py maps these tests to their entries (ONNX_DIVERGENCE_TESTS) with the rest.
+Each test names its entry with ``@demonstrates``; test_divergences.py derives the map from id to
+tests from these marks together with its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 import pytest
 
 from conformance.frameworks import require
+
+from .divergence_marks import demonstrates
 
 
 @pytest.fixture
@@ -86,6 +89,7 @@ def _x(*values, dtype=F32, shape=None):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-no-autodiff")
 def test_onnx_no_autodiff(onnx, ort):
     # onnxruntime wheels without the training package have no gradient; onnx.reference has no
     # kernel for the preview-training Gradient op.
@@ -106,6 +110,7 @@ def test_onnx_no_autodiff(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnxruntime-no-float64-kernel")
 def test_onnxruntime_no_float64_kernel(onnx, ort):
     x = np.ones((1, 1, 4), F64)
     w = np.ones((1, 1, 2), F64)
@@ -134,6 +139,7 @@ def test_onnxruntime_no_float64_kernel(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-avgpool-no-divisor-override")
 def test_onnx_avgpool_no_divisor_override(onnx, ort):
     assert "divisor_override" not in onnx.defs.get_schema("AveragePool", OPSET).attributes
     feeds = {"x": _x(1.0, 2.0)}
@@ -147,6 +153,7 @@ def test_onnx_avgpool_no_divisor_override(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-lppool-integer-p")
 def test_onnx_lppool_integer_p(onnx, ort):
     assert onnx.defs.get_schema("LpPool", OPSET).attributes["p"].type == \
         onnx.defs.OpSchema.AttrType.INT
@@ -161,6 +168,7 @@ def test_onnx_lppool_integer_p(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-lppool-abs")
 def test_onnx_lppool_abs(onnx, ort):
     for p, x, want in ((1, _x(-1.0, -2.0), 3.0), (3, _x(-1.0, 2.0), np.float32(9 ** (1 / 3)))):
         feeds = {"x": x}
@@ -171,6 +179,7 @@ def test_onnx_lppool_abs(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-maxpool-nan")
 def test_onnx_maxpool_nan(onnx, ort):
     first, last = {"x": _x(np.nan, 1.0)}, {"x": _x(1.0, np.nan)}
     plain = _model(onnx, "MaxPool", ["x"], ["y"], first, kernel_shape=[2], strides=[2])
@@ -196,6 +205,7 @@ def test_onnx_maxpool_nan(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-maxpool-empty-window")
 def test_onnx_maxpool_empty_window(onnx, ort):
     # L = 1, kernel 2, dilation 2, pads 1: window 0 covers cells -1 and 1 (no input cell)
     feeds = {"x": _x(7.0)}
@@ -209,6 +219,7 @@ def test_onnx_maxpool_empty_window(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-maxpool-flat-indices")
 def test_onnx_maxpool_flat_indices(onnx, ort):
     # two planes (N = 2): ONNX Indices count over the whole (N, C, L) tensor
     feeds = {"x": np.array([[[1.0, 2.0]], [[4.0, 3.0]]], F32)}
@@ -219,6 +230,7 @@ def test_onnx_maxpool_flat_indices(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-bn-running-var-biased")
 def test_onnx_bn_running_var_biased(onnx, ort):
     c = np.zeros(1, F32)
     feeds = {"x": np.array([[1.0], [3.0]], F32), "s": c + 1, "b": c, "m": c, "v": c}
@@ -230,6 +242,7 @@ def test_onnx_bn_running_var_biased(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-bn-training-outputs")
 def test_onnx_bn_training_outputs(onnx, ort):
     c = np.zeros(1, F32)
     feeds = {"x": np.array([[1.0], [3.0]], F32), "s": c + 1, "b": c, "m": c, "v": c + 1}
@@ -244,6 +257,7 @@ def test_onnx_bn_training_outputs(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-float32-attributes")
 def test_onnx_float32_attributes(onnx, ort):
     one = np.ones(1, F64)
     feeds = {"x": np.array([[1.0]]), "s": one, "b": one * 0, "m": one * 0, "v": one * 0}
@@ -259,6 +273,7 @@ def test_onnx_float32_attributes(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-convtranspose-output-padding-stride")
 def test_onnx_convtranspose_output_padding_stride(onnx, ort):
     # stride 1, dilation 2, output_padding 1: valid for torch (op < max(s, d)); ONNX's output
     # size formula gives (2 - 1) * 1 + 1 + (1 - 1) * 2 + 1 = 3
@@ -276,6 +291,7 @@ def test_onnx_convtranspose_output_padding_stride(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-maxpool-pads")
 def test_onnx_ref_maxpool_pads(onnx, ort):
     feeds = {"x": _x(1.0, 2.0, 3.0)}
     end = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2], pads=[0, 1])
@@ -301,6 +317,7 @@ def test_onnx_ref_maxpool_pads(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-maxpool-indices")
 def test_onnx_ref_maxpool_indices(onnx, ort):
     feeds = {"x": _x(1.0, 2.0, 4.0, 3.0, shape=(1, 1, 2, 2))}
     model = _model(onnx, "MaxPool", ["x"], ["y", "I"], feeds, kernel_shape=[2, 2])
@@ -318,6 +335,7 @@ def test_onnx_ref_maxpool_indices(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-maxpool-signed-zero")
 def test_onnx_ref_maxpool_signed_zero(onnx, ort):
     feeds = {"x": _x(-0.0, 0.0)}
     model = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2])
@@ -326,6 +344,7 @@ def test_onnx_ref_maxpool_signed_zero(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-avgpool-ceil-mode")
 def test_onnx_ref_avgpool_ceil_mode(onnx, ort):
     feeds = {"x": _x(1.0, 2.0, 3.0, 4.0)}
     model = _model(onnx, "AveragePool", ["x"], ["y"], feeds, kernel_shape=[3], strides=[3],
@@ -337,6 +356,7 @@ def test_onnx_ref_avgpool_ceil_mode(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-pool-drops-nan")
 def test_onnx_ref_pool_drops_nan(onnx, ort):
     feeds = {"x": _x(np.nan, 1.0, 2.0)}
     model = _model(onnx, "AveragePool", ["x"], ["y"], feeds, kernel_shape=[2])
@@ -349,6 +369,7 @@ def test_onnx_ref_pool_drops_nan(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-globalmaxpool-axes")
 def test_onnx_ref_globalmaxpool_axes(onnx, ort):
     feeds = {"x": np.array([[[1.0, 2.0], [4.0, 3.0]]], F32)}  # (N, C, L) = (1, 2, 2)
     model = _model(onnx, "GlobalMaxPool", ["x"], ["y"], feeds)
@@ -364,6 +385,7 @@ def test_onnx_ref_globalmaxpool_axes(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-convtranspose-groups")
 def test_onnx_ref_convtranspose_groups(onnx, ort):
     feeds = {"x": np.array([[[1.0], [2.0]]], F32), "w": np.array([[[1.0], [2.0]],
                                                                   [[10.0], [20.0]]], F32)}
@@ -376,6 +398,7 @@ def test_onnx_ref_convtranspose_groups(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-ref-relu-signed-zero")
 def test_onnx_ref_relu_signed_zero(onnx, ort):
     feeds = {"x": np.array([-0.0, np.nan], F32)}
     model = _model(onnx, "Relu", ["x"], ["y"], feeds)
@@ -386,6 +409,7 @@ def test_onnx_ref_relu_signed_zero(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnxruntime-sigmoid-accuracy")
 def test_onnxruntime_sigmoid_accuracy(onnx, ort):
     x = np.array([-15.98976, -17.0, -18.0, -20.0], F32)
     y = _ort(ort, _model(onnx, "Sigmoid", ["x"], ["y"], {"x": x}), {"x": x})[0]
@@ -401,6 +425,7 @@ def test_onnxruntime_sigmoid_accuracy(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnxruntime-maxpool-neg-inf")
 def test_onnxruntime_maxpool_neg_inf(onnx, ort):
     feeds = {"x": _x(-np.inf, -np.inf)}
     plain = _model(onnx, "MaxPool", ["x"], ["y"], feeds, kernel_shape=[2])
@@ -421,6 +446,7 @@ def test_onnxruntime_maxpool_neg_inf(onnx, ort):
 
 
 @pytest.mark.onnx
+@demonstrates("onnx-groupnorm-one-pass-variance")
 def test_onnx_groupnorm_one_pass_variance(onnx, ort):
     from onnx import TensorProto
 
@@ -452,29 +478,3 @@ def test_the_reproducers_use_the_adapters_opset(onnx):
     from conformance.backends import onnx_backend
 
     assert (onnx_backend.OPSET, onnx_backend.IR_VERSION) == (OPSET, IR_VERSION)
-
-ONNX_DIVERGENCE_TESTS = {
-    "onnx-no-autodiff": (test_onnx_no_autodiff,),
-    "onnxruntime-no-float64-kernel": (test_onnxruntime_no_float64_kernel,),
-    "onnx-groupnorm-one-pass-variance": (test_onnx_groupnorm_one_pass_variance,),
-    "onnx-avgpool-no-divisor-override": (test_onnx_avgpool_no_divisor_override,),
-    "onnx-lppool-integer-p": (test_onnx_lppool_integer_p,),
-    "onnx-lppool-abs": (test_onnx_lppool_abs,),
-    "onnx-maxpool-nan": (test_onnx_maxpool_nan,),
-    "onnx-maxpool-empty-window": (test_onnx_maxpool_empty_window,),
-    "onnx-maxpool-flat-indices": (test_onnx_maxpool_flat_indices,),
-    "onnx-bn-running-var-biased": (test_onnx_bn_running_var_biased,),
-    "onnx-bn-training-outputs": (test_onnx_bn_training_outputs,),
-    "onnx-float32-attributes": (test_onnx_float32_attributes,),
-    "onnx-convtranspose-output-padding-stride": (test_onnx_convtranspose_output_padding_stride,),
-    "onnx-ref-maxpool-pads": (test_onnx_ref_maxpool_pads,),
-    "onnx-ref-maxpool-indices": (test_onnx_ref_maxpool_indices,),
-    "onnx-ref-maxpool-signed-zero": (test_onnx_ref_maxpool_signed_zero,),
-    "onnx-ref-avgpool-ceil-mode": (test_onnx_ref_avgpool_ceil_mode,),
-    "onnx-ref-pool-drops-nan": (test_onnx_ref_pool_drops_nan,),
-    "onnx-ref-globalmaxpool-axes": (test_onnx_ref_globalmaxpool_axes,),
-    "onnx-ref-convtranspose-groups": (test_onnx_ref_convtranspose_groups,),
-    "onnx-ref-relu-signed-zero": (test_onnx_ref_relu_signed_zero,),
-    "onnxruntime-sigmoid-accuracy": (test_onnxruntime_sigmoid_accuracy,),
-    "onnxruntime-maxpool-neg-inf": (test_onnxruntime_maxpool_neg_inf,),
-}

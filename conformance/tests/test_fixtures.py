@@ -65,6 +65,35 @@ def _run(case: Any, backend: Any, a: dict[str, np.ndarray], direction: str) -> d
 # integrity
 
 
+@pytest.mark.parametrize("layout", ["checkout", "copy without impl", "installed"])
+def test_fixtures_are_found_in_every_layout_the_suite_runs_from(tmp_path, layout):
+    """paths.fixtures_dir, loaded from a conformance/ in each layout: a checkout (fixtures/ and
+    impl/nnref beside the package), a copy laid out like one without impl/ (the mutation run's
+    scratch directory: conformance/, fixtures/ and a generated pyproject.toml), and an installed
+    package (the fixtures as its package data conformance/fixtures)."""
+    import importlib.util
+
+    from .. import paths
+
+    (tmp_path / "conformance").mkdir()
+    shutil.copy(Path(paths.__file__), tmp_path / "conformance" / "paths.py")
+    (tmp_path / "pyproject.toml").write_text("")
+    if layout == "installed":
+        expected = tmp_path / "conformance" / "fixtures"
+    else:
+        expected = tmp_path / "fixtures"
+        if layout == "checkout":
+            (tmp_path / "impl" / "nnref").mkdir(parents=True)
+    expected.mkdir()
+    (expected / "manifest.json").write_text("{}")
+    spec = importlib.util.spec_from_file_location("copied_paths",
+                                                  tmp_path / "conformance" / "paths.py")
+    copied = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copied)
+    assert copied.fixtures_dir() == expected.resolve()
+    assert (copied.checkout_root() is not None) == (layout == "checkout")
+
+
 def test_fixtures_verify():
     problems = fs.verify(FIXTURES)
     assert not problems, "fixtures do not verify:\n" + "\n".join(problems)

@@ -24,9 +24,10 @@ from ..ops.adaptive_avg_pool import plain_bin_reduce
 from ..ops.adaptive_max_pool import first_max_indices as adaptive_first_max_indices
 from ..ops.avg_pool import AvgPoolCase
 from ..ops.conv import ConvCase
+from ..ops.conv_transpose import ConvTransposeCase
 from ..ops.max_pool import PoolCase, first_max_indices
 from ..profiles import examples
-from ..sampler import DTYPES, any_case, seeds, strategy
+from ..sampler import DTYPES, any_case, sample, seeds, strategy
 
 CONV, POOL, PAD, AVG = record("conv"), record("max_pool"), record("pad"), record("avg_pool")
 LP = record("lp_pool")
@@ -73,30 +74,72 @@ def test_conv_backward_is_the_adjoint_of_forward(rank, data, seed, impl, impl_na
 CONV_T = record("conv_transpose")
 
 
-def _conv_t_with_conv(data: Any, rank: int, seed: int, dtype: Any) -> tuple[Any, Any, dict, dict]:
-    """A drawn transposed-conv case without bias and with output_padding < stride (the sizes a
-    conv with the same stride, padding, dilation and groups maps back to x), and that conv: its
-    input z has the transposed output's shape, its weight is the same w read as (Co', C'/G)."""
-    drawn = data.draw(strategy(CONV_T, rank), label="case")
-    _, s, p, e, _ = drawn.geometry()
-    case = dataclasses.replace(drawn, bias=False, output_padding=tuple(
-        min(ei, si - 1) for ei, si in zip(e, s, strict=True)))
+def adjoint_pair(drawn: ConvTransposeCase) -> tuple[ConvTransposeCase, ConvCase]:
+    """The transposed-conv case the adjoint properties check, built from a drawn one, and the
+    conv it is the adjoint of (CONTRACT.md): the same stride, padding, dilation and groups, the
+    transposed output's shape as its input, the same w read as (Co', C'/G).
+
+    A conv with stride s maps s input sizes to the transposed conv's input size S; output_padding
+    e picks one of them, so only e < s has a conv adjoint. The contract also allows s <= e <
+    max(s, d) (through the dilation): the conv maps that output to S + e // s cells, so the pair
+    lowers e to s - 1, the largest paired value. That shortens the axis, and a padding the
+    sampler allowed for the drawn e (up to (full - 1) // 2, full the uncropped size) can then
+    crop the whole axis: the pair lowers it to the same rule's limit for the new e, so that every
+    output axis keeps at least one cell (the conv's input must not be empty). A drawn case with
+    e < s is kept as drawn (argument forms included), bias dropped (the identities are linear).
+    """
+    k, s, p, e, d = drawn.geometry()
+    extra = tuple(min(ei, si - 1) for ei, si in zip(e, s, strict=True))
+    full = [(n - 1) * si + di * (ki - 1) + 1 + ei
+            for n, ki, si, di, ei in zip(drawn.x_shape[2:], k, s, d, extra, strict=True)]
+    pads = tuple(min(pi, (f - 1) // 2) for pi, f in zip(p, full, strict=True))
+    case = dataclasses.replace(
+        drawn, bias=False,
+        output_padding=drawn.output_padding if extra == e else extra,
+        padding=drawn.padding if pads == p else pads)
     conv = ConvCase(case.output_shape(), case.w_shape, bias=False, stride=case.stride,
-                    padding=tuple(p), dilation=case.dilation, groups=case.groups)
-    assert conv.output_shape() == case.x_shape
+                    padding=case.padding, dilation=case.dilation, groups=case.groups)
+    return case, conv
+
+
+def pairing_problems(case: ConvTransposeCase, conv: ConvCase) -> list[str]:
+    """Why (case, conv) is not a valid adjoint pair under the contract; empty when it is."""
+    _, s, _, e, d = case.geometry()
+    out = []
+    if any(ei >= max(si, di) for ei, si, di in zip(e, s, d, strict=True)):
+        out.append(f"transposed conv: output_padding {e} not < max(stride {s}, dilation {d})")
+    if any(ei >= si for ei, si in zip(e, s, strict=True)):
+        out.append(f"output_padding {e} not < stride {s}: no conv maps the output back")
+    if min(case.output_shape()[2:]) < 1:
+        out.append(f"transposed output {case.output_shape()} has an empty axis (the conv's "
+                   f"input must not be empty)")
+    elif conv.output_shape() != case.x_shape:
+        out.append(f"conv maps {conv.x_shape} to {conv.output_shape()}, not to the transposed "
+                   f"conv's input {case.x_shape}")
+    if conv.x_shape[1] % conv.groups or conv.w_shape[1] * conv.groups != conv.x_shape[1]:
+        out.append(f"conv channels {conv.x_shape[1]} do not match w {conv.w_shape} in "
+                   f"{conv.groups} groups")
+    return out
+
+
+def _conv_t_with_conv(data: Any, rank: int, seed: int, dtype: Any) -> tuple[Any, Any, dict, dict]:
+    """A drawn transposed-conv case and its conv (adjoint_pair), with their arrays: the conv's
+    arrays are its own but for w, the transposed case's."""
+    return _pair_arrays(*adjoint_pair(data.draw(strategy(CONV_T, rank), label="case")), seed,
+                        dtype)
+
+
+def _pair_arrays(case: ConvTransposeCase, conv: ConvCase, seed: int, dtype: Any
+                 ) -> tuple[Any, Any, dict, dict]:
+    problems = pairing_problems(case, conv)
+    assert not problems, f"{case} and {conv}: " + "; ".join(problems)
     t_arrays = case.arrays(dtype, seed)
     c_arrays = conv.arrays(dtype, seed + 1)
     c_arrays["w"] = t_arrays["w"]
     return case, conv, t_arrays, c_arrays
 
 
-@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
-@settings(max_examples=examples(40))
-@given(data=st.data(), seed=seeds)
-def test_conv_transpose_is_the_adjoint_of_conv(rank, data, seed, impl, impl_name_opt):
-    """<conv(z, w), x> == <z, conv_transpose(x, w)> with the same stride, padding, dilation,
-    groups and the output_padding that restores z's size; in float64."""
-    case, conv, a, c = _conv_t_with_conv(data, rank, seed, np.float64)
+def _check_adjoint(case, conv, a, c, seed, impl, impl_name_opt):
     y_conv = conv.forward(impl, c)["y"]  # (N, C, *S): x's shape
     y_t = case.forward(impl, a)["y"]  # (N, Co, *So): z's shape
     atol = _dot_atol((a["x"], y_conv, tol.forward_bounds(conv, c, np.float64)["y"]),
@@ -106,13 +149,7 @@ def test_conv_transpose_is_the_adjoint_of_conv(rank, data, seed, impl, impl_name
             context(case, np.float64, seed, impl_name_opt, "forward"))
 
 
-@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
-@settings(max_examples=examples(30))
-@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
-def test_conv_transpose_dx_is_conv_and_conv_dx_is_conv_transpose(rank, data, seed, dtype, impl,
-                                                                 impl_name_opt):
-    """conv_transpose's dx(dy) == conv(dy, w); conv's dx(g) == conv_transpose(g, w)."""
-    case, conv, a, c = _conv_t_with_conv(data, rank, seed, dtype)
+def _check_dx_pairs(case, conv, a, c, seed, dtype, impl, impl_name_opt):
     where = context(case, dtype, seed, impl_name_opt, "backward")
     dx_t = case.backward(impl, a)["dx"]
     via_conv = conv.forward(impl, {**c, "x": a["dy"]})["y"]
@@ -124,6 +161,70 @@ def test_conv_transpose_dx_is_conv_and_conv_dx_is_conv_transpose(rank, data, see
     atol = tol.comparison_atol(tol.backward_bounds(conv, c, dtype)["dx"],
                                tol.forward_bounds(case, {**a, "x": c["dy"]}, dtype)["y"])
     compare("conv dx vs conv_transpose(g, w)", dx_conv, via_t, atol, where)
+
+
+@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_conv_transpose_is_the_adjoint_of_conv(rank, data, seed, impl, impl_name_opt):
+    """<conv(z, w), x> == <z, conv_transpose(x, w)> with the same stride, padding, dilation,
+    groups and the output_padding that restores z's size; in float64."""
+    case, conv, a, c = _conv_t_with_conv(data, rank, seed, np.float64)
+    _check_adjoint(case, conv, a, c, seed, impl, impl_name_opt)
+
+
+@pytest.mark.parametrize("rank", RANKS["conv_transpose"])
+@settings(max_examples=examples(30))
+@given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
+def test_conv_transpose_dx_is_conv_and_conv_dx_is_conv_transpose(rank, data, seed, dtype, impl,
+                                                                 impl_name_opt):
+    """conv_transpose's dx(dy) == conv(dy, w); conv's dx(g) == conv_transpose(g, w)."""
+    case, conv, a, c = _conv_t_with_conv(data, rank, seed, dtype)
+    _check_dx_pairs(case, conv, a, c, seed, dtype, impl, impl_name_opt)
+
+
+# A draw that once paired with a conv whose input had an empty axis: on the last axis output
+# padding 1 < dilation 2 with stride 1 (valid), and padding 2 that crops the 5 uncropped cells
+# to 1; lowering output_padding to 0 for the pairing left 4 - 2 * 2 = 0 cells.
+EMPTY_AXIS_DRAW = ConvTransposeCase((2, 1, 1, 1, 4), (1, 1, 1, 2, 1), bias=True,
+                                    stride=(1, 2, 1), padding=(0, 0, 2),
+                                    output_padding=(0, 0, 1), dilation=(1, 1, 2))
+
+
+def test_the_empty_axis_draw_pairs_with_a_valid_conv():
+    assert EMPTY_AXIS_DRAW.output_shape() == (2, 1, 1, 2, 1)  # the draw itself is valid
+    case, conv = adjoint_pair(EMPTY_AXIS_DRAW)
+    assert pairing_problems(case, conv) == []
+    assert case.geometry()[3] == (0, 0, 0) and case.geometry()[2] == (0, 0, 1)
+    assert conv.x_shape == case.output_shape() == (2, 1, 1, 2, 2)
+    assert conv.output_shape() == case.x_shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_empty_axis_draw_satisfies_the_adjoint_properties(dtype, impl, impl_name_opt):
+    seed = 12345
+    case, conv, a, c = _pair_arrays(*adjoint_pair(EMPTY_AXIS_DRAW), seed, np.float64)
+    _check_adjoint(case, conv, a, c, seed, impl, impl_name_opt)
+    case, conv, a, c = _pair_arrays(*adjoint_pair(EMPTY_AXIS_DRAW), seed, dtype)
+    _check_dx_pairs(case, conv, a, c, seed, dtype, impl, impl_name_opt)
+
+
+def test_every_sampled_conv_transpose_case_pairs_with_a_valid_conv():
+    """Over seeded draws of the record's sampler, at every rank: each pair is valid, a draw
+    with output_padding < stride is kept as drawn, and the two adjustments (output_padding
+    lowered; padding lowered with it) are both reached, so the check covers them."""
+    lowered = {"output_padding": 0, "padding": 0}
+    for rank in CONV_T.ranks:
+        for drawn, _ in sample(CONV_T, 3000, seed=rank, rank=rank):
+            case, conv = adjoint_pair(drawn)
+            problems = pairing_problems(case, conv)
+            assert not problems, f"{drawn}: " + "; ".join(problems)
+            _, s, _, e, _ = drawn.geometry()
+            if all(ei < si for ei, si in zip(e, s, strict=True)):
+                assert case == dataclasses.replace(drawn, bias=False)
+            lowered["output_padding"] += case.output_padding != drawn.output_padding
+            lowered["padding"] += case.padding != drawn.padding
+    assert min(lowered.values()) > 0, lowered
 
 
 @pytest.mark.parametrize("rank", RANKS["conv_transpose"])
