@@ -468,3 +468,73 @@ def linear_check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
         raise ValueError(f"b must have shape ({w.shape[0]},), got {b.shape}")
     if dy is not None and dy.shape != (*x.shape[:-1], w.shape[0]):
         raise ValueError(f"dy must have shape {(*x.shape[:-1], w.shape[0])}, got {dy.shape}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The normalisation family (layer, group and instance norm): the contract's checks.
+# ---------------------------------------------------------------------------------------------
+
+
+def real_in(name: str, value: object, low: float, high: float) -> float:
+    """A real number (not a bool) in [low, high], else ValueError naming it (eps, momentum)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) \
+            or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def per_channel_shape(name: str, value: np.ndarray | None, shape: tuple[int, ...]) -> None:
+    """A per-channel (or per-element) array must have `shape` when given."""
+    if value is not None and value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
+
+
+def layer_norm_axes(x: np.ndarray, normalized_shape: object) -> tuple[int, ...]:
+    """The axes layer norm reduces over: the trailing len(normalized_shape) axes of x, whose
+    shape normalized_shape (an int or a non-empty tuple of ints) must be."""
+    if x.ndim < 1:
+        raise ValueError(f"x must have at least 1 dimension, got shape {x.shape}")
+    shape = (normalized_shape,) if _is_int(normalized_shape) else normalized_shape
+    if not isinstance(shape, tuple | list) or not shape or not all(_is_int(s) for s in shape):
+        raise ValueError(f"normalized_shape must be an int or a non-empty tuple of ints, got "
+                         f"{normalized_shape!r}")
+    shape = tuple(int(s) for s in shape)  # type: ignore[union-attr]
+    if len(shape) > x.ndim or x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"normalized_shape must be the trailing shape of x, got normalized_shape="
+                         f"{normalized_shape!r} for x of shape {x.shape}")
+    return tuple(range(x.ndim - len(shape), x.ndim))
+
+
+def channels_first(x: np.ndarray) -> int:
+    """C of an (N, C, *S) x with 0 to 3 spatial axes (group and instance norm)."""
+    if not 2 <= x.ndim <= 5:
+        raise ValueError(f"x must be {BN_LAYOUTS}, got shape {x.shape}")
+    return x.shape[1]
+
+
+def group_count(num_groups: object, channels: int) -> int:
+    """Group norm's num_groups: an int >= 1 dividing C."""
+    if not _is_int(num_groups) or num_groups < 1:  # type: ignore[operator]
+        raise ValueError(f"num_groups must be an int >= 1, got {num_groups!r}")
+    if channels % num_groups:  # type: ignore[operator]
+        raise ValueError(f"num_groups must divide the number of channels C = {channels}, got "
+                         f"num_groups={num_groups}")
+    return int(num_groups)  # type: ignore[call-overload]
+
+
+def instance_norm_check(x: np.ndarray, running_mean: object, running_var: object,
+                        training: object) -> int:
+    """Contract checks of instance norm's statistics; returns m = prod(S), the values of one
+    instance (training needs m > 1; eval needs the running statistics)."""
+    channels_first(x)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (both or neither)")
+    if not isinstance(training, bool | np.bool_):
+        raise ValueError(f"training must be a bool, got {training!r}")
+    if not training and running_mean is None:
+        raise ValueError("training=False needs running_mean and running_var")
+    m = math.prod(x.shape[2:])
+    if training and m <= 1:
+        raise ValueError(f"training needs more than one value per instance (prod(S) > 1), got "
+                         f"x of shape {x.shape}")
+    return m

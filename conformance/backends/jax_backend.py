@@ -55,7 +55,10 @@ Conventions handled here (see conformance/divergences.toml):
 - Batch norm: JAX has none (jax-no-batch-norm); composed from jnp.mean and jnp.var (two-pass:
   jax.nn.standardize's default one-pass variance loses small-variance channels,
   jax-standardize-one-pass-variance), running statistics with the contract's convention; in
-  eval mode the gradient treats the running statistics as constants.
+  eval mode the gradient treats the running statistics as constants. Layer, group and instance
+  norm, which JAX lacks as well, are composed the same way over their own statistics axes
+  (the trailing normalized_shape axes; each sample's (N, G, -1) rows; each (n, c)); instance
+  norm's running statistics take the mean over N of each instance's mean and unbiased variance.
 - Activations: jax.nn.relu (x kept where x == 0: jnp.maximum(-0.0, 0) is +0.0,
   jax-relu-negative-zero), jax.nn.elu(alpha), jax.nn.sigmoid; linear is jnp.tensordot + b.
   JAX's relu gradient is 0 at NaN (activation-gradient-at-nan): product_nans puts the contract's
@@ -84,16 +87,22 @@ from conformance.backends.arguments import (
     bn_axes,
     bn_check,
     channel_shape,
+    channels_first,
     check_alpha,
     check_pad,
     conv_args,
     conv_transpose_args,
+    group_count,
+    instance_norm_check,
+    layer_norm_axes,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
     pad_pairs,
+    per_channel_shape,
     pool_geometry,
     product_nans,
+    real_in,
     spatial_rank,
     unpadded_shape,
 )
@@ -545,6 +554,102 @@ def _prepare_batch_norm(rank: int | None, x: np.ndarray, gamma: np.ndarray | Non
                      outputs=3 if training and running_mean is not None else 1)
 
 
+# ------------------------------------------------------------- layer, group, instance norm
+# JAX has none of them (jax-no-batch-norm): each is composed from jnp.mean and jnp.var,
+# two-pass (jax-standardize-one-pass-variance), gradients by jax.vjp of the composition.
+
+
+def _standardise(v, eps: float, axes: tuple[int, ...]):
+    """(v - mean) / sqrt(var + eps) over `axes`, the biased variance centred first."""
+    mean = jnp.mean(v, axis=axes, keepdims=True)
+    var = jnp.var(v, axis=axes, keepdims=True)
+    return (v - mean) / jnp.sqrt(var + jnp.asarray(eps, v.dtype))
+
+
+def _ln(v, g, b, *, axes: tuple[int, ...], eps: float):
+    """Layer norm over the trailing `axes`; g, b have their shape (broadcast from the end)."""
+    return _standardise(v, eps, axes) * g + b
+
+
+def _prepare_layer_norm(rank: int | None, x: np.ndarray, normalized_shape: object,
+                        gamma: np.ndarray | None = None, beta: np.ndarray | None = None,
+                        eps: float = 1e-5) -> _Prepared:
+    axes = layer_norm_axes(x, normalized_shape)
+    shape = x.shape[axes[0]:]
+    per_channel_shape("gamma", gamma, shape)
+    per_channel_shape("beta", beta, shape)
+    return _Prepared(_ln, {"x": x,
+                           "gamma": np.ones(shape, x.dtype) if gamma is None else gamma,
+                           "beta": np.zeros(shape, x.dtype) if beta is None else beta},
+                     {"axes": axes, "eps": real_in("eps", eps, 0.0, math.inf)})
+
+
+def _gn(v, g, b, *, groups: int, eps: float):
+    """Group norm: the (N, groups, C / groups * prod(S)) rows standardised, then per channel."""
+    rows = v.reshape(v.shape[0], groups, -1)
+    xhat = _standardise(rows, eps, (2,)).reshape(v.shape)
+    shape = channel_shape(v.ndim)
+    return xhat * g.reshape(shape) + b.reshape(shape)
+
+
+def _prepare_group_norm(rank: int | None, x: np.ndarray, num_groups: object,
+                        gamma: np.ndarray | None = None, beta: np.ndarray | None = None,
+                        eps: float = 1e-5) -> _Prepared:
+    c = channels_first(x)
+    groups = group_count(num_groups, c)
+    per_channel_shape("gamma", gamma, (c,))
+    per_channel_shape("beta", beta, (c,))
+    return _Prepared(_gn, {"x": x,
+                           "gamma": np.ones(c, x.dtype) if gamma is None else gamma,
+                           "beta": np.zeros(c, x.dtype) if beta is None else beta},
+                     {"groups": groups, "eps": real_in("eps", eps, 0.0, math.inf)})
+
+
+def _in(v, g, b, rm, rv, *, training: bool, eps: float, momentum: float, bessel: float):
+    """(y, new running mean, new running var) of instance norm; eval mode normalises with rm,
+    rv. The running statistics take the mean over N of each instance's mean and unbiased
+    variance (var * bessel)."""
+    shape, axes = channel_shape(v.ndim), tuple(range(2, v.ndim))
+    if training:  # two-pass biased variance per instance, (N, C, 1, ...)
+        mean, var = jnp.mean(v, axis=axes, keepdims=True), jnp.var(v, axis=axes, keepdims=True)
+    else:
+        mean, var = rm.reshape(shape), rv.reshape(shape)
+    inv = g.reshape(shape) / jnp.sqrt(var + jnp.asarray(eps, v.dtype))
+    y = (v - mean) * inv + b.reshape(shape)
+    if not training:
+        return y, rm, rv
+    mom = jnp.asarray(momentum, v.dtype)
+    batch_mean = jnp.mean(mean.reshape(v.shape[:2]), axis=0)
+    batch_var = jnp.mean(var.reshape(v.shape[:2]) * jnp.asarray(bessel, v.dtype), axis=0)
+    return y, (1 - mom) * rm + mom * batch_mean, (1 - mom) * rv + mom * batch_var
+
+
+def _prepare_instance_norm(rank: int | None, x: np.ndarray, gamma: np.ndarray | None = None,
+                           beta: np.ndarray | None = None,
+                           running_mean: np.ndarray | None = None,
+                           running_var: np.ndarray | None = None, training: bool = True,
+                           momentum: float = 0.1, eps: float = 1e-5) -> _Prepared:
+    """The running statistics are placeholders when there are none (training only)."""
+    m = instance_norm_check(x, running_mean, running_var, training)
+    c = x.shape[1]
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        per_channel_shape(name, value, (c,))
+    arrays = {
+        "x": x,
+        "gamma": np.ones(c, x.dtype) if gamma is None else gamma,
+        "beta": np.zeros(c, x.dtype) if beta is None else beta,
+        "running_mean": np.asarray(np.zeros(c) if running_mean is None else running_mean,
+                                   x.dtype),
+        "running_var": np.asarray(np.ones(c) if running_var is None else running_var, x.dtype),
+    }
+    static = {"training": bool(training), "eps": real_in("eps", eps, 0.0, math.inf),
+              "momentum": real_in("momentum", momentum, 0.0, 1.0),
+              "bessel": m / (m - 1) if m > 1 else math.inf}
+    return _Prepared(_in, arrays, static,
+                     outputs=3 if training and running_mean is not None else 1)
+
+
 # ----------------------------------------------------------------- activations, dense layer
 
 
@@ -641,6 +746,15 @@ TABLE: dict[str, Row] = {
     "batch_norm": Row(_prepare_batch_norm,
                       doc="jnp.mean / jnp.var composition (JAX has no batch norm); running "
                           "stats per contract."),
+    "layer_norm": Row(_prepare_layer_norm,
+                      doc="jnp.mean / jnp.var (two-pass) over the trailing normalized_shape "
+                          "axes; JAX has no layer norm."),
+    "group_norm": Row(_prepare_group_norm,
+                      doc="jnp.mean / jnp.var (two-pass) over each (sample, group) of the "
+                          "(N, G, -1) view; JAX has no group norm."),
+    "instance_norm": Row(_prepare_instance_norm,
+                         doc="jnp.mean / jnp.var (two-pass) over each instance's spatial axes; "
+                             "running stats per contract."),
     "relu": Row(_prepare_relu, backward=_relu_backward,
                 doc="jax.nn.relu (x kept where x == 0: the sign of -0.0)."),
     "elu": Row(_prepare_elu, backward=_elu_backward, doc="jax.nn.elu(x, alpha)."),
