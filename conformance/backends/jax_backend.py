@@ -1,18 +1,33 @@
 """The nnref contract on JAX (jax.lax, jax.numpy, jax.nn; CPU), at spatial ranks 1, 2 and 3.
 
-Every op is one rank-generic JAX function run as one jitted XLA computation, the geometry as
-static arguments (one compilation per shape and configuration, about 40 ms here: op by op eager
-dispatch compiles every primitive separately and is several times slower), on the adapter's own
-copy of the inputs; gradients are ``jax.vjp`` of the same function with the suite's upstream
-gradient, forward and pullback jitted together. Compiled executables are dropped every
-_CACHE_LIMIT shapes (a suite run meets thousands of shapes, each kept alive otherwise). float64
-needs ``jax_enable_x64``: every call runs inside ``jax.enable_x64(True)`` (a context manager), so
-the flag never leaks into the caller or other tests; float32 inputs stay float32.
+The adapter is a table over the op records (``table.py``): :data:`TABLE` holds one
+:class:`~conformance.backends.table.Row` per record, and ``contract_functions`` turns it into the
+contract's module-level functions (``conv1d``, ..., ``pad_backward``) with nnref's signatures.
+An op family's forward is a *prepare* function ``_prepare_<op>(rank, **contract arguments)``:
+it checks the arguments and returns a :class:`_Prepared`, the rank-generic JAX function of the
+family, its array arguments (NumPy, by contract name: the record's ``differentiable`` inputs
+first, in their order, then constants such as divisors) and its static geometry. ``_run`` runs
+it; ``_autodiff`` turns it into the ``_backward`` contract with ``jax.vjp`` (the forward call from
+``record.case_type.gradient_call``: a missing bias or gamma is filled in; the first output is
+y, which dy must match). A row has its own backward only where JAX's gradient needs the
+contract's corrections (listed below).
+
+Every call is one jitted XLA computation, the geometry as static arguments (one compilation per
+shape and configuration, about 40 ms here: op by op eager dispatch compiles every primitive
+separately and is several times slower), on the adapter's own copy of the inputs; a gradient is
+``jax.vjp`` of the same function with the suite's upstream gradient, forward and pullback jitted
+together. Compiled executables are dropped every _CACHE_LIMIT shapes (a suite run meets
+thousands of shapes, each kept alive otherwise). float64 needs ``jax_enable_x64``: every call
+runs inside ``jax.enable_x64(True)`` (a context manager), so the flag never leaks into the
+caller or other tests; float32 inputs stay float32. Results are NumPy: floats in x's dtype,
+indices int64.
 
 Conventions handled here (see conformance/divergences.toml):
 - Layouts are given to lax explicitly: ("NCW", "OIW", "NCW") and the 2-D / 3-D analogues, so
   the contract's (N, C, *S) and (Co, C / G, *k) go straight in. Padding is always explicit
   (before, after) pairs, asymmetric included ("same" resolved by the contract formula).
+- Padding: jnp.pad with NumPy's mode names (reflect, edge, wrap); pad_backward, which has no x,
+  differentiates jnp.pad at zeros of the unpadded shape.
 - Convolution: lax.conv_general_dilated (precision HIGHEST). Transposed convolution:
   lax.conv_transpose(transpose_kernel=True) on the contract's (C, Co, *k) kernel, with padding
   d (k - 1) - p before and d (k - 1) - p + output_padding after; lax.conv_transpose has no
@@ -39,7 +54,11 @@ Conventions handled here (see conformance/divergences.toml):
   (jax-reduce-max-splits-ties).
 - Batch norm: JAX has none (jax-no-batch-norm); composed from jnp.mean and jnp.var (two-pass:
   jax.nn.standardize's default one-pass variance loses small-variance channels,
-  jax-standardize-one-pass-variance), running statistics with the contract's convention.
+  jax-standardize-one-pass-variance), running statistics with the contract's convention; in
+  eval mode the gradient treats the running statistics as constants. Layer, group and instance
+  norm, which JAX lacks as well, are composed the same way over their own statistics axes
+  (the trailing normalized_shape axes; each sample's (N, G, -1) rows; each (n, c)); instance
+  norm's running statistics take the mean over N of each instance's mean and unbiased variance.
 - Activations: jax.nn.relu (x kept where x == 0: jnp.maximum(-0.0, 0) is +0.0,
   jax-relu-negative-zero), jax.nn.elu(alpha), jax.nn.sigmoid; linear is jnp.tensordot + b.
   JAX's relu gradient is 0 at NaN (activation-gradient-at-nan): product_nans puts the contract's
@@ -51,12 +70,16 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from conformance import ops
 from conformance.backends.arguments import (
     adaptive_bins,
     avg_divisors,
@@ -68,17 +91,22 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
-    float_input,
+    instance_norm_check,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_affine,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     product_nans,
-    same_shape_dy,
     spatial_rank,
     unpadded_shape,
 )
+from conformance.backends.table import Row, contract_functions
+from conformance.ops import OpRecord
 
 NAME = "jax"
 _JNP_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
@@ -106,6 +134,34 @@ _CACHE_LIMIT = 256
 DIFF_CASES = 3
 
 
+# ------------------------------------------------------------------ running a prepared forward
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One forward call, ready to run as ``fn(*arrays.values(), **static)``.
+
+    ``fn``: a module-level JAX function (part of the compilation cache key) returning y, or a
+    tuple whose first entry is y; ``arrays``: its array arguments (NumPy) by contract name, the
+    record's differentiable inputs first in their order, then constants; ``static``: hashable
+    geometry; ``outputs``: how many of fn's outputs the contract call returns.
+    """
+
+    fn: Callable[..., Any]
+    arrays: dict[str, np.ndarray]
+    static: dict[str, Any] = field(default_factory=dict)
+    outputs: int = 1
+
+
+def _first(out: Any) -> Any:
+    """y: the output itself, or the first of a tuple of outputs."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _static_key(static: dict[str, Any]) -> tuple:
+    return tuple(sorted(static.items()))
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _apply_jit(fn, static: tuple, *arrays):
     return fn(*arrays, **dict(static))
@@ -113,7 +169,10 @@ def _apply_jit(fn, static: tuple, *arrays):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _pullback_jit(fn, static: tuple, primals: tuple, consts: tuple, dy):
-    _, pullback = jax.vjp(lambda *p: fn(*p, *consts, **dict(static)), *primals)
+    def y_of(*p):
+        return _first(fn(*p, *consts, **dict(static)))
+
+    _, pullback = jax.vjp(y_of, *primals)
     return pullback(dy)
 
 
@@ -125,18 +184,7 @@ def _bound_cache() -> None:
 def _call(fn, *arrays, **static):
     """fn(*arrays, **static) as one jitted computation (static: hashable compile-time values)."""
     _bound_cache()
-    return _apply_jit(fn, tuple(sorted(static.items())), *arrays)
-
-
-def _vjp(fn, primals: tuple, dy: np.ndarray, consts: tuple = (), **static):
-    """Cotangents of ``fn(*primals, *consts, **static)`` for the upstream gradient ``dy`` (its
-    shape checked first); ``consts`` are arrays held fixed (no cotangent)."""
-    out = jax.eval_shape(functools.partial(fn, **static), *primals, *consts)
-    if tuple(out.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(out.shape)}, got {dy.shape}")
-    _bound_cache()
-    return _pullback_jit(fn, tuple(sorted(static.items())), tuple(primals), tuple(consts),
-                         jnp.asarray(dy, out.dtype))
+    return _apply_jit(fn, _static_key(static), *arrays)
 
 
 def _j(a: np.ndarray) -> jax.Array:
@@ -145,7 +193,55 @@ def _j(a: np.ndarray) -> jax.Array:
 
 
 def _np(t: jax.Array, dtype: np.dtype) -> np.ndarray:
-    return np.array(t, dtype=dtype, copy=True)
+    """A NumPy copy of `t`: in `dtype` if it holds floats, int64 if it holds indices."""
+    out = np.int64 if jnp.issubdtype(t.dtype, jnp.integer) else dtype
+    return np.array(t, dtype=out, copy=True)
+
+
+def _y_spec(prepared: _Prepared, dy: np.ndarray) -> jax.ShapeDtypeStruct:
+    """y's shape and dtype (no computation); ValueError unless dy has y's shape."""
+    out = jax.eval_shape(functools.partial(prepared.fn, **prepared.static),
+                         *prepared.arrays.values())
+    y = _first(out)
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    return y
+
+
+@_x64
+def _run(forward: Callable[..., _Prepared], rank: int | None,
+         arguments: dict[str, Any]) -> np.ndarray | tuple[np.ndarray, ...]:
+    """The contract's forward: ``forward(rank, **arguments)`` prepared, run as one jitted
+    computation on private copies, its first ``outputs`` results as NumPy in x's dtype."""
+    prepared = forward(rank, **arguments)
+    out = _call(prepared.fn, *map(_j, prepared.arrays.values()), **prepared.static)
+    outs = out if isinstance(out, tuple) else (out,)
+    dtype = np.asarray(arguments["x"]).dtype
+    results = tuple(_np(t, dtype) for t in outs[:prepared.outputs])
+    return results[0] if prepared.outputs == 1 else results
+
+
+@_x64
+def _autodiff(record: OpRecord, forward: Callable[..., _Prepared], rank: int | None,
+              arguments: dict[str, Any]) -> np.ndarray | tuple[np.ndarray, ...]:
+    """The contract's backward by jax.vjp: the cotangents of the record's differentiable inputs
+    (in the order of its backward_outputs) of y = the first output of the forward call
+    ``gradient_call(arguments)`` asks for, for the upstream gradient dy (y's shape, else
+    ValueError). One array when the record has one gradient, else a tuple."""
+    case = record.case_type
+    dy = np.asarray(arguments["dy"])
+    dtype = np.asarray(arguments["x" if "x" in arguments else "dy"]).dtype
+    prepared = forward(rank, **case.gradient_call(arguments))
+    y = _y_spec(prepared, dy)
+    names = case.differentiable
+    if tuple(prepared.arrays)[:len(names)] != names:
+        raise TypeError(f"{forward.__name__} must list {names} first, got {tuple(prepared.arrays)}")
+    arrays = tuple(map(_j, prepared.arrays.values()))
+    _bound_cache()
+    grads = _pullback_jit(prepared.fn, _static_key(prepared.static), arrays[:len(names)],
+                          arrays[len(names):], _j(np.asarray(dy, y.dtype)))
+    out = tuple(_np(g, dtype) for g in grads)
+    return out[0] if len(case.backward_outputs) == 1 else out
 
 
 def _dims(rank: int) -> tuple[str, str, str]:
@@ -163,24 +259,20 @@ def _jnp_pad(x: jax.Array, *, pads, mode: str, value: float) -> jax.Array:
     return jnp.pad(x, widths, mode=_JNP_MODES[mode])
 
 
-@_x64
-def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
-    """jnp.pad with NumPy's mode names (reflect, edge, wrap)."""
-    x = float_input(x)
+def _prepare_pad(rank: int | None, x: np.ndarray, pad_width: object, mode: str = "constant",
+                 value: float = 0.0) -> _Prepared:
     pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
     check_pad(x.shape, pads, mode)
-    return _np(_call(_jnp_pad, _j(x), pads=pads, mode=mode, value=float(value)), x.dtype)
+    return _Prepared(_jnp_pad, {"x": x}, {"pads": pads, "mode": mode, "value": float(value)})
 
 
-@_x64
-def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
-    """jax.vjp of jnp.pad (x's shape comes from dy's)."""
-    dy = float_input(dy, "dy")
+def _pad_backward(rank: int | None, dy: np.ndarray, pad_width: object,
+                  mode: str = "constant") -> np.ndarray:
+    """jax.vjp of jnp.pad at zeros of x's shape (x's shape comes from dy's)."""
     pads = pad_pairs(pad_width, spatial_rank(dy.shape, "dy"), "pad_width")
-    shape = unpadded_shape(dy.shape, pads, pad_width)
-    check_pad(shape, pads, mode)
-    (dx,) = _vjp(_jnp_pad, (jnp.zeros(shape, dy.dtype),), dy, pads=pads, mode=mode, value=0.0)
-    return _np(dx, dy.dtype)
+    x = np.zeros(unpadded_shape(dy.shape, pads, pad_width), dy.dtype)
+    return _autodiff(ops.record("pad"), _prepare_pad, rank,
+                     {"dy": dy, "x": x, "pad_width": pad_width, "mode": mode})
 
 
 # ------------------------------------------------------------------------------- convolution
@@ -193,64 +285,13 @@ def _conv(x, w, b, *, s, pads, d, groups, rank):
     return y + b.reshape(channel_shape(rank + 2))
 
 
-def _conv_geometry(x, w, stride, padding, dilation, groups, rank):
+def _prepare_conv(rank: int, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                  stride: object = 1, padding: object = 0, dilation: object = 1,
+                  groups: int = 1) -> _Prepared:
     _, s, pads, d = conv_args(x.shape, w.shape, rank, stride, padding, dilation, groups)
-    return {"s": s, "pads": pads, "d": d, "groups": int(groups), "rank": rank}
-
-
-@_x64
-def _conv_forward(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
-    x, w = float_input(x), float_input(w, "w")
-    bias = np.zeros(w.shape[0], x.dtype) if b is None else float_input(b, "b")
-    geo = _conv_geometry(x, w, stride, padding, dilation, groups, rank)
-    return _np(_call(_conv, _j(x), _j(w), _j(bias), **geo), x.dtype)
-
-
-@_x64
-def _conv_backward(dy, x, w, stride, padding, dilation, groups, rank: int):
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    geo = _conv_geometry(x, w, stride, padding, dilation, groups, rank)
-    grads = _vjp(_conv, (_j(x), _j(w), jnp.zeros(w.shape[0], x.dtype)), dy, **geo)
-    return tuple(_np(g, x.dtype) for g in grads)
-
-
-def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """lax.conv_general_dilated with explicit (before, after) padding."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 1)
-
-
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """lax.conv_general_dilated with explicit (before, after) padding."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 2)
-
-
-def conv3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """lax.conv_general_dilated with explicit (before, after) padding."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 3)
-
-
-def conv1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of conv1d."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 1)
-
-
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of conv2d."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 2)
-
-
-def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of conv3d."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
+    bias = np.zeros(w.shape[0], x.dtype) if b is None else b
+    return _Prepared(_conv, {"x": x, "w": w, "b": bias},
+                     {"s": s, "pads": pads, "d": d, "groups": int(groups), "rank": rank})
 
 
 # -------------------------------------------------------------------- transposed convolution
@@ -274,74 +315,18 @@ def _conv_t(x, w, b, *, s, pads, d, groups, rank):
     return y + b.reshape(channel_shape(rank + 2))
 
 
-def _conv_t_geometry(x, w, stride, padding, output_padding, groups, dilation, rank):
+def _prepare_conv_transpose(rank: int, x: np.ndarray, w: np.ndarray,
+                            b: np.ndarray | None = None, stride: object = 1,
+                            padding: object = 0, output_padding: object = 0, groups: int = 1,
+                            dilation: object = 1) -> _Prepared:
     geo = conv_transpose_args(x.shape, w.shape, rank, stride, padding, output_padding, groups,
                               dilation)
     pads = tuple((dd * (k - 1) - p, dd * (k - 1) - p + e) for k, p, e, dd in
                  zip(geo.kernel, geo.pads, geo.output_padding, geo.dilation, strict=True))
-    return {"s": geo.stride, "pads": pads, "d": geo.dilation, "groups": geo.groups,
-            "rank": rank}, w.shape[1] * geo.groups
-
-
-@_x64
-def _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, rank: int):
-    x, w = float_input(x), float_input(w, "w")
-    geo, co = _conv_t_geometry(x, w, stride, padding, output_padding, groups, dilation, rank)
-    bias = np.zeros(co, x.dtype) if b is None else float_input(b, "b")
-    return _np(_call(_conv_t, _j(x), _j(w), _j(bias), **geo), x.dtype)
-
-
-@_x64
-def _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, rank: int):
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    geo, co = _conv_t_geometry(x, w, stride, padding, output_padding, groups, dilation, rank)
-    grads = _vjp(_conv_t, (_j(x), _j(w), jnp.zeros(co, x.dtype)), dy, **geo)
-    return tuple(_np(g, x.dtype) for g in grads)
-
-
-def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """lax.conv_transpose(transpose_kernel=True) (grouped: see the module docstring)."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """lax.conv_transpose(transpose_kernel=True) (grouped: see the module docstring)."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """lax.conv_transpose(transpose_kernel=True) (grouped: see the module docstring)."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 3)
-
-
-def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1, padding: object = 0,
-                              output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of conv_transpose1d."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1, padding: object = 0,
-                              output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of conv_transpose2d."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1, padding: object = 0,
-                              output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of conv_transpose3d."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 3)
+    bias = np.zeros(w.shape[1] * geo.groups, x.dtype) if b is None else b
+    return _Prepared(_conv_t, {"x": x, "w": w, "b": bias},
+                     {"s": geo.stride, "pads": pads, "d": geo.dilation, "groups": geo.groups,
+                      "rank": rank})
 
 
 # ------------------------------------------------------------------------------ max pooling
@@ -401,23 +386,27 @@ def _scatter_winners(dy, idx, *, x_shape):
     return dx.reshape(x_shape)
 
 
-def _pool_geo(x, rank, kernel_size, stride, padding, dilation, ceil_mode):
+def _prepare_max_pool_values(rank: int, x: np.ndarray, kernel_size: object,
+                             stride: object = None, padding: object = 0, dilation: object = 1,
+                             ceil_mode: bool = False) -> _Prepared:
+    """JAX's own max pool (reduce_window max): the function its gradient is taken of."""
     geo = pool_geometry(x.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
-    return geo, {"k": geo.kernel, "s": geo.stride, "pads": geo.floor_pads, "d": geo.dilation}
+    return _Prepared(_max_values, {"x": x},
+                     {"k": geo.kernel, "s": geo.stride, "pads": geo.floor_pads,
+                      "d": geo.dilation})
 
 
-@_x64
-def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, rank: int):
-    x = float_input(x)
-    _, geo = _pool_geo(x, rank, kernel_size, stride, padding, dilation, ceil_mode)
+def _prepare_max_pool(rank: int, x: np.ndarray, kernel_size: object, stride: object = None,
+                      padding: object = 0, dilation: object = 1, ceil_mode: bool = False,
+                      return_indices: bool = False) -> _Prepared:
+    values = _prepare_max_pool_values(rank, x, kernel_size, stride, padding, dilation, ceil_mode)
     if not return_indices and not np.signbit(x[x == 0]).any():  # jax-maxpool-signed-zero
-        return _np(_call(_max_values, _j(x), **geo), x.dtype)
-    y, idx = _call(_max_with_indices, _j(x), **geo)
-    y = _np(y, x.dtype)
-    return (y, np.array(idx, dtype=np.int64)) if return_indices else y
+        return values
+    return _Prepared(_max_with_indices, values.arrays, values.static,
+                     outputs=2 if return_indices else 1)
 
 
-def _native_gradient_differs(x: np.ndarray, geo) -> bool:
+def _native_gradient_differs(x: np.ndarray, geo: dict[str, Any]) -> bool:
     """Where JAX's select_and_scatter gradient is not the contract's: window dilation (no
     VJP), NaN in x, or -inf in x with padding (a padded -inf can take the gradient)."""
     padded = any(b or a for b, a in geo["pads"])
@@ -426,58 +415,17 @@ def _native_gradient_differs(x: np.ndarray, geo) -> bool:
 
 
 @_x64
-def _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, rank: int):
-    x, dy = float_input(x), float_input(dy, "dy")
-    pool, geo = _pool_geo(x, rank, kernel_size, stride, padding, dilation, ceil_mode)
-    if dy.shape != (*x.shape[:2], *pool.out):
-        raise ValueError(f"dy must have shape {(*x.shape[:2], *pool.out)}, got {dy.shape}")
-    if _native_gradient_differs(x, geo):
-        _, idx = _call(_max_with_indices, _j(x), **geo)
-        return _np(_call(_scatter_winners, _j(dy), idx, x_shape=x.shape), x.dtype)
-    (dx,) = _vjp(_max_values, (_j(x),), dy, **geo)
-    return _np(dx, x.dtype)
-
-
-def max_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """lax.reduce_window(max); indices composed (variadic reduce_window)."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
-
-
-def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """lax.reduce_window(max); indices composed (variadic reduce_window)."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
-
-
-def max_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """lax.reduce_window(max); indices composed (variadic reduce_window)."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3)
-
-
-def max_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """jax.vjp of reduce_window(max) (composed where JAX's differs: module docstring)."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 1)
-
-
-def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """jax.vjp of reduce_window(max) (composed where JAX's differs: module docstring)."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 2)
-
-
-def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """jax.vjp of reduce_window(max) (composed where JAX's differs: module docstring)."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
+def _max_pool_backward(rank: int, dy: np.ndarray, x: np.ndarray,
+                       **params: Any) -> np.ndarray:
+    """jax.vjp of reduce_window(max); dy scattered onto the composed winners where JAX's
+    gradient is not the contract's (module docstring)."""
+    values = _prepare_max_pool_values(rank, x, **params)
+    if not _native_gradient_differs(x, values.static):
+        return _autodiff(ops.record("max_pool"), _prepare_max_pool_values, rank,
+                         {"dy": dy, "x": x, **params})
+    _y_spec(values, dy)
+    _, idx = _call(_max_with_indices, _j(x), **values.static)
+    return _np(_call(_scatter_winners, _j(dy), idx, x_shape=x.shape), x.dtype)
 
 
 # ---------------------------------------------------------------------- average, LP pooling
@@ -492,81 +440,14 @@ def _averages(x, div, *, k, s, pads):
     return _window_sums(x, k=k, s=s, pads=pads) / div
 
 
-def _avg_setup(x, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
-               divisor_override):
+def _prepare_avg_pool(rank: int, x: np.ndarray, kernel_size: object, stride: object = None,
+                      padding: object = 0, ceil_mode: bool = False,
+                      count_include_pad: bool = True,
+                      divisor_override: int | None = None) -> _Prepared:
     geo = avg_pool_geometry(x.shape, rank, kernel_size, stride, padding, ceil_mode)
     div = avg_divisors(geo, bool(count_include_pad), divisor_override)
-    return {"k": geo.kernel, "s": geo.stride, "pads": geo.floor_pads}, div.astype(x.dtype)
-
-
-@_x64
-def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-              rank: int) -> np.ndarray:
-    x = float_input(x)
-    geo, div = _avg_setup(x, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                          divisor_override)
-    return _np(_call(_averages, _j(x), _j(div), **geo), x.dtype)
-
-
-@_x64
-def _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    geo, div = _avg_setup(x, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                          divisor_override)
-    (dx,) = _vjp(_averages, (_j(x),), dy, (_j(div),), **geo)
-    return _np(dx, x.dtype)
-
-
-def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """reduce_window(add) window sums / the contract's divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 1)
-
-
-def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """reduce_window(add) window sums / the contract's divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 2)
-
-
-def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """reduce_window(add) window sums / the contract's divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 3)
-
-
-def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """jax.vjp of avg_pool1d."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 1)
-
-
-def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """jax.vjp of avg_pool2d."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 2)
-
-
-def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """jax.vjp of avg_pool3d."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 3)
+    return _Prepared(_averages, {"x": x, "divisor": div.astype(x.dtype)},
+                     {"k": geo.kernel, "s": geo.stride, "pads": geo.floor_pads})
 
 
 def _lp(v, scale, *, p, k, s, pads):
@@ -575,50 +456,13 @@ def _lp(v, scale, *, p, k, s, pads):
     return jnp.where(dead, 0, jnp.power(jnp.where(dead, 1, a), jnp.asarray(1 / p, v.dtype)))
 
 
-def _lp_setup(x, rank, norm_type, kernel_size, stride, ceil_mode):
+def _prepare_lp_pool(rank: int, x: np.ndarray, norm_type: float, kernel_size: object,
+                     stride: object = None, ceil_mode: bool = False) -> _Prepared:
     p = lp_norm_type(norm_type)
     geo = lp_pool_geometry(x.shape, rank, kernel_size, stride, ceil_mode)
     scale = (math.prod(geo.kernel) / avg_divisors(geo, True, None)).astype(x.dtype)
-    return _j(scale), {"p": float(p), "k": geo.kernel, "s": geo.stride, "pads": geo.floor_pads}
-
-
-@_x64
-def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
-    x = float_input(x)
-    scale, static = _lp_setup(x, rank, norm_type, kernel_size, stride, ceil_mode)
-    return _np(_call(_lp, _j(x), scale, **static), x.dtype)
-
-
-@_x64
-def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    scale, static = _lp_setup(x, rank, norm_type, kernel_size, stride, ceil_mode)
-    (dx,) = _vjp(_lp, (_j(x),), dy, (scale,), **static)
-    return _np(dx, x.dtype)
-
-
-def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """(K / count * reduce_window(add) of x ** p) ** (1 / p)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """(K / count * reduce_window(add) of x ** p) ** (1 / p)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
-
-
-def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """jax.vjp of lp_pool1d."""
-    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """jax.vjp of lp_pool2d."""
-    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
+    return _Prepared(_lp, {"x": x, "scale": scale},
+                     {"p": float(p), "k": geo.kernel, "s": geo.stride, "pads": geo.floor_pads})
 
 
 # ------------------------------------------------------------------------- adaptive pooling
@@ -645,102 +489,30 @@ def _adaptive_max_pairs(x, *, bins):
     return v, i
 
 
-def _adaptive_bins(x, rank, output_size):
-    out, bins = adaptive_bins(x.shape, rank, output_size)
-    return out, tuple(tuple((int(s), int(e)) for s, e in axis_bins) for axis_bins in bins)
+def _adaptive_bins(x: np.ndarray, rank: int, output_size: object) -> tuple:
+    _, bins = adaptive_bins(x.shape, rank, output_size)
+    return tuple(tuple((int(s), int(e)) for s, e in axis_bins) for axis_bins in bins)
+
+
+def _prepare_adaptive_avg_pool(rank: int, x: np.ndarray, output_size: object) -> _Prepared:
+    return _Prepared(_adaptive_avg, {"x": x}, {"bins": _adaptive_bins(x, rank, output_size)})
+
+
+def _prepare_adaptive_max_pool(rank: int, x: np.ndarray, output_size: object,
+                               return_indices: bool = False) -> _Prepared:
+    return _Prepared(_adaptive_max_pairs, {"x": x},
+                     {"bins": _adaptive_bins(x, rank, output_size)},
+                     outputs=2 if return_indices else 1)
 
 
 @_x64
-def _adaptive_forward(kind: str, x, output_size, rank: int, return_indices: object = False):
-    x = float_input(x)
-    _, bins = _adaptive_bins(x, rank, output_size)
-    if kind == "avg":
-        return _np(_call(_adaptive_avg, _j(x), bins=bins), x.dtype)
-    y, idx = _call(_adaptive_max_pairs, _j(x), bins=bins)
-    return (_np(y, x.dtype), np.array(idx, dtype=np.int64)) if return_indices else \
-        _np(y, x.dtype)
-
-
-@_x64
-def _adaptive_backward(kind: str, dy, x, output_size, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    out, bins = _adaptive_bins(x, rank, output_size)
-    if dy.shape != (*x.shape[:2], *out):
-        raise ValueError(f"dy must have shape {(*x.shape[:2], *out)}, got {dy.shape}")
-    if kind == "avg":
-        (dx,) = _vjp(_adaptive_avg, (_j(x),), dy, bins=bins)
-        return _np(dx, x.dtype)
-    _, idx = _call(_adaptive_max_pairs, _j(x), bins=bins)  # jax-reduce-max-splits-ties
+def _adaptive_max_pool_backward(rank: int, dy: np.ndarray, x: np.ndarray,
+                                output_size: object) -> np.ndarray:
+    """dy scattered onto the composed winners (jax-reduce-max-splits-ties)."""
+    prepared = _prepare_adaptive_max_pool(rank, x, output_size)
+    _y_spec(prepared, dy)
+    _, idx = _call(prepared.fn, _j(x), **prepared.static)
     return _np(_call(_scatter_winners, _j(dy), idx, x_shape=x.shape), x.dtype)
-
-
-def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """jnp.sum of every bin's slice / its length."""
-    return _adaptive_forward("avg", x, output_size, 1)
-
-
-def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """jax.vjp of adaptive_avg_pool1d."""
-    return _adaptive_backward("avg", dy, x, output_size, 1)
-
-
-def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False
-                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Variadic lax.reduce of (value, index) over every bin."""
-    return _adaptive_forward("max", x, output_size, 1, return_indices)
-
-
-def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """dy scattered onto the winners (.at[].add)."""
-    return _adaptive_backward("max", dy, x, output_size, 1)
-
-
-def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """jnp.sum of every bin's slice / its length, axis by axis."""
-    return _adaptive_forward("avg", x, output_size, 2)
-
-
-def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """jax.vjp of adaptive_avg_pool2d."""
-    return _adaptive_backward("avg", dy, x, output_size, 2)
-
-
-def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False
-                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Variadic lax.reduce of (value, index) over every bin, axis by axis."""
-    return _adaptive_forward("max", x, output_size, 2, return_indices)
-
-
-def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """dy scattered onto the winners (.at[].add)."""
-    return _adaptive_backward("max", dy, x, output_size, 2)
-
-
-def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """jnp.sum of every bin's slice / its length, axis by axis."""
-    return _adaptive_forward("avg", x, output_size, 3)
-
-
-def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """jax.vjp of adaptive_avg_pool3d."""
-    return _adaptive_backward("avg", dy, x, output_size, 3)
-
-
-def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False
-                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Variadic lax.reduce of (value, index) over every bin, axis by axis."""
-    return _adaptive_forward("max", x, output_size, 3, return_indices)
-
-
-def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """dy scattered onto the winners (.at[].add)."""
-    return _adaptive_backward("max", dy, x, output_size, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm
@@ -760,56 +532,121 @@ def _bn(v, g, b, rm, rv, *, training: bool, eps: float, momentum: float, bessel:
             (1 - mom) * rv + mom * var * jnp.asarray(bessel, v.dtype))
 
 
-def _bn_y(v, g, b, rm, rv, **static):
-    return _bn(v, g, b, rm, rv, **static)[0]
-
-
-def _bn_params(x: np.ndarray, gamma, beta):
-    c = x.shape[1]
-    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
-    b = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
-    return _j(g), _j(b)
-
-
-def _stats(x: np.ndarray, running_mean, running_var) -> tuple[jax.Array, jax.Array]:
-    """The running statistics as arrays (placeholders when there are none: training only)."""
-    c = x.shape[1]
-    rm = np.zeros(c, x.dtype) if running_mean is None else running_mean
-    rv = np.ones(c, x.dtype) if running_var is None else running_var
-    return _j(np.asarray(rm, x.dtype)), _j(np.asarray(rv, x.dtype))
-
-
-@_x64
-def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
-               running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
-               training: bool = True, momentum: float = 0.1,
-               eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """jnp.mean / jnp.var composition (JAX has no batch norm); running stats per contract."""
-    x = float_input(x)
+def _prepare_batch_norm(rank: int | None, x: np.ndarray, gamma: np.ndarray | None,
+                        beta: np.ndarray | None, running_mean: np.ndarray | None = None,
+                        running_var: np.ndarray | None = None, training: bool = True,
+                        momentum: float = 0.1, eps: float = 1e-5) -> _Prepared:
+    """The running statistics are placeholders when there are none (training only)."""
     m = bn_check(x, running_mean, running_var, training)
-    g, b = _bn_params(x, gamma, beta)
-    rm, rv = _stats(x, running_mean, running_var)
-    y, new_mean, new_var = _call(_bn, _j(x), g, b, rm, rv, training=bool(training),
-                                 eps=float(eps), momentum=float(momentum),
-                                 bessel=m / (m - 1) if m > 1 else math.inf)
-    if not training or running_mean is None:
-        return _np(y, x.dtype)
-    return _np(y, x.dtype), _np(new_mean, x.dtype), _np(new_var, x.dtype)
+    c = x.shape[1]
+    arrays = {
+        "x": x,
+        "gamma": np.ones(c, x.dtype) if gamma is None else gamma,
+        "beta": np.zeros(c, x.dtype) if beta is None else beta,
+        "running_mean": np.asarray(np.zeros(c) if running_mean is None else running_mean,
+                                   x.dtype),
+        "running_var": np.asarray(np.ones(c) if running_var is None else running_var, x.dtype),
+    }
+    static = {"training": bool(training), "eps": float(eps), "momentum": float(momentum),
+              "bessel": m / (m - 1) if m > 1 else math.inf}
+    return _Prepared(_bn, arrays, static,
+                     outputs=3 if training and running_mean is not None else 1)
 
 
-@_x64
-def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
-                        eps: float = 1e-5, running_mean: np.ndarray | None = None,
-                        running_var: np.ndarray | None = None,
-                        training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dgamma, dbeta) by jax.vjp; eval mode treats the running stats as constants."""
-    x, dy = float_input(x), float_input(dy, "dy")
-    bn_check(x, running_mean, running_var, training)
-    same_shape_dy(dy, x)
-    g, b = _bn_params(x, gamma, None)
-    grads = _vjp(_bn_y, (_j(x), g, b), dy, _stats(x, running_mean, running_var),
-                 training=bool(training), eps=float(eps), momentum=0.0, bessel=1.0)
-    return tuple(_np(t, x.dtype) for t in grads)
+# ------------------------------------------------------------- layer, group, instance norm
+# JAX has none of them (jax-no-batch-norm): each is composed from jnp.mean and jnp.var,
+# two-pass (jax-standardize-one-pass-variance), gradients by jax.vjp of the composition.
+
+
+def _standardise(v, eps: float, axes: tuple[int, ...]):
+    """(v - mean) / sqrt(var + eps) over `axes`, the biased variance centred first."""
+    mean = jnp.mean(v, axis=axes, keepdims=True)
+    var = jnp.var(v, axis=axes, keepdims=True)
+    return (v - mean) / jnp.sqrt(var + jnp.asarray(eps, v.dtype))
+
+
+def _ln(v, g, b, *, axes: tuple[int, ...], eps: float):
+    """Layer norm over the trailing `axes`; g, b have their shape (broadcast from the end)."""
+    return _standardise(v, eps, axes) * g + b
+
+
+def _prepare_layer_norm(rank: int | None, x: np.ndarray, normalized_shape: object,
+                        gamma: np.ndarray | None = None, beta: np.ndarray | None = None,
+                        eps: float = 1e-5) -> _Prepared:
+    shape = normalized_axes(x.shape, normalized_shape)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    norm_affine(gamma, "gamma", shape, x)
+    norm_affine(beta, "beta", shape, x)
+    return _Prepared(_ln, {"x": x,
+                           "gamma": np.ones(shape, x.dtype) if gamma is None else gamma,
+                           "beta": np.zeros(shape, x.dtype) if beta is None else beta},
+                     {"axes": axes, "eps": norm_real(eps, "eps", 0.0, math.inf)})
+
+
+def _gn(v, g, b, *, groups: int, eps: float):
+    """Group norm: the (N, groups, C / groups * prod(S)) rows standardised, then per channel."""
+    rows = v.reshape(v.shape[0], groups, -1)
+    xhat = _standardise(rows, eps, (2,)).reshape(v.shape)
+    shape = channel_shape(v.ndim)
+    return xhat * g.reshape(shape) + b.reshape(shape)
+
+
+def _prepare_group_norm(rank: int | None, x: np.ndarray, num_groups: object,
+                        gamma: np.ndarray | None = None, beta: np.ndarray | None = None,
+                        eps: float = 1e-5) -> _Prepared:
+    groups = norm_groups(x, num_groups)
+    c = x.shape[1]
+    norm_affine(gamma, "gamma", (c,), x)
+    norm_affine(beta, "beta", (c,), x)
+    return _Prepared(_gn, {"x": x,
+                           "gamma": np.ones(c, x.dtype) if gamma is None else gamma,
+                           "beta": np.zeros(c, x.dtype) if beta is None else beta},
+                     {"groups": groups, "eps": norm_real(eps, "eps", 0.0, math.inf)})
+
+
+def _in(v, g, b, rm, rv, *, training: bool, eps: float, momentum: float, bessel: float):
+    """(y, new running mean, new running var) of instance norm; eval mode normalises with rm,
+    rv. The running statistics take the mean over N of each instance's mean and unbiased
+    variance (var * bessel)."""
+    shape, axes = channel_shape(v.ndim), tuple(range(2, v.ndim))
+    if training:  # two-pass biased variance per instance, (N, C, 1, ...)
+        mean, var = jnp.mean(v, axis=axes, keepdims=True), jnp.var(v, axis=axes, keepdims=True)
+    else:
+        mean, var = rm.reshape(shape), rv.reshape(shape)
+    inv = g.reshape(shape) / jnp.sqrt(var + jnp.asarray(eps, v.dtype))
+    y = (v - mean) * inv + b.reshape(shape)
+    if not training:
+        return y, rm, rv
+    mom = jnp.asarray(momentum, v.dtype)
+    batch_mean = jnp.mean(mean.reshape(v.shape[:2]), axis=0)
+    batch_var = jnp.mean(var.reshape(v.shape[:2]) * jnp.asarray(bessel, v.dtype), axis=0)
+    return y, (1 - mom) * rm + mom * batch_mean, (1 - mom) * rv + mom * batch_var
+
+
+def _prepare_instance_norm(rank: int | None, x: np.ndarray, gamma: np.ndarray | None = None,
+                           beta: np.ndarray | None = None,
+                           running_mean: np.ndarray | None = None,
+                           running_var: np.ndarray | None = None, training: bool = True,
+                           momentum: float = 0.1, eps: float = 1e-5) -> _Prepared:
+    """The running statistics are placeholders when there are none (training only)."""
+    m = instance_norm_check(x, running_mean, running_var, training)
+    c = x.shape[1]
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        norm_affine(value, name, (c,), x)
+    arrays = {
+        "x": x,
+        "gamma": np.ones(c, x.dtype) if gamma is None else gamma,
+        "beta": np.zeros(c, x.dtype) if beta is None else beta,
+        "running_mean": np.asarray(np.zeros(c) if running_mean is None else running_mean,
+                                   x.dtype),
+        "running_var": np.asarray(np.ones(c) if running_var is None else running_var, x.dtype),
+    }
+    static = {"training": bool(training), "eps": norm_real(eps, "eps", 0.0, math.inf),
+              "momentum": norm_real(momentum, "momentum", 0.0, 1.0),
+              "bessel": m / (m - 1) if m > 1 else math.inf}
+    return _Prepared(_in, arrays, static,
+                     outputs=3 if training and running_mean is not None else 1)
 
 
 # ----------------------------------------------------------------- activations, dense layer
@@ -819,49 +656,38 @@ def _relu(v):
     return jnp.where(v == 0, v, jax.nn.relu(v))  # jax-relu-negative-zero
 
 
+def _prepare_relu(rank: int | None, x: np.ndarray) -> _Prepared:
+    return _Prepared(_relu, {"x": x})
+
+
+def _prepare_native_relu(rank: int | None, x: np.ndarray) -> _Prepared:
+    """jax.nn.relu itself: its gradient is the contract's slope (0 at x == 0)."""
+    return _Prepared(jax.nn.relu, {"x": x})
+
+
+def _relu_backward(rank: int | None, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """jax.vjp of jax.nn.relu, NaN where x is NaN or a non-finite dy meets slope 0."""
+    dx = _autodiff(ops.record("relu"), _prepare_native_relu, rank, {"dy": dy, "x": x})
+    return product_nans(dx, dy, x, x <= 0)
+
+
 def _elu(v, *, alpha: float):
     return jax.nn.elu(v, alpha=jnp.asarray(alpha, v.dtype))
 
 
-@_x64
-def _activation(fn, x: np.ndarray, **static) -> np.ndarray:
-    x = float_input(x)
-    return _np(_call(fn, _j(x), **static), x.dtype)
+def _prepare_elu(rank: int | None, x: np.ndarray, alpha: float = 1.0) -> _Prepared:
+    return _Prepared(_elu, {"x": x}, {"alpha": check_alpha(alpha)})
 
 
-@_x64
-def _activation_backward(fn, dy: np.ndarray, x: np.ndarray, **static) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    same_shape_dy(dy, x)
-    (dx,) = _vjp(fn, (_j(x),), dy, **static)
-    return _np(dx, x.dtype)
-
-
-def relu(x: np.ndarray) -> np.ndarray:
-    """jax.nn.relu (x kept where x == 0: the sign of -0.0)."""
-    return _activation(_relu, x)
-
-
-def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """jax.vjp of jax.nn.relu, NaN where x is NaN or a non-finite dy meets slope 0."""
-    dx = _activation_backward(jax.nn.relu, dy, x)
-    return product_nans(dx, np.asarray(dy), np.asarray(x), np.asarray(x) <= 0)
-
-
-def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """jax.nn.elu(x, alpha)."""
-    return _activation(_elu, x, alpha=check_alpha(alpha))
-
-
-def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+def _elu_backward(rank: int | None, dy: np.ndarray, x: np.ndarray,
+                  alpha: float = 1.0) -> np.ndarray:
     """jax.vjp of jax.nn.elu, NaN where x is NaN."""
-    dx = _activation_backward(_elu, dy, x, alpha=check_alpha(alpha))
-    return product_nans(dx, np.asarray(dy), np.asarray(x))
+    dx = _autodiff(ops.record("elu"), _prepare_elu, rank, {"dy": dy, "x": x, "alpha": alpha})
+    return product_nans(dx, dy, x)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """jax.nn.sigmoid."""
-    return _activation(jax.nn.sigmoid, x)
+def _prepare_sigmoid(rank: int | None, x: np.ndarray) -> _Prepared:
+    return _Prepared(jax.nn.sigmoid, {"x": x})
 
 
 def _saturated_sigmoid_grad(dy, x):
@@ -869,16 +695,16 @@ def _saturated_sigmoid_grad(dy, x):
     return dy * (e / (1 + e) ** 2)
 
 
-def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+@_x64
+def _sigmoid_backward(rank: int | None, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """jax.vjp of jax.nn.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e / (1 + e)^2
     with e = jnp.exp(-|x|), the contract's sigmoid(x) * sigmoid(-x) (sigmoid-saturated-gradient:
     1 - y is exactly 0 once y rounds to 1, and inf * 0 is NaN)."""
-    dx = _activation_backward(jax.nn.sigmoid, dy, x)
-    infinite = np.isinf(np.asarray(dy))
+    dx = _autodiff(ops.record("sigmoid"), _prepare_sigmoid, rank, {"dy": dy, "x": x})
+    infinite = np.isinf(dy)
     if infinite.any():
-        with jax.enable_x64(True):
-            composed = _call(_saturated_sigmoid_grad, _j(np.asarray(dy, dx.dtype)),
-                             _j(np.asarray(x, dx.dtype)))
+        composed = _call(_saturated_sigmoid_grad, _j(dy.astype(dx.dtype)),
+                         _j(x.astype(dx.dtype)))
         dx = np.where(infinite, _np(composed, dx.dtype), dx)
     return dx
 
@@ -889,21 +715,51 @@ def _linear(v, k, *c):
     return y + c[0] if c else y
 
 
-@_x64
-def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """jnp.tensordot(x, w, ((-1,), (1,))) + b (precision HIGHEST)."""
-    x, w = float_input(x), float_input(w, "w")
-    b = None if b is None else float_input(b, "b")
+def _prepare_linear(rank: int | None, x: np.ndarray, w: np.ndarray,
+                    b: np.ndarray | None = None) -> _Prepared:
     linear_check(x, w, b)
-    return _np(_call(_linear, _j(x), _j(w), *(() if b is None else (_j(b),))), x.dtype)
+    return _Prepared(_linear, {"x": x, "w": w, **({} if b is None else {"b": b})})
 
 
-@_x64
-def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by jax.vjp of the tensordot with a zero bias."""
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    linear_check(x, w, dy=dy)
-    grads = _vjp(_linear, (_j(x), _j(w), jnp.zeros(w.shape[0], x.dtype)), dy)
-    return tuple(_np(t, x.dtype) for t in grads)
+# ------------------------------------------------------------------------------------ table
 
+TABLE: dict[str, Row] = {
+    "pad": Row(_prepare_pad, backward=_pad_backward,
+               doc="jnp.pad with NumPy's mode names (reflect, edge, wrap)."),
+    "conv": Row(_prepare_conv,
+                doc="lax.conv_general_dilated with explicit (before, after) padding."),
+    "conv_transpose": Row(_prepare_conv_transpose,
+                          doc="lax.conv_transpose(transpose_kernel=True); grouped: "
+                              "conv_general_dilated with lhs_dilation."),
+    "max_pool": Row(_prepare_max_pool, backward=_max_pool_backward,
+                    doc="lax.reduce_window(max); indices composed (variadic reduce_window)."),
+    "avg_pool": Row(_prepare_avg_pool,
+                    doc="reduce_window(add) window sums / the contract's divisor."),
+    "lp_pool": Row(_prepare_lp_pool,
+                   doc="(K / count * reduce_window(add) of x ** p) ** (1 / p)."),
+    "adaptive_avg_pool": Row(_prepare_adaptive_avg_pool,
+                             doc="jnp.sum of every bin's slice / its length, axis by axis."),
+    "adaptive_max_pool": Row(_prepare_adaptive_max_pool, backward=_adaptive_max_pool_backward,
+                             doc="variadic lax.reduce of (value, index) over every bin, axis by "
+                                 "axis."),
+    "batch_norm": Row(_prepare_batch_norm,
+                      doc="jnp.mean / jnp.var composition (JAX has no batch norm); running "
+                          "stats per contract."),
+    "layer_norm": Row(_prepare_layer_norm,
+                      doc="jnp.mean / jnp.var (two-pass) over the trailing normalized_shape "
+                          "axes; JAX has no layer norm."),
+    "group_norm": Row(_prepare_group_norm,
+                      doc="jnp.mean / jnp.var (two-pass) over each (sample, group) of the "
+                          "(N, G, -1) view; JAX has no group norm."),
+    "instance_norm": Row(_prepare_instance_norm,
+                         doc="jnp.mean / jnp.var (two-pass) over each instance's spatial axes; "
+                             "running stats per contract."),
+    "relu": Row(_prepare_relu, backward=_relu_backward,
+                doc="jax.nn.relu (x kept where x == 0: the sign of -0.0)."),
+    "elu": Row(_prepare_elu, backward=_elu_backward, doc="jax.nn.elu(x, alpha)."),
+    "sigmoid": Row(_prepare_sigmoid, backward=_sigmoid_backward, doc="jax.nn.sigmoid."),
+    "linear": Row(_prepare_linear,
+                  doc="jnp.tensordot(x, w, ((-1,), (1,))) + b (precision HIGHEST)."),
+}
+
+globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__))

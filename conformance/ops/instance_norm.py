@@ -77,7 +77,7 @@ class InstanceNormCase(Case):
 
 
 def sample(d: Any, rank: int | None = None, small: bool = False,
-           kind: str | None = None) -> InstanceNormCase:
+           kind: str | None = None, affine: bool | None = None) -> InstanceNormCase:
     r = draws.rank_of(d, RANKS, rank)
     n, c = draws.batch_channels(d, small)
     size = draws.sizes(d, r, small)
@@ -87,7 +87,8 @@ def sample(d: Any, rank: int | None = None, small: bool = False,
     running = d.boolean("running stats") or not training
     momentum = d.choice([0.1, 0.0, 1.0, 0.37], "momentum")
     eps = d.choice([1e-5, 1e-3, 0.1], "eps")
-    affine = d.boolean("gamma and beta given")
+    # affine=True / False fixes it (e.g. for callers that break or compare gamma and beta)
+    affine = d.boolean("gamma and beta given") if affine is None else affine
     kind = kind or d.choice(norm.KINDS, "values")
     return InstanceNormCase((n, c, *size), training, running, momentum, eps, affine, kind)
 

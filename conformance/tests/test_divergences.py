@@ -1734,8 +1734,13 @@ def test_jax_no_batch_norm(jax):
     assert "standardize" in names
     rng = np.random.default_rng(5)
     x, g, b = rng.standard_normal((3, 2, 4)), rng.standard_normal(2), rng.standard_normal(2)
-    np.testing.assert_allclose(load_backend("jax").batch_norm(x, g, b), nnref.batch_norm(x, g, b),
+    jb = load_backend("jax")
+    np.testing.assert_allclose(jb.batch_norm(x, g, b), nnref.batch_norm(x, g, b),
                                rtol=1e-12, atol=1e-12)
+    for got, want in ((jb.layer_norm(x, (2, 4)), nnref.layer_norm(x, (2, 4))),
+                      (jb.group_norm(x, 1, g, b), nnref.group_norm(x, 1, g, b)),
+                      (jb.instance_norm(x, g, b), nnref.instance_norm(x, g, b))):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.jax
@@ -1746,8 +1751,10 @@ def test_jax_standardize_one_pass_variance(jax):
         fast = np.asarray(jax.nn.standardize(jax.numpy.asarray(x)))
     two_pass = (x - x.mean()) / np.sqrt(x.var() + np.float32(1e-5))
     assert np.abs(fast).max() > 3 * np.abs(two_pass).max()  # 4.75 vs 1.29
-    got = load_backend("jax").batch_norm(x.reshape(4, 1), None, None)
-    np.testing.assert_allclose(got.ravel(), two_pass, rtol=1e-3)
+    jb = load_backend("jax")
+    for got in (jb.batch_norm(x.reshape(4, 1), None, None), jb.layer_norm(x, 4),
+                jb.group_norm(x.reshape(1, 1, 4), 1), jb.instance_norm(x.reshape(1, 1, 4))):
+        np.testing.assert_allclose(got.ravel(), two_pass, rtol=1e-3)
 
 
 @pytest.mark.jax
