@@ -468,3 +468,64 @@ def linear_check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
         raise ValueError(f"b must have shape ({w.shape[0]},), got {b.shape}")
     if dy is not None and dy.shape != (*x.shape[:-1], w.shape[0]):
         raise ValueError(f"dy must have shape {(*x.shape[:-1], w.shape[0])}, got {dy.shape}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer, group and instance normalisation: the contract's argument rules where the frameworks
+# are laxer (torch takes a negative eps and a momentum above 1) or raise without naming the
+# parameter.
+# ---------------------------------------------------------------------------------------------
+
+
+def check_real(name: str, value: object, low: float, high: float) -> float:
+    """A real number (not a bool) in [low, high]: eps in [0, inf], momentum in [0, 1]."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) \
+            or not low <= value <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def layer_norm_shape(x_shape: tuple[int, ...], normalized_shape: object) -> tuple[int, ...]:
+    """normalized_shape (an int or a non-empty tuple / list of ints) as a tuple; it must be the
+    trailing shape of x."""
+    shape = (normalized_shape,) if not isinstance(normalized_shape, tuple | list) \
+        else tuple(normalized_shape)
+    if not shape or not all(_is_int(s) for s in shape):
+        raise ValueError(f"normalized_shape must be an int or a non-empty tuple of ints, got "
+                         f"{normalized_shape!r}")
+    shape = tuple(int(s) for s in shape)  # type: ignore[call-overload]
+    if len(shape) > len(x_shape) or tuple(x_shape[len(x_shape) - len(shape):]) != shape:
+        raise ValueError(f"normalized_shape must be the trailing shape of x, got "
+                         f"normalized_shape={normalized_shape!r} for x of shape "
+                         f"{tuple(x_shape)}")
+    return shape
+
+
+def _norm_layout(x_shape: tuple[int, ...]) -> None:
+    if not 2 <= len(x_shape) <= 5:
+        raise ValueError(f"x must be {BN_LAYOUTS}, got shape {tuple(x_shape)}")
+
+
+def group_norm_groups(x_shape: tuple[int, ...], num_groups: object) -> int:
+    """num_groups: an int >= 1 dividing C, for x (N, C, *S) with 0 to 3 spatial axes."""
+    _norm_layout(x_shape)
+    if not _is_int(num_groups) or num_groups < 1:  # type: ignore[operator]
+        raise ValueError(f"num_groups must be an int >= 1, got {num_groups!r}")
+    if x_shape[1] % num_groups:  # type: ignore[operator]
+        raise ValueError(f"num_groups must divide the number of channels C = {x_shape[1]}, "
+                         f"got num_groups={num_groups}")
+    return int(num_groups)  # type: ignore[call-overload]
+
+
+def instance_norm_check(x_shape: tuple[int, ...], running_mean: object, running_var: object,
+                        training: bool) -> None:
+    """instance_norm's rules: running statistics both or neither, eval needs them, training
+    needs more than one value per instance (prod(S) > 1)."""
+    _norm_layout(x_shape)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (both or neither)")
+    if not training and running_mean is None:
+        raise ValueError("training=False needs running_mean and running_var")
+    if training and math.prod(x_shape[2:]) <= 1:
+        raise ValueError(f"training needs more than one value per instance (prod(S) > 1), "
+                         f"got x of shape {tuple(x_shape)}")

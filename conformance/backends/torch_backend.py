@@ -72,8 +72,12 @@ from conformance.backends.arguments import (
     channel_shape,
     check_alpha,
     check_pad,
+    check_real,
     conv_args,
     conv_transpose_args,
+    group_norm_groups,
+    instance_norm_check,
+    layer_norm_shape,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
@@ -376,6 +380,39 @@ def _batch_norm(rank: int | None, x: torch.Tensor, gamma: torch.Tensor | None,
                             eps=float(eps))
     y = _bn_train(x, running_mean, running_var, g, b, float(momentum), float(eps))
     return y if running_mean is None else (y, running_mean, running_var)
+
+
+# ------------------------------------------------------------ layer, group and instance norm
+
+
+def _layer_norm(rank: int | None, x: torch.Tensor, normalized_shape: object,
+                gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
+                eps: float = 1e-5) -> torch.Tensor:
+    """F.layer_norm after the contract's checks (torch takes a negative eps)."""
+    shape = layer_norm_shape(tuple(x.shape), normalized_shape)
+    return F.layer_norm(x, shape, gamma, beta, eps=check_real("eps", eps, 0.0, np.inf))
+
+
+def _group_norm(rank: int | None, x: torch.Tensor, num_groups: object,
+                gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
+                eps: float = 1e-5) -> torch.Tensor:
+    """F.group_norm after the contract's checks (torch takes a negative eps)."""
+    groups = group_norm_groups(tuple(x.shape), num_groups)
+    return F.group_norm(x, groups, gamma, beta, eps=check_real("eps", eps, 0.0, np.inf))
+
+
+def _instance_norm(rank: int | None, x: torch.Tensor, gamma: torch.Tensor | None = None,
+                   beta: torch.Tensor | None = None, running_mean: torch.Tensor | None = None,
+                   running_var: torch.Tensor | None = None, training: bool = True,
+                   momentum: float = 0.1, eps: float = 1e-5
+                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F.instance_norm(use_input_stats=training); the running statistics (copies) are updated
+    in place by torch and returned in training mode."""
+    instance_norm_check(tuple(x.shape), running_mean, running_var, training)
+    y = F.instance_norm(x, running_mean, running_var, gamma, beta, use_input_stats=training,
+                        momentum=check_real("momentum", momentum, 0.0, 1.0),
+                        eps=check_real("eps", eps, 0.0, np.inf))
+    return (y, running_mean, running_var) if training and running_mean is not None else y
 
 
 # ------------------------------------------------------------------------------ activations
