@@ -113,26 +113,32 @@ def _view(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def _numpy(value: torch.Tensor | np.ndarray, dtype: np.dtype) -> np.ndarray:
+def as_numpy(value: torch.Tensor | np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A result as a NumPy copy: floats in `dtype` (x's), integers (indices) as int64."""
     a = np.asarray(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
     return np.array(a, dtype=dtype if a.dtype.kind == "f" else np.int64, copy=True)
 
 
-def _tensors(arguments: dict[str, Any], differentiable: tuple[str, ...] = ()) -> dict[str, Any]:
+def as_tensors(arguments: dict[str, Any], differentiable: tuple[str, ...] = ()
+               ) -> dict[str, Any]:
     """The arguments with every array as a private tensor (a leaf of the gradient when its name
-    is in `differentiable`)."""
+    is in `differentiable`); the rest as given. Also the benchmark's (torch_bench.py)."""
     return {k: _tensor(v, k in differentiable) if k in _ARRAYS and v is not None else v
             for k, v in arguments.items()}
+
+
+def first_output(out: Any) -> torch.Tensor:
+    """y: a forward's result, or the first item of a forward that returns a tuple."""
+    return out[0] if isinstance(out, tuple) else out
 
 
 def _run(forward: Any, rank: int | None, arguments: dict[str, Any]) -> Any:
     """The forward on private tensors; its results as NumPy (floats in x's dtype)."""
     dtype = np.asarray(arguments["x"]).dtype
-    out = forward(rank, **_tensors(arguments))
+    out = forward(rank, **as_tensors(arguments))
     if isinstance(out, tuple):
-        return tuple(_numpy(o, dtype) for o in out)
-    return _numpy(out, dtype)
+        return tuple(as_numpy(o, dtype) for o in out)
+    return as_numpy(out, dtype)
 
 
 def _autodiff(record: Any, forward: Any, rank: int | None, arguments: dict[str, Any]) -> Any:
@@ -145,15 +151,14 @@ def _autodiff(record: Any, forward: Any, rank: int | None, arguments: dict[str, 
     """
     case = record.case_type
     dtype = np.asarray(arguments["x"]).dtype
-    inputs = _tensors(case.gradient_call(arguments), case.differentiable)
-    out = forward(rank, **inputs)
-    y = out[0] if isinstance(out, tuple) else out
+    inputs = as_tensors(case.gradient_call(arguments), case.differentiable)
+    y = first_output(forward(rank, **inputs))
     dy = arguments["dy"]
     if tuple(y.shape) != dy.shape:
         raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
     grads = torch.autograd.grad(y, [inputs[n] for n in case.differentiable],
                                 grad_outputs=_tensor(dy))
-    result = tuple(_numpy(g, dtype) for g in grads)
+    result = tuple(as_numpy(g, dtype) for g in grads)
     return result[0] if len(case.backward_outputs) == 1 else result
 
 
@@ -457,7 +462,7 @@ def _sigmoid_backward(rank: int | None, dy: np.ndarray, x: np.ndarray) -> np.nda
     if infinite.any():
         e = torch.exp(-_tensor(x).abs())
         composed = _tensor(dy) * (e / (1 + e) ** 2)
-        dx = np.where(infinite, _numpy(composed, dx.dtype), dx)
+        dx = np.where(infinite, as_numpy(composed, dx.dtype), dx)
     return dx
 
 
