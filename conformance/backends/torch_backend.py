@@ -44,6 +44,15 @@ Conventions handled here (see conformance/divergences.toml):
   unbiased variance, as the contract does (torch-running-var-unbiased): on the adapter's copies.
   It rejects eps = 0 in training (torch-batchnorm-eps-positive): that case is composed from
   torch.var_mean. The backward in eval mode treats the running statistics as constants.
+- F.layer_norm, F.group_norm and F.instance_norm are the contract's (biased statistics per
+  group; instance norm's running statistics with the unbiased per-instance variance averaged over
+  N, updated in place on the adapter's copies; eval mode is use_input_stats=False). torch takes a
+  negative eps and a momentum above 1 and raises without naming the parameter for a wrong
+  normalized_shape or num_groups: the adapter checks the contract's rules first (arguments.py).
+  torch's layer and group norm backward kernels fold dx into a * dy * gamma + b * x + c, which
+  turns the formula's infinities into NaN (and some NaN into infinities) when dy or gamma is not
+  finite (torch-norm-gradient-non-finite): those calls compute the contract's formula from
+  torch tensor ops.
 - F.relu, F.elu and torch.sigmoid. torch's relu and elu backwards test x <= 0 and pass dy where
   x is NaN, and relu's selects (threshold_backward), so a NaN or an infinity in dy where x <= 0
   gives 0 (activation-gradient-at-nan, torch-relu-gradient-selects): product_nans puts the
@@ -398,6 +407,66 @@ def _layer_norm(rank: int | None, x: torch.Tensor, normalized_shape: object,
     return F.layer_norm(x, shape, gamma, beta, eps=check_real("eps", eps, 0.0, np.inf))
 
 
+def _finite(*arrays: np.ndarray | None) -> bool:
+    return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _norm_gradient_formula(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None, eps: float,
+                           view: tuple[int, ...], param_axes: tuple[int, ...]
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The contract's layer / group norm gradients as torch tensor ops, for x grouped as `view`
+    (the groups along its last axis) and gamma broadcast against x (None: ones):
+    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps) with g = dy * gamma;
+    dgamma = sum(dy * xhat), dbeta = sum(dy) over `param_axes` (torch-norm-gradient-non-finite).
+    """
+    xt, dyt = _tensor(x), _tensor(dy)
+    rows = xt.reshape(view)
+    m = rows.shape[-1]
+    centred = rows - rows.sum(-1, keepdim=True) / m
+    inv_std = 1.0 / torch.sqrt((centred * centred).sum(-1, keepdim=True) / m + eps)
+    xhat = centred * inv_std
+    g = (dyt if gamma is None else dyt * _tensor(gamma)).reshape(view)
+    dx = (g - g.sum(-1, keepdim=True) / m - xhat * ((g * xhat).sum(-1, keepdim=True) / m))
+    dx = dx * inv_std
+
+    def total(t: torch.Tensor) -> torch.Tensor:  # torch's sum over () would sum every axis
+        return t.sum(param_axes) if param_axes else t
+
+    dgamma = total(dyt * xhat.reshape(xt.shape))
+    return (as_numpy(dx.reshape(xt.shape), x.dtype), as_numpy(dgamma, x.dtype),
+            as_numpy(total(dyt), x.dtype))
+
+
+def _layer_norm_backward(rank: int | None, dy: np.ndarray, x: np.ndarray,
+                         normalized_shape: object, gamma: np.ndarray | None = None,
+                         eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Autodiff through F.layer_norm; with a non-finite dy or gamma the contract's formula in
+    torch ops instead (torch-norm-gradient-non-finite)."""
+    grads = _autodiff(op_record("layer_norm"), _layer_norm, rank,
+                      {"dy": dy, "x": x, "normalized_shape": normalized_shape, "gamma": gamma,
+                       "eps": eps})
+    if _finite(dy, gamma):
+        return grads
+    shape = layer_norm_shape(x.shape, normalized_shape)
+    lead = x.ndim - len(shape)
+    return _norm_gradient_formula(dy, x, gamma, float(eps), (-1, int(np.prod(shape))),
+                                  tuple(range(lead)))
+
+
+def _group_norm_backward(rank: int | None, dy: np.ndarray, x: np.ndarray, num_groups: object,
+                         gamma: np.ndarray | None = None,
+                         eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Autodiff through F.group_norm; with a non-finite dy or gamma the contract's formula in
+    torch ops instead (torch-norm-gradient-non-finite)."""
+    grads = _autodiff(op_record("group_norm"), _group_norm, rank,
+                      {"dy": dy, "x": x, "num_groups": num_groups, "gamma": gamma, "eps": eps})
+    if _finite(dy, gamma):
+        return grads
+    per_channel = None if gamma is None else gamma.reshape(channel_shape(x.ndim))
+    return _norm_gradient_formula(dy, x, per_channel, float(eps),
+                                  (x.shape[0], int(num_groups), -1), bn_axes(x.ndim))
+
+
 def _group_norm(rank: int | None, x: torch.Tensor, num_groups: object,
                 gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
                 eps: float = 1e-5) -> torch.Tensor:
@@ -496,6 +565,10 @@ TABLE: dict[str, Row] = {
                                  "torch's flat offsets."),
     "batch_norm": Row(_batch_norm, doc="F.batch_norm; running statistics are copies that torch "
                                        "updates in place."),
+    "layer_norm": Row(_layer_norm, backward=_layer_norm_backward, doc="F.layer_norm."),
+    "group_norm": Row(_group_norm, backward=_group_norm_backward, doc="F.group_norm."),
+    "instance_norm": Row(_instance_norm, doc="F.instance_norm(use_input_stats=training); running "
+                                             "statistics are copies that torch updates in place."),
     "relu": Row(_relu, backward=_relu_backward, doc="F.relu."),
     "elu": Row(_elu, backward=_elu_backward, doc="F.elu(alpha=alpha)."),
     "sigmoid": Row(_sigmoid, backward=_sigmoid_backward, doc="torch.sigmoid."),

@@ -1363,6 +1363,23 @@ def test_sigmoid_saturated_gradient_torch(torch):
     assert load_backend("torch").sigmoid_backward(*args)[0] == np.inf
 
 
+@pytest.mark.torch
+def test_torch_norm_gradient_non_finite(torch):
+    f = torch.nn.functional
+    x, dy = np.array([[0.0, 2.0, 3.0]]), np.array([[1.0, 1.0, np.inf]])
+    contract = [np.nan, -np.inf, np.nan]
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(nnref.layer_norm_backward(dy, x, 3)[0][0], contract)
+    backend = load_backend("torch")
+    for native, adapter in (
+        (lambda t: f.layer_norm(t, (3,)), lambda: backend.layer_norm_backward(dy, x, 3)[0]),
+        (lambda t: f.group_norm(t.reshape(1, 1, 3), 1).reshape(1, 3),
+         lambda: backend.group_norm_backward(dy[None], x[None], 1)[0][0]),
+    ):
+        assert np.isnan(_torch_grad(torch, native, x, dy, torch.float64)).all()
+        np.testing.assert_array_equal(adapter()[0], contract)
+
+
 @pytest.mark.tf
 def test_sigmoid_saturated_gradient_tf(tf):
     for dtype, x in ((tf.float32, 17.0), (tf.float64, 37.0)):
@@ -1748,6 +1765,7 @@ DIVERGENCE_TESTS.update({
     "sigmoid-subnormal-flush": (test_sigmoid_float32_subnormal_flush_torch,
                                 test_sigmoid_float32_subnormal_flush_tf,
                                 test_sigmoid_subnormal_flush_jax),
+    "torch-norm-gradient-non-finite": (test_torch_norm_gradient_non_finite,),
     "sigmoid-saturated-gradient": (test_sigmoid_saturated_gradient_torch,
                                    test_sigmoid_saturated_gradient_tf,
                                    test_sigmoid_saturated_gradient_jax),
