@@ -8,10 +8,11 @@
 
 The rows come from the op records (``conformance.ops.RECORDS``): every ``BenchCase`` of every
 record's ``bench``, in each dtype and each direction (forward, backward, forward+backward).
-nnref runs through the case's own call (``case.call_args``); torch's native op comes from
-``conformance/backends/torch_bench.py`` (arrays converted to tensors once; this script never
-imports torch). Before timing, both sides' outputs are compared with the suite's error model
-(``tolerance.comparison_atol`` of the record's bounds, ``comparison.compare_output``).
+nnref runs through the case's own call (``case.call_args``); torch runs the record's row of the
+torch adapter's table (``torch_backend.TABLE``: its forward, and torch.autograd.grad through it),
+prepared by ``conformance/backends/torch_bench.py`` (arrays converted to tensors once; this
+script never imports torch). Before timing, both sides' outputs are compared with the suite's
+error model (``tolerance.comparison_atol`` of the record's bounds, ``comparison.compare_output``).
 
 The two sides run interleaved in blocks (nnref, torch, nnref, torch, ...) after a warm-up, with a
 pause after each block for the idle threads of its thread pool to stop spinning; every reported
@@ -552,7 +553,7 @@ def best_peak(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class NotAvailable(Exception):
-    """A side cannot run a row: nnref lacks the function, or torch has no native call for it."""
+    """A side cannot run a row: nnref lacks the function, or the torch row cannot express it."""
 
 
 def bench_cases(
@@ -908,8 +909,8 @@ def print_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> None:
             "than at start-up (probe): its times are unreliable"
         )
     if any(r.status != "ok" for r in rows):
-        print("n/a: nnref (or --impl) lacks the function or raises NotImplementedError, or torch "
-              "has no native call for the case; error: the nnref call raised")
+        print("n/a: nnref (or --impl) lacks the function or raises NotImplementedError, or the "
+              "torch adapter's row cannot express the case; error: the nnref call raised")
 
 
 def print_targets(checks: Sequence[TargetCheck]) -> None:

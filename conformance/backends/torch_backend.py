@@ -1,7 +1,19 @@
-"""The nnref contract on torch.nn.functional (CPU), at spatial ranks 1, 2 and 3.
+"""The nnref contract on torch.nn.functional (CPU), as a table over the op records.
 
-One implementation per op family, parametrised by the rank r (F.conv{r}d, F.max_pool{r}d);
-conv1d / conv2d / conv3d and friends are thin wrappers.
+The module is :data:`TABLE` (one :class:`~conformance.backends.table.Row` per op record) turned
+into the contract's functions (conv1d, conv1d_backward, ..., pad) by
+:func:`~conformance.backends.table.contract_functions`. Its pieces:
+
+- one forward per op family at every rank, ``forward(rank, x, ..., **parameters)``: the contract's
+  arguments with every array as a torch tensor, returning a tensor, or a tuple whose first item
+  is y (indices as integer tensors or NumPy arrays);
+- :func:`_run` gives a forward private tensor copies of the NumPy arrays (inputs are never
+  shared with torch, so never mutated) and turns its results into NumPy: floats in x's dtype,
+  indices int64;
+- :func:`_autodiff` derives every ``_backward`` by ``torch.autograd.grad`` through the forward
+  (the record's ``gradient_call`` and ``differentiable``); a custom backward exists only where
+  torch's gradient needs the contract's corrections (pad_backward has no x; max-pool empty
+  windows; the activations' NaNs).
 
 Conventions handled here (see conformance/divergences.toml):
 - F.conv{1,2,3}d pad symmetrically only and refuse padding="same" with stride > 1: every conv pads
@@ -12,6 +24,7 @@ Conventions handled here (see conformance/divergences.toml):
 - F.max_pool{1,2,3}d pad symmetrically only: symmetric pads go straight to torch (so ceil_mode is
   torch's own); asymmetric pads are composed as F.pad(-inf) + padding=0, which is exact unless a
   window whose input cells are all -inf would report a padded cell (maxpool-neg-inf-sentinel).
+  Indices are torch's per-row l, per-plane row * W + col, per-volume (d * H + h) * W + w.
 - torch reports an index outside the plane / volume for windows that cover no input cell, and its
   backward writes that window's gradient into a neighbouring plane (torch-maxpool-empty-window):
   the adapter returns -1 there and zeroes those upstream gradients.
@@ -26,13 +39,33 @@ Conventions handled here (see conformance/divergences.toml):
   first, and the second is left to the registry (the sampler keeps window sums positive).
 - F.adaptive_{avg,max}_pool{1,2,3}d are the contract's adaptive pooling; the 1-D functions refuse
   None in output_size (torch-adaptive-pool1d-no-none): the adapter passes the input's length.
+  Indices are torch's flat offsets.
 - F.batch_norm updates running statistics in place with (1 - m) * old + m * batch and the
-  unbiased variance, as the contract does (torch-running-var-unbiased). It rejects eps = 0 in
-  training (torch-batchnorm-eps-positive): that case is composed from torch.var_mean.
+  unbiased variance, as the contract does (torch-running-var-unbiased): on the adapter's copies.
+  It rejects eps = 0 in training (torch-batchnorm-eps-positive): that case is composed from
+  torch.var_mean. The backward in eval mode treats the running statistics as constants.
+- F.layer_norm, F.group_norm and F.instance_norm are the contract's (biased statistics per
+  group; instance norm's running statistics with the unbiased per-instance variance averaged over
+  N, updated in place on the adapter's copies; eval mode is use_input_stats=False). torch takes a
+  negative eps and a momentum above 1 and raises without naming the parameter for a wrong
+  normalized_shape or num_groups: the adapter checks the contract's rules first (arguments.py).
+  torch's layer and group norm backward kernels fold dx into a * dy * gamma + b * x + c, which
+  turns the formula's infinities into NaN (and some NaN into infinities) when dy or gamma is not
+  finite (torch-norm-gradient-non-finite): those calls compute the contract's formula from
+  torch tensor ops.
+- F.relu, F.elu and torch.sigmoid. torch's relu and elu backwards test x <= 0 and pass dy where
+  x is NaN, and relu's selects (threshold_backward), so a NaN or an infinity in dy where x <= 0
+  gives 0 (activation-gradient-at-nan, torch-relu-gradient-selects): product_nans puts the
+  contract's NaN there. sigmoid's gradient where dy is infinite: see _sigmoid_backward.
+- F.linear; its db is the gradient of a zero bias whether or not the forward had one.
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
+import nnref
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,39 +83,92 @@ from conformance.backends.arguments import (
     check_pad,
     conv_args,
     conv_transpose_args,
-    float_input,
+    instance_norm_check,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     product_nans,
-    same_shape_dy,
     spatial_rank,
     unpadded_shape,
 )
+from conformance.backends.table import Row, contract_functions
+from conformance.ops import contract_functions as contract_names
+from conformance.ops import record as op_record
 
 NAME = "torch"
-_TORCH_MODES = {
-    "constant": "constant",
-    "reflect": "reflect",
-    "replicate": "replicate",
-    "circular": "circular",
-}
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+# The contract's array arguments (nnref annotates them np.ndarray): what _run and _autodiff
+# hand to a forward as tensors. Everything else goes to it as given.
+_ARRAYS = frozenset(
+    p.name for f in contract_names()
+    for p in inspect.signature(getattr(nnref, f)).parameters.values()
+    if "ndarray" in str(p.annotation)
+)
 
 
-def _t(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
+def _tensor(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
     """A private torch copy of `a` (inputs are never shared with torch, so never mutated)."""
     t = torch.from_numpy(np.array(a, copy=True))
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def _np(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    return np.array(t.detach().numpy(), dtype=dtype, copy=True)
+def _view(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of `t` for the contract's shape checks (arguments.py), which read only."""
+    return t.detach().numpy()
+
+
+def as_numpy(value: torch.Tensor | np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A result as a NumPy copy: floats in `dtype` (x's), integers (indices) as int64."""
+    a = np.asarray(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
+    return np.array(a, dtype=dtype if a.dtype.kind == "f" else np.int64, copy=True)
+
+
+def as_tensors(arguments: dict[str, Any], differentiable: tuple[str, ...] = ()
+               ) -> dict[str, Any]:
+    """The arguments with every array as a private tensor (a leaf of the gradient when its name
+    is in `differentiable`); the rest as given. Also the benchmark's (torch_bench.py)."""
+    return {k: _tensor(v, k in differentiable) if k in _ARRAYS and v is not None else v
+            for k, v in arguments.items()}
+
+
+def first_output(out: Any) -> torch.Tensor:
+    """y: a forward's result, or the first item of a forward that returns a tuple."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _run(forward: Any, rank: int | None, arguments: dict[str, Any]) -> Any:
+    """The forward on private tensors; its results as NumPy (floats in x's dtype)."""
+    dtype = np.asarray(arguments["x"]).dtype
+    out = forward(rank, **as_tensors(arguments))
+    if isinstance(out, tuple):
+        return tuple(as_numpy(o, dtype) for o in out)
+    return as_numpy(out, dtype)
+
+
+def _autodiff(record: Any, forward: Any, rank: int | None, arguments: dict[str, Any]) -> Any:
+    """The `_backward` contract of op `record` by torch.autograd.grad through `forward`.
+
+    The forward call is ``gradient_call`` of the backward's arguments (an absent bias or a None
+    gamma filled in); the gradients are those of ``differentiable``, in the order of
+    ``backward_outputs``, for the upstream gradient dy of the forward's first output y. Returns
+    one array when the record has one gradient, else a tuple, in x's dtype.
+    """
+    case = record.case_type
+    dtype = np.asarray(arguments["x"]).dtype
+    inputs = as_tensors(case.gradient_call(arguments), case.differentiable)
+    y = first_output(forward(rank, **inputs))
+    dy = arguments["dy"]
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    grads = torch.autograd.grad(y, [inputs[n] for n in case.differentiable],
+                                grad_outputs=_tensor(dy))
+    result = tuple(as_numpy(g, dtype) for g in grads)
+    return result[0] if len(case.backward_outputs) == 1 else result
 
 
 def _torch_pads(pads: Pads) -> tuple[int, ...]:
@@ -93,194 +179,80 @@ def _torch_pads(pads: Pads) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------- padding
 
 
-def _torch_pad(xt: torch.Tensor, pads: Pads, mode: str, value: float) -> torch.Tensor:
+def _torch_pad(x: torch.Tensor, pads: Pads, mode: str, value: float) -> torch.Tensor:
     if mode == "constant":
-        return F.pad(xt, _torch_pads(pads), mode="constant", value=float(value))
-    return F.pad(xt, _torch_pads(pads), mode=_TORCH_MODES[mode])
+        return F.pad(x, _torch_pads(pads), mode="constant", value=float(value))
+    return F.pad(x, _torch_pads(pads), mode=mode)  # reflect, replicate, circular: torch's names
 
 
-def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+def _pad(rank: int | None, x: torch.Tensor, pad_width: object, mode: str = "constant",
+         value: float = 0.0) -> torch.Tensor:
     """F.pad with the contract's pad order (first spatial axis first) -> torch's (last first)."""
-    x = float_input(x)
-    pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
-    check_pad(x.shape, pads, mode)
-    return _np(_torch_pad(_t(x), pads, mode, value), x.dtype)
+    pads = pad_pairs(pad_width, spatial_rank(tuple(x.shape)), "pad_width")
+    check_pad(tuple(x.shape), pads, mode)
+    return _torch_pad(x, pads, mode, value)
 
 
-def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
-    """Adjoint of `pad` by autograd through F.pad (x's shape comes from dy's)."""
-    dy = float_input(dy, "dy")
+def _pad_backward(rank: int | None, dy: np.ndarray, pad_width: object,
+                  mode: str = "constant") -> np.ndarray:
+    """Autodiff through `_pad` of zeros of the unpadded shape (x's shape comes from dy's)."""
     pads = pad_pairs(pad_width, spatial_rank(dy.shape, "dy"), "pad_width")
     shape = unpadded_shape(dy.shape, pads, pad_width)
     check_pad(shape, pads, mode)
-    xt = torch.zeros(shape, dtype=_t(dy).dtype, requires_grad=True)
-    y = _torch_pad(xt, pads, mode, 0.0)
-    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
-    return _np(dx, dy.dtype)
+    arguments = {"dy": dy, "x": np.zeros(shape, dy.dtype), "pad_width": pad_width, "mode": mode}
+    return _autodiff(op_record("pad"), _pad, rank, arguments)
 
 
 # ------------------------------------------------------------------------------- convolution
 
 
-def _conv(xt, wt, bt, stride, padding, dilation, groups, rank: int) -> torch.Tensor:
-    _, s, pads, d = conv_args(tuple(xt.shape), tuple(wt.shape), rank, stride, padding, dilation,
+def _conv(rank: int, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None,
+          stride: object = 1, padding: object = 0, dilation: object = 1,
+          groups: int = 1) -> torch.Tensor:
+    """F.pad (explicit, possibly asymmetric or "same") then F.conv{r}d(padding=0)."""
+    _, s, pads, d = conv_args(tuple(x.shape), tuple(w.shape), rank, stride, padding, dilation,
                               groups)
     if any(before or after for before, after in pads):
-        xt = F.pad(xt, _torch_pads(pads))
-    return _CONV[rank](xt, wt, bt, stride=s, padding=0, dilation=d, groups=groups)
+        x = F.pad(x, _torch_pads(pads))
+    conv = (F.conv1d, F.conv2d, F.conv3d)[rank - 1]
+    return conv(x, w, b, stride=s, padding=0, dilation=d, groups=groups)
 
 
-def _conv_forward(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
-    x, w = float_input(x), float_input(w, "w")
-    bt = None if b is None else _t(float_input(b, "b"))
-    return _np(_conv(_t(x), _t(w), bt, stride, padding, dilation, groups, rank), x.dtype)
-
-
-def _conv_backward(dy, x, w, stride, padding, dilation, groups, rank: int):
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    xt, wt = _t(x, True), _t(w, True)
-    bt = torch.zeros(w.shape[0], dtype=xt.dtype, requires_grad=True)
-    y = _conv(xt, wt, bt, stride, padding, dilation, groups, rank)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    dx, dw, db = torch.autograd.grad(y, (xt, wt, bt), grad_outputs=_t(dy))
-    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
-
-
-def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """F.pad (explicit, possibly asymmetric or "same") then F.conv1d(padding=0)."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 1)
-
-
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """F.pad (explicit, possibly asymmetric or "same") then F.conv2d(padding=0)."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 2)
-
-
-def conv3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """F.pad (explicit, possibly asymmetric or "same") then F.conv3d(padding=0)."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 3)
-
-
-def conv1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through conv1d's composition, upstream gradient dy."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 1)
-
-
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through conv2d's composition, upstream gradient dy."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 2)
-
-
-def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through conv3d's composition, upstream gradient dy."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
-
-
-# -------------------------------------------------------------------- transposed convolution
-
-
-def _conv_t(xt, wt, bt, stride, padding, output_padding, groups, dilation, rank: int):
-    """F.conv_transpose{r}d is the contract's op; the arguments are checked first (ValueError)."""
-    geo = conv_transpose_args(tuple(xt.shape), tuple(wt.shape), rank, stride, padding,
+def _conv_transpose(rank: int, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None,
+                    stride: object = 1, padding: object = 0, output_padding: object = 0,
+                    groups: int = 1, dilation: object = 1) -> torch.Tensor:
+    """F.conv_transpose{r}d, the contract's op, after the contract's argument checks."""
+    geo = conv_transpose_args(tuple(x.shape), tuple(w.shape), rank, stride, padding,
                               output_padding, groups, dilation)
-    return _CONV_T[rank](xt, wt, bt, stride=geo.stride, padding=geo.pads,
-                         output_padding=geo.output_padding, groups=geo.groups,
-                         dilation=geo.dilation)
-
-
-def _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, rank: int):
-    x, w = float_input(x), float_input(w, "w")
-    bt = None if b is None else _t(float_input(b, "b"))
-    y = _conv_t(_t(x), _t(w), bt, stride, padding, output_padding, groups, dilation, rank)
-    return _np(y, x.dtype)
-
-
-def _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, rank: int):
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    xt, wt = _t(x, True), _t(w, True)
-    n_out = w.shape[1] * groups if isinstance(groups, int) else w.shape[1]
-    bt = torch.zeros(n_out, dtype=xt.dtype, requires_grad=True)
-    y = _conv_t(xt, wt, bt, stride, padding, output_padding, groups, dilation, rank)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    dx, dw, db = torch.autograd.grad(y, (xt, wt, bt), grad_outputs=_t(dy))
-    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
-
-
-def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """F.conv_transpose1d."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """F.conv_transpose2d."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """F.conv_transpose3d."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 3)
-
-
-def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through F.conv_transpose1d, upstream gradient dy."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through F.conv_transpose2d, upstream gradient dy."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through F.conv_transpose3d, upstream gradient dy."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 3)
+    conv_t = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[rank - 1]
+    return conv_t(x, w, b, stride=geo.stride, padding=geo.pads,
+                  output_padding=geo.output_padding, groups=geo.groups, dilation=geo.dilation)
 
 
 # ------------------------------------------------------------------------------- max pooling
 
 
-def _pool(xt: torch.Tensor, rank: int, kernel_size, stride, padding, dilation, ceil_mode):
-    """Forward max pool on torch; returns (y, contract indices as numpy, empty-window mask)."""
-    geo = pool_geometry(tuple(xt.shape), rank, kernel_size, stride, padding, dilation, ceil_mode)
-    hit = geo.hit
-    pool = _MAX_POOL[rank]
+def _max_pool(rank: int, x: torch.Tensor, kernel_size: object, stride: object = None,
+              padding: object = 0, dilation: object = 1, ceil_mode: bool = False,
+              return_indices: bool = False
+              ) -> torch.Tensor | tuple[torch.Tensor, np.ndarray]:
+    """F.max_pool{r}d(return_indices=True); indices -1 for windows without input cells."""
+    geo = pool_geometry(tuple(x.shape), rank, kernel_size, stride, padding, dilation, ceil_mode)
+    pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[rank - 1]
     if geo.symmetric:
-        y, idx = pool(xt, geo.kernel, geo.stride, tuple(b for b, _ in geo.pads), geo.dilation,
+        y, idx = pool(x, geo.kernel, geo.stride, tuple(b for b, _ in geo.pads), geo.dilation,
                       ceil_mode=bool(ceil_mode), return_indices=True)
-        ind = idx.numpy().copy()
+        ind = idx.numpy()
     else:
         # torch-maxpool-symmetric-padding-only: compose with -inf padding (cells that never win
         # unless every input cell of the window is -inf) and count the windows ourselves.
-        xp = F.pad(xt, _torch_pads(geo.floor_pads), value=float("-inf"))
+        xp = F.pad(x, _torch_pads(geo.floor_pads), value=float("-inf"))
         y, idx = pool(xp, geo.kernel, geo.stride, 0, geo.dilation, ceil_mode=False,
                       return_indices=True)
         crop = (slice(None), slice(None), *(slice(o) for o in geo.out))
         y, idx = y[crop], idx[crop]
         ind, inside = geo.flat_index(np.unravel_index(idx.numpy(), tuple(xp.shape[2:])))
-        if (~inside & hit).any():
+        if (~inside & geo.hit).any():
             raise Unsupported(
                 "maxpool-neg-inf-sentinel",
                 "asymmetric padding is composed with -inf padding in torch; a window whose input "
@@ -288,465 +260,319 @@ def _pool(xt: torch.Tensor, rank: int, kernel_size, stride, padding, dilation, c
             )
     if tuple(y.shape[2:]) != geo.out:
         raise AssertionError(f"torch pooled to {tuple(y.shape[2:])}, contract says {geo.out}")
-    ind = np.where(hit, ind, -1).astype(np.int64)  # torch-maxpool-empty-window
-    return y, ind, hit
+    if not return_indices:
+        return y
+    return y, np.where(geo.hit, ind, -1)  # torch-maxpool-empty-window
 
 
-def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, rank: int):
-    x = float_input(x)
-    y, ind, _ = _pool(_t(x), rank, kernel_size, stride, padding, dilation, ceil_mode)
-    out = _np(y, x.dtype)
-    return (out, ind) if return_indices else out
-
-
-def _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, rank: int):
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _t(x, True)
-    y, _, hit = _pool(xt, rank, kernel_size, stride, padding, dilation, ceil_mode)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    g = _t(dy) * torch.from_numpy(hit.astype(dy.dtype))
-    (dx,) = torch.autograd.grad(y, xt, grad_outputs=g)
-    return _np(dx, x.dtype)
-
-
-def max_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """F.max_pool1d(return_indices=True); indices are torch's per-row offsets l."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
-
-
-def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """F.max_pool2d(return_indices=True); indices are torch's per-plane row * W + col."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
-
-
-def max_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """F.max_pool3d(return_indices=True); indices are torch's per-volume (d * H + h) * W + w."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3)
-
-
-def max_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """Autograd through max_pool1d; windows without input cells pass no gradient."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 1)
-
-
-def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """Autograd through max_pool2d; windows without input cells pass no gradient."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 2)
-
-
-def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """Autograd through max_pool3d; windows without input cells pass no gradient."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
+def _max_pool_backward(rank: int, dy: np.ndarray, x: np.ndarray, kernel_size: object,
+                       stride: object = None, padding: object = 0, dilation: object = 1,
+                       ceil_mode: bool = False) -> np.ndarray:
+    """Autodiff through `_max_pool` with dy zeroed at windows without input cells (torch would
+    write their gradient into a neighbouring plane: torch-maxpool-empty-window)."""
+    geo = pool_geometry(x.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    if dy.shape[2:] == geo.out:  # else _autodiff reports dy's shape
+        dy = np.where(geo.hit, dy, dy.dtype.type(0))
+    arguments = {"dy": dy, "x": x, "kernel_size": kernel_size, "stride": stride,
+                 "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
+    return _autodiff(op_record("max_pool"), _max_pool, rank, arguments)
 
 
 # --------------------------------------------------------------------------- average pooling
 
 
-def _avg(xt: torch.Tensor, rank: int, kernel_size, stride, padding, ceil_mode,
-         count_include_pad, divisor_override) -> torch.Tensor:
-    geo = avg_pool_geometry(tuple(xt.shape), rank, kernel_size, stride, padding, ceil_mode)
+def _avg_pool(rank: int, x: torch.Tensor, kernel_size: object, stride: object = None,
+              padding: object = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+              divisor_override: int | None = None) -> torch.Tensor:
+    """F.avg_pool{r}d; 1-D with divisor_override on an (N, C, 1, L) view; 3-D with an axis
+    smaller than the kernel composed (module docstring)."""
+    geo = avg_pool_geometry(tuple(x.shape), rank, kernel_size, stride, padding, ceil_mode)
     pads = tuple(b for b, _ in geo.pads)
     if rank == 3 and any(n < k for n, k in zip(geo.size, geo.kernel, strict=True)):
         # torch-avgpool3d-unpadded-size: window sums of the zero-padded input, then the
         # contract's divisor.
         div = avg_divisors(geo, bool(count_include_pad), divisor_override)
-        xp = F.pad(xt, _torch_pads(geo.floor_pads))
+        xp = F.pad(x, _torch_pads(geo.floor_pads))
         sums = F.avg_pool3d(xp, geo.kernel, geo.stride, 0, divisor_override=1)
         sums = sums[(slice(None), slice(None), *(slice(o) for o in geo.out))]
-        return sums / torch.from_numpy(div).to(xt.dtype)
+        return sums / torch.from_numpy(div).to(x.dtype)
     if rank == 1 and divisor_override is not None:  # F.avg_pool1d has no divisor_override
-        y = F.avg_pool2d(xt[:, :, None, :], (1, *geo.kernel), (1, *geo.stride), (0, *pads),
+        y = F.avg_pool2d(x[:, :, None, :], (1, *geo.kernel), (1, *geo.stride), (0, *pads),
                          bool(ceil_mode), bool(count_include_pad), divisor_override)
         return y[:, :, 0, :]
+    pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[rank - 1]
     extra = {} if rank == 1 else {"divisor_override": divisor_override}
-    return _AVG_POOL[rank](xt, geo.kernel, geo.stride, pads, bool(ceil_mode),
-                           bool(count_include_pad), **extra)
-
-
-def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-              rank: int) -> np.ndarray:
-    x = float_input(x)
-    y = _avg(_t(x), rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
-             divisor_override)
-    return _np(y, x.dtype)
-
-
-def _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _t(x, True)
-    y = _avg(xt, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
-             divisor_override)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
-    return _np(dx, x.dtype)
-
-
-def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """F.avg_pool1d (F.avg_pool2d on an (N, C, 1, L) view when divisor_override is set)."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 1)
-
-
-def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """F.avg_pool2d."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 2)
-
-
-def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """F.avg_pool3d (composed when an axis is smaller than the kernel: see the module doc)."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 3)
-
-
-def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """Autograd through avg_pool1d."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 1)
-
-
-def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """Autograd through avg_pool2d."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 2)
-
-
-def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """Autograd through avg_pool3d."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 3)
+    return pool(x, geo.kernel, geo.stride, pads, bool(ceil_mode), bool(count_include_pad),
+                **extra)
 
 
 # --------------------------------------------------------------------------------- LP pooling
 
 
-def _lp(xt: torch.Tensor, rank: int, norm_type, kernel_size, stride, ceil_mode) -> torch.Tensor:
+def _lp_pool(rank: int, x: torch.Tensor, norm_type: float, kernel_size: object,
+             stride: object = None, ceil_mode: bool = False) -> torch.Tensor:
+    """F.lp_pool{r}d; F.lp_pool1d gets kernel_size as an int (torch-lppool1d-kernel-tuple)."""
     p = lp_norm_type(norm_type)
-    geo = lp_pool_geometry(tuple(xt.shape), rank, kernel_size, stride, ceil_mode)
+    geo = lp_pool_geometry(tuple(x.shape), rank, kernel_size, stride, ceil_mode)
     pool = F.lp_pool1d if rank == 1 else F.lp_pool2d
-    # torch-lppool1d-kernel-tuple: F.lp_pool1d multiplies by kernel_size, so it must be an int.
+    # F.lp_pool1d multiplies by kernel_size, so it must be an int.
     kernel = geo.kernel[0] if rank == 1 else geo.kernel
-    return pool(xt, p, kernel, geo.stride, bool(ceil_mode))
-
-
-def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
-    x = float_input(x)
-    return _np(_lp(_t(x), rank, norm_type, kernel_size, stride, ceil_mode), x.dtype)
-
-
-def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _t(x, True)
-    y = _lp(xt, rank, norm_type, kernel_size, stride, ceil_mode)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
-    return _np(dx, x.dtype)
+    return pool(x, p, kernel, geo.stride, bool(ceil_mode))
 
 
 # -------------------------------------------------------------------------- adaptive pooling
 
-_ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
-_ADAPTIVE_MAX = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}
 
-
-def _adaptive(kind: str, xt: torch.Tensor, rank: int, output_size: object):
-    """torch's adaptive pool after the contract's argument checks (torch itself takes 0 and
-    truthy return_indices, see invalid_behaviour.toml); output_size goes to torch as given
-    (None entries included) and the output shape is checked against the contract."""
-    out, _ = adaptive_bins(tuple(xt.shape), rank, output_size)
-    arg = tuple(output_size) if isinstance(output_size, tuple | list) else output_size
+def _adaptive_size(x: torch.Tensor, rank: int, output_size: object
+                   ) -> tuple[object, tuple[int, ...]]:
+    """(output_size as torch takes it, the contract's output size), after the contract's
+    checks (torch itself takes 0 and truthy return_indices, see invalid_behaviour.toml)."""
+    out, _ = adaptive_bins(tuple(x.shape), rank, output_size)
     if rank == 1:  # torch-adaptive-pool1d-no-none: the 1-D functions take ints only
-        arg = out
-    if kind == "avg":
-        y, ind = _ADAPTIVE_AVG[rank](xt, arg), None
-    else:
-        y, ind = _ADAPTIVE_MAX[rank](xt, arg, return_indices=True)
+        return out, out
+    return (tuple(output_size) if isinstance(output_size, tuple | list) else output_size), out
+
+
+def _checked_pool_shape(y: torch.Tensor, out: tuple[int, ...]) -> None:
     if tuple(y.shape[2:]) != out:
         raise AssertionError(f"torch pooled to {tuple(y.shape[2:])}, contract says {out}")
-    return y, ind
 
 
-def _adaptive_forward(kind: str, x, output_size, rank: int, return_indices: object = False):
-    x = float_input(x)
+def _adaptive_avg_pool(rank: int, x: torch.Tensor, output_size: object) -> torch.Tensor:
+    """F.adaptive_avg_pool{r}d (None entries of output_size go to torch as given, but 1-D)."""
+    size, out = _adaptive_size(x, rank, output_size)
+    y = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[rank - 1](x, size)
+    _checked_pool_shape(y, out)
+    return y
+
+
+def _adaptive_max_pool(rank: int, x: torch.Tensor, output_size: object,
+                       return_indices: object = False
+                       ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """F.adaptive_max_pool{r}d(return_indices=True); indices are torch's flat offsets."""
     if not isinstance(return_indices, bool | np.bool_):
         raise ValueError(f"return_indices must be a bool, got {return_indices!r}")
-    y, ind = _adaptive(kind, _t(x), rank, output_size)
-    out = _np(y, x.dtype)
-    return (out, ind.numpy().astype(np.int64)) if return_indices else out
-
-
-def _adaptive_backward(kind: str, dy, x, output_size, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _t(x, True)
-    y, _ = _adaptive(kind, xt, rank, output_size)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = torch.autograd.grad(y, xt, grad_outputs=_t(dy))
-    return _np(dx, x.dtype)
-
-
-def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """F.lp_pool1d (kernel_size as an int)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """F.lp_pool2d."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
-
-
-def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """Autograd through lp_pool1d."""
-    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """Autograd through lp_pool2d."""
-    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
-def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """F.adaptive_avg_pool1d."""
-    return _adaptive_forward("avg", x, output_size, 1)
-
-
-def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Autograd through F.adaptive_avg_pool1d."""
-    return _adaptive_backward("avg", dy, x, output_size, 1)
-
-
-def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False):
-    """F.adaptive_max_pool1d(return_indices=True); indices are torch's flat offsets."""
-    return _adaptive_forward("max", x, output_size, 1, return_indices)
-
-
-def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Autograd through F.adaptive_max_pool1d: each bin's dy to torch's reported winner."""
-    return _adaptive_backward("max", dy, x, output_size, 1)
-
-
-def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """F.adaptive_avg_pool2d."""
-    return _adaptive_forward("avg", x, output_size, 2)
-
-
-def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Autograd through F.adaptive_avg_pool2d."""
-    return _adaptive_backward("avg", dy, x, output_size, 2)
-
-
-def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False):
-    """F.adaptive_max_pool2d(return_indices=True); indices are torch's flat offsets."""
-    return _adaptive_forward("max", x, output_size, 2, return_indices)
-
-
-def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Autograd through F.adaptive_max_pool2d: each bin's dy to torch's reported winner."""
-    return _adaptive_backward("max", dy, x, output_size, 2)
-
-
-def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """F.adaptive_avg_pool3d."""
-    return _adaptive_forward("avg", x, output_size, 3)
-
-
-def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Autograd through F.adaptive_avg_pool3d."""
-    return _adaptive_backward("avg", dy, x, output_size, 3)
-
-
-def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False):
-    """F.adaptive_max_pool3d(return_indices=True); indices are torch's flat offsets."""
-    return _adaptive_forward("max", x, output_size, 3, return_indices)
-
-
-def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """Autograd through F.adaptive_max_pool3d: each bin's dy to torch's reported winner."""
-    return _adaptive_backward("max", dy, x, output_size, 3)
+    size, out = _adaptive_size(x, rank, output_size)
+    pool = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[rank - 1]
+    y, ind = pool(x, size, return_indices=True)
+    _checked_pool_shape(y, out)
+    return (y, ind) if return_indices else y
 
 
 # ------------------------------------------------------------------------------- batch norm
 
 
-def _affine(x: np.ndarray, gamma, beta, requires_grad: bool = False):
-    c = x.shape[1]
-    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
-    b = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
-    return _t(g, requires_grad), _t(b, requires_grad)
-
-
-def _bn_train(xt: torch.Tensor, rm, rv, g, b, momentum: float, eps: float) -> torch.Tensor:
+def _bn_train(x: torch.Tensor, rm: torch.Tensor | None, rv: torch.Tensor | None,
+              g: torch.Tensor, b: torch.Tensor, momentum: float, eps: float) -> torch.Tensor:
     """Training-mode batch norm; F.batch_norm unless eps == 0 (torch-batchnorm-eps-positive)."""
     if eps > 0:
-        return F.batch_norm(xt, rm, rv, g, b, training=True, momentum=momentum, eps=eps)
-    shape = channel_shape(xt.ndim)
-    var, mean = torch.var_mean(xt, dim=bn_axes(xt.ndim), correction=0, keepdim=True)
-    y = (xt - mean) / torch.sqrt(var) * g.reshape(shape) + b.reshape(shape)
+        return F.batch_norm(x, rm, rv, g, b, training=True, momentum=momentum, eps=eps)
+    shape = channel_shape(x.ndim)
+    var, mean = torch.var_mean(x, dim=bn_axes(x.ndim), correction=0, keepdim=True)
+    y = (x - mean) / torch.sqrt(var) * g.reshape(shape) + b.reshape(shape)
     if rm is not None:
-        m = xt.numel() // xt.shape[1]
+        m = x.numel() // x.shape[1]
         with torch.no_grad():
             rm.mul_(1 - momentum).add_(momentum * mean.flatten())
             rv.mul_(1 - momentum).add_(momentum * var.flatten() * (m / (m - 1)))
     return y
 
 
-def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
-               running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
-               training: bool = True, momentum: float = 0.1,
-               eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """F.batch_norm; running statistics are copies that torch updates in place."""
-    x = float_input(x)
-    bn_check(x, running_mean, running_var, training)
-    g, b = _affine(x, gamma, beta)
-    rm = None if running_mean is None else _t(float_input(running_mean, "running_mean"))
-    rv = None if running_var is None else _t(float_input(running_var, "running_var"))
-    if training:
-        y = _bn_train(_t(x), rm, rv, g, b, float(momentum), float(eps))
-    else:
-        y = F.batch_norm(_t(x), rm, rv, g, b, training=False, momentum=0.0, eps=float(eps))
-    if training and rm is not None:
-        return _np(y, x.dtype), _np(rm, x.dtype), _np(rv, x.dtype)
-    return _np(y, x.dtype)
+def _batch_norm(rank: int | None, x: torch.Tensor, gamma: torch.Tensor | None,
+                beta: torch.Tensor | None = None, running_mean: torch.Tensor | None = None,
+                running_var: torch.Tensor | None = None, training: bool = True,
+                momentum: float = 0.1, eps: float = 1e-5
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F.batch_norm; the running statistics (copies) are updated in place by torch and
+    returned in training mode."""
+    bn_check(_view(x), running_mean, running_var, training)
+    c = x.shape[1]
+    g = torch.ones(c, dtype=x.dtype) if gamma is None else gamma
+    b = torch.zeros(c, dtype=x.dtype) if beta is None else beta
+    if not training:
+        return F.batch_norm(x, running_mean, running_var, g, b, training=False, momentum=0.0,
+                            eps=float(eps))
+    y = _bn_train(x, running_mean, running_var, g, b, float(momentum), float(eps))
+    return y if running_mean is None else (y, running_mean, running_var)
 
 
-def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
-                        eps: float = 1e-5, running_mean: np.ndarray | None = None,
-                        running_var: np.ndarray | None = None,
-                        training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dgamma, dbeta) by autograd; eval mode treats the running statistics as constants."""
-    x, dy = float_input(x), float_input(dy, "dy")
-    bn_check(x, running_mean, running_var, training)
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have shape {x.shape}, got {dy.shape}")
-    xt = _t(x, True)
-    g, b = _affine(x, gamma, None, requires_grad=True)
-    if training:
-        y = _bn_train(xt, None, None, g, b, 0.0, float(eps))
-    else:
-        rm, rv = _t(running_mean), _t(running_var)
-        y = F.batch_norm(xt, rm, rv, g, b, training=False, momentum=0.0, eps=float(eps))
-    dx, dg, db = torch.autograd.grad(y, (xt, g, b), grad_outputs=_t(dy))
-    return _np(dx, x.dtype), _np(dg, x.dtype), _np(db, x.dtype)
+# ------------------------------------------------------------ layer, group and instance norm
+
+
+def _layer_norm(rank: int | None, x: torch.Tensor, normalized_shape: object,
+                gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
+                eps: float = 1e-5) -> torch.Tensor:
+    """F.layer_norm after the contract's checks (torch takes a negative eps)."""
+    shape = normalized_axes(tuple(x.shape), normalized_shape)
+    return F.layer_norm(x, shape, gamma, beta, eps=norm_real(eps, "eps", 0.0, np.inf))
+
+
+def _finite(*arrays: np.ndarray | None) -> bool:
+    return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _norm_gradient_formula(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None, eps: float,
+                           view: tuple[int, ...], param_axes: tuple[int, ...]
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The contract's layer / group norm gradients as torch tensor ops, for x grouped as `view`
+    (the groups along its last axis) and gamma broadcast against x (None: ones):
+    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps) with g = dy * gamma;
+    dgamma = sum(dy * xhat), dbeta = sum(dy) over `param_axes` (torch-norm-gradient-non-finite).
+    """
+    xt, dyt = _tensor(x), _tensor(dy)
+    rows = xt.reshape(view)
+    m = rows.shape[-1]
+    centred = rows - rows.sum(-1, keepdim=True) / m
+    inv_std = 1.0 / torch.sqrt((centred * centred).sum(-1, keepdim=True) / m + eps)
+    xhat = centred * inv_std
+    g = (dyt if gamma is None else dyt * _tensor(gamma)).reshape(view)
+    dx = (g - g.sum(-1, keepdim=True) / m - xhat * ((g * xhat).sum(-1, keepdim=True) / m))
+    dx = dx * inv_std
+
+    def total(t: torch.Tensor) -> torch.Tensor:  # torch's sum over () would sum every axis
+        return t.sum(param_axes) if param_axes else t
+
+    dgamma = total(dyt * xhat.reshape(xt.shape))
+    return (as_numpy(dx.reshape(xt.shape), x.dtype), as_numpy(dgamma, x.dtype),
+            as_numpy(total(dyt), x.dtype))
+
+
+def _layer_norm_backward(rank: int | None, dy: np.ndarray, x: np.ndarray,
+                         normalized_shape: object, gamma: np.ndarray | None = None,
+                         eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Autodiff through F.layer_norm; with a non-finite dy or gamma the contract's formula in
+    torch ops instead (torch-norm-gradient-non-finite)."""
+    grads = _autodiff(op_record("layer_norm"), _layer_norm, rank,
+                      {"dy": dy, "x": x, "normalized_shape": normalized_shape, "gamma": gamma,
+                       "eps": eps})
+    if _finite(dy, gamma):
+        return grads
+    shape = normalized_axes(x.shape, normalized_shape)
+    lead = x.ndim - len(shape)
+    return _norm_gradient_formula(dy, x, gamma, float(eps), (-1, int(np.prod(shape))),
+                                  tuple(range(lead)))
+
+
+def _group_norm_backward(rank: int | None, dy: np.ndarray, x: np.ndarray, num_groups: object,
+                         gamma: np.ndarray | None = None,
+                         eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Autodiff through F.group_norm; with a non-finite dy or gamma the contract's formula in
+    torch ops instead (torch-norm-gradient-non-finite)."""
+    grads = _autodiff(op_record("group_norm"), _group_norm, rank,
+                      {"dy": dy, "x": x, "num_groups": num_groups, "gamma": gamma, "eps": eps})
+    if _finite(dy, gamma):
+        return grads
+    per_channel = None if gamma is None else gamma.reshape(channel_shape(x.ndim))
+    return _norm_gradient_formula(dy, x, per_channel, float(eps),
+                                  (x.shape[0], int(num_groups), -1), bn_axes(x.ndim))
+
+
+def _group_norm(rank: int | None, x: torch.Tensor, num_groups: object,
+                gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
+                eps: float = 1e-5) -> torch.Tensor:
+    """F.group_norm after the contract's checks (torch takes a negative eps)."""
+    groups = norm_groups(x, num_groups)
+    return F.group_norm(x, groups, gamma, beta, eps=norm_real(eps, "eps", 0.0, np.inf))
+
+
+def _instance_norm(rank: int | None, x: torch.Tensor, gamma: torch.Tensor | None = None,
+                   beta: torch.Tensor | None = None, running_mean: torch.Tensor | None = None,
+                   running_var: torch.Tensor | None = None, training: bool = True,
+                   momentum: float = 0.1, eps: float = 1e-5
+                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F.instance_norm(use_input_stats=training); the running statistics (copies) are updated
+    in place by torch and returned in training mode."""
+    instance_norm_check(x, running_mean, running_var, training)
+    y = F.instance_norm(x, running_mean, running_var, gamma, beta, use_input_stats=training,
+                        momentum=norm_real(momentum, "momentum", 0.0, 1.0),
+                        eps=norm_real(eps, "eps", 0.0, np.inf))
+    return (y, running_mean, running_var) if training and running_mean is not None else y
 
 
 # ------------------------------------------------------------------------------ activations
-# F.relu, F.elu and torch.sigmoid; backwards by autograd. torch's relu and elu backwards test
-# x <= 0 and pass dy where x is NaN, and relu's selects (threshold_backward), so a NaN or an
-# infinity in dy where x <= 0 gives 0 (activation-gradient-at-nan, torch-relu-gradient-selects):
-# product_nans puts the contract's NaN there.
 
 
-def _activation_backward(fn, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    same_shape_dy(dy, x)
-    xt = _t(x, True)
-    (dx,) = torch.autograd.grad(fn(xt), xt, grad_outputs=_t(dy))
-    return _np(dx, x.dtype)
-
-
-def relu(x: np.ndarray) -> np.ndarray:
+def _relu(rank: int | None, x: torch.Tensor) -> torch.Tensor:
     """F.relu."""
-    x = float_input(x)
-    return _np(F.relu(_t(x)), x.dtype)
+    return F.relu(x)
 
 
-def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Autograd through F.relu, with the contract's NaNs (see above)."""
-    dx = _activation_backward(F.relu, dy, x)
-    return product_nans(dx, np.asarray(dy), np.asarray(x), np.asarray(x) <= 0)
+def _relu_backward(rank: int | None, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Autodiff through F.relu, with the contract's NaNs (module docstring)."""
+    dx = _autodiff(op_record("relu"), _relu, rank, {"dy": dy, "x": x})
+    return product_nans(dx, dy, x, x <= 0)
 
 
-def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+def _elu(rank: int | None, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """F.elu(alpha=alpha)."""
-    x = float_input(x)
-    return _np(F.elu(_t(x), alpha=check_alpha(alpha)), x.dtype)
+    return F.elu(x, alpha=check_alpha(alpha))
 
 
-def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Autograd through F.elu, NaN where x is NaN (see above)."""
-    a = check_alpha(alpha)
-    dx = _activation_backward(lambda t: F.elu(t, alpha=a), dy, x)
-    return product_nans(dx, np.asarray(dy), np.asarray(x))
+def _elu_backward(rank: int | None, dy: np.ndarray, x: np.ndarray,
+                  alpha: float = 1.0) -> np.ndarray:
+    """Autodiff through F.elu, NaN where x is NaN (module docstring)."""
+    dx = _autodiff(op_record("elu"), _elu, rank, {"dy": dy, "x": x, "alpha": alpha})
+    return product_nans(dx, dy, x)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(rank: int | None, x: torch.Tensor) -> torch.Tensor:
     """torch.sigmoid."""
-    x = float_input(x)
-    return _np(torch.sigmoid(_t(x)), x.dtype)
+    return torch.sigmoid(x)
 
 
-def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Autograd through torch.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
+def _sigmoid_backward(rank: int | None, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Autodiff through torch.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
     (1 + e)^2 with e = torch.exp(-|x|), the contract's sigmoid(x) * sigmoid(-x)
     (sigmoid-saturated-gradient: 1 - y is exactly 0 once y rounds to 1, and torch.sigmoid
     flushes a subnormal y to 0, sigmoid-subnormal-flush; inf * 0 is NaN where the contract's
     derivative is not 0)."""
-    dx = _activation_backward(torch.sigmoid, dy, x)
-    infinite = np.isinf(np.asarray(dy))
+    dx = _autodiff(op_record("sigmoid"), _sigmoid, rank, {"dy": dy, "x": x})
+    infinite = np.isinf(dy)
     if infinite.any():
-        e = torch.exp(-_t(np.asarray(x)).abs())
-        composed = _t(np.asarray(dy)) * (e / (1 + e) ** 2)
-        dx = np.where(infinite, _np(composed, dx.dtype), dx)
+        e = torch.exp(-_tensor(x).abs())
+        composed = _tensor(dy) * (e / (1 + e) ** 2)
+        dx = np.where(infinite, as_numpy(composed, dx.dtype), dx)
     return dx
 
 
 # ---------------------------------------------------------------------------- dense layer
 
 
-def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """F.linear."""
-    x, w = float_input(x), float_input(w, "w")
-    b = None if b is None else float_input(b, "b")
-    linear_check(x, w, b)
-    return _np(F.linear(_t(x), _t(w), None if b is None else _t(b)), x.dtype)
+def _linear(rank: int | None, x: torch.Tensor, w: torch.Tensor,
+            b: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear after the contract's shape checks."""
+    linear_check(_view(x), _view(w), None if b is None else _view(b))
+    return F.linear(x, w, b)
 
 
-def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by autograd through F.linear with a zero bias (db whether or not the
-    forward had one)."""
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    linear_check(x, w, dy=dy)
-    xt, wt = _t(x, True), _t(w, True)
-    bt = torch.zeros(w.shape[0], dtype=wt.dtype, requires_grad=True)
-    dx, dw, db = torch.autograd.grad(F.linear(xt, wt, bt), (xt, wt, bt), grad_outputs=_t(dy))
-    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
+# ---------------------------------------------------------------------------------- the table
+
+TABLE: dict[str, Row] = {
+    "pad": Row(_pad, backward=_pad_backward,
+               doc="F.pad, pads given first spatial axis first (torch's order is last first)."),
+    "conv": Row(_conv, doc='F.pad (explicit, possibly asymmetric or "same") then '
+                           "F.conv{r}d(padding=0)."),
+    "conv_transpose": Row(_conv_transpose, doc="F.conv_transpose{r}d."),
+    "max_pool": Row(_max_pool, backward=_max_pool_backward,
+                    doc="F.max_pool{r}d(return_indices=True), torch's flat indices per plane; "
+                        "asymmetric pads as F.pad(-inf)."),
+    "avg_pool": Row(_avg_pool, doc="F.avg_pool{r}d (1-D divisor_override on a 2-D view; 3-D "
+                                   "axes smaller than the kernel composed)."),
+    "lp_pool": Row(_lp_pool, doc="F.lp_pool{r}d (1-D: kernel_size as an int)."),
+    "adaptive_avg_pool": Row(_adaptive_avg_pool, doc="F.adaptive_avg_pool{r}d."),
+    "adaptive_max_pool": Row(_adaptive_max_pool,
+                             doc="F.adaptive_max_pool{r}d(return_indices=True); indices are "
+                                 "torch's flat offsets."),
+    "batch_norm": Row(_batch_norm, doc="F.batch_norm; running statistics are copies that torch "
+                                       "updates in place."),
+    "layer_norm": Row(_layer_norm, backward=_layer_norm_backward, doc="F.layer_norm."),
+    "group_norm": Row(_group_norm, backward=_group_norm_backward, doc="F.group_norm."),
+    "instance_norm": Row(_instance_norm, doc="F.instance_norm(use_input_stats=training); running "
+                                             "statistics are copies that torch updates in place."),
+    "relu": Row(_relu, backward=_relu_backward, doc="F.relu."),
+    "elu": Row(_elu, backward=_elu_backward, doc="F.elu(alpha=alpha)."),
+    "sigmoid": Row(_sigmoid, backward=_sigmoid_backward, doc="torch.sigmoid."),
+    "linear": Row(_linear, doc="F.linear."),
+}
+
+globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__))

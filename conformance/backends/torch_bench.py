@@ -1,20 +1,22 @@
-"""torch's own CPU kernels for the benchmark (``benchmarks/bench.py``), one op record at a time.
+"""torch's side of the benchmark (``benchmarks/bench.py``): the torch adapter's table rows.
 
-The contract adapter (``torch_backend``) converts NumPy arrays to tensors on every call and
-composes what torch cannot express, which is right for checking and wrong for timing. Here a
-case's arrays are converted to tensors *once* by :func:`prepare`, which returns a zero-argument
-:class:`TorchCall` running torch's native op the way a torch user would write it:
+A case's torch call is its record's row of ``torch_backend.TABLE``: the row's forward (the
+adapter's composition of F.* calls, with its argument checks) on tensors converted *once* by
+:func:`prepare` (so no NumPy conversion is timed), as a zero-argument :class:`TorchCall`:
 
-- ``"forward"``: the op under ``torch.no_grad()``;
+- ``"forward"``: the row's forward under ``torch.no_grad()``;
 - ``"backward"``: ``torch.autograd.grad`` of the forward's first output (``y``) for the
   differentiable inputs (``case.differentiable``), with ``dy``, from a graph built once in
-  :func:`prepare` and kept (``retain_graph=True``): the backward kernels only;
+  :func:`prepare` and kept (``retain_graph=True``): the backward kernels only. The forward call
+  is the record's ``gradient_call`` of the case's forward arguments (conv's db without a bias
+  is the gradient of a zero bias), as the adapter's autodiff helper does; a row's corrections
+  of torch's gradient (NaN products, empty windows) are not timed;
 - ``"forward+backward"``: the forward with gradients enabled, then ``autograd.grad``.
 
 A call's result converts to the contract's named outputs with :meth:`TorchCall.outputs` (for the
-benchmark's agreement check; not timed). Cases torch has no single native call for (max-pool
-indices with asymmetric padding, an op without a builder below) raise ``NotImplementedError``,
-which the benchmark reports as an ``n/a`` row.
+benchmark's agreement check; not timed). A row torch cannot express raises
+``NotImplementedError``, which the benchmark reports as an ``n/a`` row; a configuration the row
+refuses when called (``Unsupported``) is reported the same way by the benchmark.
 
 Also here, so that the benchmark itself never imports torch: the thread setting
 (:func:`set_threads`), version and thread information (:func:`info`), the ``torch.mm`` call of
@@ -31,28 +33,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.backends.arguments import (
-    pool_geometry,
-)
-from conformance.cases import spatial
+from conformance.backends.torch_backend import TABLE, as_numpy, as_tensors, first_output
 
 DIRECTIONS = ("forward", "backward", "forward+backward")
-
-Tensors = dict[str, torch.Tensor]
-# A case's forward on tensors: its outputs in the order of case.outputs("forward"), y first.
-Forward = Callable[[Tensors], tuple[torch.Tensor, ...]]
 
 
 class TorchCall:
     """A prepared torch call: ``call()`` runs it; ``outputs(result)`` names what it returned.
 
     ``run`` is the bare zero-argument function (time it directly to skip one method call);
-    ``names`` are the contract's output names of the direction, forward then backward.
+    ``names`` are the contract's output names of the direction, forward then backward; floats
+    convert to ``dtype`` (x's), indices to int64.
     """
 
-    def __init__(self, run: Callable[[], Any], names: tuple[str, ...]) -> None:
+    def __init__(self, run: Callable[[], Any], names: tuple[str, ...], dtype: np.dtype) -> None:
         self.run = run
         self.names = names
+        self.dtype = dtype
 
     def __call__(self) -> Any:
         return self.run()
@@ -62,238 +59,58 @@ class TorchCall:
         values = result if isinstance(result, tuple | list) else (result,)
         if len(values) != len(self.names):
             raise TypeError(f"torch returned {len(values)} outputs, expected {self.names}")
-        return {n: np.array(v.detach().numpy(), copy=True)
-                for n, v in zip(self.names, values, strict=True)}
-
-
-def _tensor(a: np.ndarray) -> torch.Tensor:
-    """A private, contiguous torch copy (torch updates running statistics in place; the
-    benchmark's arrays are shared with nnref and must stay as they are)."""
-    return torch.from_numpy(np.array(a, copy=True, order="C"))
-
-
-def _torch_pads(pads: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
-    """Contract ((b1, a1), ..., (br, ar)) -> F.pad's (br, ar, ..., b1, a1): last axis first."""
-    return tuple(v for pair in reversed(pads) for v in pair)
-
-
-# ------------------------------------------------------------------------- one builder per op
-# builder(case, tensors) -> (forward on tensors, inputs that exist for the gradients only: conv's
-# db without a bias is the gradient of a zero bias).
-
-
-def _pad(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    pads = _torch_pads(case.pads())
-    extra = {"value": float(case.value)} if case.mode == "constant" else {}
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        return (F.pad(t["x"], pads, mode=case.mode, **extra),)
-
-    return forward, {}
-
-
-def _conv(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    r = case.rank
-    conv = getattr(F, f"conv{r}d")
-    stride, dilation, groups = spatial(case.stride, r), spatial(case.dilation, r), case.groups
-    pads = case.resolved_pads()
-    symmetric = all(b == a for b, a in pads)
-    padding = tuple(b for b, _ in pads) if symmetric else 0
-    pre_pad = None if symmetric else _torch_pads(pads)  # what a torch user does: F.pad first
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        x = t["x"] if pre_pad is None else F.pad(t["x"], pre_pad)
-        return (conv(x, t["w"], t.get("b"), stride, padding, dilation, groups),)
-
-    return forward, {"b": torch.zeros(case.w_shape[0], dtype=t["x"].dtype)}
-
-
-def _conv_transpose(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    r = case.rank
-    conv_t = getattr(F, f"conv_transpose{r}d")
-    _, stride, padding, output_padding, dilation = case.geometry()
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        return (conv_t(t["x"], t["w"], t.get("b"), stride, padding, output_padding,
-                       case.groups, dilation),)
-
-    return forward, {"b": torch.zeros(case.out_channels, dtype=t["x"].dtype)}
-
-
-def _max_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    r = case.rank
-    pool = getattr(F, f"max_pool{r}d")
-    geo = pool_geometry(case.shape, r, case.kernel_size, case.stride, case.padding,
-                        case.dilation, case.ceil_mode)
-    indices = case.return_indices
-    if geo.symmetric:
-        padding = tuple(b for b, _ in geo.pads)
-
-        def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-            out = pool(t["x"], geo.kernel, geo.stride, padding, geo.dilation,
-                       ceil_mode=case.ceil_mode, return_indices=indices)
-            return out if indices else (out,)
-
-        return forward, {}
-    if indices:
-        raise NotImplementedError("torch's max pool pads symmetrically only; its indices for an "
-                                  "asymmetrically padded pool are not the contract's")
-    pre_pad = _torch_pads(geo.floor_pads)
-    crop = (slice(None), slice(None), *(slice(o) for o in geo.out))
-
-    def forward_padded(t: Tensors) -> tuple[torch.Tensor, ...]:
-        xp = F.pad(t["x"], pre_pad, value=float("-inf"))
-        return (pool(xp, geo.kernel, geo.stride, 0, geo.dilation)[crop],)
-
-    return forward_padded, {}
-
-
-def _avg_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    r = case.rank
-    kernel, stride, pads = case.geometry()
-    if r == 1 and case.divisor_override is not None:  # F.avg_pool1d has none: a 2-D view
-        def forward_view(t: Tensors) -> tuple[torch.Tensor, ...]:
-            y = F.avg_pool2d(t["x"][:, :, None], (1, *kernel), (1, *stride), (0, *pads),
-                             case.ceil_mode, case.count_include_pad, case.divisor_override)
-            return (y[:, :, 0],)
-
-        return forward_view, {}
-    pool = getattr(F, f"avg_pool{r}d")
-    extra = {} if r == 1 else {"divisor_override": case.divisor_override}
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        return (pool(t["x"], kernel, stride, pads, case.ceil_mode, case.count_include_pad,
-                     **extra),)
-
-    return forward, {}
-
-
-def _lp_pool(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    pool = getattr(F, f"lp_pool{case.rank}d")
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        return (pool(t["x"], case.norm_type, case.kernel_size, case.stride, case.ceil_mode),)
-
-    return forward, {}
-def _adaptive_pool(kind: str) -> Callable[[Any, Tensors], tuple[Forward, Tensors]]:
-    def build(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-        pool = getattr(F, f"adaptive_{kind}_pool{case.rank}d")
-        size = case.out_sizes()  # ints: torch's 1-D pools take no None
-        extra = {"return_indices": True} if getattr(case, "return_indices", False) else {}
-
-        def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-            y = pool(t["x"], size, **extra)
-            return (y[0],) if isinstance(y, tuple) else (y,)
-
-        return forward, {}
-
-    return build
-
-
-def _batch_norm(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    training, momentum, eps = case.training, float(case.momentum), float(case.eps)
-    running = case.training and case.running
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        rm, rv = t.get("running_mean"), t.get("running_var")
-        y = F.batch_norm(t["x"], rm, rv, t["gamma"], t["beta"], training=training,
-                         momentum=momentum, eps=eps)
-        return (y, rm, rv) if running else (y,)  # torch updates rm, rv in place
-
-    return forward, {}
-
-
-_BUILDERS: dict[str, Callable[[Any, Tensors], tuple[Forward, Tensors]]] = {
-    "pad": _pad,
-    "conv": _conv,
-    "conv_transpose": _conv_transpose,
-    "max_pool": _max_pool,
-    "avg_pool": _avg_pool,
-    "lp_pool": _lp_pool,
-    "adaptive_avg_pool": _adaptive_pool("avg"),
-    "adaptive_max_pool": _adaptive_pool("max"),
-    "batch_norm": _batch_norm,
-}
-
-
-# activations and the dense layer: F.relu, F.elu, torch.sigmoid, F.linear
-
-
-def _activation(fn: Callable[..., torch.Tensor]) -> Callable[[Any, Tensors],
-                                                              tuple[Forward, Tensors]]:
-    def build(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-        params = case.params()
-
-        def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-            return (fn(t["x"], **params),)
-
-        return forward, {}
-
-    return build
-
-
-def _linear(case: Any, t: Tensors) -> tuple[Forward, Tensors]:
-    # without a bias, db is the gradient of a zero bias (a leaf the forward adds)
-    grad_only = {} if case.bias else {"b": torch.zeros(case.out_features,
-                                                       dtype=t["x"].dtype)}
-
-    def forward(t: Tensors) -> tuple[torch.Tensor, ...]:
-        return (F.linear(t["x"], t["w"], t.get("b")),)
-
-    return forward, grad_only
-
-
-_BUILDERS.update({
-    "relu": _activation(F.relu),
-    "elu": _activation(F.elu),
-    "sigmoid": _activation(torch.sigmoid),
-    "linear": _linear,
-})
+        return {n: as_numpy(v, self.dtype) for n, v in zip(self.names, values, strict=True)}
 
 
 def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> TorchCall:
-    """torch's native op for ``case`` on ``arrays`` (converted once), as a zero-argument call.
+    """The torch adapter's row for ``case`` on ``arrays`` (converted once), as a zero-argument
+    call.
 
     ``direction`` is ``"forward"``, ``"backward"`` or ``"forward+backward"`` (module docstring).
-    Raises ``NotImplementedError`` for a case torch has no native call for.
+    Raises ``NotImplementedError`` for a direction the row cannot express.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    builder = _BUILDERS.get(case.family)
-    if builder is None:
-        raise NotImplementedError(f"no native torch call for op record {case.family!r}")
-    t = {k: _tensor(v) for k, v in arrays.items() if k != "dy"}
-    forward, grad_only = builder(case, t)
+    record = case.record
+    row = TABLE[record.name]
+    if row.forward is None:
+        raise NotImplementedError(f"torch cannot compute {case.op} [{row.unsupported}]")
+    forward, rank, dtype = row.forward, case.rank, np.dtype(arrays["x"].dtype)
+    arguments = case.call_args("forward", arrays)
     forward_names = tuple(case.outputs("forward"))
     backward_names = tuple(case.outputs("backward"))
 
     if direction == "forward":
+        t = as_tensors(arguments)
+
         def run_forward() -> Any:
             with torch.no_grad():
-                return forward(t)
+                return forward(rank, **t)
 
-        return TorchCall(run_forward, forward_names)
+        return TorchCall(run_forward, forward_names, dtype)
 
-    dy = _tensor(arrays["dy"])
-    # the gradient leaves, in the order of case.outputs("backward")
-    leaves = {n: (t[n] if n in t else grad_only[n]).detach().requires_grad_()
-              for n in case.differentiable}
-    tg = {**t, **leaves}
-    inputs = tuple(leaves.values())
+    if row.backward_unsupported:
+        raise NotImplementedError(f"torch has no gradient of {case.op} "
+                                  f"[{row.backward_unsupported}]")
+    dy = torch.from_numpy(np.array(arrays["dy"], copy=True))
+    differentiable = case.differentiable  # the gradient leaves, in backward_outputs' order
+    t = as_tensors(record.case_type.gradient_call(arguments), differentiable)
+    leaves = tuple(t[n] for n in differentiable)
 
     if direction == "backward":
-        y = forward(tg)[0]
+        y = first_output(forward(rank, **t))
 
         def run_backward() -> Any:
-            return torch.autograd.grad(y, inputs, dy, retain_graph=True)
+            return torch.autograd.grad(y, leaves, dy, retain_graph=True)
 
-        return TorchCall(run_backward, backward_names)
+        return TorchCall(run_backward, backward_names, dtype)
 
     def run_forward_backward() -> Any:
-        outs = forward(tg)
-        return (*outs, *torch.autograd.grad(outs[0], inputs, dy))
+        out = forward(rank, **t)
+        outs = out if isinstance(out, tuple) else (out,)
+        return (*outs, *torch.autograd.grad(outs[0], leaves, dy))
 
-    return TorchCall(run_forward_backward, forward_names + backward_names)
+    return TorchCall(run_forward_backward, forward_names + backward_names, dtype)
 
 
 # ------------------------------------------------------------------------- benchmark helpers

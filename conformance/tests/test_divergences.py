@@ -1455,6 +1455,24 @@ def test_sigmoid_saturated_gradient_torch(torch):
     assert load_backend("torch").sigmoid_backward(*args)[0] == np.inf
 
 
+@pytest.mark.torch
+@demonstrates("torch-norm-gradient-non-finite")
+def test_torch_norm_gradient_non_finite(torch):
+    f = torch.nn.functional
+    x, dy = np.array([[0.0, 2.0, 3.0]]), np.array([[1.0, 1.0, np.inf]])
+    contract = [np.nan, -np.inf, np.nan]
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(nnref.layer_norm_backward(dy, x, 3)[0][0], contract)
+    backend = load_backend("torch")
+    for native, adapter in (
+        (lambda t: f.layer_norm(t, (3,)), lambda: backend.layer_norm_backward(dy, x, 3)[0]),
+        (lambda t: f.group_norm(t.reshape(1, 1, 3), 1).reshape(1, 3),
+         lambda: backend.group_norm_backward(dy[None], x[None], 1)[0][0]),
+    ):
+        assert np.isnan(_torch_grad(torch, native, x, dy, torch.float64)).all()
+        np.testing.assert_array_equal(adapter()[0], contract)
+
+
 @pytest.mark.tf
 @demonstrates("sigmoid-saturated-gradient")
 def test_sigmoid_saturated_gradient_tf(tf):
