@@ -47,9 +47,9 @@ import numpy as np
 from . import ops, registry
 from . import tolerance as tol
 from .backends import Unsupported, load_backend
-from .cases import Case, case_from_dict
+from .cases import Case
 from .comparison import Mismatch, compare
-from .ops import HandCase
+from .ops import HandCase, case_from_dict
 from .paths import fixtures_dir
 from .runner import run_pass
 
