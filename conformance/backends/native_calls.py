@@ -225,27 +225,25 @@ def _torch_lp_pool_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
     return grads(y, [x]) if backward else y
 
 
-def _torch_adaptive_pool_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
-                              grads: Callable[..., Any]) -> Any:
-    """The native torch call of adaptive_avg_pool / adaptive_max_pool (a row of TORCH_CALLS)."""
-    F = torch.nn.functional
-    a = invalid.args
-    family = invalid.family
-    rank = invalid.rank
-    backward = invalid.direction == "backward"
-    x = t("x", backward)
-    size = a["output_size"]
-    if rank == 1 and isinstance(size, tuple | list) and None in size:
-        # torch's 1-D adaptive pools refuse None (torch-adaptive-pool1d-no-none): the
-        # native equivalent of None is the input's length
-        size = type(size)(a["x"].shape[2] if e is None else e for e in size)
-    kind = "avg" if family == "adaptive_avg_pool" else "max"
-    pool = getattr(F, f"adaptive_{kind}_pool{rank}d")
-    extra = {"return_indices": a["return_indices"]} if "return_indices" in a else {}
-    y = pool(x, size, **extra)
-    if backward:
-        return grads(y, [x])
-    return y
+def _torch_adaptive_pool(kind: str) -> Callable[..., Any]:
+    """The native torch call of an adaptive pool: F.adaptive_<kind>_pool1d / 2d / 3d."""
+
+    def native(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+               grads: Callable[..., Any]) -> Any:
+        a, rank = invalid.args, invalid.rank
+        backward = invalid.direction == "backward"
+        x = t("x", backward)
+        size = a["output_size"]
+        if rank == 1 and isinstance(size, tuple | list) and None in size:
+            # torch's 1-D adaptive pools refuse None (torch-adaptive-pool1d-no-none): the
+            # native equivalent of None is the input's length
+            size = type(size)(a["x"].shape[2] if e is None else e for e in size)
+        pool = getattr(torch.nn.functional, f"adaptive_{kind}_pool{rank}d")
+        extra = {"return_indices": a["return_indices"]} if "return_indices" in a else {}
+        y = pool(x, size, **extra)
+        return grads(y, [x]) if backward else y
+
+    return native
 
 
 def _torch_batch_norm_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
@@ -717,46 +715,64 @@ def _tf_batch_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
 # activations and the dense layer ----------------------------------------------------------
 
 
-def _torch_activation_or_linear(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
-                                grads: Callable[..., Any]) -> Any:
-    """F.relu, F.elu(alpha=...), torch.sigmoid, F.linear (autograd with dy)."""
-    F = torch.nn.functional
-    a, family = invalid.args, invalid.family
+def _torch_linear_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                       grads: Callable[..., Any]) -> Any:
+    """F.linear (autograd with dy)."""
     backward = invalid.direction == "backward"
-    x = t("x", backward)
-    if family == "linear":
-        w = t("w", backward)
-        y = F.linear(x, w, None if backward else t("b"))
-        return grads(y, [x, w]) if backward else y
-    fn = {"relu": F.relu, "sigmoid": torch.sigmoid,
-          "elu": lambda v: F.elu(v, alpha=a["alpha"])}[family]
-    y = fn(x)
-    return grads(y, [x]) if backward else y
+    x, w = t("x", backward), t("w", backward)
+    y = torch.nn.functional.linear(x, w, None if backward else t("b"))
+    return grads(y, [x, w]) if backward else y
 
 
-def _tf_activation_or_linear(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
-                             grads: Callable[..., Any]) -> Any:
-    """tf.nn.relu, tf.nn.elu (alpha 1 only), tf.nn.sigmoid, tf.tensordot(x, w) + b over x's
-    last axis (GradientTape with dy)."""
-    a, family = invalid.args, invalid.family
+def _torch_activation(pick: Callable[[Any, Mapping[str, Any]], Callable[[Any], Any]]
+                      ) -> Callable[..., Any]:
+    """The native torch call of an activation: ``pick(torch, args)`` is the function applied to
+    x (autograd with dy)."""
+
+    def native(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+               grads: Callable[..., Any]) -> Any:
+        backward = invalid.direction == "backward"
+        x = t("x", backward)
+        y = pick(torch, invalid.args)(x)
+        return grads(y, [x]) if backward else y
+
+    return native
+
+
+def _tf_linear_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                    grads: Callable[..., Any]) -> Any:
+    """tf.tensordot(x, w) + b over x's last axis (GradientTape with dy)."""
     backward = invalid.direction == "backward"
-    if family == "elu" and (invalid.category == "bad_alpha" or a["alpha"] != 1.0):
+    x, w = c("x"), c("w")
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = tf.tensordot(x, w, axes=[[len(x.shape) - 1], [1]])
+        if not backward and invalid.args.get("b") is not None:
+            y = y + c("b")
+    return grads(tape, y, [x, w], c("dy")) if backward else y
+
+
+def _tf_activation(name: str) -> Callable[..., Any]:
+    """The native TF call of an activation: tf.nn.<name> (GradientTape with dy)."""
+
+    def native(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+               grads: Callable[..., Any]) -> Any:
+        x = c("x")
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = getattr(tf.nn, name)(x)
+        return grads(tape, y, [x], c("dy")) if invalid.direction == "backward" else y
+
+    return native
+
+
+def _tf_elu_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                 grads: Callable[..., Any]) -> Any:
+    """tf.nn.elu, whose alpha is fixed to 1."""
+    if invalid.category == "bad_alpha" or invalid.args["alpha"] != 1.0:
         raise NotExpressible("tf.nn.elu has no alpha (tf-elu-no-alpha)",
                              incidental=invalid.category != "bad_alpha")
-    x = c("x")
-    sources = [x]
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        if family == "linear":
-            w = c("w")
-            tape.watch(w)
-            sources.append(w)
-            y = tf.tensordot(x, w, axes=[[len(x.shape) - 1], [1]])
-            if not backward and a.get("b") is not None:
-                y = y + c("b")
-        else:
-            y = {"relu": tf.nn.relu, "elu": tf.nn.elu, "sigmoid": tf.nn.sigmoid}[family](x)
-    return grads(tape, y, sources, c("dy")) if backward else y
+    return _tf_activation("elu")(tf, invalid, c, grads)
 
 
 # The native call of each op record, by record name: torch(module, invalid, array maker, grads).
@@ -767,13 +783,14 @@ TORCH_CALLS: dict[str, Callable[..., Any]] = {
     "max_pool": _torch_max_pool_call,
     "avg_pool": _torch_avg_pool_call,
     "lp_pool": _torch_lp_pool_call,
-    "adaptive_avg_pool": _torch_adaptive_pool_call,
-    "adaptive_max_pool": _torch_adaptive_pool_call,
+    "adaptive_avg_pool": _torch_adaptive_pool("avg"),
+    "adaptive_max_pool": _torch_adaptive_pool("max"),
     "batch_norm": _torch_batch_norm_call,
-    "relu": _torch_activation_or_linear,
-    "elu": _torch_activation_or_linear,
-    "sigmoid": _torch_activation_or_linear,
-    "linear": _torch_activation_or_linear,
+    "relu": _torch_activation(lambda torch, a: torch.nn.functional.relu),
+    "elu": _torch_activation(
+        lambda torch, a: lambda v: torch.nn.functional.elu(v, alpha=a["alpha"])),
+    "sigmoid": _torch_activation(lambda torch, a: torch.sigmoid),
+    "linear": _torch_linear_call,
 }
 
 
@@ -788,10 +805,10 @@ TF_CALLS: dict[str, Callable[..., Any]] = {
     "adaptive_avg_pool": _tf_adaptive_pool_call,
     "adaptive_max_pool": _tf_adaptive_pool_call,
     "batch_norm": _tf_batch_norm,
-    "relu": _tf_activation_or_linear,
-    "elu": _tf_activation_or_linear,
-    "sigmoid": _tf_activation_or_linear,
-    "linear": _tf_activation_or_linear,
+    "relu": _tf_activation("relu"),
+    "elu": _tf_elu_call,
+    "sigmoid": _tf_activation("sigmoid"),
+    "linear": _tf_linear_call,
 }
 
 
