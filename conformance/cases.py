@@ -9,7 +9,8 @@ suite prints, with no global random state involved. Each op's case type lives in
 ``params()``, ``output_shape()``, ``arrays(dtype, seed)``, ``call_args(direction, arrays)``,
 ``forward(impl, arrays)``, ``backward(impl, arrays)``, ``differentiable`` (names of the inputs
 gradients are taken for), ``values_only()`` (the case without optional outputs such as
-indices), ``reproducer(dtype, seed, impl_name, direction)``, ``to_dict()``.
+indices), ``reproducer(dtype, seed, impl_name, direction)``, ``to_dict()`` (read back by
+``conformance.ops.case_from_dict``).
 
 It also holds the contract's geometry, rank-generic and independent of any implementation:
 spatial arguments, padding forms, window counts and "same" padding (CONTRACT.md).
@@ -129,6 +130,9 @@ class Case:
     """
 
     family: ClassVar[str]
+    # The op record of this case type (conformance.ops.OpRecord), bound by the record when it
+    # is made: a case reaches its record without this module importing the records.
+    record: ClassVar[Any]
     differentiable: ClassVar[tuple[str, ...]]
     forward_outputs: ClassVar[tuple[str, ...]] = ("y",)
     backward_outputs: ClassVar[tuple[str, ...]] = ("dx",)
@@ -142,6 +146,15 @@ class Case:
     # bias's value, and a missing gamma means ones (CONTRACT.md).
     grad_defaults: ClassVar[dict[str, tuple[float, Callable[[Mapping[str, Any]],
                                                              tuple[int, ...]]]]] = {}
+    # The call's structure, for the generic invalid-argument categories
+    # (conformance.generic_categories): arrays that take any ndim from a minimum up (activations,
+    # linear's leading axes); the axis of w that holds x's channels (a transposed convolution's
+    # w is (C, Co/G, *k)); whether the output grows with the kernel (no kernel limit); whether
+    # the padding takes strings ("same", "valid": :meth:`resolved_pads` makes them explicit).
+    min_ndim: ClassVar[dict[str, int]] = {}
+    w_channels_axis: ClassVar[int] = 1
+    output_grows_with_kernel: ClassVar[bool] = False
+    padding_strings: ClassVar[bool] = False
 
     # -- per op -----------------------------------------------------------------------------
 
@@ -158,11 +171,6 @@ class Case:
     def backward_op(self) -> str:
         return self.record.functions(self.rank)[1]
 
-    @property
-    def record(self) -> Any:
-        from .ops import record
-
-        return record(self.family)
 
     @property
     def label(self) -> str:
@@ -187,6 +195,11 @@ class Case:
     def outputs(self, direction: str) -> tuple[str, ...]:
         """Names of what the call returns, in order."""
         return self.forward_outputs if direction == "forward" else self.backward_outputs
+
+    def resolved_pads(self) -> Pads:
+        """The padding as explicit (before, after) pairs (a case type with ``padding_strings``
+        resolves its strings here)."""
+        raise NotImplementedError(f"{type(self).__name__} has no padding strings")
 
     def values_only(self) -> Case | None:
         """This case without optional outputs an implementation may lack (indices), if any."""
@@ -284,12 +297,3 @@ class Case:
                 "    print(f'{name}: got\\n{got[name]!r}\\nexpected\\n{expected[name]!r}')",
             ]
         return "\n".join(lines) + "\n"
-
-
-def case_from_dict(d: Mapping[str, Any]) -> Case:
-    """Inverse of ``Case.to_dict`` (lists from JSON become tuples)."""
-    from .ops import record_of_function
-
-    d = dict(d)
-    rec = record_of_function(d.pop("op"))
-    return rec.case_type(**{k: tupled(v) for k, v in d.items()})

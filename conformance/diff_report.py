@@ -1,4 +1,5 @@
-"""Rendering of a ``conformance.diff`` report: terminal table, JSON, Markdown, heatmap PNG."""
+"""Rendering of a ``conformance.diff`` report (``conformance.diff_model``): terminal table, JSON,
+Markdown, heatmap PNG."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ import platform
 import textwrap
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import registry
 from .comparison import Worst, fmt_value
-
-if TYPE_CHECKING:  # the report's types; diff imports this module, never the other way
-    from .diff import Backend, Cell, Item, Report, Result, Row
+from .diff_model import Backend, Cell, Item, Report, Result, Row
 
 SCHEMA = "nnref-diff/2"
 REPRODUCER_WIDTH = 94

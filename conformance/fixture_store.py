@@ -1,4 +1,4 @@
-"""Golden fixtures: the stored case list, deterministic writing, the manifest, verification.
+"""Golden fixtures on disk: the format, deterministic bytes, the manifest, reading and verification.
 
 A fixtures directory (``fixtures/`` in the checkout; layout in fixtures/README.md) holds
 
@@ -7,9 +7,9 @@ A fixtures directory (``fixtures/`` in the checkout; layout in fixtures/README.m
                        ``torch/backward/dx``, ``expected/forward/y`` (hand cases), ...
     README.md          optional, not checked
 
-Cases are explicit: every op record's hand-computed cases and stored generated cases
-(``conformance/ops/<op>.py``), each in float32 and float64. A generated case seeds its own
-generator from its name (:func:`seed_for`); nothing depends on global random state. Files are
+The case list and the generation (running nnref and the frameworks, writing a directory) are in
+``conformance.fixture_generation``. A generated case seeds its own generator from its name
+(:func:`seed_for`); nothing depends on global random state. Files are
 written byte-for-byte deterministically: a zip written member by member in sorted order with a fixed
 date and no compression, and JSON with sorted keys, a fixed indent and a trailing newline.
 
@@ -22,36 +22,28 @@ Tolerances (all from conformance/tolerance.py, elementwise, recomputed from the 
   same dtype, ``comparison_atol(bound(dtype), bound(dtype))``: both sides err by their bound.
 """
 
+
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.metadata
 import io
 import json
-import os
 import re
-import shutil
-import tempfile
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from . import ops, registry
-from . import tolerance as tol
-from .backends import Unsupported, load_backend
-from .cases import Case, case_from_dict
-from .comparison import Mismatch, compare
-from .ops import HandCase
+from . import registry
+from .cases import Case
+from .ops import case_from_dict, forward_functions
 from .paths import fixtures_dir
-from .runner import run_pass
 
 FIXTURES_DIR = fixtures_dir()
 MANIFEST_NAME = "manifest.json"
@@ -87,254 +79,6 @@ class FixtureError(Exception):
 def seed_for(name: str) -> int:
     """The seed of a generated case: CRC-32 of its name (so it never depends on list order)."""
     return zlib.crc32(name.encode("utf-8"))
-
-
-@dataclass(frozen=True)
-class FixtureCase:
-    """One stored case: a named Case in one dtype, generated from a seed or given by hand.
-
-    ``differs`` maps a framework to a registered divergence id whose output is *expected* to
-    differ from nnref beyond tolerance on this case: it is then stored and recorded, not refused.
-    """
-
-    name: str
-    case: Case
-    dtype: str
-    seed: int | None = None
-    hand: HandCase | None = None
-    differs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def kind(self) -> str:
-        return "generated" if self.hand is None else "hand"
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The case's inputs (and upstream gradient ``dy``) in its dtype."""
-        if self.hand is not None:
-            return self.hand.arrays(np.dtype(self.dtype))
-        assert self.seed is not None
-        return self.case.arrays(np.dtype(self.dtype), self.seed)
-
-
-# Framework outputs expected to differ from nnref beyond tolerance on a named case, each with
-# the registered divergence that explains it: {case name: {framework: divergence id}}.
-# Every framework agrees on every case today; an entry here is recorded in the manifest.
-EXPECTED_DIFFERENCES: Mapping[str, Mapping[str, str]] = MappingProxyType({})
-
-
-def check_unique_names(names: Iterable[str]) -> None:
-    """Raise ValueError naming every case name that occurs more than once."""
-    dup = sorted(n for n, k in Counter(names).items() if k > 1)
-    if dup:
-        raise ValueError(f"duplicate fixture case name(s): {dup}")
-
-
-def build_cases(hand: Iterable[HandCase], generated: Iterable[tuple[str, Case]],
-                differences: Mapping[str, Mapping[str, str]] | None = None) -> list[FixtureCase]:
-    """Every (case, dtype) as a FixtureCase, sorted by name; duplicate names are an error."""
-    differences = differences or {}
-    out: list[FixtureCase] = []
-    for dtype in DTYPES:
-        for hc in hand:
-            name = f"hand-{hc.name}-{_SUFFIX[dtype]}"
-            out.append(FixtureCase(name, hc.case, dtype, None, hc,
-                                   MappingProxyType(dict(differences.get(name, {})))))
-        for base, case in generated:
-            name = f"{base}-{_SUFFIX[dtype]}"
-            out.append(FixtureCase(name, case, dtype, seed_for(name), None,
-                                   MappingProxyType(dict(differences.get(name, {})))))
-    check_unique_names(c.name for c in out)
-    bad = sorted(set(differences) - {c.name for c in out})
-    if bad:
-        raise ValueError(f"expected differences for unknown case(s): {bad}")
-    for c in out:
-        for fw, ident in c.differs.items():
-            if fw not in FRAMEWORKS or ident not in registry.ids():
-                raise ValueError(f"{c.name}: {fw!r} -> {ident!r} is not a framework and a "
-                                 "registered divergence id")
-    return sorted(out, key=lambda c: c.name)
-
-
-def fixture_cases() -> list[FixtureCase]:
-    """The stored case list: every hand case and every generated case, in both dtypes."""
-    return build_cases(ops.hand_cases(), ops.fixture_cases(), EXPECTED_DIFFERENCES)
-
-
-# --------------------------------------------------------------------------------------------
-# running a case
-
-
-def _upcast(a: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, dtype=np.float64) for k, v in a.items()}
-
-
-def bounds(case: Case, a: Mapping[str, np.ndarray], dtype: Any, direction: str) -> dict[str, Any]:
-    """Error bound of each output of one implementation in ``dtype`` (tolerance module)."""
-    fn = tol.forward_bounds if direction == "forward" else tol.backward_bounds
-    return fn(case, _upcast(a), dtype)
-
-
-def atols(case: Case, a: Mapping[str, np.ndarray], dtype: Any, reference_dtype: Any,
-          direction: str) -> dict[str, Any]:
-    """Elementwise allowed |x(dtype) - reference(reference_dtype)| per output."""
-    b, r = bounds(case, a, dtype, direction), bounds(case, a, reference_dtype, direction)
-    return {k: tol.comparison_atol(b[k], r[k]) for k in b}
-
-
-def run_outputs(case: Case, backend: ModuleType, a: Mapping[str, np.ndarray], direction: str,
-                names: Iterable[str]) -> dict[str, np.ndarray | Unsupported]:
-    """Each named output of ``backend`` on ``a``, or the Unsupported it raised instead (the
-    suite's runner: a forward refused for its optional outputs is rerun without them)."""
-    names = tuple(names)
-    outcome = run_pass(backend, case, a, direction)
-    if outcome.error:
-        raise RuntimeError(f"{case.op} {direction}: {outcome.error}")
-    got: dict[str, np.ndarray | Unsupported] = dict(outcome.outputs)
-    for n, ident in outcome.registered.items():
-        for name in (names if n == "*" else (n,)):
-            got[name] = Unsupported(ident)
-    if set(got) != set(names):
-        raise ValueError(f"{case.op} {direction}: outputs {sorted(got)}, expected {sorted(names)}")
-    return got
-
-
-def _check_dtype(name: str, value: np.ndarray, dtype: np.dtype) -> None:
-    want = np.dtype(np.int64) if name == "indices" else dtype
-    if np.asarray(value).dtype != want:
-        raise Mismatch(f"{name}: dtype {np.asarray(value).dtype}, expected {want}")
-
-
-# --------------------------------------------------------------------------------------------
-# generation
-
-
-@dataclass
-class Generated:
-    """One generated case: its manifest entry (without checksum) and its arrays."""
-
-    entry: dict[str, Any]
-    arrays: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    """A case that cannot be written: which backend and output disagreed, and how."""
-
-    case: str
-    backend: str
-    direction: str
-    output: str
-    message: str
-
-    def __str__(self) -> str:
-        first = self.message.splitlines()[0] if self.message else ""
-        return f"{self.case}: {self.backend} {self.direction} {self.output}: {first}"
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
-def _headroom(value: float) -> float:
-    return float(f"{value:.3g}")
-
-
-def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
-                  versions: Mapping[str, str]) -> Generated | list[Disagreement]:
-    """Run nnref and every framework on one case; its entry and arrays, or why it is refused."""
-    dtype = np.dtype(fc.dtype)
-    a = fc.arrays()
-    a64 = _upcast(a)
-    nnref = backends["nnref"]
-    assert nnref is not None
-    data: dict[str, np.ndarray] = {f"inputs/{k}": v for k, v in a.items()}
-    problems: list[Disagreement] = []
-    outputs: dict[str, list[str]] = {}
-    tolerance: dict[str, dict[str, float]] = {}
-    results: dict[str, dict[str, dict[str, Any]]] = {fw: {} for fw in FRAMEWORKS}
-
-    for direction in DIRECTIONS:
-        run = fc.case.forward if direction == "forward" else fc.case.backward
-        reference = run(nnref, a64)
-        names = sorted(reference)
-        atol = atols(fc.case, a, dtype, np.float64, direction)
-        outputs[direction] = names
-        tolerance[direction] = {n: float(np.max(atol[n])) for n in names}
-
-        def check(backend: str, name: str, value: Any, want: Any, direction: str = direction,
-                  atol: dict[str, Any] = atol) -> float | None:
-            try:
-                _check_dtype(name, value, dtype)
-                return compare(name, value, want, atol[name], fc.name)
-            except Mismatch as exc:
-                problems.append(Disagreement(fc.name, backend, direction, name, str(exc)))
-                return None
-
-        own = run(nnref, a)
-        for n in names:
-            check("nnref", n, own[n], reference[n])
-            data[f"nnref/{direction}/{n}"] = own[n]
-        if fc.hand is not None:
-            expected = fc.hand.expected(direction)
-            if sorted(expected) != names:
-                problems.append(Disagreement(fc.name, "expected", direction, ",".join(expected),
-                                             f"hand outputs {sorted(expected)} != {names}"))
-            for n in sorted(set(expected) & set(names)):
-                check("nnref (hand numbers)", n, own[n], expected[n])
-                data[f"expected/{direction}/{n}"] = expected[n]
-
-        for fw in FRAMEWORKS:
-            backend = backends.get(fw)
-            res = results[fw][direction] = {}
-            if backend is None:
-                res.update({n: {"status": ABSENT} for n in names})
-                continue
-            live = run_outputs(fc.case, backend, a, direction, names)
-            for n in names:
-                value = live[n]
-                if isinstance(value, Unsupported):
-                    if value.divergence_id not in registry.ids():
-                        problems.append(Disagreement(
-                            fc.name, fw, direction, n,
-                            f"Unsupported({value.divergence_id!r}) is not in divergences.toml"))
-                    res[n] = {"status": "divergence", "divergence": value.divergence_id}
-                    continue
-                key = f"{fw}/{direction}/{n}"
-                declared = fc.differs.get(fw)
-                if declared is not None:
-                    try:
-                        _check_dtype(n, value, dtype)
-                        h = compare(n, value, reference[n], atol[n], fc.name)
-                        res[n] = {"status": "agrees", "array": key, "headroom": _headroom(h)}
-                    except Mismatch:
-                        res[n] = {"status": "divergence", "divergence": declared, "array": key}
-                    data[key] = np.asarray(value)
-                    continue
-                h = check(fw, n, value, reference[n])
-                if h is not None:
-                    res[n] = {"status": "agrees", "array": key, "headroom": _headroom(h)}
-                    data[key] = np.asarray(value)
-
-    if problems:
-        return problems
-    entry: dict[str, Any] = {
-        "name": fc.name,
-        "kind": fc.kind,
-        "hand_case": None if fc.hand is None else fc.hand.name,
-        "op": fc.case.op,
-        "case": _jsonable(fc.case.to_dict()),
-        "params": _jsonable(fc.case.params()),
-        "dtype": fc.dtype,
-        "seed": fc.seed,
-        "arrays": {k: {"dtype": np.asarray(v).dtype.name, "shape": list(np.shape(v))}
-                   for k, v in sorted(data.items())},
-        "tolerance": tolerance,
-        "outputs": outputs,
-        "results": results,
-        "file": f"{DATA_DIR}/{fc.name}.npz",
-        "versions": dict(versions),
-    }
-    return Generated(entry, data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,180 +150,13 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     return (_json(dict(manifest)) + "\n").encode("ascii")
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as the manifest stores it (through JSON: tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
-
-
-def build_manifest(cases: Iterable[Generated], versions: Mapping[str, str]
-                   ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The manifest and the data files (relative path -> bytes) for generated cases."""
-    files: dict[str, bytes] = {}
-    entries = []
-    for g in sorted(cases, key=lambda g: g.entry["name"]):
-        content = npz_bytes(g.arrays)
-        entry = dict(g.entry, sha256=sha256(content), bytes=len(content))
-        files[entry["file"]] = content
-        entries.append(entry)
-    check_unique_names(e["name"] for e in entries)
-    manifest = {"format": FORMAT, "generator": {"name": GENERATOR, "version": GENERATOR_VERSION},
-                "versions": dict(versions), "cases": entries}
-    return manifest, files
-
-
-def write_tree(directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
-    """Write the manifest and data files into an (empty or new) directory."""
-    (directory / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    for rel, content in sorted(files.items()):
-        (directory / rel).write_bytes(content)
-    (directory / MANIFEST_NAME).write_bytes(manifest_bytes(manifest))
-
-
-def replace_directory(staging: Path, out: Path) -> None:
-    """Move a finished staging directory to ``out``, replacing what was there.
-
-    Both live in the same parent, so each step is a rename: the old directory is moved aside,
-    the new one moved in, and the old one deleted only after that (restored on failure).
-    """
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if backup.exists():
-        shutil.rmtree(backup)
-    os.replace(out, backup)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(backup, out)
-        raise
-    shutil.rmtree(backup)
-
-
-# --------------------------------------------------------------------------------------------
-# regeneration
-
-
-def load_backends() -> tuple[dict[str, ModuleType | None], list[str]]:
-    """nnref and every framework adapter; missing frameworks as None (and listed)."""
-    out: dict[str, ModuleType | None] = {"nnref": load_backend("nnref")}
-    missing = []
-    for fw in FRAMEWORKS:
-        try:
-            out[fw] = load_backend(fw)
-        except ImportError:
-            out[fw] = None
-            missing.append(fw)
-    return out, missing
-
-
-def single_threaded(backends: Mapping[str, ModuleType | None]) -> None:
-    """One thread per framework: summation order must not depend on the machine's core count."""
-    if backends.get("torch") is not None:
-        importlib.import_module("torch").set_num_threads(1)
-    if backends.get("tensorflow") is not None:
-        tf = importlib.import_module("tensorflow")
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TF already initialised in this process: keep its setting
-            pass
-
-
-def collect_versions(backends: Mapping[str, ModuleType | None]) -> dict[str, str]:
-    """Versions of NumPy, SciPy, torch, TF, nnref and the generator ("absent" if missing)."""
-
-    def module_version(module: str, backend: str) -> str:
-        if backends.get(backend) is None:
-            return ABSENT
-        try:
-            return str(importlib.import_module(module).__version__)
-        except ImportError:  # a stand-in backend (tests) for a framework that is not installed
-            return "unknown"
-
-    try:
-        nnref_version = importlib.metadata.version("nnref")
-    except importlib.metadata.PackageNotFoundError:
-        nnref_version = str(getattr(backends["nnref"], "__version__", "unknown"))
-    return {
-        "generator": GENERATOR_VERSION,
-        "nnref": nnref_version,
-        "numpy": np.__version__,
-        "scipy": module_version("scipy", "scipy"),
-        "tensorflow": module_version("tensorflow", "tensorflow"),
-        "torch": module_version("torch", "torch"),
-    }
-
-
-@dataclass
-class RegenerateResult:
-    """What a regeneration did: cases written (or refused) and how the files changed."""
-
-    manifest: dict[str, Any] | None
-    disagreements: list[Disagreement]
-    total_bytes: int = 0
-    changed: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-
-def _old_checksums(out: Path) -> dict[str, str]:
-    try:
-        old = json.loads((out / MANIFEST_NAME).read_text())
-        return {e["name"]: e["sha256"] for e in old["cases"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def regenerate(out: Path, backends: Mapping[str, ModuleType | None],
-               cases: Iterable[FixtureCase] | None = None,
-               progress: Callable[[str], None] | None = None) -> RegenerateResult:
-    """Generate every case and, if all agree, atomically replace ``out`` with the new fixtures.
-
-    Nothing is written when any case disagrees. The new tree is written to a sibling staging
-    directory, verified, then renamed into place; an interrupted run leaves ``out`` as it was.
-    """
-    out = Path(out).resolve()
-    versions = collect_versions(backends)
-    generated: list[Generated] = []
-    disagreements: list[Disagreement] = []
-    for fc in cases if cases is not None else fixture_cases():
-        if progress:
-            progress(fc.name)
-        result = generate_case(fc, backends, versions)
-        if isinstance(result, Generated):
-            generated.append(result)
-        else:
-            disagreements.extend(result)
-    if disagreements:
-        return RegenerateResult(None, disagreements)
-    manifest, files = build_manifest(generated, versions)
-    total = len(manifest_bytes(manifest)) + sum(len(c) for c in files.values())
-    if total > BUDGET_BYTES:
-        raise FixtureError(f"{out}: fixtures would take {total} bytes, over the budget "
-                           f"{BUDGET_BYTES}")
-    old = _old_checksums(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    try:
-        os.chmod(staging, 0o755)
-        write_tree(staging, manifest, files)
-        readme = out / README_NAME if (out / README_NAME).exists() else FIXTURES_DIR / README_NAME
-        if readme.exists():
-            shutil.copyfile(readme, staging / README_NAME)
-        problems = verify(staging)
-        if problems:
-            raise FixtureError("freshly written fixtures do not verify:\n" + "\n".join(problems))
-        replace_directory(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    new = {e["name"]: e["sha256"] for e in manifest["cases"]}
-    return RegenerateResult(
-        manifest, [], total,
-        changed=sorted(n for n in new if n in old and old[n] != new[n]),
-        added=sorted(set(new) - set(old)),
-        removed=sorted(set(old) - set(new)),
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,8 +244,8 @@ def _case_problems(entry: dict[str, Any]) -> list[str]:
         out.append(f"{where}: bytes must be >= 0")
     if entry["dtype"] not in DTYPES:
         out.append(f"{where}: dtype {entry['dtype']!r} not in {DTYPES}")
-    if entry["op"] not in ops.forward_functions():
-        out.append(f"{where}: op {entry['op']!r} not in {ops.forward_functions()}")
+    if entry["op"] not in forward_functions():
+        out.append(f"{where}: op {entry['op']!r} not in {forward_functions()}")
     if entry["kind"] == "generated":
         if entry["seed"] != seed_for(name) or entry["hand_case"] is not None:
             out.append(f"{where}: a generated case has seed crc32(name) = {seed_for(name)} "
@@ -682,7 +259,7 @@ def _case_problems(entry: dict[str, Any]) -> list[str]:
         case = case_from_dict(entry["case"])
         if case.op != entry["op"]:
             out.append(f"{where}: case op {case.op!r} != op {entry['op']!r}")
-        if _jsonable(case.params()) != entry["params"]:
+        if jsonable(case.params()) != entry["params"]:
             out.append(f"{where}: params do not match the case")
     except (KeyError, TypeError, ValueError) as exc:
         out.append(f"{where}: case is not a valid Case ({exc!r})")

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from . import fixture_generation as fg
 from . import fixture_store as fs
 
 
@@ -40,15 +41,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _regenerate(out: Path, allow_missing: bool, verbose: bool) -> int:
     start = time.perf_counter()
-    backends, missing = fs.load_backends()
+    backends, missing = fg.load_backends()
     if missing and not allow_missing:
         print(f"regenerate: framework(s) not installed: {', '.join(missing)}. Regenerating "
               "needs every framework (pip install 'nnref[torch,tf]' scipy); pass "
               "--allow-missing to record them as absent.", file=sys.stderr)
         return 2
-    fs.single_threaded(backends)
+    fg.single_threaded(backends)
     progress = (lambda name: print(f"  {name}", flush=True)) if verbose else None
-    result = fs.regenerate(out, backends, progress=progress)
+    result = fg.regenerate(out, backends, progress=progress)
     if result.disagreements:
         print(f"regenerate: {len(result.disagreements)} disagreement(s); nothing written, "
               f"{out} is unchanged:", file=sys.stderr)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from hypothesis.errors import UnsatisfiedAssumption
 
-from .backends import Unsupported
 from .cases import Case
+from .unsupported import Unsupported
 
 NOT_IMPLEMENTED = "not-implemented"
 

@@ -17,6 +17,8 @@ import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
+from ..unsupported import Unsupported
+
 __all__ = [
     "BACKENDS",
     "BACKEND_NAMES",
@@ -85,18 +87,6 @@ def backend(name: str) -> Backend:
         return _BY_NAME[name.strip().lower()]
     except KeyError:
         raise ValueError(f"unknown backend {name!r}; expected one of {BACKEND_NAMES}") from None
-
-
-class Unsupported(Exception):
-    """A configuration the framework cannot express, even by composition.
-
-    `divergence_id` names the entry in conformance/divergences.toml that explains why.
-    """
-
-    def __init__(self, divergence_id: str, message: str = "") -> None:
-        self.divergence_id = divergence_id
-        self.message = message
-        super().__init__(f"[{divergence_id}] {message}" if message else f"[{divergence_id}]")
 
 
 def load_backend(name: str) -> ModuleType:

@@ -1,4 +1,4 @@
-"""The natively equivalent framework call of an invalid contract call (conformance/invalid_args.py).
+"""The natively equivalent framework call of an invalid contract call (conformance/invalid_call.py).
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
 F.conv_transpose1d / 2d / 3d, F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d,
@@ -11,9 +11,9 @@ tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (
 pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
 own: the point is what the framework itself answers.
 
-An argument with no native counterpart raises ``invalid_args.NotExpressible`` (``incidental``
+An argument with no native counterpart raises ``invalid_call.NotExpressible`` (``incidental``
 when it is not the broken argument: the draw is discarded); a call known to kill the process
-raises ``invalid_args.WouldAbort`` instead of running. torch and TensorFlow are imported by the
+raises ``invalid_call.WouldAbort`` instead of running. torch and TensorFlow are imported by the
 caller (the module is an argument), so importing this module needs neither.
 
 An array whose ndim is not the one its rank gives (a wrong_ndim draw) is passed in the
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..cases import pads_of, spatial
-from ..invalid_args import InvalidCall, NotExpressible, WouldAbort
+from ..invalid_call import InvalidCall, NotExpressible, WouldAbort
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -120,14 +120,150 @@ def torch_pool_overruns(invalid: InvalidCall) -> bool:
     return overrun
 
 
+def _torch_pad_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                    grads: Callable[..., Any]) -> Any:
+    """The native torch call of pad (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    flat = _torch_pad_list(loose_pads(a["pad_width"], rank))
+    if not backward:
+        value = {"value": float(a["value"])} if a["mode"] == "constant" else {}
+        return F.pad(t("x"), flat, mode=a["mode"], **value)
+    x = torch.zeros(pad_input_shape(a["dy"], a["pad_width"], rank), dtype=t("dy").dtype,
+                    requires_grad=True)
+    return grads(F.pad(x, flat, mode=a["mode"]), [x])
+
+
+def _torch_conv_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                     grads: Callable[..., Any]) -> Any:
+    """The native torch call of conv (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    if a["padding"] == "same" and _strided(a, rank):
+        raise NotExpressible("torch refuses padding='same' with a stride > 1",
+                             incidental=True)
+    conv = getattr(F, f"conv{rank}d")
+    x, w = t("x", backward), t("w", backward)
+    y = conv(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
+             padding=_torch_padding(a["padding"], rank), dilation=_ints(a["dilation"]),
+             groups=a["groups"])
+    return grads(y, [x, w]) if backward else y
+
+
+def _torch_conv_transpose_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                               grads: Callable[..., Any]) -> Any:
+    """The native torch call of conv_transpose (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    conv_t = getattr(F, f"conv_transpose{rank}d")
+    x, w = t("x", backward), t("w", backward)
+    y = conv_t(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
+               padding=_torch_padding(a["padding"], rank),
+               output_padding=_ints(a["output_padding"]), groups=a["groups"],
+               dilation=_ints(a["dilation"]))
+    return grads(y, [x, w]) if backward else y
+
+
+def _torch_max_pool_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                         grads: Callable[..., Any]) -> Any:
+    """The native torch call of max_pool (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    if backward and torch_pool_overruns(invalid):
+        raise WouldAbort("torch's max-pool backward writes outside the gradient: heap "
+                         "corruption")
+    pool = getattr(F, f"max_pool{rank}d")
+    x = t("x", backward)
+    y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
+             _torch_padding(a["padding"], rank), _ints(a["dilation"]),
+             ceil_mode=a["ceil_mode"])
+    return grads(y, [x]) if backward else y
+
+
+def _torch_avg_pool_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                         grads: Callable[..., Any]) -> Any:
+    """The native torch call of avg_pool (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    x = t("x", backward)
+    extra = {}
+    if a["divisor_override"] is not None or invalid.category == "bad_divisor_override":
+        if rank == 1:
+            raise NotExpressible("F.avg_pool1d has no divisor_override",
+                                 incidental=invalid.category != "bad_divisor_override")
+        extra["divisor_override"] = a["divisor_override"]
+    pool = getattr(F, f"avg_pool{rank}d")
+    y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
+             _torch_padding(a["padding"], rank), a["ceil_mode"], a["count_include_pad"],
+             **extra)
+    return grads(y, [x]) if backward else y
+
+
+def _torch_lp_pool_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                        grads: Callable[..., Any]) -> Any:
+    """The native torch call of lp_pool (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    x = t("x", backward)
+    kernel = _ints(a["kernel_size"])
+    if rank == 1 and isinstance(kernel, tuple | list) and len(kernel) == 1:
+        kernel = kernel[0]  # torch-lppool1d-kernel-tuple: F.lp_pool1d multiplies by it
+    pool = getattr(F, f"lp_pool{rank}d")
+    y = pool(x, a["norm_type"], kernel, _ints(a["stride"]), a["ceil_mode"])
+    return grads(y, [x]) if backward else y
+
+
+def _torch_adaptive_pool(kind: str) -> Callable[..., Any]:
+    """The native torch call of an adaptive pool: F.adaptive_<kind>_pool1d / 2d / 3d."""
+
+    def native(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+               grads: Callable[..., Any]) -> Any:
+        a, rank = invalid.args, invalid.rank
+        backward = invalid.direction == "backward"
+        x = t("x", backward)
+        size = a["output_size"]
+        if rank == 1 and isinstance(size, tuple | list) and None in size:
+            # torch's 1-D adaptive pools refuse None (torch-adaptive-pool1d-no-none): the
+            # native equivalent of None is the input's length
+            size = type(size)(a["x"].shape[2] if e is None else e for e in size)
+        pool = getattr(torch.nn.functional, f"adaptive_{kind}_pool{rank}d")
+        extra = {"return_indices": a["return_indices"]} if "return_indices" in a else {}
+        y = pool(x, size, **extra)
+        return grads(y, [x]) if backward else y
+
+    return native
+
+
+def _torch_batch_norm_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                           grads: Callable[..., Any]) -> Any:
+    """The native torch call of batch_norm (a row of TORCH_CALLS)."""
+    F = torch.nn.functional
+    a = invalid.args
+    backward = invalid.direction == "backward"
+    x, gamma = t("x", backward), t("gamma", backward)
+    y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
+                     training=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
+    return grads(y, [x, gamma]) if backward else y
+
+
 def run_torch(torch: Any, invalid: InvalidCall) -> Any:
     """The natively equivalent torch.nn.functional call (autograd for the backward ones).
 
     Returns the output, or the gradients for a backward function.
     """
-    F = torch.nn.functional
-    a, family, rank = invalid.args, invalid.family, invalid.rank
-    backward = invalid.direction == "backward"
+    a = invalid.args
 
     def t(name: str, grad: bool = False) -> Any:
         if a.get(name) is None:
@@ -139,85 +275,10 @@ def run_torch(torch: Any, invalid: InvalidCall) -> Any:
         return torch.autograd.grad(y, [s for s in sources if s is not None],
                                    grad_outputs=t("dy"))
 
-    if family == "pad":
-        flat = _torch_pad_list(loose_pads(a["pad_width"], rank))
-        if not backward:
-            value = {"value": float(a["value"])} if a["mode"] == "constant" else {}
-            return F.pad(t("x"), flat, mode=a["mode"], **value)
-        x = torch.zeros(pad_input_shape(a["dy"], a["pad_width"], rank), dtype=t("dy").dtype,
-                        requires_grad=True)
-        return grads(F.pad(x, flat, mode=a["mode"]), [x])
-    if family == "conv":
-        if a["padding"] == "same" and _strided(a, rank):
-            raise NotExpressible("torch refuses padding='same' with a stride > 1",
-                                 incidental=True)
-        conv = getattr(F, f"conv{rank}d")
-        x, w = t("x", backward), t("w", backward)
-        y = conv(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
-                 padding=_torch_padding(a["padding"], rank), dilation=_ints(a["dilation"]),
-                 groups=a["groups"])
-        return grads(y, [x, w]) if backward else y
-    if family == "conv_transpose":
-        conv_t = getattr(F, f"conv_transpose{rank}d")
-        x, w = t("x", backward), t("w", backward)
-        y = conv_t(x, w, None if backward else t("b"), stride=_ints(a["stride"]),
-                   padding=_torch_padding(a["padding"], rank),
-                   output_padding=_ints(a["output_padding"]), groups=a["groups"],
-                   dilation=_ints(a["dilation"]))
-        return grads(y, [x, w]) if backward else y
-    if family == "max_pool":
-        if backward and torch_pool_overruns(invalid):
-            raise WouldAbort("torch's max-pool backward writes outside the gradient: heap "
-                             "corruption")
-        pool = getattr(F, f"max_pool{rank}d")
-        x = t("x", backward)
-        y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
-                 _torch_padding(a["padding"], rank), _ints(a["dilation"]),
-                 ceil_mode=a["ceil_mode"])
-        return grads(y, [x]) if backward else y
-    if family == "avg_pool":
-        x = t("x", backward)
-        extra = {}
-        if a["divisor_override"] is not None or invalid.category == "bad_divisor_override":
-            if rank == 1:
-                raise NotExpressible("F.avg_pool1d has no divisor_override",
-                                     incidental=invalid.category != "bad_divisor_override")
-            extra["divisor_override"] = a["divisor_override"]
-        pool = getattr(F, f"avg_pool{rank}d")
-        y = pool(x, _ints(a["kernel_size"]), _ints(a["stride"]),
-                 _torch_padding(a["padding"], rank), a["ceil_mode"], a["count_include_pad"],
-                 **extra)
-        return grads(y, [x]) if backward else y
-    if family == "lp_pool":
-        x = t("x", backward)
-        kernel = _ints(a["kernel_size"])
-        if rank == 1 and isinstance(kernel, tuple | list) and len(kernel) == 1:
-            kernel = kernel[0]  # torch-lppool1d-kernel-tuple: F.lp_pool1d multiplies by it
-        pool = getattr(F, f"lp_pool{rank}d")
-        y = pool(x, a["norm_type"], kernel, _ints(a["stride"]), a["ceil_mode"])
-        return grads(y, [x]) if backward else y
-    if family in ("adaptive_avg_pool", "adaptive_max_pool"):
-        x = t("x", backward)
-        size = a["output_size"]
-        if rank == 1 and isinstance(size, tuple | list) and None in size:
-            # torch's 1-D adaptive pools refuse None (torch-adaptive-pool1d-no-none): the
-            # native equivalent of None is the input's length
-            size = type(size)(a["x"].shape[2] if e is None else e for e in size)
-        kind = "avg" if family == "adaptive_avg_pool" else "max"
-        pool = getattr(F, f"adaptive_{kind}_pool{rank}d")
-        extra = {"return_indices": a["return_indices"]} if "return_indices" in a else {}
-        y = pool(x, size, **extra)
-        if backward:
-            return grads(y, [x])
-        return y
-    if family == "batch_norm":
-        x, gamma = t("x", backward), t("gamma", backward)
-        y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
-                         training=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
-        return grads(y, [x, gamma]) if backward else y
-    if family in ("relu", "elu", "sigmoid", "linear"):
-        return _torch_activation_or_linear(torch, invalid, t, grads)
-    raise NotImplementedError(f"no native torch call for the {family!r} record")
+    native = TORCH_CALLS.get(invalid.family)
+    if native is None:
+        raise NotImplementedError(f"no native torch call for the {invalid.family!r} record")
+    return native(torch, invalid, t, grads)
 
 
 # tensorflow -----------------------------------------------------------------------------
@@ -465,12 +526,145 @@ def _tf_conv_transpose(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
     return y
 
 
+def _tf_pad_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                 grads: Callable[..., Any]) -> Any:
+    """The native tf call of pad (a row of TF_CALLS)."""
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    if not backward:
+        return _tf_pad(tf, c("x"), invalid)
+    dy = c("dy")
+    x = tf.zeros(pad_input_shape(a["dy"], a["pad_width"], rank), dtype=dy.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = _tf_pad(tf, x, invalid)
+    return grads(tape, y, [x], dy)
+
+
+def _tf_conv_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                  grads: Callable[..., Any]) -> Any:
+    """The native tf call of conv (a row of TF_CALLS)."""
+    a = invalid.args
+    cat = invalid.category
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    if cat in ("groups_not_dividing", "nonpositive_groups"):
+        raise NotExpressible("tf.nn's convolutions have no groups argument: groups is C / "
+                             "the filter's in-depth")
+    _tf_conv_limits(invalid)
+    x, w = c("x", _last), c("w", _filter_last)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        xp, padding = _tf_padding(tf, x, invalid, rank == 2, lambda: 0)
+        if tf_conv_aborts(invalid):
+            raise WouldAbort("oneDNN float32 Conv2D / Conv3D: CHECK failure on an input "
+                             "of < 4 dims")
+        stride, dilation = _tf_spatial(a["stride"], rank), _tf_spatial(a["dilation"], rank)
+        if rank == 1:
+            y = tf.nn.conv1d(xp, w, stride=stride, padding=padding, dilations=dilation)
+        else:
+            conv = tf.nn.conv2d if rank == 2 else tf.nn.conv3d
+            y = conv(xp, w, strides=stride, padding=padding, dilations=dilation)
+        if not backward and a.get("b") is not None:
+            y = tf.nn.bias_add(y, c("b"))
+    return grads(tape, y, [x, w], c("dy", _last)) if backward else y
+
+
+def _tf_max_pool_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                      grads: Callable[..., Any]) -> Any:
+    """The native tf call of max_pool (a row of TF_CALLS)."""
+    a = invalid.args
+    cat = invalid.category
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    if a["ceil_mode"]:
+        raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
+    if cat != "nonpositive_dilation" and _dilated(a, rank):
+        raise NotExpressible("tf.nn.max_pool has no dilation", incidental=True)
+    if rank == 3 and a["x"].dtype == np.float64:
+        raise NotExpressible("tf.nn.max_pool3d has no float64 kernel", incidental=True)
+    x = c("x", _last)
+    kernel = a["kernel_size"]
+    stride = kernel if a["stride"] is None else a["stride"]
+
+    def lowest() -> Any:
+        dtype = np.dtype(x.dtype.as_numpy_dtype)
+        if dtype.kind == "f":
+            return -np.inf
+        return np.iinfo(dtype).min if dtype.kind in "iu" else False
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        if cat == "nonpositive_dilation":
+            if any(p != (0, 0) for p in loose_pads(a["padding"], rank)):
+                raise NotExpressible("tf.nn.pool (the one with dilations) has no explicit "
+                                     "padding", incidental=True)
+            y = tf.nn.pool(x, window_shape=list(spatial(kernel, rank)), pooling_type="MAX",
+                           strides=list(spatial(stride, rank)), padding="VALID",
+                           dilations=list(spatial(a["dilation"], rank)))
+        else:
+            xp, padding = _tf_padding(tf, x, invalid, rank < 3, lowest)
+            if tf_pool_aborts(invalid):
+                raise WouldAbort("oneDNN float32 MaxPool3D: SIGFPE on an empty last axis, "
+                                 "CHECK failure on a 4-D input")
+            pool = {1: tf.nn.max_pool1d, 2: tf.nn.max_pool2d, 3: tf.nn.max_pool3d}[rank]
+            y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
+    return grads(tape, y, [x], c("dy", _last)) if backward else y
+
+
+def _tf_avg_pool_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                      grads: Callable[..., Any]) -> Any:
+    """The native tf call of avg_pool (a row of TF_CALLS)."""
+    a = invalid.args
+    rank = invalid.rank
+    backward = invalid.direction == "backward"
+    if a["ceil_mode"]:
+        raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
+    if invalid.category == "bad_divisor_override":
+        raise NotExpressible("tf.nn.avg_pool has no divisor_override")
+    if a["divisor_override"] is not None:
+        raise NotExpressible("tf.nn.avg_pool has no divisor_override", incidental=True)
+    if rank == 3 and a["x"].dtype == np.float64:
+        raise NotExpressible("tf.nn.avg_pool3d has no float64 kernel", incidental=True)
+    pads = None if isinstance(a["padding"], str) else loose_pads(a["padding"], rank)
+    if not a["count_include_pad"] and pads and any(p != (0, 0) for p in pads) \
+            and invalid.category not in _PADDING_CATEGORIES:
+        raise NotExpressible("tf.nn.avg_pool counts padding only as a tf.pad of zeros",
+                             incidental=True)
+    x = c("x", _last)
+    kernel = a["kernel_size"]
+    stride = kernel if a["stride"] is None else a["stride"]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        # A tf.pad of zeros, then VALID: the padded cells count (count_include_pad).
+        xp, padding = _tf_padding(tf, x, invalid, False, lambda: 0)
+        if tf_avg_pool_grad_aborts(invalid):
+            raise WouldAbort("AvgPoolGrad: heap corruption or SIGFPE on a dy whose shape is "
+                             "not the output's, CHECK failure (oneDNN float32) on fewer axes")
+        pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
+        y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
+    return grads(tape, y, [x], c("dy", _last)) if backward else y
+
+
+def _tf_lp_pool_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                     grads: Callable[..., Any]) -> Any:
+    """The native tf call of lp_pool (a row of TF_CALLS)."""
+    raise NotExpressible("tf.nn has no LP pooling (the adapter composes it from tf.pow and "
+                         "tf.nn.avg_pool: its answers would be those ops')")
+
+
+def _tf_adaptive_pool_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                           grads: Callable[..., Any]) -> Any:
+    """The native tf call of adaptive_avg_pool / adaptive_max_pool (a row of TF_CALLS)."""
+    raise NotExpressible("tf.nn has no adaptive pooling (the TF adapter composes it from "
+                         "reduce_mean / argmax of slices)")
+
+
 def run_tf(tf: Any, invalid: InvalidCall) -> Any:
     """The natively equivalent tf.nn call (channels-last, tf.constant, GradientTape for
     gradients). Returns the output, or the gradients for a backward function."""
-    a, family, cat, rank = invalid.args, invalid.family, invalid.category, invalid.rank
-    backward = invalid.direction == "backward"
-    ndim = rank + 2
+    a, ndim = invalid.args, invalid.rank + 2
 
     def c(name: str, layout: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Any:
         if a.get(name) is None:
@@ -480,110 +674,10 @@ def run_tf(tf: Any, invalid: InvalidCall) -> Any:
     def grads(tape: Any, y: Any, sources: list, dy: Any) -> Any:
         return tape.gradient(y, [s for s in sources if s is not None], output_gradients=dy)
 
-    if family == "pad":
-        if not backward:
-            return _tf_pad(tf, c("x"), invalid)
-        dy = c("dy")
-        x = tf.zeros(pad_input_shape(a["dy"], a["pad_width"], rank), dtype=dy.dtype)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = _tf_pad(tf, x, invalid)
-        return grads(tape, y, [x], dy)
-    if family == "conv":
-        if cat in ("groups_not_dividing", "nonpositive_groups"):
-            raise NotExpressible("tf.nn's convolutions have no groups argument: groups is C / "
-                                 "the filter's in-depth")
-        _tf_conv_limits(invalid)
-        x, w = c("x", _last), c("w", _filter_last)
-        with tf.GradientTape() as tape:
-            tape.watch([x, w])
-            xp, padding = _tf_padding(tf, x, invalid, rank == 2, lambda: 0)
-            if tf_conv_aborts(invalid):
-                raise WouldAbort("oneDNN float32 Conv2D / Conv3D: CHECK failure on an input "
-                                 "of < 4 dims")
-            stride, dilation = _tf_spatial(a["stride"], rank), _tf_spatial(a["dilation"], rank)
-            if rank == 1:
-                y = tf.nn.conv1d(xp, w, stride=stride, padding=padding, dilations=dilation)
-            else:
-                conv = tf.nn.conv2d if rank == 2 else tf.nn.conv3d
-                y = conv(xp, w, strides=stride, padding=padding, dilations=dilation)
-            if not backward and a.get("b") is not None:
-                y = tf.nn.bias_add(y, c("b"))
-        return grads(tape, y, [x, w], c("dy", _last)) if backward else y
-    if family == "conv_transpose":
-        return _tf_conv_transpose(tf, invalid, c, grads)
-    if family == "max_pool":
-        if a["ceil_mode"]:
-            raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
-        if cat != "nonpositive_dilation" and _dilated(a, rank):
-            raise NotExpressible("tf.nn.max_pool has no dilation", incidental=True)
-        if rank == 3 and a["x"].dtype == np.float64:
-            raise NotExpressible("tf.nn.max_pool3d has no float64 kernel", incidental=True)
-        x = c("x", _last)
-        kernel = a["kernel_size"]
-        stride = kernel if a["stride"] is None else a["stride"]
-
-        def lowest() -> Any:
-            dtype = np.dtype(x.dtype.as_numpy_dtype)
-            if dtype.kind == "f":
-                return -np.inf
-            return np.iinfo(dtype).min if dtype.kind in "iu" else False
-
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            if cat == "nonpositive_dilation":
-                if any(p != (0, 0) for p in loose_pads(a["padding"], rank)):
-                    raise NotExpressible("tf.nn.pool (the one with dilations) has no explicit "
-                                         "padding", incidental=True)
-                y = tf.nn.pool(x, window_shape=list(spatial(kernel, rank)), pooling_type="MAX",
-                               strides=list(spatial(stride, rank)), padding="VALID",
-                               dilations=list(spatial(a["dilation"], rank)))
-            else:
-                xp, padding = _tf_padding(tf, x, invalid, rank < 3, lowest)
-                if tf_pool_aborts(invalid):
-                    raise WouldAbort("oneDNN float32 MaxPool3D: SIGFPE on an empty last axis, "
-                                     "CHECK failure on a 4-D input")
-                pool = {1: tf.nn.max_pool1d, 2: tf.nn.max_pool2d, 3: tf.nn.max_pool3d}[rank]
-                y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
-        return grads(tape, y, [x], c("dy", _last)) if backward else y
-    if family == "avg_pool":
-        if a["ceil_mode"]:
-            raise NotExpressible("tf.nn pooling has no ceil_mode", incidental=True)
-        if invalid.category == "bad_divisor_override":
-            raise NotExpressible("tf.nn.avg_pool has no divisor_override")
-        if a["divisor_override"] is not None:
-            raise NotExpressible("tf.nn.avg_pool has no divisor_override", incidental=True)
-        if rank == 3 and a["x"].dtype == np.float64:
-            raise NotExpressible("tf.nn.avg_pool3d has no float64 kernel", incidental=True)
-        pads = None if isinstance(a["padding"], str) else loose_pads(a["padding"], rank)
-        if not a["count_include_pad"] and pads and any(p != (0, 0) for p in pads) \
-                and invalid.category not in _PADDING_CATEGORIES:
-            raise NotExpressible("tf.nn.avg_pool counts padding only as a tf.pad of zeros",
-                                 incidental=True)
-        x = c("x", _last)
-        kernel = a["kernel_size"]
-        stride = kernel if a["stride"] is None else a["stride"]
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            # A tf.pad of zeros, then VALID: the padded cells count (count_include_pad).
-            xp, padding = _tf_padding(tf, x, invalid, False, lambda: 0)
-            if tf_avg_pool_grad_aborts(invalid):
-                raise WouldAbort("AvgPoolGrad: heap corruption or SIGFPE on a dy whose shape is "
-                                 "not the output's, CHECK failure (oneDNN float32) on fewer axes")
-            pool = {1: tf.nn.avg_pool1d, 2: tf.nn.avg_pool2d, 3: tf.nn.avg_pool3d}[rank]
-            y = pool(xp, ksize=_tf_list(kernel), strides=_tf_list(stride), padding=padding)
-        return grads(tape, y, [x], c("dy", _last)) if backward else y
-    if family == "lp_pool":
-        raise NotExpressible("tf.nn has no LP pooling (the adapter composes it from tf.pow and "
-                             "tf.nn.avg_pool: its answers would be those ops')")
-    if family in ("adaptive_avg_pool", "adaptive_max_pool"):
-        raise NotExpressible("tf.nn has no adaptive pooling (the TF adapter composes it from "
-                             "reduce_mean / argmax of slices)")
-    if family == "batch_norm":
-        return _tf_batch_norm(tf, invalid, c, grads)
-    if family in ("relu", "elu", "sigmoid", "linear"):
-        return _tf_activation_or_linear(tf, invalid, c, grads)
-    raise NotImplementedError(f"no native TF call for the {family!r} record")
+    native = TF_CALLS.get(invalid.family)
+    if native is None:
+        raise NotImplementedError(f"no native TF call for the {invalid.family!r} record")
+    return native(tf, invalid, c, grads)
 
 
 def _tf_list(v: Any) -> Any:
@@ -621,46 +715,101 @@ def _tf_batch_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
 # activations and the dense layer ----------------------------------------------------------
 
 
-def _torch_activation_or_linear(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
-                                grads: Callable[..., Any]) -> Any:
-    """F.relu, F.elu(alpha=...), torch.sigmoid, F.linear (autograd with dy)."""
-    F = torch.nn.functional
-    a, family = invalid.args, invalid.family
+def _torch_linear_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                       grads: Callable[..., Any]) -> Any:
+    """F.linear (autograd with dy)."""
     backward = invalid.direction == "backward"
-    x = t("x", backward)
-    if family == "linear":
-        w = t("w", backward)
-        y = F.linear(x, w, None if backward else t("b"))
-        return grads(y, [x, w]) if backward else y
-    fn = {"relu": F.relu, "sigmoid": torch.sigmoid,
-          "elu": lambda v: F.elu(v, alpha=a["alpha"])}[family]
-    y = fn(x)
-    return grads(y, [x]) if backward else y
+    x, w = t("x", backward), t("w", backward)
+    y = torch.nn.functional.linear(x, w, None if backward else t("b"))
+    return grads(y, [x, w]) if backward else y
 
 
-def _tf_activation_or_linear(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
-                             grads: Callable[..., Any]) -> Any:
-    """tf.nn.relu, tf.nn.elu (alpha 1 only), tf.nn.sigmoid, tf.tensordot(x, w) + b over x's
-    last axis (GradientTape with dy)."""
-    a, family = invalid.args, invalid.family
+def _torch_activation(pick: Callable[[Any, Mapping[str, Any]], Callable[[Any], Any]]
+                      ) -> Callable[..., Any]:
+    """The native torch call of an activation: ``pick(torch, args)`` is the function applied to
+    x (autograd with dy)."""
+
+    def native(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+               grads: Callable[..., Any]) -> Any:
+        backward = invalid.direction == "backward"
+        x = t("x", backward)
+        y = pick(torch, invalid.args)(x)
+        return grads(y, [x]) if backward else y
+
+    return native
+
+
+def _tf_linear_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                    grads: Callable[..., Any]) -> Any:
+    """tf.tensordot(x, w) + b over x's last axis (GradientTape with dy)."""
     backward = invalid.direction == "backward"
-    if family == "elu" and (invalid.category == "bad_alpha" or a["alpha"] != 1.0):
+    x, w = c("x"), c("w")
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = tf.tensordot(x, w, axes=[[len(x.shape) - 1], [1]])
+        if not backward and invalid.args.get("b") is not None:
+            y = y + c("b")
+    return grads(tape, y, [x, w], c("dy")) if backward else y
+
+
+def _tf_activation(name: str) -> Callable[..., Any]:
+    """The native TF call of an activation: tf.nn.<name> (GradientTape with dy)."""
+
+    def native(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+               grads: Callable[..., Any]) -> Any:
+        x = c("x")
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = getattr(tf.nn, name)(x)
+        return grads(tape, y, [x], c("dy")) if invalid.direction == "backward" else y
+
+    return native
+
+
+def _tf_elu_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                 grads: Callable[..., Any]) -> Any:
+    """tf.nn.elu, whose alpha is fixed to 1."""
+    if invalid.category == "bad_alpha" or invalid.args["alpha"] != 1.0:
         raise NotExpressible("tf.nn.elu has no alpha (tf-elu-no-alpha)",
                              incidental=invalid.category != "bad_alpha")
-    x = c("x")
-    sources = [x]
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        if family == "linear":
-            w = c("w")
-            tape.watch(w)
-            sources.append(w)
-            y = tf.tensordot(x, w, axes=[[len(x.shape) - 1], [1]])
-            if not backward and a.get("b") is not None:
-                y = y + c("b")
-        else:
-            y = {"relu": tf.nn.relu, "elu": tf.nn.elu, "sigmoid": tf.nn.sigmoid}[family](x)
-    return grads(tape, y, sources, c("dy")) if backward else y
+    return _tf_activation("elu")(tf, invalid, c, grads)
+
+
+# The native call of each op record, by record name: torch(module, invalid, array maker, grads).
+TORCH_CALLS: dict[str, Callable[..., Any]] = {
+    "pad": _torch_pad_call,
+    "conv": _torch_conv_call,
+    "conv_transpose": _torch_conv_transpose_call,
+    "max_pool": _torch_max_pool_call,
+    "avg_pool": _torch_avg_pool_call,
+    "lp_pool": _torch_lp_pool_call,
+    "adaptive_avg_pool": _torch_adaptive_pool("avg"),
+    "adaptive_max_pool": _torch_adaptive_pool("max"),
+    "batch_norm": _torch_batch_norm_call,
+    "relu": _torch_activation(lambda torch, a: torch.nn.functional.relu),
+    "elu": _torch_activation(
+        lambda torch, a: lambda v: torch.nn.functional.elu(v, alpha=a["alpha"])),
+    "sigmoid": _torch_activation(lambda torch, a: torch.sigmoid),
+    "linear": _torch_linear_call,
+}
+
+
+# The native call of each op record, by record name: TF(module, invalid, array maker, grads).
+TF_CALLS: dict[str, Callable[..., Any]] = {
+    "pad": _tf_pad_call,
+    "conv": _tf_conv_call,
+    "conv_transpose": _tf_conv_transpose,
+    "max_pool": _tf_max_pool_call,
+    "avg_pool": _tf_avg_pool_call,
+    "lp_pool": _tf_lp_pool_call,
+    "adaptive_avg_pool": _tf_adaptive_pool_call,
+    "adaptive_max_pool": _tf_adaptive_pool_call,
+    "batch_norm": _tf_batch_norm,
+    "relu": _tf_activation("relu"),
+    "elu": _tf_elu_call,
+    "sigmoid": _tf_activation("sigmoid"),
+    "linear": _tf_linear_call,
+}
 
 
 RUNNERS: dict[str, Callable[[Any, InvalidCall], Any]] = {"torch": run_torch,

@@ -4,10 +4,12 @@ One module per op family in this package (``pad``, ``conv``, ``max_pool``, ``avg
 defines its case type and a module-level ``RECORD`` (an :class:`OpRecord`): the contract functions
 at each rank, the valid-configuration rules (one sampler for Hypothesis and the seeded
 generator), the corners the sampler must reach, the error model, the finite-difference step, the
-stored fixture cases and hand-computed cases, and the benchmark shapes. The test modules,
-``diff``, the fixtures, invalid arguments, bench, the ``--impl`` summary and the meta-tests all
-iterate :data:`RECORDS`; none keeps its own list of ops. Adding an op is a module here, the
-implementation, and one adapter function per backend that supports it.
+stored fixture cases and hand-computed cases, the benchmark shapes and the invalid-argument
+categories that belong to this op alone. A case type reaches its record through ``Case.record``,
+which the record binds when it is made (so ``conformance.cases`` never imports this package).
+The test modules, ``diff``, the fixtures, invalid arguments, bench, the ``--impl`` summary and
+the meta-tests all iterate :data:`RECORDS`; none keeps its own list of ops. Adding an op is a
+module here, the implementation, and one adapter function per backend that supports it.
 
 The modules are found by name (every module of this package that defines ``RECORD``), in the
 order of their ``ORDER`` constant.
@@ -23,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..cases import Case
+from ..cases import Case, tupled
+from ..invalid_category import InvalidCategory
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,16 @@ class OpRecord:
     fixtures: tuple[tuple[str, Case], ...] = ()
     hand_cases: tuple[HandCase, ...] = ()
     bench: tuple[BenchCase, ...] = ()
+    # invalid-argument categories that belong to this op only (the generic ones are in
+    # conformance.generic_categories): they apply to this record's functions
+    invalid_categories: tuple[InvalidCategory, ...] = ()
+
+    def __post_init__(self) -> None:
+        bound = self.case_type.__dict__.get("record")
+        if bound is not None and bound.name != self.name:
+            raise ValueError(f"{self.case_type.__name__} is already the case type of "
+                             f"{bound!r}; {self!r} needs a case type of its own")
+        self.case_type.record = self  # Case.record: a case reaches its record through its type
 
     def __repr__(self) -> str:  # short: it appears in every falsifying example
         return f"record({self.name!r})"
@@ -174,3 +187,10 @@ def fixture_cases() -> tuple[tuple[str, Case], ...]:
 def hand_cases() -> tuple[HandCase, ...]:
     """Every record's hand-computed cases."""
     return tuple(c for r in RECORDS for c in r.hand_cases)
+
+
+def case_from_dict(d: Mapping[str, Any]) -> Case:
+    """Inverse of ``Case.to_dict`` (lists from JSON become tuples)."""
+    d = dict(d)
+    rec = record_of_function(d.pop("op"))
+    return rec.case_type(**{k: tupled(v) for k, v in d.items()})

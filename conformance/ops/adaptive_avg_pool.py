@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..cases import Case, values
-from ..tolerance import abs64, gamma
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 37

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tolerance import abs64, gamma
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord
 from .adaptive_avg_pool import (
     GEOMETRY_CORNERS,

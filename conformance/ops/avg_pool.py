@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case, spatial, values, window_count
-from ..tolerance import abs64, gamma
+from ..invalid_category import Broken, Ctx, InvalidCategory, has
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 35
@@ -282,7 +284,25 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _bad_divisor_override(k: Ctx) -> Broken:
+    k.args["divisor_override"] = k.draw(st.sampled_from([0, 1.5, True, "2"]),
+                                        label="bad divisor_override")
+    return ("divisor_override",), "divisor_override"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("bad_divisor_override", "a divisor_override that is not None or a non-zero "
+                    "int (0, 1.5, True, '2')", has("divisor_override"), _bad_divisor_override,
+                    "ValueError naming divisor_override"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="avg_pool",
     ranks=RANKS,
     case_type=AvgPoolCase,

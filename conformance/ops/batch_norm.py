@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case
-from ..tolerance import abs64, gamma, unit_roundoff
+from ..invalid_category import DATA_ARRAYS, Broken, Ctx, InvalidCategory, fresh, has, normal
+from ..rounding import abs64, gamma, unit_roundoff
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 40
@@ -282,7 +284,60 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _bn_eval_without_running(k: Ctx) -> Broken:
+    k.args.update(training=False, running_mean=None, running_var=None)
+    return ("running_mean", "running_var", "training"), "running_mean"
+
+
+def _bn_running_unpaired(k: Ctx) -> Broken:
+    a = k.args
+    if a.get("running_mean") is None:  # a case without them, or a training backward call
+        c, dtype = a["x"].shape[1], a["x"].dtype
+        a["running_mean"] = normal(k.rng, (c,), dtype)
+        a["running_var"] = np.abs(normal(k.rng, (c,), dtype))
+    dropped = k.draw(st.sampled_from(["running_mean", "running_var"]), label="dropped")
+    a[dropped] = None
+    kept = "running_var" if dropped == "running_mean" else "running_mean"
+    return ("running_mean", "running_var"), kept
+
+
+def _bn_one_value_per_channel(k: Ctx) -> Broken:
+    k.args["training"] = True
+    one = (slice(0, 1), slice(None)) + (slice(0, 1),) * k.rank
+    for name in DATA_ARRAYS:
+        if name in k.args:
+            k.args[name] = fresh(k.args[name][one])
+    return ("x", "training"), "x"
+
+
+def _bn_scalar_out_of_range(k: Ctx) -> Broken:
+    names = [n for n in ("eps", "momentum") if n in k.args]
+    name = k.draw(st.sampled_from(names), label="scalar")
+    bad = [-0.5, 1.5, 2.0] if name == "momentum" else [-1e-5, -0.1]
+    k.args[name] = k.draw(st.sampled_from(bad), label=name)
+    return (name,), name
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("bn_eval_without_running", "eval-mode batch norm without running statistics",
+                    has("training"), _bn_eval_without_running,
+                    "ValueError naming running_mean / running_var"),
+    InvalidCategory("bn_running_unpaired", "only one of running_mean / running_var",
+                    has("training"), _bn_running_unpaired,
+                    "ValueError naming running_mean / running_var"),
+    InvalidCategory("bn_one_value_per_channel", "training batch norm with N * prod(S) == 1",
+                    has("training"), _bn_one_value_per_channel, "ValueError naming x / training"),
+    InvalidCategory("bn_scalar_out_of_range", "momentum outside [0, 1] or eps < 0", has("eps"),
+                    _bn_scalar_out_of_range, "ValueError naming momentum / eps"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="batch_norm",
     ranks=RANKS,
     case_type=BatchNormCase,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cases import Case, pads_of, same_pads, spatial, values, window_count
-from ..tolerance import abs64, gamma
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 20
@@ -24,6 +24,7 @@ class ConvCase(Case):
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
     grad_defaults: ClassVar[dict[str, Any]] = {"b": (0.0, lambda a: (a["w"].shape[0],))}
+    padding_strings: ClassVar[bool] = True
     x_shape: tuple[int, ...]
     w_shape: tuple[int, ...]
     bias: bool = True

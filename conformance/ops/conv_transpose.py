@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case, spatial, values
-from ..tolerance import abs64, gamma
+from ..invalid_category import Broken, Ctx, InvalidCategory, has
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 25
@@ -298,7 +300,46 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _output_padding_too_large(k: Ctx) -> Broken:
+    """output_padding >= max(stride, dilation) along one axis (transposed convolution)."""
+    stride, dilation = spatial(k.args["stride"], k.rank), spatial(k.args["dilation"], k.rank)
+    axis = k.axis()
+    bad = max(stride[axis], dilation[axis]) + k.draw(st.integers(0, 1), label="beyond")
+    current = list(spatial(k.args["output_padding"], k.rank))
+    current[axis] = bad
+    k.args["output_padding"] = k.container(current)
+    return ("output_padding",), "output_padding"
+
+
+def _transposed_output_too_small(k: Ctx) -> Broken:
+    """padding cropping an axis of a transposed convolution's output to <= 0 cells."""
+    a = k.args
+    kernel = a["w"].shape[2:]
+    s, d = spatial(a["stride"], k.rank), spatial(a["dilation"], k.rank)
+    e, p = spatial(a["output_padding"], k.rank), list(spatial(a["padding"], k.rank))
+    axis = k.axis()
+    full = (a["x"].shape[2 + axis] - 1) * s[axis] + d[axis] * (kernel[axis] - 1) + 1 + e[axis]
+    p[axis] = -(-full // 2) + k.draw(st.integers(0, 1), label="beyond")
+    a["padding"] = k.container(p)
+    return ("padding",), "padding"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("output_padding_too_large", "a transposed convolution's output_padding >= "
+                    "max(stride, dilation) along an axis", has("output_padding"),
+                    _output_padding_too_large, "ValueError naming output_padding"),
+    InvalidCategory("transposed_output_too_small", "padding cropping a transposed convolution's "
+                    "output to < 1 cell along an axis", has("output_padding"),
+                    _transposed_output_too_small, "ValueError naming padding"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="conv_transpose",
     ranks=RANKS,
     case_type=ConvTransposeCase,

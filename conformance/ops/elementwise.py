@@ -56,7 +56,7 @@ class ElementwiseCase(Case):
     differentiable = ("x",)
     shape: tuple[int, ...]
     kind: str = "normal"
-    # Arrays that take any ndim from this minimum up (conformance.invalid_args reads this):
+    # Arrays that take any ndim from this minimum up (conformance.generic_categories reads this):
     # an activation takes any shape, 0-d included.
     min_ndim: ClassVar[dict[str, int]] = {"x": 0, "dy": 0}
 

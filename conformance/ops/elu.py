@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
 
-from ..tolerance import abs64, gamma, unit_roundoff
+from ..invalid_category import Broken, Ctx, InvalidCategory, has
+from ..rounding import abs64, gamma, unit_roundoff
 from . import BenchCase, HandCase, OpRecord
 from .elementwise import CORNERS, KINDS, RANKS, ElementwiseCase, sample_kind, sample_shape
 from .elementwise import corners as elementwise_corners
@@ -107,7 +109,24 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _bad_alpha(k: Ctx) -> Broken:
+    k.args["alpha"] = k.draw(st.sampled_from([np.nan, np.inf, -np.inf, True, "1.0", None]),
+                             label="bad alpha")
+    return ("alpha",), "alpha"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("bad_alpha", "an elu alpha that is not a finite real number (nan, inf, a "
+                    "bool, a string, None)", has("alpha"), _bad_alpha, "ValueError naming alpha"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="elu",
     ranks=RANKS,
     case_type=EluCase,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cases import Case
-from ..tolerance import abs64, gamma
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord
 
 ORDER = 70
@@ -32,7 +32,7 @@ class LinearCase(Case):
     positional: ClassVar[dict[str, tuple[str, ...]]] = {
         "forward": ("x", "w", "b"), "backward": ("dy", "x", "w")}
     grad_defaults: ClassVar[dict[str, Any]] = {"b": (0.0, lambda a: (a["w"].shape[0],))}
-    # Arrays that take any ndim from this minimum up (conformance.invalid_args reads this):
+    # Arrays that take any ndim from this minimum up (conformance.generic_categories reads this):
     # x and dy have any number of leading axes, none included.
     min_ndim: ClassVar[dict[str, int]] = {"x": 1, "dy": 1}
     lead: tuple[int, ...]

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case, spatial, window_count
-from ..tolerance import gamma, unit_roundoff
+from ..invalid_category import Broken, Ctx, InvalidCategory, has
+from ..rounding import gamma, unit_roundoff
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 36
@@ -311,7 +313,25 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _bad_norm_type(k: Ctx) -> Broken:
+    k.args["norm_type"] = k.draw(st.sampled_from([0, 0.0, -1, -2.5, math.inf, math.nan, True,
+                                                  "2"]), label="bad norm_type")
+    return ("norm_type",), "norm_type"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("bad_norm_type", "an LP-pool norm_type that is not a finite real number > 0 "
+                    "(0, negative, inf, NaN, a bool, a string)", has("norm_type"), _bad_norm_type,
+                    "ValueError naming norm_type"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="lp_pool",
     ranks=RANKS,
     case_type=LpPoolCase,

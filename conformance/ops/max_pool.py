@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..cases import Case, pads_of, spatial, values, window_count, window_taps
-from ..tolerance import abs64, gamma
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 30

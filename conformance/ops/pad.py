@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case, pads_of, values
-from ..tolerance import abs64, gamma
+from ..invalid_category import Broken, Ctx, InvalidCategory, has_all, normal
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 
 ORDER = 10
@@ -189,7 +191,40 @@ HAND_CASES: tuple[HandCase, ...] = (
 BENCH: tuple[BenchCase, ...] = ()
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _pad_too_large(mode: str) -> Callable[[Ctx], Broken]:
+    """reflect: a pad >= the size of its axis; circular: a pad > the size."""
+    def breaker(k: Ctx) -> Broken:
+        n, c, *sizes = k.arrays["x"].shape
+        axis = k.axis()
+        low = sizes[axis] if mode == "reflect" else sizes[axis] + 1
+        k.args["pad_width"] = k.pads_with(pads_of(k.args["pad_width"], k.rank), axis,
+                                          low + k.draw(st.integers(0, 2), label="beyond"),
+                                          grow=False)
+        if "dy" in k.args:  # the backward: dy as large as the new padding makes the output
+            pads = pads_of(k.args["pad_width"], k.rank)
+            shape = (n, c, *(s + b + a for s, (b, a) in zip(sizes, pads, strict=True)))
+            k.args["dy"] = normal(k.rng, shape, k.args["dy"].dtype)
+        return ("pad_width",), "pad_width"
+
+    return breaker
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("reflect_pad_too_large", "reflect pad >= the size of its axis",
+                    has_all("pad_width", "mode"), _pad_too_large("reflect"),
+                    "ValueError naming pad_width", {"modes": ("reflect",)}),
+    InvalidCategory("circular_pad_too_large", "circular pad > the size of its axis",
+                    has_all("pad_width", "mode"), _pad_too_large("circular"),
+                    "ValueError naming pad_width", {"modes": ("circular",)}),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="pad",
     ranks=RANKS,
     case_type=PadCase,

@@ -14,7 +14,7 @@ import nnref
 import numpy as np
 import pytest
 
-from .. import backends, diff, diff_report
+from .. import backends, diff, diff_model, diff_report, diff_run
 from ..backends import Unsupported
 from ..comparison import compare_output, ulp_distance
 from ..ops import contract_functions
@@ -71,7 +71,7 @@ def test_ulp_distance_nan_and_inf():
 # sampling and comparison
 
 
-@pytest.mark.parametrize("row", diff.op_rows(), ids=lambda r: r.label)
+@pytest.mark.parametrize("row", diff_model.op_rows(), ids=lambda r: r.label)
 def test_sampled_cases_are_valid_and_reproducible(row):
     cases = sample(row.record, 25, seed=7, rank=row.rank)
     assert cases == sample(row.record, 25, seed=7, rank=row.rank)
@@ -340,12 +340,12 @@ def test_progress_bar_only_when_enabled():
     import io
 
     stream = io.StringIO()
-    bar = diff.Progress(4, enabled=True, stream=stream)
+    bar = diff_run.Progress(4, enabled=True, stream=stream)
     bar.advance("pad#0 float32 nnref")
     bar.close()
     assert "1/4" in stream.getvalue() and "pad#0" in stream.getvalue()
     quiet = io.StringIO()
-    bar = diff.Progress(4, enabled=False, stream=quiet)
+    bar = diff_run.Progress(4, enabled=False, stream=quiet)
     bar.advance("x")
     bar.close()
     assert quiet.getvalue() == ""
@@ -360,9 +360,10 @@ def test_fixture_source_is_pluggable(monkeypatch, tmp_path, capsys):
     arrays = case.arrays(np.float32, 11)
 
     def source(directory, ops, dtypes):
-        return [diff.Item("fixture:my-pool", "fixture", case, "float32", 11, arrays)], "1 fake"
+        item = diff_model.Item("fixture:my-pool", "fixture", case, "float32", 11, arrays)
+        return [item], "1 fake"
 
-    monkeypatch.setattr(diff, "FIXTURE_SOURCE", source)
+    monkeypatch.setattr(diff_run, "FIXTURE_SOURCE", source)
     out = tmp_path / "d.json"
     assert diff.main(["--backends", "nnref,scipy", "--op", "max_pool2d", "--dtype", "float32",
                       "--cases", "0", "--fixtures", str(tmp_path), "--no-progress",
@@ -376,7 +377,7 @@ def test_stored_fixtures_are_loaded_with_their_inputs():
     directory = diff.DEFAULT_FIXTURES
     if not (directory / "manifest.json").exists():
         pytest.skip("no golden fixtures in this checkout")
-    items, note = diff.fixture_store_items(directory, ["pad2d"], ["float64"])
+    items, note = diff_run.fixture_store_items(directory, ["pad2d"], ["float64"])
     assert items, note
     assert all(i.source == "fixture" and i.dtype == "float64" and i.arrays for i in items)
     for item in items:
@@ -386,11 +387,11 @@ def test_stored_fixtures_are_loaded_with_their_inputs():
 def test_reproducers_run(capsys):
     backends = {b.name: b for b in diff.load_backends(["nnref", "scipy"])}
     case = ConvCase((2, 2, 5, 6), (3, 2, 2, 3), stride=(1, 2), padding=((1, 0), (0, 1)))
-    item = diff.Item("conv2d#0", "sampled", case, "float32", 5)
+    item = diff_model.Item("conv2d#0", "sampled", case, "float32", 5)
     text = diff_report.reproducer(item, "forward", "y", backends["nnref"], backends["scipy"],
                                   (1, 2, 0, 1))
     exec(compile(text, "<reproducer>", "exec"), {})
-    pool = diff.Item("max_pool2d#0", "sampled", PoolCase((2, 2, 5, 6), 3, 2, 1), "float64", 3)
+    pool = diff_model.Item("max_pool2d#0", "sampled", PoolCase((2, 2, 5, 6), 3, 2, 1), "float64", 3)
     text = diff_report.reproducer(pool, "forward", "y", backends["nnref"], backends["scipy"],
                                   None, fallback=True)
     exec(compile(text, "<reproducer>", "exec"), {})

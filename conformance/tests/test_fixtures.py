@@ -28,6 +28,7 @@ import nnref
 import numpy as np
 import pytest
 
+from .. import fixture_generation as fg
 from .. import fixture_store as fs
 from .. import fixtures_cli
 from ..backends import Unsupported, load_backend
@@ -54,7 +55,7 @@ def _stored_entries() -> dict[str, dict[str, Any]]:
 
 ENTRIES = _stored_entries()
 NAMES = sorted(ENTRIES)
-DEFINED = {fc.name: fc for fc in fs.fixture_cases()}
+DEFINED = {fc.name: fc for fc in fg.fixture_cases()}
 
 
 def _run(case: Any, backend: Any, a: dict[str, np.ndarray], direction: str) -> dict:
@@ -105,7 +106,7 @@ def test_verify_command_succeeds_on_the_stored_fixtures(capsys):
 
 
 def test_stored_cases_are_the_defined_cases():
-    """fixtures/ holds exactly the case list of fixture_store (else: regenerate)."""
+    """fixtures/ holds exactly the case list of fixture_generation (else: regenerate)."""
     assert sorted(DEFINED) == NAMES, (
         f"stale fixtures: defined but not stored {sorted(set(DEFINED) - set(NAMES))}, stored "
         f"but not defined {sorted(set(NAMES) - set(DEFINED))}; run "
@@ -166,8 +167,8 @@ def test_impl_reproduces_stored_outputs(name, direction, impl):
                 f"{stored.path}: stored input {k} is not what case {name} defines; regenerate")
     failures = []
     got = _run(case, impl, {k: v.copy() for k, v in a.items()}, direction)
-    same = fs.atols(case, a, dtype, dtype, direction)
-    exact = fs.atols(case, a, dtype, np.float64, direction)
+    same = fg.atols(case, a, dtype, dtype, direction)
+    exact = fg.atols(case, a, dtype, np.float64, direction)
     sources = [("nnref", same), *((fw, same) for fw in fs.FRAMEWORKS), ("expected", exact)]
     for source, atol in sources:
         for out, want in sorted(stored.outputs(source, direction).items()):
@@ -209,8 +210,8 @@ def test_framework_matches_its_stored_output(framework, name):
         status = stored.status(framework, direction)
         if all(s["status"] == fs.ABSENT for s in status.values()):
             continue
-        live = fs.run_outputs(case, backend, a, direction, stored.entry["outputs"][direction])
-        atol = fs.atols(case, a, dtype, dtype, direction)
+        live = fg.run_outputs(case, backend, a, direction, stored.entry["outputs"][direction])
+        atol = fg.atols(case, a, dtype, dtype, direction)
         want = stored.outputs(framework, direction)
         for out, s in sorted(status.items()):
             got = live[out]
@@ -305,12 +306,12 @@ def test_verify_reports_a_truncated_file_and_a_wrong_schema(fixture_copy):
 
 def test_duplicate_case_names_are_an_error(fixture_copy):
     with pytest.raises(ValueError, match=r"duplicate.*'a'"):
-        fs.check_unique_names(["a", "b", "a"])
+        fg.check_unique_names(["a", "b", "a"])
     twice = [("pad-x", PoolCase((1, 1, 2, 2), 2)), ("pad-x", PoolCase((1, 1, 2, 2), 2))]
     with pytest.raises(ValueError, match=r"duplicate.*pad-x-f32"):
-        fs.build_cases([], twice)
+        fg.build_cases([], twice)
     with pytest.raises(ValueError, match="duplicate"):
-        fs.build_cases([*HAND_CASES, HAND_CASES[0]], [])
+        fg.build_cases([*HAND_CASES, HAND_CASES[0]], [])
     manifest = fs.load_manifest(fixture_copy)
     manifest["cases"].insert(1, manifest["cases"][0])
     (fixture_copy / fs.MANIFEST_NAME).write_bytes(fs.manifest_bytes(manifest))
@@ -323,10 +324,10 @@ def test_duplicate_case_names_are_an_error(fixture_copy):
 def test_expected_differences_name_registered_divergences():
     case = PoolCase((1, 1, 2, 2), 2)
     with pytest.raises(ValueError, match="registered divergence"):
-        fs.build_cases([], [("p", case)], {"p-f32": {"torch": "no-such-divergence"}})
+        fg.build_cases([], [("p", case)], {"p-f32": {"torch": "no-such-divergence"}})
     with pytest.raises(ValueError, match="unknown case"):
-        fs.build_cases([], [("p", case)], {"q-f32": {"torch": "max-pool-nan"}})
-    built = fs.build_cases([], [("p", case)], {"p-f32": {"torch": "max-pool-nan"}})
+        fg.build_cases([], [("p", case)], {"q-f32": {"torch": "max-pool-nan"}})
+    built = fg.build_cases([], [("p", case)], {"p-f32": {"torch": "max-pool-nan"}})
     assert dict(built[0].differs) == {"torch": "max-pool-nan"}
 
 
@@ -376,7 +377,7 @@ def _frameworkless() -> dict[str, Any]:
     return {"nnref": nnref, **dict.fromkeys(fs.FRAMEWORKS)}
 
 
-SMALL = [fc for fc in fs.fixture_cases()
+SMALL = [fc for fc in fg.fixture_cases()
          if fc.name in {"hand-pad_constant_value-f32", "conv2d-same-stride2-f64",
                         "max_pool2d-ties-k3-s1-f32", "batch_norm-eval-f64"}]
 
@@ -384,8 +385,8 @@ SMALL = [fc for fc in fs.fixture_cases()
 def test_regeneration_is_deterministic_and_atomic(tmp_path, monkeypatch):
     """Regenerate a few cases without frameworks (recorded absent) into fresh directories."""
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = fs.regenerate(one, _frameworkless(), SMALL)
-    fs.regenerate(two, _frameworkless(), SMALL)
+    r1 = fg.regenerate(one, _frameworkless(), SMALL)
+    fg.regenerate(two, _frameworkless(), SMALL)
     assert not r1.disagreements and sorted(r1.added) == sorted(fc.name for fc in SMALL)
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
@@ -398,7 +399,7 @@ def test_regeneration_is_deterministic_and_atomic(tmp_path, monkeypatch):
 
     # Regenerating over existing fixtures replaces them; an interrupted run changes nothing.
     (one / "data" / "stale.npz").write_bytes(b"old")
-    assert fs.regenerate(one, _frameworkless(), SMALL).changed == []
+    assert fg.regenerate(one, _frameworkless(), SMALL).changed == []
     assert not (one / "data" / "stale.npz").exists() and fs.verify(one) == []
     before = {p: p.read_bytes() for p in one.rglob("*") if p.is_file()}
     calls = []
@@ -409,10 +410,10 @@ def test_regeneration_is_deterministic_and_atomic(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(fc, *args)
 
-    original = fs.generate_case
-    monkeypatch.setattr(fs, "generate_case", interrupted)
+    original = fg.generate_case
+    monkeypatch.setattr(fg, "generate_case", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fs.regenerate(one, _frameworkless(), SMALL)
+        fg.regenerate(one, _frameworkless(), SMALL)
     monkeypatch.undo()
 
     def interrupted_while_writing(directory, *args):
@@ -420,9 +421,9 @@ def test_regeneration_is_deterministic_and_atomic(tmp_path, monkeypatch):
         (directory / "data" / "partial.npz").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fs, "write_tree", interrupted_while_writing)
+    monkeypatch.setattr(fg, "write_tree", interrupted_while_writing)
     with pytest.raises(KeyboardInterrupt):
-        fs.regenerate(one, _frameworkless(), SMALL)
+        fg.regenerate(one, _frameworkless(), SMALL)
     assert {p: p.read_bytes() for p in one.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no staging left
 
@@ -442,14 +443,14 @@ def test_a_disagreeing_framework_writes_nothing(tmp_path):
             return call
 
     backends = {**_frameworkless(), "torch": Skewed()}
-    result = fs.regenerate(tmp_path / "out", backends, SMALL)
+    result = fg.regenerate(tmp_path / "out", backends, SMALL)
     assert result.manifest is None and not (tmp_path / "out").exists()
     assert {d.case for d in result.disagreements} == {fc.name for fc in SMALL}
     assert all(d.backend == "torch" for d in result.disagreements)
 
 
 def test_regenerate_command_needs_every_framework(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fs, "load_backends", lambda: (_frameworkless(), list(fs.FRAMEWORKS)))
+    monkeypatch.setattr(fg, "load_backends", lambda: (_frameworkless(), list(fs.FRAMEWORKS)))
     assert fixtures_cli.main(["regenerate", "--out", str(tmp_path / "out")]) == 2
     assert "--allow-missing" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

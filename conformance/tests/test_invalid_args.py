@@ -28,10 +28,11 @@ import pytest
 from hypothesis import Phase, given, reject, settings
 
 from conformance import invalid_args as ia
-from conformance import profiles
+from conformance import invalid_call as ic
+from conformance import invalid_outcomes, profiles
 from conformance.backends import native_calls
 from conformance.frameworks import require
-from conformance.ops import RECORDS, contract_functions, record
+from conformance.ops import RECORDS, contract_functions, record, record_of_function
 
 pytestmark = pytest.mark.arguments
 
@@ -48,7 +49,7 @@ def _triples() -> list[Any]:
         for f in ia.CATEGORIES[c].functions:
             ranks = ia.CATEGORIES[c].ranks(f)
             for r in ranks:
-                tag = f"{c}-{f}" + (f"-rank{r}" if len(ia.ranks_of(f)) > 1 else "")
+                tag = f"{c}-{f}" + (f"-rank{r}" if len(ic.ranks_of(f)) > 1 else "")
                 out.append(pytest.param(c, f, r, id=tag))
     return out
 
@@ -62,10 +63,10 @@ NOT_AN_ARGUMENT_ERROR = (IndexError, TypeError, KeyError, AssertionError, Arithm
 def _describe(result: Any) -> str:
     if isinstance(result, tuple | list):
         return "(" + ", ".join(_describe(r) for r in result) + ")"
-    return ia.show(result) if isinstance(result, np.ndarray) else repr(result)
+    return ic.show(result) if isinstance(result, np.ndarray) else repr(result)
 
 
-def _written(invalid: ia.InvalidCall, before: dict[str, np.ndarray]) -> list[str]:
+def _written(invalid: ic.InvalidCall, before: dict[str, np.ndarray]) -> list[str]:
     after = invalid.arrays()
     return [k for k, v in before.items()
             if after[k].dtype != v.dtype or not np.array_equal(after[k], v, equal_nan=True)]
@@ -78,12 +79,12 @@ def _written(invalid: ia.InvalidCall, before: dict[str, np.ndarray]) -> list[str
 def test_invalid_call_raises_value_error_naming_the_parameter(category, function, rank, impl):
     @settings(max_examples=profiles.examples(12), phases=NO_SHRINK)
     @given(ia.invalid_calls(category, (function,), rank))
-    def check(invalid: ia.InvalidCall) -> None:
+    def check(invalid: ic.InvalidCall) -> None:
         assert invalid.rank == rank
         before = {k: v.copy() for k, v in invalid.arrays().items()}
         error: Exception | None = None
         try:
-            result = ia.call(impl, invalid)
+            result = ic.call(impl, invalid)
         except Exception as exc:
             error = exc
         written = _written(invalid, before)
@@ -94,7 +95,7 @@ def test_invalid_call_raises_value_error_naming_the_parameter(category, function
         if not isinstance(error, ValueError) or isinstance(error, NOT_AN_ARGUMENT_ERROR):
             pytest.fail(f"{invalid!r} raised {type(error).__name__}: {error} -- expected "
                         f"ValueError naming one of {invalid.names}")
-        assert ia.names_in(str(error), invalid.names), (
+        assert ic.names_in(str(error), invalid.names), (
             f"{invalid!r}: the ValueError message {str(error)!r} names none of {invalid.names}")
 
     check()
@@ -108,8 +109,8 @@ def test_starting_points_are_valid(function):
 
     @settings(max_examples=profiles.examples(10), phases=NO_SHRINK)
     @given(ia.valid_calls(function))
-    def check(valid: ia.InvalidCall) -> None:
-        ia.call(nnref, valid)
+    def check(valid: ic.InvalidCall) -> None:
+        ic.call(nnref, valid)
 
     check()
 
@@ -121,7 +122,7 @@ def test_categories_cover_every_function_at_every_rank():
     for cat in ia.CATEGORIES.values():
         assert set(cat.functions) <= functions, cat.id
         for f in cat.functions:  # a breaker works at every rank of a function, or at none
-            assert cat.ranks(f) == ia.ranks_of(f), (cat.id, f, cat.ranks(f))
+            assert cat.ranks(f) == ic.ranks_of(f), (cat.id, f, cat.ranks(f))
     required = {"kernel_too_large", "nonpositive_stride", "nonpositive_dilation",
                 "negative_padding", "pool_padding_above_half", "groups_not_dividing",
                 "channel_mismatch", "wrong_ndim", "integer_dtype", "bool_dtype",
@@ -159,23 +160,23 @@ def test_categories_cover_every_function_at_every_rank():
 
 
 def test_the_table_folds_the_ranks_of_each_op():
-    every = ia.compact_functions(contract_functions())
+    every = invalid_outcomes.compact_functions(contract_functions())
     assert "conv{1,2,3}d, conv{1,2,3}d_backward" in every
     assert every.startswith("pad, pad_backward")
     assert len(every.split(", ")) == 2 * len(RECORDS)
 
 
 def test_names_match_whole_words_only():
-    assert ia.names_in("padding (-1, 0) must be >= 0", ("padding",))
-    assert ia.names_in("Kernel too large", ("kernel",))
-    assert not ia.names_in("kernel_size must be >= 1", ("kernel",))
-    assert not ia.names_in("got shape (2, 3)", ("w",))
-    assert ia.names_in("w has shape (2, 3)", ("w",))
+    assert ic.names_in("padding (-1, 0) must be >= 0", ("padding",))
+    assert ic.names_in("Kernel too large", ("kernel",))
+    assert not ic.names_in("kernel_size must be >= 1", ("kernel",))
+    assert not ic.names_in("got shape (2, 3)", ("w",))
+    assert ic.names_in("w has shape (2, 3)", ("w",))
 
 
 def test_invalid_call_repr_shows_shapes_not_values():
     x = np.zeros((2, 3, 4, 5))
-    invalid = ia.InvalidCall("wrong_ndim", "pad", {"x": x[0], "pad_width": 1, "mode": "constant",
+    invalid = ic.InvalidCall("wrong_ndim", "pad", {"x": x[0], "pad_width": 1, "mode": "constant",
                                                      "value": 0.0}, ("x",), "x", 2)
     text = repr(invalid)
     assert "x=float64[3, 4, 5]" in text and "0." not in text.split("value=")[0]
@@ -183,8 +184,22 @@ def test_invalid_call_repr_shows_shapes_not_values():
     assert invalid.family == "pad" and invalid.positional == ("x",)
 
 
+def test_every_record_has_a_native_call_in_each_framework():
+    names = {r.name for r in RECORDS}
+    assert set(native_calls.TORCH_CALLS) == names, sorted(set(native_calls.TORCH_CALLS) ^ names)
+    assert set(native_calls.TF_CALLS) == names, sorted(set(native_calls.TF_CALLS) ^ names)
+
+
+def test_a_record_category_applies_to_its_record_only():
+    for cat in ia.CATEGORIES.values():
+        if cat.owner:
+            assert {record_of_function(f).name for f in cat.functions} == {cat.owner}, cat.id
+    owned = {c.id for r in RECORDS for c in r.invalid_categories}
+    assert owned == {c.id for c in ia.CATEGORIES.values() if c.owner}
+
+
 def test_importing_the_native_runners_needs_no_framework():
-    script = ("import sys; import conformance.backends.native_calls, conformance.invalid_args; "
+    script = ("import sys; import conformance.backends.native_calls, conformance.invalid_outcomes; "
               "print(sorted({'torch', 'tensorflow'} & set(sys.modules)))")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
@@ -198,12 +213,12 @@ _OUTCOME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
 def test_record_has_every_category_for_both_frameworks_and_nothing_else():
-    record_ = ia.load_behaviour()
+    record_ = invalid_outcomes.load_behaviour()
     assert set(record_) == set(ia.CATEGORIES), (
         f"missing {sorted(set(ia.CATEGORIES) - set(record_))}, "
         f"unknown {sorted(set(record_) - set(ia.CATEGORIES))}")
     for cat_id, by_framework in record_.items():
-        assert set(by_framework) == set(ia.FRAMEWORKS), cat_id
+        assert set(by_framework) == set(invalid_outcomes.FRAMEWORKS), cat_id
         cat = ia.CATEGORIES[cat_id]
         for fw, entry in by_framework.items():
             where = f"{cat_id}.{fw}"
@@ -212,7 +227,7 @@ def test_record_has_every_category_for_both_frameworks_and_nothing_else():
             outcomes = entry["outcomes"]
             assert outcomes and len(set(outcomes)) == len(outcomes), where
             for o in outcomes:
-                assert o in ia.OUTCOME_WORDS or _OUTCOME.match(o), f"{where}: {o!r}"
+                assert o in invalid_outcomes.OUTCOME_WORDS or _OUTCOME.match(o), f"{where}: {o!r}"
             for key, outs in entry.get("ops", {}).items():
                 fn, *rest = key.split("/")
                 assert fn in cat.functions, f"{where}.ops: {key!r}"
@@ -225,11 +240,12 @@ def test_doc_agrees_with_the_record():
     text = DOC.read_text()
     for cat_id in ia.CATEGORIES:
         assert f"`{cat_id}`" in text, f"{DOC.name} does not mention {cat_id}"
-    assert ia.markdown_table() in text, (
-        f"{DOC.name}'s table is out of date: regenerate it with python -m conformance.invalid_args")
-    assert ia.markdown_notes() in text, (
+    assert invalid_outcomes.markdown_table() in text, (
+        f"{DOC.name}'s table is out of date: regenerate it with "
+        "python -m conformance.invalid_outcomes")
+    assert invalid_outcomes.markdown_notes() in text, (
         f"{DOC.name}'s notes are out of date: regenerate them with "
-        "python -m conformance.invalid_args")
+        "python -m conformance.invalid_outcomes")
 
 
 # ------------------------------------------------------------------------------- frameworks
@@ -237,17 +253,17 @@ def test_doc_agrees_with_the_record():
 
 def _check_native(framework: str, module: Any, category: str, function: str, rank: int,
                   examples: int) -> None:
-    record_ = ia.load_behaviour()
-    run = ia.runner(framework)
+    record_ = invalid_outcomes.load_behaviour()
+    run = native_calls.RUNNERS[framework]
 
     @settings(max_examples=profiles.examples(examples), phases=NO_SHRINK)
     @given(ia.invalid_calls(category, (function,), rank))
-    def check(invalid: ia.InvalidCall) -> None:
+    def check(invalid: ic.InvalidCall) -> None:
         try:
-            got = ia.outcome(run, module, invalid)
-        except ia.NotExpressible:
+            got = invalid_outcomes.outcome(run, module, invalid)
+        except ic.NotExpressible:
             reject()  # an incidental limitation (e.g. torch's symmetric-only padding)
-        expected = ia.expected_outcomes(record_, framework, invalid)
+        expected = invalid_outcomes.expected_outcomes(record_, framework, invalid)
         assert got in expected, (
             f"{framework} now answers {invalid!r} (rank {invalid.rank}) with {got!r}; "
             f"invalid_behaviour.toml records {expected} for it: update the record (and "
@@ -278,9 +294,10 @@ def test_torch_not_expressible_claims():
     with pytest.raises(RuntimeError, match="non-negative"):
         torch.zeros((2, 3, -1, 4))
     for rank, shape in ((2, (2, 3, 1, 4)), (1, (2, 3, 1)), (3, (2, 3, 4, 1, 4)), (3, (4, 4))):
-        invalid = ia.InvalidCall("wrong_dy_shape", "pad_backward", {
+        invalid = ic.InvalidCall("wrong_dy_shape", "pad_backward", {
             "dy": np.ones(shape), "pad_width": 1, "mode": "constant"}, ("dy",), "dy", rank)
-        assert ia.outcome(native_calls.run_torch, torch, invalid) == "not expressible", shape
+        got = invalid_outcomes.outcome(native_calls.run_torch, torch, invalid)
+        assert got == "not expressible", shape
 
 
 @pytest.mark.tf
@@ -345,11 +362,11 @@ def test_tf_onednn_conv_aborts_on_an_input_of_fewer_than_4_dims(rank):
     (A 4-D x of conv3d is accepted: only Conv2D / Conv3D inputs of < 4 dims abort.)"""
     tf = require("tensorflow")
     x_shape = {1: (3, 6), 2: (3, 6, 6), 3: (6, 6, 6)}[rank]  # x without N (and C at rank 3)
-    invalid = ia.InvalidCall("wrong_ndim", f"conv{rank}d", {
+    invalid = ic.InvalidCall("wrong_ndim", f"conv{rank}d", {
         "x": np.ones(x_shape, np.float32), "w": np.ones((2, 3) + (2,) * rank, np.float32),
         "b": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}, ("x",), "x", rank)
     assert native_calls.tf_conv_aborts(invalid)
-    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    assert invalid_outcomes.outcome(native_calls.run_tf, tf, invalid) == "abort"
     # float64 first (it raises), then float32 (it aborts the subprocess).
     run = subprocess.run([sys.executable, "-c", _ABORT_SCRIPT, str(rank)], capture_output=True,
                          text=True, timeout=180)
@@ -388,12 +405,12 @@ def test_tf_onednn_max_pool3d_kills_the_process(x_shape, kernel, stride, padding
     """The "abort" record of kernel_too_large / wrong_ndim for max_pool3d, in a subprocess:
     float64 first (TF has no float64 MaxPool3D: InvalidArgumentError), then float32."""
     tf = require("tensorflow")
-    invalid = ia.InvalidCall("kernel_too_large", "max_pool3d", {
+    invalid = ic.InvalidCall("kernel_too_large", "max_pool3d", {
         "x": np.ones(x_shape, np.float32), "kernel_size": kernel, "stride": stride,
         "padding": padding, "dilation": 1, "ceil_mode": False, "return_indices": True},
         ("kernel", "kernel_size"), "kernel", 3)
     assert native_calls.tf_pool_aborts(invalid)
-    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    assert invalid_outcomes.outcome(native_calls.run_tf, tf, invalid) == "abort"
     # What the runner would have called: tf.pad, then tf.nn.max_pool3d(VALID), channels-last.
     pads = native_calls.loose_pads(padding, 3)
     if len(x_shape) == 5:
@@ -456,12 +473,12 @@ def test_tf_avg_pool_gradient_kills_the_process(category, x_shape, kernel, strid
     a subprocess: AvgPoolGrad / AvgPool3DGrad do not check dy against the pool's output."""
     tf = require("tensorflow")
     rank = len(x_shape) - 2
-    invalid = ia.InvalidCall(category, f"avg_pool{rank}d_backward", {
+    invalid = ic.InvalidCall(category, f"avg_pool{rank}d_backward", {
         "dy": np.ones(dy_shape, dtype), "x": np.ones(x_shape, dtype), "kernel_size": kernel,
         "stride": stride, "padding": padding, "ceil_mode": False, "count_include_pad": True,
         "divisor_override": None}, ("dy",), "dy", rank)
     assert native_calls.tf_avg_pool_grad_aborts(invalid)
-    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    assert invalid_outcomes.outcome(native_calls.run_tf, tf, invalid) == "abort"
     pads = tuple(p for p, _ in native_calls.loose_pads(padding, rank))
     k = list(kernel) if isinstance(kernel, tuple) else kernel
     st = list(stride) if isinstance(stride, tuple) else stride
@@ -501,11 +518,11 @@ def test_tf_conv_transpose_negative_output_shape_kills_the_process():
     conv_transpose2d(x (1, 1, 1, 2), w (1, 1, 1, 2), padding=(0, 2)) has output width
     3 - 4 = -1; the script shows the same on conv1d_transpose."""
     tf = require("tensorflow")
-    invalid = ia.InvalidCall("transposed_output_too_small", "conv_transpose2d", {
+    invalid = ic.InvalidCall("transposed_output_too_small", "conv_transpose2d", {
         "x": np.ones((1, 1, 1, 2), np.float32), "w": np.ones((1, 1, 1, 2), np.float32),
         "b": None, "stride": 1, "padding": (0, 2), "output_padding": 0, "groups": 1,
         "dilation": 1}, ("padding",), "padding", 2)
-    assert ia.outcome(native_calls.run_tf, tf, invalid) == "abort"
+    assert invalid_outcomes.outcome(native_calls.run_tf, tf, invalid) == "abort"
     run = subprocess.run([sys.executable, "-c", _TF_CONV_T_SCRIPT], capture_output=True,
                          text=True, timeout=180)
     assert "empty" in run.stdout, (run.stdout, run.stderr[-2000:])
@@ -542,12 +559,12 @@ def test_torch_max_pool_backward_writes_outside_the_gradient(rank):
     torch = require("torch")
     size, k = (3,) + (4,) * (rank - 1), (3,) + (2,) * (rank - 1)
     d, s = (4,) + (1,) * (rank - 1), (5,) + (2,) * (rank - 1)
-    invalid = ia.InvalidCall("kernel_too_large", f"max_pool{rank}d_backward", {
+    invalid = ic.InvalidCall("kernel_too_large", f"max_pool{rank}d_backward", {
         "dy": np.ones((3, 3, 1, *(2,) * (rank - 1)), np.float32),
         "x": np.ones((3, 3, *size), np.float32), "kernel_size": k, "stride": s, "padding": 1,
         "dilation": d, "ceil_mode": True}, ("kernel", "kernel_size"), "dilation", rank)
     assert native_calls.torch_pool_overruns(invalid)
-    assert ia.outcome(native_calls.run_torch, torch, invalid) == "abort"
+    assert invalid_outcomes.outcome(native_calls.run_torch, torch, invalid) == "abort"
     # Whether the out-of-bounds writes corrupt the heap badly enough for glibc to abort depends on
     # the allocator's layout: usually the first run, but not always. Up to three runs; one
     # without an abort is evidence only that that run was lucky.
