@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from .backends import backend
+from .backend_registry import backend
 
 ENV_VAR = "NNREF_REQUIRE_FRAMEWORKS"
 # TensorFlow's environment, set (unless the user set it) before TensorFlow is imported:

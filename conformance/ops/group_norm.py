@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cases import Case
-from ..tolerance import abs64, gamma
+from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 from . import normalisation as norm
 

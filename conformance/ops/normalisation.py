@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tolerance import gamma, unit_roundoff
+from ..rounding import gamma, unit_roundoff
 
 # How x is drawn, group by group:
 #   normal      standard normal

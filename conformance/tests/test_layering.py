@@ -23,6 +23,7 @@ ROOT_NAME = PACKAGE.name
 # Layer of each module (a package's name covers its __init__ and, with ".*", its modules).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("basics", ("conformance", "conformance.paths", "conformance.frameworks",
+                "conformance.backend_registry",
                 "conformance.profiles", "conformance.rounding", "conformance.unsupported")),
     ("cases and records", ("conformance.cases", "conformance.ops", "conformance.ops.*",
                            "conformance.invalid_category")),
