@@ -66,10 +66,16 @@ def sample(d: Any, rank: int | None = None, small: bool = False,
            kind: str | None = None, affine: bool | None = None) -> GroupNormCase:
     r = draws.rank_of(d, RANKS, rank)
     n = d.integer(2, 3, "N")
-    # The groups and their width drawn directly, so that one group, C groups and 1 < G < C
-    # are each a third of the draws or more.
-    num_groups = d.integer(1, 3, "num_groups")
-    per_group = d.integer(1 if num_groups > 1 else 2, 2 if small else 3, "channels per group")
+    # The groups regime first, so that one group, C groups (instance norm's groups) and
+    # 1 < G < C are each a third of the draws; C > 1 always.
+    regime = d.choice(["one group", "C groups", "between"], "groups regime")
+    if regime == "one group":
+        num_groups, per_group = 1, d.integer(2, 3 if small else 5, "channels per group")
+    elif regime == "C groups":
+        num_groups, per_group = d.integer(2, 3 if small else 5, "num_groups"), 1
+    else:
+        num_groups = d.integer(2, 3, "num_groups")
+        per_group = d.integer(2, 2 if small else 3, "channels per group")
     size = draws.sizes(d, r, small)
     # affine=True / False fixes it (e.g. for callers that break or compare gamma and beta)
     affine = d.boolean("gamma and beta given") if affine is None else affine

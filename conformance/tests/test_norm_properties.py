@@ -202,8 +202,8 @@ def test_dx_sums_to_0_per_group_and_is_orthogonal_to_xhat_up_to_eps(record, rank
                                                                     dtype, impl, impl_name_opt):
     """gamma None, per group: sum(dx) = 0 and <dx, xhat> = eps / (var + eps) / s * sum(dy xhat)
     (dx = (dy - mean(dy) - xhat mean(dy xhat)) / s and sum(xhat^2) = m var / (var + eps)):
-    0 when eps = 0. xhat is computed in float64 (its error, the records' dxhat, times |dx|),
-    dx within its bound, the float64 sums within gamma(m + 2) of their terms."""
+    0 when eps = 0. xhat is computed in float64 (its error, the records' dxhat, on both
+    sides), dx within its bound, the float64 sums within gamma(m + 2) of their terms."""
     case = _own_statistics(data.draw(strategy(record, rank), label="case"), affine=False)
     a = case.arrays(dtype, seed)
     where = context(case, dtype, seed, impl_name_opt, "backward")
@@ -219,7 +219,14 @@ def test_dx_sums_to_0_per_group_and_is_orthogonal_to_xhat_up_to_eps(record, rank
     share = case.eps / (st64["var"][:, 0] + case.eps) / st64["s"][:, 0]
     want = share * (dy * xhat).sum(axis=1)
     got = (dx * xhat).sum(axis=1)
-    atol = ((bound * np.abs(xhat)).sum(axis=1) + np.abs(dx).sum(axis=1) * st64["d_xhat"][:, 0]
+    # xhat's float64 error enters both sides: sum|dx| dxhat and share sum|dy| dxhat; share's
+    # own (the variance's and s's) relative error |dvar| / (var + eps) + |ds| / s multiplies
+    # the right-hand side.
+    d_xhat = st64["d_xhat"][:, 0]
+    d_share = st64["d_var"][:, 0] / (st64["var"][:, 0] + case.eps) + st64["ds_rel"][:, 0]
+    atol = ((bound * np.abs(xhat)).sum(axis=1)
+            + (np.abs(dx).sum(axis=1) + share * np.abs(dy).sum(axis=1)) * d_xhat
+            + d_share * np.abs(want)
             + tol.gamma(m + 2, F64) * (np.abs(dx * xhat).sum(axis=1)
                                        + share * np.abs(dy * xhat).sum(axis=1)))
     compare("<dx, xhat> per group", got, want, tol.SAFETY * atol, where)

@@ -88,7 +88,8 @@ def group_norm(
 
     y[n, c] = gamma[c] * (x[n, c] - mean[n, g]) / sqrt(var[n, g] + eps) + beta[c], g the group of
     channel c, mean and the biased var over the group's channels and every spatial axis
-    (m = C / num_groups * prod(S) values). A group of one value gives y = beta, as torch.
+    (m = C / num_groups * prod(S) values). A group of one value has var = 0: y = beta (to a
+    rounding of the fold below) and dx = 0, as torch.
     """
     x = float_array("x", x, _RANKS, _LAYOUTS)
     num_groups = _check_groups(num_groups, x.shape[1])
