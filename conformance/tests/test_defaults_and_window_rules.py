@@ -10,7 +10,9 @@ testing, docs/mutation.md):
   window is won by its first *input* cell (padding is outside the window); the last NaN wins; a
   window without input cells gives -inf and index -1 and passes no gradient; a non-finite dy
   reaches its winner only; float32 stays float32 when the windows need padding;
-- the same rules at every spatial rank.
+- the same rules at every spatial rank;
+- layer, group and instance norm: defaults, gamma/beta None, a group of one value (y = beta,
+  dx = 0, as torch), the instance-norm boundary m = prod(S) = 2 and (N, C) in eval mode.
 
 Deterministic, no Hypothesis: tiny arrays, well under a second in total. The error messages are
 checked in test_error_messages.py.
@@ -21,6 +23,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from .. import tolerance as tol
+from ..comparison import compare
+from ..ops.group_norm import GroupNormCase
 
 R = np.random.default_rng(20)
 X = R.standard_normal((2, 4, 5, 6))          # N, C, H, W
@@ -564,3 +570,99 @@ def test_batch_norm_at_every_rank_uses_every_axis_but_1(shape, impl):
                           impl.batch_norm_backward(dy.reshape(as4), x.reshape(as4), gamma),
                           strict=True):
         np.testing.assert_allclose(got, want4.reshape(got.shape), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------ layer, group and instance norm
+
+DY = np.random.default_rng(6).standard_normal(X.shape)
+
+
+def _all_equal(got: Any, want: Any) -> None:
+    for g, w in zip(_outputs(got), _outputs(want), strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def _all_close(got: Any, want: Any) -> None:
+    for g, w in zip(_outputs(got), _outputs(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
+
+
+def test_layer_group_and_instance_norm_defaults(impl):
+    """gamma, beta None, eps 1e-5; instance norm training, momentum 0.1; normalized_shape as an
+    int, a tuple or a list is the same trailing shape."""
+    _all_equal(impl.layer_norm(X, 6), impl.layer_norm(X, (6,), None, None, 1e-5))
+    _all_equal(impl.layer_norm(X, [5, 6]), impl.layer_norm(X, (5, 6), None, None, 1e-5))
+    _all_equal(impl.layer_norm_backward(DY, X, 6), impl.layer_norm_backward(DY, X, (6,), None,
+                                                                             1e-5))
+    _all_equal(impl.group_norm(X, 2), impl.group_norm(X, 2, None, None, 1e-5))
+    _all_equal(impl.group_norm_backward(DY, X, 2), impl.group_norm_backward(DY, X, 2, None, 1e-5))
+    _all_equal(impl.instance_norm(X), impl.instance_norm(X, None, None, None, None, True, 0.1,
+                                                         1e-5))
+    _all_equal(impl.instance_norm(X, G, B, RM, RV),
+               impl.instance_norm(X, G, B, RM, RV, True, 0.1, 1e-5))
+    _all_equal(impl.instance_norm_backward(DY, X),
+               impl.instance_norm_backward(DY, X, None, 1e-5, None, None, True))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_norm_gamma_none_is_ones_and_beta_none_is_zeros(training, impl):
+    """Each op with gamma None and beta None equals the call with ones and zeros, and still
+    returns dgamma and dbeta."""
+    c, ones, zeros = X.shape[1], np.ones(4), np.zeros(4)
+    _all_close(impl.layer_norm(X, (5, 6)), impl.layer_norm(X, (5, 6), np.ones((5, 6)),
+                                                           np.zeros((5, 6))))
+    _all_close(impl.layer_norm_backward(DY, X, (5, 6)),
+               impl.layer_norm_backward(DY, X, (5, 6), np.ones((5, 6))))
+    _all_close(impl.group_norm(X, 2), impl.group_norm(X, 2, ones, zeros))
+    _all_close(impl.group_norm_backward(DY, X, 2), impl.group_norm_backward(DY, X, 2, ones))
+    stats = {"running_mean": RM, "running_var": RV, "training": training}
+    assert len(_outputs(impl.instance_norm(X, **stats))) == (3 if training else 1)
+    _all_close(impl.instance_norm(X, **stats), impl.instance_norm(X, ones, zeros, **stats))
+    _all_close(impl.instance_norm_backward(DY, X, **stats),
+               impl.instance_norm_backward(DY, X, ones, **stats))
+    for grads in (impl.group_norm_backward(DY, X, 2), impl.instance_norm_backward(DY, X)):
+        assert [g.shape for g in grads] == [X.shape, (c,), (c,)]
+
+
+def test_one_value_per_group_gives_beta_and_no_gradient(impl):
+    """As torch: a group of one value (group norm with C groups on (N, C); layer norm over an
+    axis of size 1) has variance 0, y = beta and dx = 0."""
+    x = X[:, :, 0, 0]
+    y = impl.group_norm(x, 4, G, B)
+    # y = x * scale + (beta - mean * scale) (torch's fold) rounds x * scale ~ |x gamma| /
+    # sqrt(eps) ~ 1e3 here: within the record's bound of beta, not bit for bit.
+    case = GroupNormCase(x.shape, 4)
+    bound = tol.forward_bounds(case, {"x": x, "gamma": G, "beta": B}, np.float64)["y"]
+    compare("y", y, np.broadcast_to(B, x.shape), tol.comparison_atol(bound, bound))
+    dx, dgamma, dbeta = impl.group_norm_backward(DY[:, :, 0, 0], x, 4, G)
+    np.testing.assert_array_equal(dx, 0.0)
+    np.testing.assert_array_equal(dgamma, 0.0)
+    np.testing.assert_allclose(dbeta, DY[:, :, 0, 0].sum(axis=0), rtol=1e-15)
+    column = X[..., :1]
+    np.testing.assert_array_equal(impl.layer_norm(column, 1, np.full(1, 2.0), np.full(1, 3.0)),
+                                  3.0)
+    np.testing.assert_array_equal(impl.layer_norm_backward(DY[..., :1], column, 1)[0], 0.0)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2), (1, 3, 1, 2), (2, 3, 2, 1, 1)],
+                         ids=["L=2", "W=2", "D=2"])
+def test_instance_norm_training_accepts_exactly_two_values_per_instance(shape, impl):
+    """m = prod(S) = 2 is valid (the limit is m > 1): y = +-1 / sqrt(1 + eps / var); the running
+    variance is the unbiased per-instance variance 2 var averaged over N; (N, C) is valid in
+    eval mode."""
+    x = np.random.default_rng(7).standard_normal(shape)
+    n, c = shape[:2]
+    eps = 1e-3
+    y, new_mean, new_var = impl.instance_norm(x, None, None, np.zeros(c), np.ones(c),
+                                              momentum=1.0, eps=eps)
+    flat = x.reshape(n, c, 2)
+    mean, var = flat.mean(axis=2), flat.var(axis=2)
+    want = (flat - mean[..., None]) / np.sqrt(var[..., None] + eps)
+    np.testing.assert_allclose(y.reshape(n, c, 2), want, rtol=1e-12)
+    np.testing.assert_allclose(new_mean, mean.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(new_var, (2 * var).mean(axis=0), rtol=1e-12)
+    dx, _, _ = impl.instance_norm_backward(np.ones(shape), x, None, eps=eps)
+    np.testing.assert_allclose(dx, 0.0, atol=1e-12)  # a constant dy moves no normalised value
+    first = np.ascontiguousarray(flat[:, :, 0])  # (N, C)
+    y_eval = impl.instance_norm(first, running_mean=RM[:c], running_var=RV[:c], training=False)
+    np.testing.assert_allclose(y_eval, (first - RM[:c]) / np.sqrt(RV[:c] + 1e-5), rtol=1e-13)

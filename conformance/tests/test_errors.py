@@ -148,6 +148,32 @@ INVALID = {
     "bn 3-D: running_var shape": (
         lambda m: m.batch_norm(X3, G, G, running_mean=G, running_var=G[:2]), "running_var"),
     "bn_backward 3-D: wrong dy shape": (lambda m: m.batch_norm_backward(X3[:1], X3, G), "dy"),
+    # ------------------------------------------------ layer, group and instance norm
+    "ln: normalized_shape not trailing": (lambda m: m.layer_norm(X, (4, 5)), "normalized_shape"),
+    "ln: empty normalized_shape": (lambda m: m.layer_norm(X, ()), "normalized_shape"),
+    "ln: normalized_shape a float": (lambda m: m.layer_norm(X, 6.0), "normalized_shape"),
+    "ln: 0-D x": (lambda m: m.layer_norm(np.array(1.0), 1), "x"),
+    "ln: gamma shape": (lambda m: m.layer_norm(X, (5, 6), G), "gamma"),
+    "ln: negative eps": (lambda m: m.layer_norm(X, 6, eps=-1e-5), "eps"),
+    "ln_backward: wrong dy shape": (lambda m: m.layer_norm_backward(X[:1], X, 6), "dy"),
+    "gn: groups do not divide channels": (lambda m: m.group_norm(X, 3), "num_groups"),
+    "gn: zero groups": (lambda m: m.group_norm(X, 0), "num_groups"),
+    "gn: groups a float": (lambda m: m.group_norm(X, 2.0), "num_groups"),
+    "gn 1-D: x with one axis": (lambda m: m.group_norm(X[0, 0, 0], 1), "x"),
+    "gn: beta shape": (lambda m: m.group_norm(X, 2, G, G[:3]), "beta"),
+    "gn_backward: wrong dy shape": (lambda m: m.group_norm_backward(X[:1], X, 2), "dy"),
+    "gn_backward 3-D: groups do not divide channels": (
+        lambda m: m.group_norm_backward(X3, X3, 3), "num_groups"),
+    "in: one value per instance in training": (
+        lambda m: m.instance_norm(X[:, :, :1, :1]), "one value per instance"),
+    "in (N, C): training": (lambda m: m.instance_norm(X[:, :, 0, 0]), "one value per instance"),
+    "in: eval without running statistics": (
+        lambda m: m.instance_norm(X, G, G, training=False), "running_mean"),
+    "in: only running_var": (lambda m: m.instance_norm(X, G, G, running_var=G), "running_mean"),
+    "in: momentum above 1": (lambda m: m.instance_norm(X, momentum=1.5), "momentum"),
+    "in (N, C, L): gamma shape": (lambda m: m.instance_norm(X1, G[:3]), "gamma"),
+    "in 3-D: 6-D x": (lambda m: m.instance_norm(X3[None]), "x"),
+    "in_backward: wrong dy shape": (lambda m: m.instance_norm_backward(X[:1], X), "dy"),
 }
 
 

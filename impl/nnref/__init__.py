@@ -126,3 +126,17 @@ __all__ += [
     "sigmoid",
     "sigmoid_backward",
 ]
+
+# Normalisation per sample: layer, group and instance norm.
+from .group_norm import group_norm, group_norm_backward  # noqa: E402 (after __all__ +=)
+from .instance_norm import instance_norm, instance_norm_backward  # noqa: E402 (after __all__ +=)
+from .layer_norm import layer_norm, layer_norm_backward  # noqa: E402 (after __all__ +=)
+
+__all__ += [
+    "group_norm",
+    "group_norm_backward",
+    "instance_norm",
+    "instance_norm_backward",
+    "layer_norm",
+    "layer_norm_backward",
+]
