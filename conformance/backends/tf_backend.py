@@ -57,6 +57,11 @@ Conventions handled here (see conformance/divergences.toml):
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
+- Layer, group and instance norm (no tf.nn op): tf.nn.moments over each group's axes (two
+  passes), layer norm as (x - mean) / sqrt(var + eps) * gamma + beta, group and instance norm
+  folded by tf.nn.batch_normalization as torch folds them; instance norm's running statistics
+  with the contract's (torch's) convention, the instance means and unbiased variances averaged
+  over N.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ tf_environment()  # oneDNN kernels on every CPU, quiet logs (conformance/framewo
 
 import functools  # noqa: E402
 import inspect  # noqa: E402
+import numbers  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -601,6 +607,146 @@ def _batch_norm(rank: None, x: tf.Tensor, gamma: tf.Tensor | None, beta: tf.Tens
     return y, new_mean, new_var
 
 
+# ------------------------------------------------------------ layer, group and instance norm
+# Composed: tf.nn.moments (two passes: the mean square of x - mean, never E[x^2] - E[x]^2) over
+# each group's axes. Group and instance norm then fold y = x * scale + (beta - mean * scale) with
+# tf.nn.batch_normalization, as torch does (the contract's NaN rule for an infinite scale); layer
+# norm keeps (x - mean) / sqrt(var + eps) * gamma + beta. Gradients by _autodiff through the
+# composition. Instance norm's running statistics follow the contract's (torch's) convention.
+
+_NORM_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
+
+
+def _real_in(name: str, value: object, low: float, high: float) -> float:
+    """eps / momentum: a real number (not a bool) in [low, high]."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) \
+            or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _check_layout(x: tf.Tensor) -> None:
+    """Group and instance norm's x: (N, C, *S) with 0 to 3 spatial axes, not empty."""
+    if not 2 <= len(x.shape) <= 5:
+        raise ValueError(f"x must be {_NORM_LAYOUTS}, got shape {tuple(x.shape)}")
+    if 0 in x.shape:
+        raise ValueError(f"x must not be empty, got shape {tuple(x.shape)}")
+
+
+def _check_shapes(shape: tuple[int, ...], **arrays: tf.Tensor | None) -> None:
+    """gamma / beta / running statistics: None or exactly `shape`."""
+    for name, a in arrays.items():
+        if a is not None and tuple(a.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(a.shape)}")
+
+
+def _normalized_axes(x: tf.Tensor, normalized_shape: object) -> tuple[int, ...]:
+    """layer_norm's normalized_shape (an int or a non-empty tuple / list of ints, x's trailing
+    shape) as a tuple of sizes."""
+    entries = normalized_shape if isinstance(normalized_shape, tuple | list) \
+        else (normalized_shape,)
+    if not entries or any(isinstance(s, bool | np.bool_) or not isinstance(s, numbers.Integral)
+                          for s in entries):
+        raise ValueError(f"normalized_shape must be an int or a non-empty tuple of ints, got "
+                         f"{normalized_shape!r}")
+    shape = tuple(int(s) for s in entries)
+    if len(shape) > len(x.shape) or tuple(x.shape[len(x.shape) - len(shape):]) != shape:
+        raise ValueError(f"normalized_shape must be the trailing shape of x, got "
+                         f"normalized_shape={normalized_shape!r} for x of shape "
+                         f"{tuple(x.shape)}")
+    return shape
+
+
+def _layer_norm(rank: None, x: tf.Tensor, normalized_shape: object,
+                gamma: tf.Tensor | None = None, beta: tf.Tensor | None = None,
+                eps: float = 1e-5) -> tf.Tensor:
+    """x (*B, *D), D = normalized_shape, gamma / beta D -> y of x's shape: tf.nn.moments over
+    the trailing axes D, y = (x - mean) / sqrt(var + eps) * gamma + beta."""
+    if len(x.shape) < 1:
+        raise ValueError(f"x must have at least 1 dimension, got shape {tuple(x.shape)}")
+    shape = _normalized_axes(x, normalized_shape)
+    _check_shapes(shape, gamma=gamma, beta=beta)
+    eps = _real_in("eps", eps, 0.0, np.inf)
+    axes = list(range(len(x.shape) - len(shape), len(x.shape)))
+    mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+    y = (x - mean) * tf.math.rsqrt(var + tf.constant(eps, x.dtype))
+    if gamma is not None:
+        y = y * gamma
+    return y if beta is None else y + beta
+
+
+def _group_norm(rank: None, x: tf.Tensor, num_groups: int, gamma: tf.Tensor | None = None,
+                beta: tf.Tensor | None = None, eps: float = 1e-5) -> tf.Tensor:
+    """x (N, C, *S), gamma / beta (C,) -> y of x's shape: tf.nn.moments of the (N, G, C / G *
+    prod(S)) view, each group's statistics repeated over its channels, then
+    tf.nn.batch_normalization per (sample, channel)."""
+    _check_layout(x)
+    n, c = int(x.shape[0]), int(x.shape[1])
+    if isinstance(num_groups, bool | np.bool_) or not isinstance(num_groups, numbers.Integral) \
+            or num_groups < 1 or c % num_groups:
+        raise ValueError(f"num_groups must be an int >= 1 dividing the number of channels "
+                         f"C = {c}, got num_groups={num_groups!r}")
+    _check_shapes((c,), gamma=gamma, beta=beta)
+    eps = _real_in("eps", eps, 0.0, np.inf)
+    groups = int(num_groups)
+    mean, var = tf.nn.moments(tf.reshape(x, (n, groups, -1)), axes=[2])  # (N, G)
+    per_channel = (n, c, *(1,) * (len(x.shape) - 2))
+    mean, var = (tf.reshape(tf.repeat(v, c // groups, axis=1), per_channel)
+                 for v in (mean, var))
+    shape = channel_shape(len(x.shape))
+    return tf.nn.batch_normalization(
+        x, mean, var, offset=None if beta is None else tf.reshape(beta, shape),
+        scale=None if gamma is None else tf.reshape(gamma, shape), variance_epsilon=eps)
+
+
+def _instance_norm(rank: None, x: tf.Tensor, gamma: tf.Tensor | None = None,
+                   beta: tf.Tensor | None = None, running_mean: tf.Tensor | None = None,
+                   running_var: tf.Tensor | None = None, training: bool = True,
+                   momentum: float = 0.1, eps: float = 1e-5
+                   ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """x (N, C, *S), gamma / beta / running statistics (C,) -> y, and in training with running
+    statistics their updates: tf.nn.moments over the spatial axes of each (sample, channel)
+    (eval: the running statistics), tf.nn.batch_normalization; new = (1 - momentum) * old +
+    momentum * mean over N of the instance means and unbiased variances (var * m / (m - 1))."""
+    _check_layout(x)
+    c, ndim = int(x.shape[1]), len(x.shape)
+    _check_shapes((c,), gamma=gamma, beta=beta, running_mean=running_mean,
+                  running_var=running_var)
+    momentum = _real_in("momentum", momentum, 0.0, 1.0)
+    eps = _real_in("eps", eps, 0.0, np.inf)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (both or neither)")
+    training = _flag("training", training)
+    shape = channel_shape(ndim)
+    m = int(np.prod(x.shape[2:]))
+    if not training:
+        if running_mean is None:
+            raise ValueError("training=False needs running_mean and running_var")
+        mean, var = tf.reshape(running_mean, shape), tf.reshape(running_var, shape)
+    elif m < 2:
+        raise ValueError(f"training needs more than one value per instance (prod(S) > 1), got "
+                         f"x of shape {tuple(x.shape)}")
+    else:
+        mean, var = tf.nn.moments(x, axes=list(range(2, ndim)), keepdims=True)  # (N, C, 1..)
+    y = tf.nn.batch_normalization(
+        x, mean, var, offset=None if beta is None else tf.reshape(beta, shape),
+        scale=None if gamma is None else tf.reshape(gamma, shape), variance_epsilon=eps)
+    if not training or running_mean is None:
+        return y
+    mom = tf.constant(momentum, dtype=x.dtype)
+    batch_mean = tf.reduce_mean(tf.reshape(mean, (-1, c)), axis=0)
+    batch_var = tf.reduce_mean(tf.reshape(var, (-1, c)), axis=0) * tf.constant(m / (m - 1),
+                                                                                x.dtype)
+    return y, (1 - mom) * running_mean + mom * batch_mean, \
+        (1 - mom) * running_var + mom * batch_var
+
+
 # ------------------------------------------------------------------------------ activations
 # tf.nn.relu, tf.nn.elu and tf.nn.sigmoid; backwards by _autodiff.
 # - tf.nn.elu has no alpha (tf-elu-no-alpha): y = where(x > 0, x, alpha * tf.nn.elu(x)), which
@@ -700,6 +846,15 @@ TABLE: dict[str, Row] = {
     "batch_norm": Row(_batch_norm,
                       doc="tf.nn.moments + tf.nn.batch_normalization; running statistics with "
                           "torch's convention."),
+    "layer_norm": Row(_layer_norm,
+                      doc="tf.nn.moments over the trailing axes, (x - mean) / sqrt(var + eps) * "
+                          "gamma + beta."),
+    "group_norm": Row(_group_norm,
+                      doc="tf.nn.moments of the (N, G, m) view + tf.nn.batch_normalization per "
+                          "(sample, channel)."),
+    "instance_norm": Row(_instance_norm,
+                         doc="tf.nn.moments over the spatial axes + tf.nn.batch_normalization; "
+                             "running statistics with torch's convention."),
     "relu": Row(_relu, backward=_relu_backward,
                 doc="tf.nn.relu (x kept where x == 0: the sign of -0.0)."),
     "elu": Row(_elu, backward=_elu_backward, doc="tf.nn.elu (alpha 1), composed with alpha."),
