@@ -211,11 +211,11 @@ class Case:
         dtype = np.asarray(arguments["x" if "x" in arguments else "dy"]).dtype
         for name, (fill, shape_of) in cls.grad_defaults.items():
             if call.get(name) is None:
-                try:
-                    shape = tuple(int(n) for n in shape_of(arguments))
+                try:  # a negative size (groups=-1) is as unknown as a missing axis
+                    call[name] = np.full(tuple(int(n) for n in shape_of(arguments)), fill,
+                                         dtype=dtype)
                 except (TypeError, ValueError, IndexError, KeyError, AttributeError):
                     continue
-                call[name] = np.full(shape, fill, dtype=dtype)
         return call
 
     def arrays(self, dtype: Any, seed: int) -> dict[str, np.ndarray]:

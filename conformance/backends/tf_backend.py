@@ -579,7 +579,8 @@ def _adaptive_max_pool(rank: int, x: tf.Tensor, output_size: object,
 # ------------------------------------------------------------------------------- batch norm
 
 
-def _batch_norm(rank: None, x: tf.Tensor, gamma: tf.Tensor | None, beta: tf.Tensor | None,
+def _batch_norm(rank: None, x: tf.Tensor, gamma: tf.Tensor | None = None,
+                beta: tf.Tensor | None = None,
                 running_mean: tf.Tensor | None = None, running_var: tf.Tensor | None = None,
                 training: bool = True, momentum: float = 0.1, eps: float = 1e-5
                 ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
