@@ -1,7 +1,15 @@
 """The nnref contract on TensorFlow (tf.nn, CPU, eager), at spatial ranks 1, 2 and 3.
 
-One implementation per op family, parametrised by the rank r; conv1d / conv2d / conv3d and
-friends are thin wrappers.
+A table over the op records (conformance/backends/table.py). Per op family one forward function
+computes the op at any rank on TF tensors: ``forward(rank, x, ..., **parameters)`` takes the
+contract's arguments by name, its array arguments (the parameters annotated ``tf.Tensor``) as
+eager tensors in x's dtype, and returns a tensor or a tuple of them (max-pool indices as NumPy
+int64). ``_run`` wraps the contract's NumPy arguments (private copies) and converts the results
+back (floats in x's dtype, indices int64); ``_autodiff`` turns any forward into its ``_backward``
+function with tf.GradientTape (output_gradients=dy). Custom backward functions exist only where
+TF's gradient needs the contract's corrections: conv (gradient-safe compositions), pad (no x),
+relu / elu (NaN products), sigmoid (saturated gradient). ``TABLE`` has one Row per record, and
+``contract_functions`` generates conv1d, conv1d_backward, ..., pad with nnref's signatures.
 
 Conventions handled here (see conformance/divergences.toml):
 - CPU kernels are channels-last only in float64 (tf-cpu-nhwc-only): conv and pooling transpose
@@ -49,6 +57,11 @@ Conventions handled here (see conformance/divergences.toml):
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
+- Layer, group and instance norm (no tf.nn op): tf.nn.moments over each group's axes (two
+  passes), layer norm as (x - mean) / sqrt(var + eps) * gamma + beta, group and instance norm
+  folded by tf.nn.batch_normalization as torch folds them; instance norm's running statistics
+  with the contract's (torch's) convention, the instance means and unbiased variances averaged
+  over N.
 """
 
 from __future__ import annotations
@@ -56,6 +69,11 @@ from __future__ import annotations
 from ..frameworks import tf_environment
 
 tf_environment()  # oneDNN kernels on every CPU, quiet logs (conformance/frameworks.py)
+
+import functools  # noqa: E402
+import inspect  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -73,17 +91,20 @@ from conformance.backends.arguments import (  # noqa: E402
     check_pad,
     conv_args,
     conv_transpose_args,
-    float_input,
     linear_check,
     lp_norm_type,
     lp_pool_geometry,
+    norm_groups,
+    norm_real,
+    normalized_axes,
     pad_pairs,
     pool_geometry,
     product_nans,
-    same_shape_dy,
     spatial_rank,
     unpadded_shape,
 )
+from conformance.backends.table import Row, contract_functions  # noqa: E402
+from conformance.ops import record  # noqa: E402
 
 NAME = "tensorflow"
 _DATA_FORMAT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
@@ -104,14 +125,63 @@ def _c(a: np.ndarray, dtype: np.dtype) -> tf.Tensor:
     return tf.constant(np.array(a, copy=True), dtype=tf.as_dtype(np.dtype(dtype)))
 
 
-def _np(t: tf.Tensor, dtype: np.dtype) -> np.ndarray:
-    return np.array(tf.convert_to_tensor(t).numpy(), dtype=dtype, copy=True)
+# ------------------------------------------------------------------ NumPy <-> TF, autodiff
 
 
-def _grads(tape: tf.GradientTape, y: tf.Tensor, sources: list, dy: tf.Tensor) -> list:
-    out = tape.gradient(y, sources, output_gradients=dy)
-    return [tf.zeros_like(s) if g is None else tf.convert_to_tensor(g)
-            for s, g in zip(sources, out, strict=True)]
+@functools.cache
+def _tensor_parameters(forward: Callable[..., Any]) -> frozenset[str]:
+    """The parameters of a forward function that take tensors (annotated tf.Tensor)."""
+    return frozenset(p.name for p in inspect.signature(forward).parameters.values()
+                     if "Tensor" in str(p.annotation))
+
+
+def _tensors(forward: Callable[..., Any], arguments: dict[str, Any],
+             dtype: np.dtype) -> dict[str, Any]:
+    """The contract's arguments for `forward`: its array arguments as tensors of `dtype`."""
+    takes = _tensor_parameters(forward)
+    return {k: _c(v, dtype) if k in takes and v is not None else v
+            for k, v in arguments.items()}
+
+
+def _numpy(result: Any, dtype: np.dtype) -> Any:
+    """A forward's result as the contract's: floats in x's dtype, indices int64 (copies)."""
+    if isinstance(result, tuple):
+        return tuple(_numpy(r, dtype) for r in result)
+    a = np.asarray(result.numpy() if tf.is_tensor(result) else result)
+    return np.array(a, dtype=np.int64 if a.dtype.kind in "iu" else dtype, copy=True)
+
+
+def _run(forward: Callable[..., Any], rank: int | None, arguments: dict[str, Any]) -> Any:
+    """The table's run hook: forward(rank, **arguments) on tensors in x's dtype, as NumPy."""
+    dtype = arguments["x"].dtype
+    return _numpy(forward(rank, **_tensors(forward, arguments, dtype)), dtype)
+
+
+def _autodiff(rec: Any, forward: Callable[..., Any], rank: int | None,
+              arguments: dict[str, Any]) -> np.ndarray | tuple[np.ndarray, ...]:
+    """The backward contract of `rec` by tf.GradientTape through `forward`.
+
+    The forward runs on ``rec.case_type.gradient_call(arguments)`` (a zero bias, ones for a
+    missing gamma); its first output is y, and dy must have y's shape. Returns the gradients
+    of y . dy with respect to ``rec.case_type.differentiable`` (zeros where y does not depend
+    on an input), in the order of ``backward_outputs``: one array, or a tuple of them.
+    """
+    case = rec.case_type
+    call = case.gradient_call(arguments)
+    dtype = call["x"].dtype
+    tensors = _tensors(forward, call, dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([tensors[n] for n in case.differentiable if tensors.get(n) is not None])
+        out = forward(rank, **tensors)
+    y = out[0] if isinstance(out, tuple) else out
+    dy = arguments["dy"]
+    if tuple(y.shape) != dy.shape:
+        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
+    sources = [tensors[n] for n in case.differentiable]
+    grads = tape.gradient(y, sources, output_gradients=_c(dy, dtype))
+    dxs = tuple(_numpy(tf.zeros_like(s) if g is None else tf.convert_to_tensor(g), dtype)
+                for s, g in zip(sources, grads, strict=True))
+    return dxs[0] if len(case.backward_outputs) == 1 else dxs
 
 
 # ----------------------------------------------------------------------------------- padding
@@ -137,26 +207,23 @@ def _tf_pad(x: tf.Tensor, pads, mode: str, value: float) -> tf.Tensor:
     return _gather_pad(x, pads, mode)
 
 
-def pad(x: np.ndarray, pad_width: object, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+def _pad(rank: None, x: tf.Tensor, pad_width: object, mode: str = "constant",
+         value: float = 0.0) -> tf.Tensor:
     """tf.pad (CONSTANT / REFLECT) or a tf.gather index map (replicate / circular)."""
-    x = float_input(x)
-    pads = pad_pairs(pad_width, spatial_rank(x.shape), "pad_width")
-    check_pad(x.shape, pads, mode)
-    return _np(_tf_pad(_c(x, x.dtype), pads, mode, value), x.dtype)
+    pads = pad_pairs(pad_width, spatial_rank(tuple(x.shape)), "pad_width")
+    check_pad(tuple(x.shape), pads, mode)
+    return _tf_pad(x, pads, mode, value)
 
 
-def pad_backward(dy: np.ndarray, pad_width: object, mode: str = "constant") -> np.ndarray:
-    """Adjoint of `pad` by GradientTape (output_gradients=dy)."""
-    dy = float_input(dy, "dy")
+def _pad_backward(rank: None, dy: np.ndarray, pad_width: object,
+                  mode: str = "constant") -> np.ndarray:
+    """The adjoint of `pad` by _autodiff at a zero x of the unpadded shape (no x is given)."""
     pads = pad_pairs(pad_width, spatial_rank(dy.shape, "dy"), "pad_width")
     shape = unpadded_shape(dy.shape, pads, pad_width)
     check_pad(shape, pads, mode)
-    x = tf.zeros(shape, dtype=tf.as_dtype(dy.dtype))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = _tf_pad(x, pads, mode, 0.0)
-    (dx,) = _grads(tape, y, [x], _c(dy, dy.dtype))
-    return _np(dx, dy.dtype)
+    x = np.zeros(shape, dtype=dy.dtype)
+    return _autodiff(record("pad"), _pad, rank,
+                     {"dy": dy, "x": x, "pad_width": pad_width, "mode": mode})
 
 
 # ------------------------------------------------------------------------------- convolution
@@ -203,76 +270,27 @@ def _conv_last(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, ...], d: tuple[int, .
     return _native_conv(xp, wk, s, d)
 
 
-def _conv(x: tf.Tensor, w: tf.Tensor, stride, padding, dilation, groups: int,
-          differentiable: bool, rank: int) -> tf.Tensor:
-    """(N, C, *S) x, (Co, C / G, *k) w -> (N, Co, *So) y, all in TF."""
+def _conv(rank: int, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None = None, stride: object = 1,
+          padding: object = 0, dilation: object = 1, groups: int = 1,
+          differentiable: bool = False) -> tf.Tensor:
+    """(N, C, *S) x, (Co, C / G, *k) w, (Co,) b -> (N, Co, *So) y: tf.pad (explicit), then
+    VALID convolution in channels-last (_conv_last), plus b. ``differentiable``: only the
+    compositions whose TF gradients are right (for _conv_backward)."""
     _, s, pads, d = conv_args(tuple(x.shape), tuple(w.shape), rank, stride, padding, dilation,
                               groups)
     xp = tf.pad(tf.transpose(x, _to_last(rank)), [[0, 0], *([b, a] for b, a in pads), [0, 0]])
     wk = tf.transpose(w, (*range(2, rank + 2), 1, 0))  # (Co, C/G, *k) -> (*k, C/G, Co)
-    y = _conv_last(xp, wk, s, d, groups, differentiable)
-    return tf.transpose(y, _to_first(rank))
+    y = tf.transpose(_conv_last(xp, wk, s, d, groups, differentiable), _to_first(rank))
+    return y if b is None else y + tf.reshape(b, channel_shape(rank + 2))
 
 
-def _conv_forward(x, w, b, stride, padding, dilation, groups, rank: int) -> np.ndarray:
-    x, w = float_input(x), float_input(w, "w")
-    y = _conv(_c(x, x.dtype), _c(w, x.dtype), stride, padding, dilation, groups, False, rank)
-    if b is not None:
-        y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), channel_shape(rank + 2))
-    return _np(y, x.dtype)
+_conv_differentiable = functools.partial(_conv, differentiable=True)
 
 
-def _conv_backward(dy, x, w, stride, padding, dilation, groups, rank: int):
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    xt, wt = _c(x, x.dtype), _c(w, x.dtype)
-    bt = tf.zeros((w.shape[0],), dtype=xt.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch([xt, wt, bt])
-        y = _conv(xt, wt, stride, padding, dilation, groups, True, rank)
-        y = y + tf.reshape(bt, channel_shape(rank + 2))
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    dx, dw, db = _grads(tape, y, [xt, wt, bt], _c(dy, x.dtype))
-    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
-
-
-def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """tf.pad (explicit) then tf.nn.conv1d(VALID) in NWC, plus bias."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 1)
-
-
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """tf.pad (explicit) then tf.nn.conv2d(VALID) in NHWC, plus bias."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 2)
-
-
-def conv3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1) -> np.ndarray:
-    """tf.pad (explicit) then tf.nn.conv3d(VALID) in NDHWC per group, plus bias."""
-    return _conv_forward(x, w, b, stride, padding, dilation, groups, 3)
-
-
-def conv1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 1)
-
-
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 2)
-
-
-def conv3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: object = 1,
-                    padding: object = 0, dilation: object = 1,
-                    groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by GradientTape; db is the gradient of a zero bias."""
-    return _conv_backward(dy, x, w, stride, padding, dilation, groups, 3)
+def _conv_backward(rank: int, **arguments: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) by _autodiff through the gradient-safe compositions (groups split, dilated
+    convs at stride 1 then sliced: tf-grouped-conv-gradient-cpu, tf-dilated-conv-gradient)."""
+    return _autodiff(record("conv"), _conv_differentiable, rank, arguments)
 
 
 # -------------------------------------------------------------------- transposed convolution
@@ -295,9 +313,10 @@ def _zero_dilated(wk: tf.Tensor, d: tuple[int, ...]) -> tf.Tensor:
     return wk
 
 
-def _conv_t(x: tf.Tensor, w: tf.Tensor, stride, padding, output_padding, groups, dilation,
-            rank: int) -> tf.Tensor:
-    """(N, C, *S) x, (C, Co / G, *k) w -> (N, Co, *So) y, all in TF.
+def _conv_transpose(rank: int, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None = None,
+                    stride: object = 1, padding: object = 0, output_padding: object = 0,
+                    groups: int = 1, dilation: object = 1) -> tf.Tensor:
+    """(N, C, *S) x, (C, Co / G, *k) w, (Co,) b -> (N, Co, *So) y, all in TF.
 
     tf.nn.conv{1,2,3}d_transpose with VALID padding and output_shape = the uncropped size
     (S - 1) * s + d * (k - 1) + 1; then output_padding zeros at the end (cells no input
@@ -332,75 +351,8 @@ def _conv_t(x: tf.Tensor, w: tf.Tensor, stride, padding, output_padding, groups,
     if any(geo.output_padding):
         y = tf.pad(y, [[0, 0], *([0, e] for e in geo.output_padding), [0, 0]])
     y = y[(slice(None), *(slice(p, p + o) for p, o in zip(geo.pads, geo.out, strict=True)))]
-    return tf.transpose(y, _to_first(rank))
-
-
-def _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, rank: int):
-    x, w = float_input(x), float_input(w, "w")
-    y = _conv_t(_c(x, x.dtype), _c(w, x.dtype), stride, padding, output_padding, groups,
-                dilation, rank)
-    if b is not None:
-        y = y + tf.reshape(_c(float_input(b, "b"), x.dtype), channel_shape(rank + 2))
-    return _np(y, x.dtype)
-
-
-def _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, rank: int):
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    xt, wt = _c(x, x.dtype), _c(w, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch([xt, wt])
-        y = _conv_t(xt, wt, stride, padding, output_padding, groups, dilation, rank)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    dx, dw = _grads(tape, y, [xt, wt], _c(dy, x.dtype))
-    # db: the gradient of a bias added to every output cell of its channel
-    db = tf.reduce_sum(_c(dy, x.dtype), axis=[0, *range(2, rank + 2)])
-    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
-
-
-def conv_transpose1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """tf.nn.conv1d_transpose(VALID) per group, output_padding zeros, crop, plus bias."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """tf.nn.conv2d_transpose(VALID) per group, output_padding zeros, crop, plus bias."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                     stride: object = 1, padding: object = 0, output_padding: object = 0,
-                     groups: int = 1, dilation: object = 1) -> np.ndarray:
-    """tf.nn.conv3d_transpose(VALID) per group, output_padding zeros, crop, plus bias."""
-    return _conv_t_forward(x, w, b, stride, padding, output_padding, groups, dilation, 3)
-
-
-def conv_transpose1d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw) by GradientTape through conv_transpose1d's composition; db = sum of dy."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 1)
-
-
-def conv_transpose2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw) by GradientTape through conv_transpose2d's composition; db = sum of dy."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 2)
-
-
-def conv_transpose3d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
-                              stride: object = 1,
-                              padding: object = 0, output_padding: object = 0, groups: int = 1,
-                              dilation: object = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw) by GradientTape through conv_transpose3d's composition; db = sum of dy."""
-    return _conv_t_backward(dy, x, w, stride, padding, output_padding, groups, dilation, 3)
+    y = tf.transpose(y, _to_first(rank))
+    return y if b is None else y + tf.reshape(b, channel_shape(rank + 2))
 
 
 # ------------------------------------------------------------------------------- max pooling
@@ -480,15 +432,19 @@ def _depth_taps_pool(xp: tf.Tensor, geo: PoolGeometry):
     return y, (z, row, col)
 
 
-def _pool(x: tf.Tensor, x_np: np.ndarray, rank: int, kernel_size, stride, padding, dilation,
-          ceil_mode):
-    """Max pool in TF; returns (y as an (N, C, *So) tensor, contract indices as numpy)."""
-    if np.isnan(x_np).any():
+def _max_pool(rank: int, x: tf.Tensor, kernel_size: object, stride: object = None,
+              padding: object = 0, dilation: object = 1, ceil_mode: bool = False,
+              return_indices: bool = False) -> tf.Tensor | tuple[tf.Tensor, np.ndarray]:
+    """(N, C, *S) x -> (N, C, *So) y (and the contract's indices, NumPy int64): 1-D pools are
+    2-D pools of (N, 1, L, C), 2-D tf.nn.max_pool_with_argmax of the -inf padded NHWC input
+    (dilation by phases), 3-D per depth tap a 2-D pool of the planes, the first maximum over the
+    taps winning. Its gradient is TF's (MaxPoolGradWithArgmax and tf.where)."""
+    if bool(tf.reduce_any(tf.math.is_nan(x))):
         raise Unsupported(
             "max-pool-nan",
             "TF's max_pool_with_argmax keeps a NaN only when it is first in its window",
         )
-    geo = pool_geometry(x_np.shape, rank, kernel_size, stride, padding, dilation, ceil_mode)
+    geo = pool_geometry(tuple(x.shape), rank, kernel_size, stride, padding, dilation, ceil_mode)
     # Padded cells (and ceil_mode's extra cells) hold -inf: they never beat an input cell.
     xp = tf.pad(tf.transpose(x, _to_last(rank)),
                 [[0, 0], *([b, a] for b, a in geo.floor_pads), [0, 0]],
@@ -510,70 +466,9 @@ def _pool(x: tf.Tensor, x_np: np.ndarray, rank: int, kernel_size, stride, paddin
             "TF pools an input padded with -inf; a window whose input cells are all -inf "
             "reports a padded cell",
         )
-    ind = np.where(hit, ind, -1).astype(np.int64)
-    return tf.transpose(y, _to_first(rank)), ind.transpose(_to_first(rank))
-
-
-def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, rank: int):
-    x = float_input(x)
-    y, ind = _pool(_c(x, x.dtype), x, rank, kernel_size, stride, padding, dilation, ceil_mode)
-    out = _np(y, x.dtype)
-    return (out, ind) if return_indices else out
-
-
-def _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, rank: int):
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _c(x, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y, _ = _pool(xt, x, rank, kernel_size, stride, padding, dilation, ceil_mode)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
-    return _np(dx, x.dtype)
-
-
-def max_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """tf.nn.max_pool_with_argmax on a -inf padded (N, 1, L, C) input (dilation by phases)."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
-
-
-def max_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """tf.nn.max_pool_with_argmax on a -inf padded NHWC input (dilation by phases)."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
-
-
-def max_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Per depth tap a 2-D tf.nn.max_pool_with_argmax of the -inf padded NDHWC input's planes;
-    the first maximum over the taps wins."""
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3)
-
-
-def max_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """GradientTape through max_pool1d's composition (MaxPoolGradWithArgmax underneath)."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 1)
-
-
-def max_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """GradientTape through max_pool2d's composition (MaxPoolGradWithArgmax underneath)."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 2)
-
-
-def max_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, dilation: object = 1,
-                        ceil_mode: bool = False) -> np.ndarray:
-    """GradientTape through max_pool3d's composition (MaxPoolGradWithArgmax and tf.where)."""
-    return _max_pool_backward(dy, x, kernel_size, stride, padding, dilation, ceil_mode, 3)
+    y = tf.transpose(y, _to_first(rank))
+    ind = np.where(hit, ind, -1).astype(np.int64).transpose(_to_first(rank))
+    return (y, ind) if return_indices else y
 
 
 # --------------------------------------------------------------------------- average pooling
@@ -593,9 +488,12 @@ def _avg_depth_taps(xp: tf.Tensor, k, s, out) -> tf.Tensor:
     return total
 
 
-def _avg(x: tf.Tensor, shape: tuple[int, ...], rank: int, kernel_size, stride, padding,
-         ceil_mode, count_include_pad, divisor_override) -> tf.Tensor:
-    geo = avg_pool_geometry(shape, rank, kernel_size, stride, padding, ceil_mode)
+def _avg_pool(rank: int, x: tf.Tensor, kernel_size: object, stride: object = None,
+              padding: object = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+              divisor_override: int | None = None) -> tf.Tensor:
+    """(N, C, *S) x -> (N, C, *So) y: tf.nn.avg_pool1d / 2d / 3d (VALID; float64 3-D by depth
+    taps of 2-D pools) of the zero-padded channels-last input, rescaled to the divisor."""
+    geo = avg_pool_geometry(tuple(x.shape), rank, kernel_size, stride, padding, ceil_mode)
     div = avg_divisors(geo, bool(count_include_pad), divisor_override)
     # Zeros for the padding and ceil_mode's extra cells; VALID then averages k cells.
     xp = tf.pad(tf.transpose(x, _to_last(rank)),
@@ -614,86 +512,15 @@ def _avg(x: tf.Tensor, shape: tuple[int, ...], rank: int, kernel_size, stride, p
     return tf.transpose(y, _to_first(rank))
 
 
-def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-              rank: int) -> np.ndarray:
-    x = float_input(x)
-    return _np(_avg(_c(x, x.dtype), x.shape, rank, kernel_size, stride, padding, ceil_mode,
-                    count_include_pad, divisor_override), x.dtype)
-
-
-def _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _c(x, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y = _avg(xt, x.shape, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                 divisor_override)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
-    return _np(dx, x.dtype)
-
-
-def avg_pool1d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """tf.nn.avg_pool1d (VALID) of the zero-padded NWC input, rescaled to the divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 1)
-
-
-def avg_pool2d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """tf.nn.avg_pool2d (VALID) of the zero-padded NHWC input, rescaled to the divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 2)
-
-
-def avg_pool3d(x: np.ndarray, kernel_size: object, stride: object = None, padding: object = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> np.ndarray:
-    """tf.nn.avg_pool3d (VALID; float64 by depth taps of 2-D pools) of the zero-padded NDHWC
-    input, rescaled to the divisor."""
-    return _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 3)
-
-
-def avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """GradientTape through avg_pool1d's composition."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 1)
-
-
-def avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """GradientTape through avg_pool2d's composition."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 2)
-
-
-def avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, kernel_size: object, stride: object = None,
-                        padding: object = 0, ceil_mode: bool = False,
-                        count_include_pad: bool = True,
-                        divisor_override: int | None = None) -> np.ndarray:
-    """GradientTape through avg_pool3d's composition."""
-    return _avg_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override, 3)
-
-
 # --------------------------------------------------------------------------------- LP pooling
 
 
-def _lp(x: tf.Tensor, shape: tuple[int, ...], rank: int, norm_type, kernel_size, stride,
-        ceil_mode) -> tf.Tensor:
+def _lp_pool(rank: int, x: tf.Tensor, norm_type: float, kernel_size: object,
+             stride: object = None, ceil_mode: bool = False) -> tf.Tensor:
+    """(N, C, *S) x -> (N, C, *So) y: tf.nn.avg_pool1d / 2d (VALID) of x ** p times K (the window
+    sums), times K / count, ** (1 / p); 0 (and no gradient) where a window sums to 0."""
     p = lp_norm_type(norm_type)
-    geo = lp_pool_geometry(shape, rank, kernel_size, stride, ceil_mode)
+    geo = lp_pool_geometry(tuple(x.shape), rank, kernel_size, stride, ceil_mode)
     counts = avg_divisors(geo, True, None)  # no padding: the input cells of each window
     taps = float(np.prod(geo.kernel))
     powers = tf.pow(tf.transpose(x, _to_last(rank)), tf.constant(p, dtype=x.dtype))
@@ -709,32 +536,14 @@ def _lp(x: tf.Tensor, shape: tuple[int, ...], rank: int, norm_type, kernel_size,
     return tf.transpose(tf.where(zero, tf.zeros_like(a), root), _to_first(rank))
 
 
-def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
-    x = float_input(x)
-    return _np(_lp(_c(x, x.dtype), x.shape, rank, norm_type, kernel_size, stride, ceil_mode),
-               x.dtype)
-
-
-def _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _c(x, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y = _lp(xt, x.shape, rank, norm_type, kernel_size, stride, ceil_mode)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
-    return _np(dx, x.dtype)
-
-
 # -------------------------------------------------------------------------- adaptive pooling
 
 
-def _adaptive_avg(xt: tf.Tensor, rank: int, output_size: object) -> tf.Tensor:
+def _adaptive_avg_pool(rank: int, x: tf.Tensor, output_size: object) -> tf.Tensor:
     """Axis by axis, tf.reduce_mean of every bin's slice, stacked (the mean over a product of
     intervals is the mean of the per-axis means)."""
-    _, bins = adaptive_bins(tuple(xt.shape), rank, output_size)
-    y = xt
+    _, bins = adaptive_bins(tuple(x.shape), rank, output_size)
+    y = x
     for a in range(rank):
         axis = 2 + a
         parts = [tf.reduce_mean(y[(slice(None),) * axis + (slice(s, e),)], axis=axis)
@@ -743,206 +552,178 @@ def _adaptive_avg(xt: tf.Tensor, rank: int, output_size: object) -> tf.Tensor:
     return y
 
 
-def _adaptive_max(xt: tf.Tensor, rank: int, output_size: object
-                  ) -> tuple[tf.Tensor, np.ndarray]:
+def _adaptive_max_pool(rank: int, x: tf.Tensor, output_size: object,
+                       return_indices: bool = False) -> tf.Tensor | tuple[tf.Tensor, np.ndarray]:
     """Per bin: tf.argmax (the first maximum) over the bin's cells in row-major order, then
     tf.gather of that cell, so the value is x's cell and the gradient goes to it alone
     (tf.reduce_max's gradient would split among tied maxima). tf.argmax skips NaN: NaN inputs
     raise Unsupported (adaptive-max-pool-nan)."""
-    shape = tuple(xt.shape)
+    if not isinstance(return_indices, bool | np.bool_):
+        raise ValueError(f"return_indices must be a bool, got {return_indices!r}")
+    shape = tuple(x.shape)
     out, bins = adaptive_bins(shape, rank, output_size)
-    if bool(tf.reduce_any(tf.math.is_nan(xt))):
+    if bool(tf.reduce_any(tf.math.is_nan(x))):
         raise Unsupported("adaptive-max-pool-nan", "tf.argmax skips NaN")
     plane = np.arange(int(np.prod(shape[2:]))).reshape(shape[2:])
     values, indices = [], []
     for idx in np.ndindex(*out):
         where = tuple(slice(*bins[a][i]) for a, i in enumerate(idx))
-        cells = tf.reshape(xt[(slice(None), slice(None), *where)], (*shape[:2], -1))
+        cells = tf.reshape(x[(slice(None), slice(None), *where)], (*shape[:2], -1))
         am = tf.argmax(cells, axis=-1, output_type=tf.int64)
         values.append(tf.gather(cells, am, batch_dims=2))
         indices.append(plane[where].reshape(-1)[am.numpy()])
     y = tf.reshape(tf.stack(values, axis=-1), (*shape[:2], *out))
+    if not return_indices:
+        return y
     return y, np.stack(indices, axis=-1).reshape(*shape[:2], *out).astype(np.int64)
-
-
-def _adaptive_forward(kind: str, x, output_size, rank: int, return_indices: object = False):
-    x = float_input(x)
-    if not isinstance(return_indices, bool | np.bool_):
-        raise ValueError(f"return_indices must be a bool, got {return_indices!r}")
-    xt = _c(x, x.dtype)
-    if kind == "avg":
-        return _np(_adaptive_avg(xt, rank, output_size), x.dtype)
-    y, ind = _adaptive_max(xt, rank, output_size)
-    return (_np(y, x.dtype), ind) if return_indices else _np(y, x.dtype)
-
-
-def _adaptive_backward(kind: str, dy, x, output_size, rank: int) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    xt = _c(x, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        if kind == "avg":
-            y = _adaptive_avg(xt, rank, output_size)
-        else:
-            y, _ = _adaptive_max(xt, rank, output_size)
-    if tuple(y.shape) != dy.shape:
-        raise ValueError(f"dy must have shape {tuple(y.shape)}, got {dy.shape}")
-    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
-    return _np(dx, x.dtype)
-
-
-def lp_pool1d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """Composed: tf.nn.avg_pool1d of x ** p, rescaled, ** (1 / p)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d(x: np.ndarray, norm_type: float, kernel_size: object, stride: object = None,
-              ceil_mode: bool = False) -> np.ndarray:
-    """Composed: tf.nn.avg_pool2d of x ** p, rescaled, ** (1 / p)."""
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, 2)
-
-
-def lp_pool1d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """GradientTape through lp_pool1d's composition."""
-    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 1)
-
-
-def lp_pool2d_backward(dy: np.ndarray, x: np.ndarray, norm_type: float, kernel_size: object,
-                       stride: object = None, ceil_mode: bool = False) -> np.ndarray:
-    """GradientTape through lp_pool2d's composition."""
-    return _lp_pool_backward(dy, x, norm_type, kernel_size, stride, ceil_mode, 2)
-def adaptive_avg_pool1d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """Per-axis tf.reduce_mean of every bin's slice."""
-    return _adaptive_forward("avg", x, output_size, 1)
-
-
-def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """GradientTape through adaptive_avg_pool1d's composition."""
-    return _adaptive_backward("avg", dy, x, output_size, 1)
-
-
-def adaptive_max_pool1d(x: np.ndarray, output_size: object, return_indices: bool = False):
-    """Per bin tf.argmax + tf.gather (first maximum, flat index in the plane / volume)."""
-    return _adaptive_forward("max", x, output_size, 1, return_indices)
-
-
-def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """GradientTape through adaptive_max_pool1d's composition (the winner alone)."""
-    return _adaptive_backward("max", dy, x, output_size, 1)
-
-
-def adaptive_avg_pool2d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """Per-axis tf.reduce_mean of every bin's slice."""
-    return _adaptive_forward("avg", x, output_size, 2)
-
-
-def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """GradientTape through adaptive_avg_pool2d's composition."""
-    return _adaptive_backward("avg", dy, x, output_size, 2)
-
-
-def adaptive_max_pool2d(x: np.ndarray, output_size: object, return_indices: bool = False):
-    """Per bin tf.argmax + tf.gather (first maximum, flat index in the plane / volume)."""
-    return _adaptive_forward("max", x, output_size, 2, return_indices)
-
-
-def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """GradientTape through adaptive_max_pool2d's composition (the winner alone)."""
-    return _adaptive_backward("max", dy, x, output_size, 2)
-
-
-def adaptive_avg_pool3d(x: np.ndarray, output_size: object) -> np.ndarray:
-    """Per-axis tf.reduce_mean of every bin's slice."""
-    return _adaptive_forward("avg", x, output_size, 3)
-
-
-def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """GradientTape through adaptive_avg_pool3d's composition."""
-    return _adaptive_backward("avg", dy, x, output_size, 3)
-
-
-def adaptive_max_pool3d(x: np.ndarray, output_size: object, return_indices: bool = False):
-    """Per bin tf.argmax + tf.gather (first maximum, flat index in the plane / volume)."""
-    return _adaptive_forward("max", x, output_size, 3, return_indices)
-
-
-def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray, output_size: object
-                                 ) -> np.ndarray:
-    """GradientTape through adaptive_max_pool3d's composition (the winner alone)."""
-    return _adaptive_backward("max", dy, x, output_size, 3)
 
 
 # ------------------------------------------------------------------------------- batch norm
 
 
-def _bn_params(x: np.ndarray, gamma, beta):
-    c = x.shape[1]
-    g = np.ones(c, x.dtype) if gamma is None else float_input(gamma, "gamma")
-    b = np.zeros(c, x.dtype) if beta is None else float_input(beta, "beta")
-    return _c(g, x.dtype), _c(b, x.dtype)
-
-
-def _bn(xt: tf.Tensor, g: tf.Tensor, b: tf.Tensor, rm, rv, training: bool, eps: float):
-    shape = channel_shape(len(xt.shape))
-    if training:  # biased variance
-        mean, var = tf.nn.moments(xt, axes=list(bn_axes(len(xt.shape))), keepdims=True)
+def _batch_norm(rank: None, x: tf.Tensor, gamma: tf.Tensor | None = None,
+                beta: tf.Tensor | None = None,
+                running_mean: tf.Tensor | None = None, running_var: tf.Tensor | None = None,
+                training: bool = True, momentum: float = 0.1, eps: float = 1e-5
+                ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """tf.nn.moments (biased variance) + tf.nn.batch_normalization; y, and in training with
+    running statistics their updates with the contract's (torch's) convention."""
+    m = bn_check(x.numpy(), running_mean, running_var, training)
+    c, ndim = int(x.shape[1]), len(x.shape)
+    shape = channel_shape(ndim)
+    g = tf.ones((c,), x.dtype) if gamma is None else gamma
+    b = tf.zeros((c,), x.dtype) if beta is None else beta
+    if training:
+        mean, var = tf.nn.moments(x, axes=list(bn_axes(ndim)), keepdims=True)
     else:
-        mean, var = tf.reshape(rm, shape), tf.reshape(rv, shape)
-    y = tf.nn.batch_normalization(xt, mean, var, offset=tf.reshape(b, shape),
-                                  scale=tf.reshape(g, shape), variance_epsilon=eps)
-    return y, tf.reshape(mean, (-1,)), tf.reshape(var, (-1,))
-
-
-def batch_norm(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
-               running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
-               training: bool = True, momentum: float = 0.1,
-               eps: float = 1e-5) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """tf.nn.moments + tf.nn.batch_normalization; running stats with torch's convention."""
-    x = float_input(x)
-    m = bn_check(x, running_mean, running_var, training)
-    g, b = _bn_params(x, gamma, beta)
-    rm = None if running_mean is None else _c(running_mean, x.dtype)
-    rv = None if running_var is None else _c(running_var, x.dtype)
-    y, mean, var = _bn(_c(x, x.dtype), g, b, rm, rv, training, float(eps))
-    if not training or rm is None:
-        return _np(y, x.dtype)
-    mom = tf.constant(momentum, dtype=y.dtype)
+        mean, var = tf.reshape(running_mean, shape), tf.reshape(running_var, shape)
+    y = tf.nn.batch_normalization(x, mean, var, offset=tf.reshape(b, shape),
+                                  scale=tf.reshape(g, shape), variance_epsilon=float(eps))
+    if not training or running_mean is None:
+        return y
+    mom = tf.constant(momentum, dtype=x.dtype)
     # Contract (torch) convention: new = (1 - m) * old + m * batch, unbiased batch variance.
     # Keras would be new = momentum * old + (1 - momentum) * batch with the biased variance.
-    new_mean = (1 - mom) * rm + mom * mean
-    new_var = (1 - mom) * rv + mom * var * tf.constant(m / (m - 1), dtype=y.dtype)
-    return _np(y, x.dtype), _np(new_mean, x.dtype), _np(new_var, x.dtype)
+    new_mean = (1 - mom) * running_mean + mom * tf.reshape(mean, (-1,))
+    new_var = (1 - mom) * running_var + mom * tf.reshape(var, (-1,)) * tf.constant(
+        m / (m - 1), dtype=x.dtype)
+    return y, new_mean, new_var
 
 
-def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
-                        eps: float = 1e-5, running_mean: np.ndarray | None = None,
-                        running_var: np.ndarray | None = None,
-                        training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dgamma, dbeta) by GradientTape; eval mode uses the running stats as constants."""
-    x, dy = float_input(x), float_input(dy, "dy")
-    bn_check(x, running_mean, running_var, training)
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have shape {x.shape}, got {dy.shape}")
-    xt = _c(x, x.dtype)
-    g, b = _bn_params(x, gamma, None)
-    rm = None if running_mean is None else _c(running_mean, x.dtype)
-    rv = None if running_var is None else _c(running_var, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch([xt, g, b])
-        y, _, _ = _bn(xt, g, b, rm, rv, training, float(eps))
-    dx, dg, db = _grads(tape, y, [xt, g, b], _c(dy, x.dtype))
-    return _np(dx, x.dtype), _np(dg, x.dtype), _np(db, x.dtype)
+# ------------------------------------------------------------ layer, group and instance norm
+# Composed: tf.nn.moments (two passes: the mean square of x - mean, never E[x^2] - E[x]^2) over
+# each group's axes. Group and instance norm then fold y = x * scale + (beta - mean * scale) with
+# tf.nn.batch_normalization, as torch does (the contract's NaN rule for an infinite scale); layer
+# norm keeps (x - mean) / sqrt(var + eps) * gamma + beta. Gradients by _autodiff through the
+# composition. Instance norm's running statistics follow the contract's (torch's) convention.
+
+_NORM_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _check_layout(x: tf.Tensor) -> None:
+    """Group and instance norm's x: (N, C, *S) with 0 to 3 spatial axes, not empty."""
+    if not 2 <= len(x.shape) <= 5:
+        raise ValueError(f"x must be {_NORM_LAYOUTS}, got shape {tuple(x.shape)}")
+    if 0 in x.shape:
+        raise ValueError(f"x must not be empty, got shape {tuple(x.shape)}")
+
+
+def _check_shapes(shape: tuple[int, ...], **arrays: tf.Tensor | None) -> None:
+    """gamma / beta / running statistics: None or exactly `shape`."""
+    for name, a in arrays.items():
+        if a is not None and tuple(a.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(a.shape)}")
+
+
+def _layer_norm(rank: None, x: tf.Tensor, normalized_shape: object,
+                gamma: tf.Tensor | None = None, beta: tf.Tensor | None = None,
+                eps: float = 1e-5) -> tf.Tensor:
+    """x (*B, *D), D = normalized_shape, gamma / beta D -> y of x's shape: tf.nn.moments over
+    the trailing axes D, y = (x - mean) / sqrt(var + eps) * gamma + beta."""
+    if len(x.shape) < 1:
+        raise ValueError(f"x must have at least 1 dimension, got shape {tuple(x.shape)}")
+    shape = normalized_axes(tuple(x.shape), normalized_shape)
+    _check_shapes(shape, gamma=gamma, beta=beta)
+    eps = norm_real(eps, "eps", 0.0, np.inf)
+    axes = list(range(len(x.shape) - len(shape), len(x.shape)))
+    mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+    y = (x - mean) * tf.math.rsqrt(var + tf.constant(eps, x.dtype))
+    if gamma is not None:
+        y = y * gamma
+    return y if beta is None else y + beta
+
+
+def _group_norm(rank: None, x: tf.Tensor, num_groups: int, gamma: tf.Tensor | None = None,
+                beta: tf.Tensor | None = None, eps: float = 1e-5) -> tf.Tensor:
+    """x (N, C, *S), gamma / beta (C,) -> y of x's shape: tf.nn.moments of the (N, G, C / G *
+    prod(S)) view, each group's statistics repeated over its channels, then
+    tf.nn.batch_normalization per (sample, channel)."""
+    _check_layout(x)
+    n, c = int(x.shape[0]), int(x.shape[1])
+    norm_groups(x, num_groups)
+    _check_shapes((c,), gamma=gamma, beta=beta)
+    eps = norm_real(eps, "eps", 0.0, np.inf)
+    groups = int(num_groups)
+    mean, var = tf.nn.moments(tf.reshape(x, (n, groups, -1)), axes=[2])  # (N, G)
+    per_channel = (n, c, *(1,) * (len(x.shape) - 2))
+    mean, var = (tf.reshape(tf.repeat(v, c // groups, axis=1), per_channel)
+                 for v in (mean, var))
+    shape = channel_shape(len(x.shape))
+    return tf.nn.batch_normalization(
+        x, mean, var, offset=None if beta is None else tf.reshape(beta, shape),
+        scale=None if gamma is None else tf.reshape(gamma, shape), variance_epsilon=eps)
+
+
+def _instance_norm(rank: None, x: tf.Tensor, gamma: tf.Tensor | None = None,
+                   beta: tf.Tensor | None = None, running_mean: tf.Tensor | None = None,
+                   running_var: tf.Tensor | None = None, training: bool = True,
+                   momentum: float = 0.1, eps: float = 1e-5
+                   ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """x (N, C, *S), gamma / beta / running statistics (C,) -> y, and in training with running
+    statistics their updates: tf.nn.moments over the spatial axes of each (sample, channel)
+    (eval: the running statistics), tf.nn.batch_normalization; new = (1 - momentum) * old +
+    momentum * mean over N of the instance means and unbiased variances (var * m / (m - 1))."""
+    _check_layout(x)
+    c, ndim = int(x.shape[1]), len(x.shape)
+    _check_shapes((c,), gamma=gamma, beta=beta, running_mean=running_mean,
+                  running_var=running_var)
+    momentum = norm_real(momentum, "momentum", 0.0, 1.0)
+    eps = norm_real(eps, "eps", 0.0, np.inf)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (both or neither)")
+    training = _flag("training", training)
+    shape = channel_shape(ndim)
+    m = int(np.prod(x.shape[2:]))
+    if not training:
+        if running_mean is None:
+            raise ValueError("training=False needs running_mean and running_var")
+        mean, var = tf.reshape(running_mean, shape), tf.reshape(running_var, shape)
+    elif m < 2:
+        raise ValueError(f"training needs more than one value per instance (prod(S) > 1), got "
+                         f"x of shape {tuple(x.shape)}")
+    else:
+        mean, var = tf.nn.moments(x, axes=list(range(2, ndim)), keepdims=True)  # (N, C, 1..)
+    y = tf.nn.batch_normalization(
+        x, mean, var, offset=None if beta is None else tf.reshape(beta, shape),
+        scale=None if gamma is None else tf.reshape(gamma, shape), variance_epsilon=eps)
+    if not training or running_mean is None:
+        return y
+    mom = tf.constant(momentum, dtype=x.dtype)
+    batch_mean = tf.reduce_mean(tf.reshape(mean, (-1, c)), axis=0)
+    batch_var = tf.reduce_mean(tf.reshape(var, (-1, c)), axis=0) * tf.constant(m / (m - 1),
+                                                                                x.dtype)
+    return y, (1 - mom) * running_mean + mom * batch_mean, \
+        (1 - mom) * running_var + mom * batch_var
 
 
 # ------------------------------------------------------------------------------ activations
-# tf.nn.relu, tf.nn.elu and tf.nn.sigmoid; backwards by GradientTape.
+# tf.nn.relu, tf.nn.elu and tf.nn.sigmoid; backwards by _autodiff.
 # - tf.nn.elu has no alpha (tf-elu-no-alpha): y = where(x > 0, x, alpha * tf.nn.elu(x)), which
 #   keeps TF's kernel on the negative side and gives elu'(0) = alpha like the contract.
 # - tf.nn.relu's vectorised path returns +0.0 for -0.0 (tf-relu-negative-zero): the adapter
@@ -951,101 +732,109 @@ def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray | None,
 #   product_nans puts the contract's NaN there.
 
 
-def _relu(xt: tf.Tensor) -> tf.Tensor:
-    """The forward only: its gradient would pass dy at x == 0."""
-    return tf.where(tf.equal(xt, 0), xt, tf.nn.relu(xt))
+def _relu(rank: None, x: tf.Tensor) -> tf.Tensor:
+    """tf.nn.relu, x kept where x == 0 (the sign of -0.0). The forward only: its gradient would
+    pass dy at x == 0."""
+    return tf.where(tf.equal(x, 0), x, tf.nn.relu(x))
 
 
-def _elu(alpha: float):
+def _tf_relu(rank: None, x: tf.Tensor) -> tf.Tensor:
+    """tf.nn.relu itself, for the gradient (0 at x == 0)."""
+    return tf.nn.relu(x)
+
+
+def _relu_backward(rank: None, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """_autodiff through tf.nn.relu, NaN where x is NaN."""
+    dx = _autodiff(record("relu"), _tf_relu, rank, {"dy": dy, "x": x})
+    return product_nans(dx, dy, x)
+
+
+def _elu(rank: None, x: tf.Tensor, alpha: float = 1.0) -> tf.Tensor:
+    """tf.nn.elu (alpha 1); otherwise where(x > 0, x, alpha * tf.nn.elu(x))."""
+    alpha = check_alpha(alpha)
     if alpha == 1.0:
-        return tf.nn.elu
-    return lambda xt: tf.where(xt > 0, xt, tf.constant(alpha, xt.dtype) * tf.nn.elu(xt))
+        return tf.nn.elu(x)
+    return tf.where(x > 0, x, tf.constant(alpha, x.dtype) * tf.nn.elu(x))
 
 
-def _activation(fn, x: np.ndarray) -> np.ndarray:
-    x = float_input(x)
-    return _np(fn(_c(x, x.dtype)), x.dtype)
+def _elu_backward(rank: None, dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """_autodiff through elu's composition, NaN where x is NaN."""
+    dx = _autodiff(record("elu"), _elu, rank, {"dy": dy, "x": x, "alpha": alpha})
+    return product_nans(dx, dy, x)
 
 
-def _activation_backward(fn, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    x, dy = float_input(x), float_input(dy, "dy")
-    same_shape_dy(dy, x)
-    xt = _c(x, x.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y = fn(xt)
-    (dx,) = _grads(tape, y, [xt], _c(dy, x.dtype))
-    return _np(dx, x.dtype)
-
-
-def relu(x: np.ndarray) -> np.ndarray:
-    """tf.nn.relu (x kept where x == 0: the sign of -0.0)."""
-    return _activation(_relu, x)
-
-
-def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """GradientTape through tf.nn.relu, NaN where x is NaN."""
-    dx = _activation_backward(tf.nn.relu, dy, x)
-    return product_nans(dx, np.asarray(dy), np.asarray(x))
-
-
-def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """tf.nn.elu (alpha 1), composed with alpha otherwise."""
-    return _activation(_elu(check_alpha(alpha)), x)
-
-
-def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """GradientTape through elu's composition, NaN where x is NaN."""
-    dx = _activation_backward(_elu(check_alpha(alpha)), dy, x)
-    return product_nans(dx, np.asarray(dy), np.asarray(x))
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(rank: None, x: tf.Tensor) -> tf.Tensor:
     """tf.nn.sigmoid."""
-    return _activation(tf.nn.sigmoid, x)
+    return tf.nn.sigmoid(x)
 
 
-def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """GradientTape through tf.nn.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
+def _sigmoid_backward(rank: None, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """_autodiff through tf.nn.sigmoid (dy * y * (1 - y)); where dy is infinite, dy * e /
     (1 + e)^2 with e = tf.exp(-|x|) (sigmoid-saturated-gradient; TF's exp flushes subnormals,
     so below x = -708.4 in float64 this still meets inf * 0)."""
-    dx = _activation_backward(tf.nn.sigmoid, dy, x)
-    infinite = np.isinf(np.asarray(dy))
+    dx = _autodiff(record("sigmoid"), _sigmoid, rank, {"dy": dy, "x": x})
+    infinite = np.isinf(dy)
     if infinite.any():
         e = tf.exp(-tf.abs(_c(x, dx.dtype)))
         slope = e / (1 + e) ** 2
-        dx = np.where(infinite, _np(_c(dy, dx.dtype) * slope, dx.dtype), dx)
+        dx = np.where(infinite, _numpy(_c(dy, dx.dtype) * slope, dx.dtype), dx)
     return dx
 
 
 # ---------------------------------------------------------------------------- dense layer
-# tf.tensordot over x's last axis and w's in-features axis (any number of leading axes, a
-# 1-D x included), plus b.
 
 
-def _linear(xt: tf.Tensor, wt: tf.Tensor, bt: tf.Tensor | None) -> tf.Tensor:
-    y = tf.tensordot(xt, wt, axes=[[len(xt.shape) - 1], [1]])
-    return y if bt is None else y + bt
+def _linear(rank: None, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None = None) -> tf.Tensor:
+    """tf.tensordot over x's last axis and w's in-features axis (any number of leading axes, a
+    1-D x included), plus b."""
+    linear_check(x.numpy(), w.numpy(), None if b is None else b.numpy())
+    y = tf.tensordot(x, w, axes=[[len(x.shape) - 1], [1]])
+    return y if b is None else y + b
 
 
-def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """tf.tensordot(x, w, [[-1], [1]]) + b."""
-    x, w = float_input(x), float_input(w, "w")
-    b = None if b is None else float_input(b, "b")
-    linear_check(x, w, b)
-    bt = None if b is None else _c(b, x.dtype)
-    return _np(_linear(_c(x, x.dtype), _c(w, x.dtype), bt), x.dtype)
+# ------------------------------------------------------------------------------------ table
 
+TABLE: dict[str, Row] = {
+    "pad": Row(_pad, backward=_pad_backward,
+               doc="tf.pad (CONSTANT / REFLECT) or a tf.gather index map (replicate / "
+                   "circular)."),
+    "conv": Row(_conv, backward=_conv_backward,
+                doc="tf.pad (explicit) then tf.nn.conv1d / conv2d / conv3d (VALID) channels-last "
+                    "(conv3d per group), plus bias; gradients through the split / stride-1 "
+                    "compositions."),
+    "conv_transpose": Row(_conv_transpose,
+                          doc="tf.nn.conv{1,2,3}d_transpose (VALID) per group, output_padding "
+                              "zeros, crop, plus bias; gradients by GradientTape."),
+    "max_pool": Row(_max_pool,
+                    doc="tf.nn.max_pool_with_argmax on the -inf padded channels-last input "
+                        "(1-D as 2-D, 3-D by depth taps, dilation by phases)."),
+    "avg_pool": Row(_avg_pool,
+                    doc="tf.nn.avg_pool1d / 2d / 3d (VALID) of the zero-padded channels-last "
+                        "input, rescaled to the divisor."),
+    "lp_pool": Row(_lp_pool,
+                   doc="composed: tf.nn.avg_pool1d / 2d of x ** p, rescaled, ** (1 / p)."),
+    "adaptive_avg_pool": Row(_adaptive_avg_pool,
+                             doc="per-axis tf.reduce_mean of every bin's slice."),
+    "adaptive_max_pool": Row(_adaptive_max_pool,
+                             doc="per bin tf.argmax + tf.gather (the first maximum, the "
+                                 "gradient to it alone)."),
+    "batch_norm": Row(_batch_norm,
+                      doc="tf.nn.moments + tf.nn.batch_normalization; running statistics with "
+                          "torch's convention."),
+    "layer_norm": Row(_layer_norm,
+                      doc="tf.nn.moments over the trailing axes, (x - mean) / sqrt(var + eps) * "
+                          "gamma + beta."),
+    "group_norm": Row(_group_norm,
+                      doc="tf.nn.moments of the (N, G, m) view + tf.nn.batch_normalization per "
+                          "(sample, channel)."),
+    "instance_norm": Row(_instance_norm,
+                         doc="tf.nn.moments over the spatial axes + tf.nn.batch_normalization; "
+                             "running statistics with torch's convention."),
+    "relu": Row(_relu, backward=_relu_backward,
+                doc="tf.nn.relu (x kept where x == 0: the sign of -0.0)."),
+    "elu": Row(_elu, backward=_elu_backward, doc="tf.nn.elu (alpha 1), composed with alpha."),
+    "sigmoid": Row(_sigmoid, backward=_sigmoid_backward, doc="tf.nn.sigmoid."),
+    "linear": Row(_linear, doc="tf.tensordot(x, w, [[-1], [1]]) + b."),
+}
 
-def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) by GradientTape through the tensordot with a zero bias."""
-    x, w, dy = float_input(x), float_input(w, "w"), float_input(dy, "dy")
-    linear_check(x, w, dy=dy)
-    xt, wt = _c(x, x.dtype), _c(w, x.dtype)
-    bt = tf.zeros(w.shape[0], dtype=xt.dtype)
-    with tf.GradientTape() as tape:
-        tape.watch([xt, wt, bt])
-        y = _linear(xt, wt, bt)
-    dx, dw, db = _grads(tape, y, [xt, wt, bt], _c(dy, x.dtype))
-    return _np(dx, x.dtype), _np(dw, x.dtype), _np(db, x.dtype)
+globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__))
