@@ -115,3 +115,25 @@ def groups_int(groups: Any) -> int:
     if isinstance(groups, bool | np.bool_) or not isinstance(groups, int | np.integer):
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     return int(groups)
+
+
+# The channels-first layouts of the normalisation ops (batch, group and instance norm).
+CHANNELS_FIRST_NDIMS = (2, 3, 4, 5)
+CHANNELS_FIRST_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
+
+
+def per_channel(name: str, value: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    """A per-channel array (gamma, beta, a running statistic): None, or (C,) of x's dtype."""
+    if value is None:
+        return None
+    value = float_array(name, value, ndim=1)
+    expect_shape(name, value, (x.shape[1],))
+    same_dtype("x", x, **{name: value})
+    return value
+
+
+def real_in(name: str, value: Any, low: float, high: float) -> float:
+    """A real number (not a bool) in [low, high]: eps in [0, inf], momentum in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
+    return float(value)

@@ -12,25 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import expect_shape, float_array, same_dtype
+from ._checks import (
+    CHANNELS_FIRST_LAYOUTS,
+    CHANNELS_FIRST_NDIMS,
+    expect_shape,
+    float_array,
+    per_channel,
+    real_in,
+    same_dtype,
+)
 
-_RANKS = (2, 3, 4, 5)
-_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
-
-
-def _per_channel(name: str, value: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
-    if value is None:
-        return None
-    value = float_array(name, value, ndim=1)
-    expect_shape(name, value, (x.shape[1],))
-    same_dtype("x", x, **{name: value})
-    return value
-
-
-def _check_eps(eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0.0 <= eps <= np.inf:
-        raise ValueError(f"eps must be a real number in [0.0, inf], got {eps!r}")
-    return float(eps)
+_RANKS = CHANNELS_FIRST_NDIMS
+_LAYOUTS = CHANNELS_FIRST_LAYOUTS
 
 
 def _check_groups(num_groups: Any, channels: int) -> int:
@@ -93,9 +86,9 @@ def group_norm(
     """
     x = float_array("x", x, _RANKS, _LAYOUTS)
     num_groups = _check_groups(num_groups, x.shape[1])
-    gamma = _per_channel("gamma", gamma, x)
-    beta = _per_channel("beta", beta, x)
-    eps = _check_eps(eps)
+    gamma = per_channel("gamma", gamma, x)
+    beta = per_channel("beta", beta, x)
+    eps = real_in("eps", eps, 0.0, np.inf)
     mean, inv_std, _ = _moments(x, num_groups, eps)
     # One scale and one shift per (sample, channel), y = x * scale + shift, as torch's CPU kernel.
     scale = _per_sample_channel(inv_std, x)
@@ -126,8 +119,8 @@ def group_norm_backward(
     expect_shape("dy", dy, x.shape)
     same_dtype("x", x, dy=dy)
     num_groups = _check_groups(num_groups, x.shape[1])
-    gamma = _per_channel("gamma", gamma, x)
-    eps = _check_eps(eps)
+    gamma = per_channel("gamma", gamma, x)
+    eps = real_in("eps", eps, 0.0, np.inf)
     _, inv_std, centred = _moments(x, num_groups, eps)
     xhat = centred
     xhat *= inv_std[..., None]  # (N, G, m)

@@ -8,30 +8,22 @@ running statistics are per channel, (C,).
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Any
 
 import numpy as np
 
-from ._checks import expect_shape, flag, float_array, same_dtype
+from ._checks import (
+    CHANNELS_FIRST_LAYOUTS,
+    CHANNELS_FIRST_NDIMS,
+    expect_shape,
+    flag,
+    float_array,
+    per_channel,
+    real_in,
+    same_dtype,
+)
 
-_RANKS = (2, 3, 4, 5)
-_LAYOUTS = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
-
-
-def _per_channel(name: str, value: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
-    if value is None:
-        return None
-    value = float_array(name, value, ndim=1)
-    expect_shape(name, value, (x.shape[1],))
-    same_dtype("x", x, **{name: value})
-    return value
-
-
-def _check_scalar(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
-        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")
-    return float(value)
+_RANKS = CHANNELS_FIRST_NDIMS
+_LAYOUTS = CHANNELS_FIRST_LAYOUTS
 
 
 def _count(x: np.ndarray) -> int:
@@ -103,14 +95,14 @@ def instance_norm(
     """
     x = float_array("x", x, _RANKS, _LAYOUTS)
     gamma, beta, running_mean, running_var = (
-        _per_channel(name, value, x)
+        per_channel(name, value, x)
         for name, value in (
             ("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
             ("running_var", running_var),
         )
     )
-    momentum = _check_scalar("momentum", momentum, 0.0, 1.0)
-    eps = _check_scalar("eps", eps, 0.0, np.inf)
+    momentum = real_in("momentum", momentum, 0.0, 1.0)
+    eps = real_in("eps", eps, 0.0, np.inf)
     mean, var, _ = _statistics(x, running_mean, running_var, training)
     # One scale and one shift per (sample, channel), y = x * scale + shift, as torch's CPU
     # kernel (instance norm runs as batch norm over the (1, N * C, *S) view).
@@ -150,10 +142,10 @@ def instance_norm_backward(
     x = float_array("x", x, _RANKS, _LAYOUTS)
     expect_shape("dy", dy, x.shape)
     same_dtype("x", x, dy=dy)
-    gamma = _per_channel("gamma", gamma, x)
-    running_mean = _per_channel("running_mean", running_mean, x)
-    running_var = _per_channel("running_var", running_var, x)
-    eps = _check_scalar("eps", eps, 0.0, np.inf)
+    gamma = per_channel("gamma", gamma, x)
+    running_mean = per_channel("running_mean", running_mean, x)
+    running_var = per_channel("running_var", running_var, x)
+    eps = real_in("eps", eps, 0.0, np.inf)
     mean, var, centred = _statistics(x, running_mean, running_var, training)
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))  # (N or 1, C)
     scale = inv_std if gamma is None else inv_std * gamma

@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import expect_shape, float_array, same_dtype
+from ._checks import (
+    expect_shape,
+    float_array,
+    real_in,
+    same_dtype,
+)
 
 
 def _check_x(name: str, x: Any) -> np.ndarray:
@@ -56,12 +61,6 @@ def _elementwise(name: str, value: np.ndarray | None, shape: tuple[int, ...],
     return value
 
 
-def _check_eps(eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0.0 <= eps <= np.inf:
-        raise ValueError(f"eps must be a real number in [0.0, inf], got {eps!r}")
-    return float(eps)
-
-
 def _moments(x: np.ndarray, count: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows of x (x.size / count, count): 1 / sqrt(var + eps) per row with the biased variance,
     and x - mean (a fresh buffer the caller may overwrite). Two passes: the variance is the
@@ -89,7 +88,7 @@ def layer_norm(
     shape = _check_normalized_shape(normalized_shape, x)
     gamma = _elementwise("gamma", gamma, shape, x)
     beta = _elementwise("beta", beta, shape, x)
-    eps = _check_eps(eps)
+    eps = real_in("eps", eps, 0.0, np.inf)
     inv_std, centred = _moments(x, math.prod(shape), eps)
     y = centred
     y *= inv_std[:, None]
@@ -119,7 +118,7 @@ def layer_norm_backward(
     same_dtype("x", x, dy=dy)
     shape = _check_normalized_shape(normalized_shape, x)
     gamma = _elementwise("gamma", gamma, shape, x)
-    eps = _check_eps(eps)
+    eps = real_in("eps", eps, 0.0, np.inf)
     count = math.prod(shape)
     inv_std, centred = _moments(x, count, eps)
     xhat = centred
