@@ -101,11 +101,14 @@ SLOW_FACTOR = 1.2
 # The targets (README "Targets") were set for the 2-D ops; rows of other ranks have none. They
 # name their rows by bench label, as the README does: "conv fwd+bwd", "maxpool ... fwd+bwd".
 TARGET_RANK = 2
-CONV_LABEL = "conv"
 # The rows of the max-pool / batch-norm time target: labels starting with one of these.
 WINDOW_AND_NORM_LABELS = ("maxpool", "batchnorm")
 
 Call = Callable[[], Any]
+
+
+def _counts_flops(family: str) -> bool:
+    return next(r for r in RECORDS if r.name == family).bench_flops is not None
 
 
 @dataclass
@@ -585,19 +588,16 @@ def op_names() -> list[str]:
 
 
 def nominal_flops(record: OpRecord, case: Any, direction: str) -> float | None:
-    """Convolution only: 2 * prod(y.shape) * C/G * prod(k) forward (the bias not counted); the
-    backward counts the dx and dw GEMMs, 2x forward (db not counted); forward+backward 3x."""
-    if record.name != "conv":
-        return None
-    forward = 2.0 * math.prod(case.output_shape()) * math.prod(case.w_shape[1:])
-    return forward * {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
+    """The record's GEMM operation count (OpRecord.bench_flops), None for other ops."""
+    return None if record.bench_flops is None else record.bench_flops(case, direction)
 
 
-def memory_limit(bench: BenchCase, direction: str) -> float | None:
-    """The conv peak-memory target (2-D forward and backward): prod(k) + 2 times x.nbytes."""
+def memory_limit(record: OpRecord, bench: BenchCase, direction: str) -> float | None:
+    """The record's peak-memory target (2-D forward and backward), None for other ops."""
     case = bench.case
-    if bench.label == CONV_LABEL and case.rank == TARGET_RANK and direction in ("fwd", "bwd"):
-        return float(math.prod(case.w_shape[2:]) + 2)
+    if record.bench_peak_memory is not None and case.rank == TARGET_RANK \
+            and direction in ("fwd", "bwd"):
+        return record.bench_peak_memory(case)
     return None
 
 
@@ -658,7 +658,7 @@ def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, d
     case = bench.case
     job = Job(record, bench, dtype, direction, x_nbytes=int(arrays["x"].nbytes),
               flops=nominal_flops(record, case, direction),
-              mem_limit=memory_limit(bench, direction))
+              mem_limit=memory_limit(record, bench, direction))
     fwd_names, bwd_names = tuple(case.outputs("forward")), tuple(case.outputs("backward"))
     try:
         if direction == "fwd":
@@ -817,7 +817,8 @@ def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
     for row in rows:
         if row.status != "ok" or row.rank != TARGET_RANK or row.ratio is None:
             continue
-        conv = row.label == CONV_LABEL
+        # the matrix op's time and GEMM-peak targets: the rows of the record that counts flops
+        conv = _counts_flops(row.family)
         if conv and row.direction == "fwd+bwd" and row.size in ("medium", "large"):
             limit = 1.3 if row.dtype == "float32" else 1.0
             add("conv fwd+bwd time / torch", row, row.ratio, limit, "x", at_most=True)

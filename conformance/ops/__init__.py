@@ -95,6 +95,11 @@ class OpRecord:
     fixtures: tuple[tuple[str, Case], ...] = ()
     hand_cases: tuple[HandCase, ...] = ()
     bench: tuple[BenchCase, ...] = ()
+    # for the bench's targets, ops that are GEMMs: (case, "fwd" | "bwd" | "fwd+bwd") -> the
+    # nominal floating-point operations (2 per multiply-add), and case -> the peak-memory
+    # target in multiples of x's bytes
+    bench_flops: Callable[[Any, str], float] | None = None
+    bench_peak_memory: Callable[[Any], float] | None = None
     # invalid-argument categories that belong to this op only (the generic ones are in
     # conformance.generic_categories): they apply to this record's functions
     invalid_categories: tuple[InvalidCategory, ...] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -254,6 +255,18 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+def bench_flops(case: ConvCase, direction: str) -> float:
+    """2 * prod(y.shape) * C/G * prod(k) forward (the bias not counted); the backward counts the
+    dx and dw GEMMs, 2x forward (db not counted); forward+backward 3x."""
+    forward = 2.0 * math.prod(case.output_shape()) * math.prod(case.w_shape[1:])
+    return forward * {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
+
+
+def bench_peak_memory(case: ConvCase) -> float:
+    """The peak-memory target of one call: one column buffer, prod(k) + 2 times x's bytes."""
+    return float(math.prod(case.w_shape[2:]) + 2)
+
+
 RECORD = OpRecord(
     name="conv",
     ranks=RANKS,
@@ -268,4 +281,6 @@ RECORD = OpRecord(
     fixtures=FIXTURES,
     hand_cases=HAND_CASES,
     bench=BENCH,
+    bench_flops=bench_flops,
+    bench_peak_memory=bench_peak_memory,
 )

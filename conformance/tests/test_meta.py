@@ -175,10 +175,7 @@ def test_every_contract_function_belongs_to_one_record_and_nnref_has_it():
 _EXEMPT = ("conformance/tests/", "conformance/backends/", "impl/", "examples/")
 # Files outside this checkout's reach that still name an op, with the names they use; each entry
 # must still be needed (the test fails once the file is fixed, so the entry goes too).
-PENDING: dict[str, set[str]] = {
-    # CONV_LABEL = "conv": benchmarks/ is being rewritten on another branch
-    "benchmarks/bench.py": {"conv"},
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def _op_names_used(path: Path) -> set[str]:
