@@ -372,6 +372,19 @@ def _tf_out(size: int, k: int, s: int) -> int:
     return numerator // s if numerator >= 0 else -(-numerator // s)
 
 
+def tf_avg_pool_reads_past_x(invalid: InvalidCall) -> bool:
+    """tensorflow-cpu 2.21's AvgPool / AvgPoolGrad on an x whose number of axes is not the
+    rank's (a wrong_ndim draw) answer differently from run to run on the same call - an
+    InvalidArgumentError, an AbortedError, an empty result, or accepted (a 5-D float32 x of
+    avg_pool2d, kernel (2, 2), stride 1 was recorded with the first three, then accepted) - and
+    the gradient once killed the test process ("Fatal Python error: Aborted" inside
+    GradientTape.gradient of a wrong_ndim avg_pool call): memory read past the input. True for
+    such a call: it is never run."""
+    x = invalid.args.get("x")
+    return invalid.family == "avg_pool" and isinstance(x, np.ndarray) \
+        and x.ndim != invalid.rank + 2
+
+
 def tf_avg_pool_grad_aborts(invalid: InvalidCall) -> bool:
     """tensorflow-cpu 2.21's AvgPoolGrad / AvgPool3DGrad (the gradients of tf.nn.avg_pool1d /
     2d / 3d) do not check the upstream gradient against the pool's output:
@@ -639,6 +652,9 @@ def _tf_avg_pool_call(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
         tape.watch(x)
         # A tf.pad of zeros, then VALID: the padded cells count (count_include_pad).
         xp, padding = _tf_padding(tf, x, invalid, False, lambda: 0)
+        if tf_avg_pool_reads_past_x(invalid):
+            raise WouldAbort("AvgPool / AvgPoolGrad on an x of the wrong number of axes: "
+                             "answers vary from run to run, and the gradient has aborted")
         if tf_avg_pool_grad_aborts(invalid):
             raise WouldAbort("AvgPoolGrad: heap corruption or SIGFPE on a dy whose shape is "
                              "not the output's, CHECK failure (oneDNN float32) on fewer axes")
