@@ -2,14 +2,16 @@
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
 F.conv_transpose1d / 2d / 3d, F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d,
-F.adaptive_avg_pool1d / 2d / 3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm; autograd with
-``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant``
-tensors in TF's channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
-tf.nn.conv1d_transpose / 2d / 3d (output_shape from the contract's output size),
-tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
-tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (tf.nn has no LP
-pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
-own: the point is what the framework itself answers.
+F.adaptive_avg_pool1d / 2d / 3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm, F.layer_norm,
+F.group_norm, F.instance_norm; autograd with ``dy`` for the backward functions). :func:`run_tf`
+calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's channels-last layout (NWC, NHWC,
+NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d, tf.nn.conv1d_transpose / 2d / 3d (output_shape
+from the contract's output size), tf.nn.max_pool1d / 2d / 3d and tf.nn.pool,
+tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments + tf.nn.batch_normalization (batch, instance and group
+norm, the last on a (N, *S, G, C / G) view; layer norm over x's own trailing axes);
+GradientTape with ``dy`` for the backward functions (tf.nn has no LP pooling, no
+normalized_shape, no num_groups: not expressible). NEVER the adapters (``*_backend.py``), which
+validate arguments on their own: the point is what the framework itself answers.
 
 An argument with no native counterpart raises ``invalid_call.NotExpressible`` (``incidental``
 when it is not the broken argument: the draw is discarded); a call known to kill the process
