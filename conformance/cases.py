@@ -209,6 +209,12 @@ class Case:
         """Labels of the corners of the configuration space this case reaches."""
         return self.record.corners(self)
 
+    def fixed_ndim(self) -> dict[str, int]:
+        """Arrays whose one valid ndim this case fixes, where the ranks of the function do not
+        (an elementwise gamma of the normalised trailing shape: its length); for the generic
+        invalid-argument categories."""
+        return {}
+
     # -- shared -----------------------------------------------------------------------------
 
     @classmethod

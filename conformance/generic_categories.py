@@ -2,7 +2,8 @@
 
 A category here says which calls it applies to by what the call has (a ``stride`` argument, a
 ``w``, a per-channel array, a ``dy``, a ``mode``, ...) and by what the case type declares
-(``Case.min_ndim``, ``w_channels_axis``, ``output_grows_with_kernel``, ``padding_strings``);
+(``Case.min_ndim``, ``fixed_ndim``, ``w_channels_axis``, ``output_grows_with_kernel``,
+``padding_strings``) and by the sampler options it asks for (``affine``: gamma and beta given);
 no op is named. Every breaker works at every rank: the axis it breaks is one of the case's
 spatial axes, padding comes in every form the contract allows at that rank, and a wrong ndim is
 one no rank of the function accepts. A category that belongs to one op is declared on its record
@@ -198,12 +199,13 @@ def _channel_mismatch(k: Ctx) -> Broken:
 def _wrong_ndims(case: Case, direction: str, name: str, ndim: int) -> list[int]:
     """The ndims array ``name`` of the call must not have: near the valid ones, or below the
     minimum of an array that takes any ndim from a minimum up (the case's ``min_ndim``:
-    activations, linear's leading axes)."""
+    activations, linear's leading axes), or near the one ndim the case fixes (``fixed_ndim``)."""
     function = case.op if direction == "forward" else case.backward_op
     free = case.min_ndim
     if name in free:
         return list(range(free[name]))
-    valid = valid_ndims(function, name) | {ndim}
+    fixed = case.fixed_ndim()
+    valid = {fixed[name]} if name in fixed else valid_ndims(function, name) | {ndim}
     return [n for n in range(max(0, min(valid) - 2), max(valid) + 2) if n not in valid]
 
 
@@ -311,6 +313,11 @@ def _always(case: Case, direction: str, args: Mapping[str, Any]) -> bool:
     return True
 
 
+# Sampler option of the records whose gamma and beta are optional: the valid case has them, so
+# that a category breaking a per-channel array (or a second array) always finds one.
+_WITH_OPTIONAL_ARRAYS = {"affine": True}
+
+
 GENERIC: tuple[InvalidCategory, ...] = (
     InvalidCategory("kernel_too_large", "kernel (dilated) larger than the padded input",
                     _has_kernel_and_padding, _kernel_too_large, "ValueError naming the kernel"),
@@ -336,7 +343,7 @@ GENERIC: tuple[InvalidCategory, ...] = (
                     "ValueError naming groups"),
     InvalidCategory("channel_mismatch", "w, b, gamma, beta or a running statistic does not fit "
                     "the channels", _has_channel_arrays, _channel_mismatch,
-                    "ValueError naming the array"),
+                    "ValueError naming the array", _WITH_OPTIONAL_ARRAYS),
     InvalidCategory("wrong_ndim", "an array with the wrong number of dimensions",
                     _has_bounded_ndim, _wrong_ndim, "ValueError naming the array"),
     InvalidCategory("integer_dtype", "an int64 / int32 array", _always, _integer_dtype,
@@ -344,7 +351,8 @@ GENERIC: tuple[InvalidCategory, ...] = (
     InvalidCategory("bool_dtype", "a bool array", _always, _bool_dtype,
                     "ValueError naming the array"),
     InvalidCategory("mixed_dtype", "one float array in the other float dtype",
-                    _has_arrays(2), _mixed_dtype, "ValueError naming the array"),
+                    _has_arrays(2), _mixed_dtype, "ValueError naming the array",
+                    _WITH_OPTIONAL_ARRAYS),
     InvalidCategory("unknown_mode", "an unknown pad mode or conv padding string",
                     _has_mode_or_padding_strings, _unknown_mode,
                     "ValueError naming mode / padding"),

@@ -89,9 +89,10 @@ def _ranks(category: str, function: str) -> tuple[int, ...]:
     cat = CATEGORIES[category]
     if cat.owner and record_of_function(function).name != cat.owner:
         return ()
+    options = tuple(sorted(cat.options.items()))
     return tuple(r for r in ranks_of(function)
-                 if cat.applies(probe(function, r)[0], direction_of(function),
-                                probe(function, r)[1]))
+                 if cat.applies(probe(function, r, options)[0], direction_of(function),
+                                probe(function, r, options)[1]))
 
 
 def _valid(draw: Any, function: str, ranks: tuple[int, ...],

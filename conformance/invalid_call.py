@@ -9,6 +9,7 @@ make. :func:`probe` is one valid call of a function at a rank: the structure a c
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,11 +119,18 @@ def names_in(message: str, names: tuple[str, ...]) -> bool:
 
 
 @cache
-def probe(function: str, rank: int) -> tuple[Case, dict[str, Any]]:
+def probe(function: str, rank: int, options: tuple[tuple[str, Any], ...] = ()
+          ) -> tuple[Case, dict[str, Any]]:
     """One valid case of ``function``'s record at ``rank`` and the arguments of its call: what
-    a category's ``applies`` looks at (only the structure of the call, never drawn values)."""
+    a category's ``applies`` looks at (only the structure of the call, never drawn values).
+
+    ``options``: sampler options as (name, value) pairs, those of the category that draws the
+    calls (e.g. ``affine=True``: a category that breaks gamma looks at a case that has one);
+    only the ones the record's sampler takes are used."""
     rec = record_of_function(function)
-    case = sampler.sample(rec, 1, seed=0, rank=rank, small=True)[0][0]
+    params = inspect.signature(rec.sample).parameters
+    taken = {k: v for k, v in options if k in params}
+    case = sampler.sample(rec, 1, seed=0, rank=rank, small=True, **taken)[0][0]
     return case, case.call_args(direction_of(function), case.arrays(np.float64, 0))
 
 

@@ -2,14 +2,16 @@
 
 :func:`run_torch` calls ``torch.nn.functional`` directly (F.pad, F.conv1d / 2d / 3d,
 F.conv_transpose1d / 2d / 3d, F.max_pool1d / 2d / 3d, F.avg_pool1d / 2d / 3d, F.lp_pool1d / 2d,
-F.adaptive_avg_pool1d / 2d / 3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm; autograd with
-``dy`` for the backward functions). :func:`run_tf` calls ``tf.nn`` directly on ``tf.constant``
-tensors in TF's channels-last layout (NWC, NHWC, NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d,
-tf.nn.conv1d_transpose / 2d / 3d (output_shape from the contract's output size),
-tf.nn.max_pool1d / 2d / 3d and tf.nn.pool, tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments +
-tf.nn.batch_normalization; GradientTape with ``dy`` for the backward functions (tf.nn has no LP
-pooling: not expressible). NEVER the adapters (``*_backend.py``), which validate arguments on their
-own: the point is what the framework itself answers.
+F.adaptive_avg_pool1d / 2d / 3d, F.adaptive_max_pool1d / 2d / 3d, F.batch_norm, F.layer_norm,
+F.group_norm, F.instance_norm; autograd with ``dy`` for the backward functions). :func:`run_tf`
+calls ``tf.nn`` directly on ``tf.constant`` tensors in TF's channels-last layout (NWC, NHWC,
+NDHWC): tf.pad, tf.nn.conv1d / conv2d / conv3d, tf.nn.conv1d_transpose / 2d / 3d (output_shape
+from the contract's output size), tf.nn.max_pool1d / 2d / 3d and tf.nn.pool,
+tf.nn.avg_pool1d / 2d / 3d, tf.nn.moments + tf.nn.batch_normalization (batch, instance and group
+norm, the last on a (N, *S, G, C / G) view; layer norm over x's own trailing axes);
+GradientTape with ``dy`` for the backward functions (tf.nn has no LP pooling, no
+normalized_shape, no num_groups: not expressible). NEVER the adapters (``*_backend.py``), which
+validate arguments on their own: the point is what the framework itself answers.
 
 An argument with no native counterpart raises ``invalid_call.NotExpressible`` (``incidental``
 when it is not the broken argument: the draw is discarded); a call known to kill the process
@@ -255,6 +257,43 @@ def _torch_batch_norm_call(torch: Any, invalid: InvalidCall, t: Callable[..., An
     x, gamma = t("x", backward), t("gamma", backward)
     y = F.batch_norm(x, t("running_mean"), t("running_var"), gamma, t("beta"),
                      training=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
+    return grads(y, [x, gamma]) if backward else y
+
+
+def _torch_layer_norm_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                           grads: Callable[..., Any]) -> Any:
+    """F.layer_norm (an int normalized_shape as a 1-tuple, as torch.nn.LayerNorm takes it)."""
+    a = invalid.args
+    backward = invalid.direction == "backward"
+    shape = a["normalized_shape"]
+    if type(shape) is int:
+        shape = (shape,)
+    x, gamma = t("x", backward), t("gamma", backward)
+    y = torch.nn.functional.layer_norm(x, _ints(shape), gamma, None if backward else t("beta"),
+                                       a["eps"])
+    return grads(y, [x, gamma]) if backward else y
+
+
+def _torch_group_norm_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                           grads: Callable[..., Any]) -> Any:
+    """F.group_norm."""
+    a = invalid.args
+    backward = invalid.direction == "backward"
+    x, gamma = t("x", backward), t("gamma", backward)
+    y = torch.nn.functional.group_norm(x, a["num_groups"], gamma,
+                                       None if backward else t("beta"), a["eps"])
+    return grads(y, [x, gamma]) if backward else y
+
+
+def _torch_instance_norm_call(torch: Any, invalid: InvalidCall, t: Callable[..., Any],
+                              grads: Callable[..., Any]) -> Any:
+    """F.instance_norm, use_input_stats = training."""
+    a = invalid.args
+    backward = invalid.direction == "backward"
+    x, gamma = t("x", backward), t("gamma", backward)
+    y = torch.nn.functional.instance_norm(
+        x, t("running_mean"), t("running_var"), gamma, None if backward else t("beta"),
+        use_input_stats=a["training"], momentum=a.get("momentum", 0.1), eps=a["eps"])
     return grads(y, [x, gamma]) if backward else y
 
 
@@ -728,6 +767,86 @@ def _tf_batch_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
     return grads(tape, y, [x, gamma], c("dy", _last)) if backward else y
 
 
+def _tf_normalise(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                  grads: Callable[..., Any], x: Any, axes: list[int], dy: Any,
+                  view: Callable[[Any], Any] = lambda v: v,
+                  unview: Callable[[Any], Any] = lambda v: v) -> Any:
+    """tf.nn.moments of ``view(x)`` over ``axes`` (keepdims), tf.nn.batch_normalization, back
+    by ``unview`` to x's shape, times gamma plus beta (broadcast against x's last axes);
+    GradientTape with ``dy`` (x's layout) for the backward functions."""
+    a = invalid.args
+    backward = invalid.direction == "backward"
+    gamma, beta = c("gamma"), None if backward else c("beta")
+    with tf.GradientTape() as tape:
+        tape.watch([s for s in (x, gamma) if s is not None])
+        v = view(x)
+        mean, var = tf.nn.moments(v, axes=axes, keepdims=True)
+        y = unview(tf.nn.batch_normalization(v, mean, var, None, None, a["eps"]))
+        y = y if gamma is None else y * gamma
+        y = y if beta is None else y + beta
+    return grads(tape, y, [x, gamma], dy) if backward else y
+
+
+def _tf_layer_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                   grads: Callable[..., Any]) -> Any:
+    """tf.nn.moments over x's trailing len(normalized_shape) axes in the contract's layout (the
+    axes are x's own, so no channels-last transpose) + tf.nn.batch_normalization, gamma and
+    beta broadcast against them. tf.nn takes axes, not a shape: normalized_shape's values have
+    no counterpart."""
+    a = invalid.args
+    if invalid.broken == "normalized_shape":
+        raise NotExpressible("tf.nn.moments takes the axes to normalise, not their shape: "
+                             "normalized_shape has no tf.nn counterpart")
+    shape = a["normalized_shape"]
+    count = 1 if type(shape) is int else len(shape)
+    x = c("x")
+    axes = list(range(len(x.shape) - count, len(x.shape)))
+    return _tf_normalise(tf, invalid, c, grads, x, axes, c("dy"))
+
+
+def _tf_group_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                   grads: Callable[..., Any]) -> Any:
+    """Channels-last x (N, *S, C) viewed as (N, *S, G, C / G): tf.nn.moments over the spatial
+    axes and the last, tf.nn.batch_normalization, back to (N, *S, C), times gamma plus beta
+    (per channel). tf.nn has no num_groups: the view's tf.reshape would answer for it."""
+    if invalid.broken == "num_groups":
+        raise NotExpressible("tf.nn has no group normalisation: num_groups would be a "
+                             "tf.reshape's, not a tf.nn argument")
+    groups = invalid.args["num_groups"]
+    x = c("x", _last)
+    shape = tf.shape(x)
+    rank = len(x.shape)
+    return _tf_normalise(
+        tf, invalid, c, grads, x, [*range(1, rank - 1), rank], c("dy", _last),
+        view=lambda v: tf.reshape(v, tf.concat([shape[:-1], [groups, -1]], axis=0)),
+        unview=lambda v: tf.reshape(v, shape))
+
+
+def _tf_instance_norm(tf: Any, invalid: InvalidCall, c: Callable[..., Any],
+                      grads: Callable[..., Any]) -> Any:
+    """Channels-last x (N, *S, C): tf.nn.moments over the spatial axes (training) or the
+    running statistics (eval) + tf.nn.batch_normalization; tf.nn keeps no running statistics
+    (in training they, and momentum, are not part of the native call), as for batch norm."""
+    a = invalid.args
+    backward = invalid.direction == "backward"
+    training = a["training"]
+    if invalid.broken in ("running_mean", "running_var") and training:
+        raise NotExpressible("tf.nn keeps no running statistics: in training they are not "
+                             "arguments of any tf.nn call")
+    if invalid.broken == "momentum":
+        raise NotExpressible("tf.nn has no momentum: no tf.nn call updates running statistics")
+    x, gamma = c("x", _last), c("gamma")
+    with tf.GradientTape() as tape:
+        tape.watch([s for s in (x, gamma) if s is not None])
+        if training:
+            mean, var = tf.nn.moments(x, axes=list(range(1, len(x.shape) - 1)), keepdims=True)
+        else:
+            mean, var = c("running_mean"), c("running_var")
+        y = tf.nn.batch_normalization(x, mean, var, offset=None if backward else c("beta"),
+                                      scale=gamma, variance_epsilon=a["eps"])
+    return grads(tape, y, [x, gamma], c("dy", _last)) if backward else y
+
+
 # activations and the dense layer ----------------------------------------------------------
 
 
@@ -802,6 +921,9 @@ TORCH_CALLS: dict[str, Callable[..., Any]] = {
     "adaptive_avg_pool": _torch_adaptive_pool("avg"),
     "adaptive_max_pool": _torch_adaptive_pool("max"),
     "batch_norm": _torch_batch_norm_call,
+    "layer_norm": _torch_layer_norm_call,
+    "group_norm": _torch_group_norm_call,
+    "instance_norm": _torch_instance_norm_call,
     "relu": _torch_activation(lambda torch, a: torch.nn.functional.relu),
     "elu": _torch_activation(
         lambda torch, a: lambda v: torch.nn.functional.elu(v, alpha=a["alpha"])),
@@ -821,6 +943,9 @@ TF_CALLS: dict[str, Callable[..., Any]] = {
     "adaptive_avg_pool": _tf_adaptive_pool_call,
     "adaptive_max_pool": _tf_adaptive_pool_call,
     "batch_norm": _tf_batch_norm,
+    "layer_norm": _tf_layer_norm,
+    "group_norm": _tf_group_norm,
+    "instance_norm": _tf_instance_norm,
     "relu": _tf_activation("relu"),
     "elu": _tf_elu_call,
     "sigmoid": _tf_activation("sigmoid"),

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case
+from ..invalid_category import Broken, Ctx, InvalidCategory, has
 from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 from . import normalisation as norm
@@ -215,7 +217,37 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _gn_bad_num_groups(k: Ctx) -> Broken:
+    """num_groups not dividing C, <= 0, a float (also one of a valid value, 2.0) or a bool
+    (True, which would be 1 group)."""
+    c = k.args["x"].shape[1]
+    way = k.draw(st.sampled_from(["not dividing", "nonpositive", "float", "bool"]),
+                 label="num_groups broken by")
+    if way == "not dividing":
+        bad: Any = k.draw(st.sampled_from([g for g in range(2, c + 2) if c % g]),
+                          label="num_groups")
+    elif way == "nonpositive":
+        bad = k.draw(st.sampled_from([0, -1, -2]), label="num_groups")
+    elif way == "float":
+        bad = k.draw(st.sampled_from([float(k.args["num_groups"]), 1.5]), label="num_groups")
+    else:
+        bad = k.draw(st.sampled_from([True, False]), label="num_groups")
+    k.args["num_groups"] = bad
+    return ("num_groups",), "num_groups"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("gn_bad_num_groups", "num_groups not dividing C, <= 0, a float or a bool",
+                    has("num_groups"), _gn_bad_num_groups, "ValueError naming num_groups"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="group_norm",
     ranks=RANKS,
     case_type=GroupNormCase,

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case
+from ..invalid_category import DATA_ARRAYS, Broken, Ctx, InvalidCategory, fresh, has, normal
 from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 from . import normalisation as norm
@@ -259,7 +261,33 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _in_one_value_per_instance(k: Ctx) -> Broken:
+    """Training with one value per instance, prod(S) = 1, and N > 1 (so that the batch holds
+    more than one value per channel: batch norm's statistics would exist, instance norm's do
+    not)."""
+    k.args["training"] = True
+    one = (slice(None), slice(None)) + (slice(0, 1),) * k.rank
+    extra = k.draw(st.integers(1, 2), label="more samples") if k.args["x"].shape[0] == 1 else 0
+    for name in DATA_ARRAYS:
+        if name in k.args:
+            v = fresh(k.args[name][one])
+            k.args[name] = np.concatenate([v, normal(k.rng, (extra, *v.shape[1:]), v.dtype)])
+    return ("x", "training"), "x"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("in_one_value_per_instance", "training instance norm with prod(S) == 1 and "
+                    "N > 1", has("training"), _in_one_value_per_instance,
+                    "ValueError naming x / training"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="instance_norm",
     ranks=RANKS,
     case_type=InstanceNormCase,

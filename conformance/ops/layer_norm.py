@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ..cases import Case
+from ..invalid_category import Broken, Ctx, InvalidCategory, has, normal
 from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord, draws
 from . import normalisation as norm
@@ -37,6 +39,8 @@ class LayerNormCase(Case):
     grad_defaults: ClassVar[dict[str, Any]] = {
         "gamma": (1.0, lambda a: _as_tuple(a["normalized_shape"])),
         "beta": (0.0, lambda a: _as_tuple(a["normalized_shape"]))}
+    # x and dy take any ndim from 1 up (normalized_shape says how many trailing axes count)
+    min_ndim: ClassVar[dict[str, int]] = {"x": 1, "dy": 1}
     shape: tuple[int, ...]
     normalized_shape: int | tuple[int, ...]  # as passed: an int or the trailing shape
     affine: bool = True  # False: gamma and beta None
@@ -58,6 +62,10 @@ class LayerNormCase(Case):
 
     def params(self) -> dict[str, Any]:
         return {"normalized_shape": self.normalized_shape, "eps": self.eps}
+
+    def fixed_ndim(self) -> dict[str, int]:
+        """gamma and beta have shape normalized_shape: its length is their one valid ndim."""
+        return {"gamma": len(self.normalized), "beta": len(self.normalized)}
 
     def output_shape(self) -> tuple[int, ...]:
         return tuple(self.shape)
@@ -219,7 +227,49 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ invalid arguments
+# This op's own invalid-argument categories (the generic ones: conformance.generic_categories).
+
+
+def _ln_bad_normalized_shape(k: Ctx) -> Broken:
+    """normalized_shape not x's trailing shape (one entry off, or one axis too many: longer
+    than x), empty, or with an entry that is not an int (1.5, True, "2"). gamma and beta follow
+    a new shape of ints, so that normalized_shape is the one thing broken."""
+    a = k.args
+    shape = list(_as_tuple(a["normalized_shape"]))
+    x_shape = a["x"].shape
+    way = k.draw(st.sampled_from(["not trailing", "longer than x", "empty", "not an int"]),
+                 label="normalized_shape broken by")
+    if way == "not trailing":
+        axis = k.draw(st.integers(0, len(shape) - 1), label="entry")
+        shape[axis] = k.draw(st.sampled_from([n for n in (shape[axis] - 1, shape[axis] + 1)
+                                               if n >= 1]), label="size")
+    elif way == "longer than x":
+        shape = [k.draw(st.integers(1, 3), label="extra entry"), *x_shape]
+    elif way == "empty":
+        shape = []
+    else:
+        shape[k.draw(st.integers(0, len(shape) - 1), label="entry")] = k.draw(
+            st.sampled_from([1.5, True, "2"]), label="bad entry")
+    one_int = len(shape) == 1 and k.draw(st.booleans(), label="as a scalar")
+    a["normalized_shape"] = shape[0] if one_int else k.container(shape)
+    if all(type(n) is int for n in shape):
+        for name in ("gamma", "beta"):
+            if a.get(name) is not None:
+                a[name] = normal(k.rng, shape, a[name].dtype)
+    return ("normalized_shape",), "normalized_shape"
+
+
+INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
+    InvalidCategory("ln_bad_normalized_shape", "normalized_shape not x's trailing shape, longer "
+                    "than x, empty or with an entry not an int (1.5, True, '2')",
+                    has("normalized_shape"), _ln_bad_normalized_shape,
+                    "ValueError naming normalized_shape"),
+)
+
+
 RECORD = OpRecord(
+    invalid_categories=INVALID_CATEGORIES,
     name="layer_norm",
     ranks=RANKS,
     case_type=LayerNormCase,

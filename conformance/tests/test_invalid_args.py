@@ -127,8 +127,15 @@ def test_categories_cover_every_function_at_every_rank():
                 "negative_padding", "pool_padding_above_half", "groups_not_dividing",
                 "channel_mismatch", "wrong_ndim", "integer_dtype", "bool_dtype",
                 "reflect_pad_too_large", "wrong_dy_shape", "bn_eval_without_running",
-                "bn_one_value_per_channel"}
+                "bn_one_value_per_channel", "ln_bad_normalized_shape", "gn_bad_num_groups",
+                "in_one_value_per_instance"}
     assert required <= set(ia.CATEGORIES)
+    # gamma and beta are optional in the per-sample norms: the categories that break them (or
+    # need a second array) still reach every function of those records, at every rank.
+    norms = {f for name in ("layer_norm", "group_norm", "instance_norm")
+             for f in record(name).all_functions()}
+    for cat_id in ("channel_mismatch", "mixed_dtype"):
+        assert norms <= set(ia.CATEGORIES[cat_id].functions), cat_id
     # Categories that apply to every op where they make sense (wrong_ndim: wherever an array's
     # ndim is bounded; an activation takes any shape).
     for cat_id in ("integer_dtype", "bool_dtype"):
