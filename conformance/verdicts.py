@@ -36,7 +36,9 @@ from .cases import CALL_ATTR
 from .impl_under_test import FUNCTION_ATTR
 
 _FUNCTION = re.compile(r"\bfunction=(\w+)")
-_NUMBER = re.compile(r"-?\b\d+(\.\d+)?(e[-+]?\d+)?\b")
+# The values in a message: after "=", and parenthesised or bracketed groups of numbers.
+_VALUES = (re.compile(r"[(\[]\s*-?[\d.]+(?:e[-+]?\d+)?(?:\s*,\s*[-\d.(),\s]*)?[)\]]"),
+           re.compile(r"(?<==)\s*[^\s,;)\]]+"))
 
 
 def leaves(exc: BaseException) -> list[BaseException]:
@@ -107,7 +109,9 @@ def headline(failure: Mapping[str, Any]) -> str:
 
 def cause(message: str) -> str:
     """A 'not supported' message without its values: the messages of one cause group."""
-    return re.sub(r"\s+", " ", _NUMBER.sub("#", message)).strip()
+    for pattern in _VALUES:
+        message = pattern.sub("…", message)
+    return re.sub(r"\s+", " ", message).strip()
 
 
 def build(results: Mapping[tuple[str, str], Mapping[str, Counter[str]]],
@@ -177,7 +181,8 @@ def summary_lines(verdicts: Mapping[str, Any]) -> list[str]:
         for f in failures:
             seen[headline(f)] += 1
             if seen[headline(f)] == 1:
-                lines.append(f"  {headline(f)}: {f['message'][:160]}")
+                detail = f": {f['message'][:160]}" if f.get("output") else ""
+                lines.append(f"  {headline(f)[:200]}{detail}")
                 if f["configuration"]:
                     lines.append(f"      {f['configuration'][:200]}")
     if verdicts["unsupported"]:

@@ -92,6 +92,10 @@ class UserCode:
             raise AttributeError(f"{self.origin} defines no {name}") from None
         return user_function(name, found)
 
+    def raw(self, name: str) -> Any:
+        """The user's object itself (not wrapped)."""
+        return self._namespace[name]
+
     def method(self, obj: Any, name: str) -> Callable[..., Any]:
         """A method of a user's object, charged as ``Class.name``."""
         return user_function(f"{type(obj).__name__}.{name}", getattr(obj, name))
@@ -168,16 +172,22 @@ class Binding:
     # of its own: folder -> (namespace, origin) (conformance.bindings.targets)
     entries: tuple[str, ...] = ()
     load_directory: Callable[[Any], tuple[dict[str, Any], str]] | None = None
+    # limits that depend on the user's code (FAU: the eps a layer keeps): user -> limits
+    limits_for: Callable[[UserCode], Mapping[str, Mapping[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         if self.ties is not None and self.ties not in TIE_RULES:
             raise ValueError(f"binding {self.name}: ties must be one of {TIE_RULES} or None, "
                              f"got {self.ties!r}")
 
-    def declared_limits(self) -> dict[str, dict[str, Any]]:
-        """The limits the sampler honours: the binding's, plus tie-free max-pool inputs unless
-        the binding states the contract's tie rule."""
+    def declared_limits(self, user: UserCode | None = None) -> dict[str, dict[str, Any]]:
+        """The limits the sampler honours: the binding's (and those it derives from the user's
+        code), plus tie-free max-pool inputs unless the binding states the contract's tie
+        rule."""
         out = {op: dict(params) for op, params in self.limits.items()}
+        if self.limits_for is not None and user is not None:
+            for op, params in self.limits_for(user).items():
+                out.setdefault(op, {}).update(params)
         if self.ties != "first":
             for r in self.rows:
                 if r.contract.startswith(("max_pool", "adaptive_max_pool")) \
@@ -199,7 +209,7 @@ class BoundModule(types.ModuleType):
         self.user = user
         self.target = target
         self.__file__ = user.origin
-        self.CONFORMANCE_LIMITS = binding.declared_limits()
+        self.CONFORMANCE_LIMITS = binding.declared_limits(user)
         self.rows: dict[str, Row] = {}
         self.missing: dict[str, tuple[str, ...]] = {}
         for r in binding.rows:
