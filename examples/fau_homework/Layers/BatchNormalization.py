@@ -22,8 +22,7 @@ class BatchNormalization(BaseLayer):
     def _flat(self, tensor):
         if tensor.ndim == 2:
             return tensor
-        b, c, h, w = tensor.shape
-        return tensor.transpose(0, 2, 3, 1).reshape(-1, c)
+        return tensor.transpose(0, 2, 3, 1).reshape(-1, tensor.shape[1])
 
     def _unflat(self, flat, shape):
         if len(shape) == 2:

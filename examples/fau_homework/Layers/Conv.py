@@ -15,8 +15,9 @@ class Conv(BaseLayer):
         stride = tuple(stride_shape)
         self.stride_shape = stride * spatial if len(stride) == 1 else stride
         self.num_kernels = num_kernels
-        self.weights = np.random.uniform(size=(num_kernels, *self.convolution_shape))
-        self.bias = np.random.uniform(size=num_kernels)
+        rng = np.random.default_rng()
+        self.weights = rng.uniform(size=(num_kernels, *self.convolution_shape))
+        self.bias = rng.uniform(size=num_kernels)
         self.gradient_weights = None
         self.gradient_bias = None
         self.optimizer = None
@@ -31,7 +32,7 @@ class Conv(BaseLayer):
         size = input_tensor.shape[2:]
         full = np.zeros((input_tensor.shape[0], self.num_kernels, *size), input_tensor.dtype)
         for offset in np.ndindex(*kernel):
-            window = padded[(..., *(slice(o, o + s) for o, s in zip(offset, size)))]
+            window = padded[(..., *(slice(o, o + s) for o, s in zip(offset, size, strict=True)))]
             full += np.einsum("bc...,kc->bk...", window, self.weights[(..., *offset)])
         full += self.bias.reshape(1, -1, *[1] * len(size))
         return full[(..., *(slice(None, None, s) for s in self.stride_shape))]
@@ -46,13 +47,14 @@ class Conv(BaseLayer):
         d_padded = np.zeros_like(padded)
         self.gradient_weights = np.zeros_like(self.weights)
         for offset in np.ndindex(*kernel):
-            where = (..., *(slice(o, o + s) for o, s in zip(offset, size)))
+            where = (..., *(slice(o, o + s) for o, s in zip(offset, size, strict=True)))
             window = padded[where].reshape(x.shape[0], x.shape[1], -1)
             self.gradient_weights[(..., *offset)] = np.einsum(
                 "bkp,bcp->kc", full.reshape(full.shape[0], full.shape[1], -1), window)
             d_padded[where] += np.einsum("bk...,kc->bc...", full, self.weights[(..., *offset)])
         self.gradient_bias = error_tensor.sum(axis=(0, *range(2, error_tensor.ndim)))
-        crop = tuple(slice(before, before + s) for (before, _), s in zip(self._pads()[2:], size))
+        befores = [before for before, _ in self._pads()[2:]]
+        crop = tuple(slice(b, b + s) for b, s in zip(befores, size, strict=True))
         if self.optimizer is not None:
             self.weights = self.optimizer.calculate_update(self.weights, self.gradient_weights)
             self.bias = self.optimizer.calculate_update(self.bias, self.gradient_bias)
