@@ -147,6 +147,8 @@ class Case:
 
     family: ClassVar[str]
     differentiable: ClassVar[tuple[str, ...]]
+    # The axes before the spatial ones (N, C): rank = x.ndim - leading_axes.
+    leading_axes: ClassVar[int] = 2
     forward_outputs: ClassVar[tuple[str, ...]] = ("y",)
     backward_outputs: ClassVar[tuple[str, ...]] = ("dx",)
     # The arguments passed by position, per direction (the contract's leading arrays); the

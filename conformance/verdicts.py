@@ -83,6 +83,8 @@ def _labels(module: Any, contract: str | None, output: str | None,
             user: str | None) -> tuple[str | None, str | None]:
     """(the user's function, the output in the user's words) of one failure."""
     bound = getattr(module, "binding", None) is not None
+    if bound and contract and not output and not user:  # raised outside the user's code
+        return f"the {module.binding.name} binding's {contract}", None
     if bound and contract:
         function = user or module.user_label(contract)
         if output:

@@ -234,7 +234,18 @@ class BoundModule(types.ModuleType):
 
 
 def _contract_function(binding: Binding, r: Row, user: UserCode) -> Callable[..., Any]:
+    from ..ops import record_of_function
+
+    record = record_of_function(r.contract)
+    ranks = [params["rank"] for op, params in binding.limits.items()
+             if "rank" in params and op in {record.name, *record.all_functions()}]
+
     def contract_function(*args: Any, **kwargs: Any) -> Any:
+        if ranks and args and isinstance(args[0], np.ndarray):
+            rank = args[0].ndim - record.case_type.leading_axes
+            if not all(rank in (limit if isinstance(limit, list) else [limit])
+                       for limit in ranks):
+                raise Inexpressible("inputs of a rank outside the declared limits")
         if binding.finite_only:
             refuse_non_finite(args, kwargs)
         return r.adapter(user, *args, **kwargs)
@@ -294,6 +305,33 @@ def require(condition: bool, cause: str) -> None:
         raise Inexpressible(cause)
 
 
+# What ``plain`` accepts per argument: the value an API without that argument stands for.
+_PLAIN: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "b": (lambda v: v is None, "a bias"),
+    "padding": (lambda v: v == "valid" or set(np.ravel(v)) <= {0}, "padding"),
+    "dilation": (lambda v: set(np.ravel(v)) == {1}, "dilation"),
+    "groups": (lambda v: v == 1, "groups"),
+    "ceil_mode": (lambda v: not v, "ceil_mode"),
+    "return_indices": (lambda v: not v, "indices"),
+    "training": (lambda v: bool(v), "test mode"),
+    "running_mean": (lambda v: v is None, "running statistics"),
+    "running_var": (lambda v: v is None, "running statistics"),
+    "eps": (lambda v: v == 0, "eps"),
+    "momentum": (lambda v: True, "momentum"),
+}
+
+
+def plain(**arguments: Any) -> None:
+    """Inexpressible unless every argument has the value of an API without it: no bias, no
+    padding, dilation 1, groups 1, no ceil_mode, no indices, training mode, no running
+    statistics, eps 0 (momentum is then unused). Returns None, so that an adapter can be one
+    expression: ``lambda u, x, w, b=None, stride=1, **kw: plain(b=b, **kw) or u.f(x, w)``."""
+    for name, value in arguments.items():
+        accepts, cause = _PLAIN[name]
+        if not accepts(value):
+            raise Inexpressible(f"{cause} (the API has none)")
+
+
 class Coercion:
     """A limit that is a function of the case: the one form the API can say (its repr is what
     the summary shows)."""
@@ -347,6 +385,13 @@ def ungrouped(square: bool = False) -> dict[str, Coercion]:
     return {"groups": fixed(1, "no groups"),
             "w_shape": Coercion("weights over every input channel"
                                 + (", square kernels" if square else ""), weights)}
+
+
+def scale_and_shift(x: np.ndarray, gamma: np.ndarray | None,
+                    beta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A normalisation's gamma and beta, None meaning ones and zeros (the contract's rule)."""
+    c = x.shape[1]
+    return ones_if_none(gamma, c, x), zeros_if_none(beta, c, x)
 
 
 def zeros_if_none(value: np.ndarray | None, size: int, like: np.ndarray) -> np.ndarray:
