@@ -81,7 +81,9 @@ def run_check(target: str, api: str | None = None, pytest_args: Sequence[str] = 
         args = [target, *(["--api", api] if api else []), "--verdicts-json", str(out),
                 *pytest_args]
         status = check(args)
-        verdicts = json.loads(out.read_text()) if out.is_file() else {"functions": []}
+        verdicts = json.loads(out.read_text()) if out.is_file() else {
+            "target": target, "api": api, "functions": [], "unsupported": [], "limits": {},
+            "notes": [], "error": "the run wrote no verdicts (see its output)"}
     verdicts["exit_status"] = status
     return verdicts
 
