@@ -17,6 +17,11 @@ list of values, and a per-axis parameter is allowed when every entry is::
 
     CONFORMANCE_LIMITS = {"conv": {"groups": 1, "dilation": 1},
                           "max_pool": {"return_indices": False}}
+
+``rank`` limits the number of spatial axes, and a limit may be a function of the case giving the
+one value the module takes (what a binding of a course API declares: conformance.bindings).
+An exception raised by a contract function carries its name (:data:`FUNCTION_ATTR`), so that a
+failure is charged to the function that raised it (conformance.verdicts).
 """
 
 from __future__ import annotations
