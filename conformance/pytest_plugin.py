@@ -338,26 +338,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def _failures(item: pytest.Item, exc: BaseException, report: Any) -> list[dict[str, Any]]:
-    """The test's failures in the user's words; each distinct failure is its own entry in
-    the terminal report (a section), the junit file (a property) and the verdicts."""
-    from . import verdicts
+    """The test's failures in the user's words, each its own entry in every report."""
+    from .verdicts import report_failures
 
-    state = item.config.stash[_STATE_KEY]
-    name = impl_name(item.config.getoption("--impl"))
-    found = verdicts.failures_of(exc, state.module, name, item.nodeid)
-    text = []
-    for number, failure in enumerate(found, start=1):
-        said = verdicts.headline(failure)
-        text.append(f"{said}\n{failure['message']}\n{failure['configuration']}\n"
-                    f"reproducer:\n{failure['reproducer'] or '(none: see the traceback)'}")
-        report.user_properties.append((f"failure {number}", f"{said}: {failure['message']}"))
-    if found:
-        report.sections.append(("verdicts in your words", "\n".join(text)))
-    crash = getattr(report.longrepr, "reprcrash", None)
-    if len(found) > 1 and crash is not None:
-        crash.message = f"{len(found)} distinct failures: " + "; ".join(
-            verdicts.headline(f) for f in found)
-    return found
+    return report_failures(report, exc, item.config.stash[_STATE_KEY].module,
+                           impl_name(item.config.getoption("--impl")), item.nodeid)
 
 
 def _headroom_summary(tr: Any) -> None:

@@ -101,6 +101,27 @@ def failures_of(exc: BaseException, module: Any, impl_name: str,
     return [failure_of(leaf, module, impl_name, test) for leaf in leaves(exc)]
 
 
+def report_failures(report: Any, exc: BaseException, module: Any, impl_name: str,
+                    test: str) -> list[dict[str, Any]]:
+    """A failed test's failures, each its own entry in every report: a "verdicts in your words"
+    section with its reproducer (terminal), a property and the failure message listing them
+    (junit), the records returned (the summary, ``--verdicts-json``)."""
+    found = failures_of(exc, module, impl_name, test)
+    text = []
+    for number, failure in enumerate(found, start=1):
+        said = headline(failure)
+        text.append(f"{said}\n{failure['message']}\n{failure['configuration']}\n"
+                    f"reproducer:\n{failure['reproducer'] or '(none: see the traceback)'}")
+        report.user_properties.append((f"failure {number}", f"{said}: {failure['message']}"))
+    if found:
+        report.sections.append(("verdicts in your words", "\n".join(text)))
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if len(found) > 1 and crash is not None:
+        crash.message = f"{len(found)} distinct failures: " + "; ".join(
+            headline(f) for f in found)
+    return found
+
+
 def headline(failure: Mapping[str, Any]) -> str:
     """``conv_backward_naive: dw wrong`` / ``Conv.forward: raised IndexError: ...``."""
     function = failure.get("function") or "?"
