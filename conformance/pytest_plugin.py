@@ -342,7 +342,8 @@ def _failures(item: pytest.Item, exc: BaseException, report: Any) -> list[dict[s
     from .verdicts import report_failures
 
     return report_failures(report, exc, item.config.stash[_STATE_KEY].module,
-                           impl_name(item.config.getoption("--impl")), item.nodeid)
+                           impl_name(item.config.getoption("--impl")), item.nodeid,
+                           item.user_properties)
 
 
 def _headroom_summary(tr: Any) -> None:

@@ -102,17 +102,19 @@ def failures_of(exc: BaseException, module: Any, impl_name: str,
 
 
 def report_failures(report: Any, exc: BaseException, module: Any, impl_name: str,
-                    test: str) -> list[dict[str, Any]]:
+                    test: str, properties: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     """A failed test's failures, each its own entry in every report: a "verdicts in your words"
-    section with its reproducer (terminal), a property and the failure message listing them
-    (junit), the records returned (the summary, ``--verdicts-json``)."""
+    section with its reproducer (terminal), a property each (appended to ``properties``, the
+    test item's, which the junit file writes) and the failure message listing them (junit),
+    the records returned (the summary, ``--verdicts-json``)."""
     found = failures_of(exc, module, impl_name, test)
     text = []
     for number, failure in enumerate(found, start=1):
         said = headline(failure)
         text.append(f"{said}\n{failure['message']}\n{failure['configuration']}\n"
                     f"reproducer:\n{failure['reproducer'] or '(none: see the traceback)'}")
-        report.user_properties.append((f"failure {number}", f"{said}: {failure['message']}"))
+        detail = f": {failure['message']}" if failure.get("output") else ""
+        properties.append((f"failure {number}", f"{said}{detail}"))
     if found:
         report.sections.append(("verdicts in your words", "\n".join(text)))
     crash = getattr(report.longrepr, "reprcrash", None)

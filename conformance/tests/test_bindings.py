@@ -190,3 +190,20 @@ def test_a_reproducer_runs_as_printed(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "dx: got\narray([], shape=(2, 1, 0, 0)" in run.stdout, run.stdout
+
+
+@needs_checkout
+def test_distinct_failures_of_one_test_are_separate_entries_in_the_junit_file(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / "junit.xml"
+    run = _check("dlai_homework", "bug_conv_forward_width.py", "deeplearning-ai",
+                 "test_forward_matches_framework and scipy and conv2d", "--junitxml", str(junit))
+    assert run.returncode == 1, run.stdout[-2000:]
+    (case,) = [c for c in ET.parse(junit).iter("testcase") if c.find("failure") is not None]
+    message = case.find("failure").get("message")
+    assert message.startswith("2 distinct failures: conv_forward: ValueError"), message
+    assert "conv_forward: Z wrong" in message
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["failure 1"].startswith("conv_forward: ValueError"), properties
+    assert properties["failure 2"].startswith("conv_forward: Z wrong: y: shape"), properties
