@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cases import pads_of, same_pads, spatial
+from ..cases import pads_of, same_pads, spatial, window_count, window_taps
 
 # Set on an exception raised inside the user's code: the user's function or method it came from.
 USER_FUNCTION_ATTR = "nnref_user_function"
@@ -240,6 +240,11 @@ def _contract_function(binding: Binding, r: Row, user: UserCode) -> Callable[...
     ranks = [params["rank"] for op, params in binding.limits.items()
              if "rank" in params and op in {record.name, *record.all_functions()}]
 
+    # the gradient of a max-pool window goes by the tie rule: a binding with another rule is
+    # asked about windows with one maximum only
+    tie_rule_matters = binding.ties != "first" and record.name == "max_pool" \
+        and r.contract.endswith("_backward")
+
     def contract_function(*args: Any, **kwargs: Any) -> Any:
         if ranks and args and isinstance(args[0], np.ndarray):
             rank = args[0].ndim - record.case_type.leading_axes
@@ -248,6 +253,8 @@ def _contract_function(binding: Binding, r: Row, user: UserCode) -> Callable[...
                 raise Inexpressible("inputs of a rank outside the declared limits")
         if binding.finite_only:
             refuse_non_finite(args, kwargs)
+        if tie_rule_matters and has_tied_maximum(*args[1:], **kwargs):
+            raise Inexpressible("tied maxima (the binding's tie rule is not the contract's)")
         return r.adapter(user, *args, **kwargs)
 
     contract_function.__name__ = r.contract
@@ -255,6 +262,28 @@ def _contract_function(binding: Binding, r: Row, user: UserCode) -> Callable[...
     contract_function.__doc__ = f"{r.contract} through {binding.name}: {', '.join(r.uses)}"
     contract_function.user_label = r.judged  # type: ignore[attr-defined]
     return contract_function
+
+
+def has_tied_maximum(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                     dilation: Any = 1, *rest: Any, **options: Any) -> bool:
+    """Whether a max-pool window of ``x`` (the contract's geometry) holds its maximum twice."""
+    rank = x.ndim - 2
+    kernel, dil = spatial(kernel_size, rank), spatial(dilation, rank)
+    steps = spatial(kernel_size if stride is None else stride, rank)
+    pads = pads_of(padding, rank)
+    padded = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), *pads),
+                    constant_values=-np.inf)
+    index: list[np.ndarray] = []
+    for axis in range(rank):
+        out = window_count(x.shape[2 + axis], *pads[axis], kernel[axis], steps[axis], dil[axis])
+        taps = window_taps(max(out, 0), steps[axis], kernel[axis], dil[axis], 0)
+        shape = [1] * (2 * rank)
+        shape[2 * axis], shape[2 * axis + 1] = taps.shape
+        index.append(taps.reshape(shape))
+    windows = padded[(slice(None), slice(None), *index)]  # (N, C, o1, k1, o2, k2, ...)
+    order = [0, 1, *range(2, 2 + 2 * rank, 2), *range(3, 3 + 2 * rank, 2)]
+    flat = windows.transpose(order).reshape(*windows.shape[:2], -1, int(np.prod(kernel)))
+    return bool(((flat == flat.max(axis=-1, keepdims=True)).sum(axis=-1) > 1).any())
 
 
 def refuse_non_finite(args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

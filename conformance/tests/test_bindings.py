@@ -94,6 +94,23 @@ def test_the_sampler_draws_only_what_the_binding_can_say():
         sampler.set_limits({})
 
 
+def test_a_binding_with_another_tie_rule_is_not_asked_about_tied_windows():
+    def pool_forward(a, hp, mode="max"):
+        return a, (a, hp)
+
+    def pool_backward(da, cache, mode="max"):
+        return cache[0]
+
+    module = BoundModule(load_binding("deeplearning-ai"), UserCode(
+        {"pool_forward": pool_forward, "pool_backward": pool_backward}, "hw"), "hw")
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    dy = np.ones((1, 2, 2, 2))
+    module.max_pool2d_backward(dy, x, 2)  # one maximum per window: asked
+    x[0, 1, 2, 2] = x[0, 1, 3, 3]
+    with pytest.raises(Inexpressible, match="tied maxima"):
+        module.max_pool2d_backward(dy, x, 2)
+
+
 def test_causes_leave_the_values_out():
     assert verdicts.cause("padding=(1, 2) not supported") == verdicts.cause(
         "padding=((0, 1), (2, 2)) not supported") == "padding=… not supported"
