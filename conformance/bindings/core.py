@@ -1,8 +1,9 @@
 """The building blocks of a binding: how a course API is checked against the contract.
 
 A :class:`Binding` is a table: one :class:`Row` per contract function the API can express. A
-row names the user's functions it calls (``uses``; the last is the one judged: a backward row
-calls the user's forward first and hands its cache to the user's backward), an ``adapter`` that
+row names the user's functions it calls (``uses``; the last, or ``label``, is the one judged:
+a backward row calls the user's forward first and hands its cache to the user's backward), an
+``adapter`` that
 implements the contract function with them, and how the contract's outputs are called in the
 user's words (``outputs``: ``dw`` -> ``Conv.backward: gradient_weights``). ``limits`` are the
 binding's declared limits (``CONFORMANCE_LIMITS``): the sampler draws only what the API can say
@@ -16,8 +17,10 @@ is the user's function or class, wrapped so that an exception raised inside it n
 A configuration the API cannot express raises :class:`Inexpressible` (a ``NotImplementedError``
 whose message is the cause, without values: the summary groups by it).
 
-:func:`bind` turns a binding and the user's namespace into a :class:`BoundModule`, a module the
-suite checks like any other: one contract function per row whose user functions all exist.
+:class:`BoundModule` (``conformance.bindings.bind(target, api)``) is the user's namespace seen
+through a binding, a module the suite checks like any other: one contract function per row
+whose user functions all exist, each remembering the user's function it judges; the others
+are listed as missing, in the user's names.
 """
 
 from __future__ import annotations
