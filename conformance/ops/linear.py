@@ -35,6 +35,7 @@ class LinearCase(Case):
     # Arrays that take any ndim from this minimum up (conformance.generic_categories reads this):
     # x and dy have any number of leading axes, none included.
     min_ndim: ClassVar[dict[str, int]] = {"x": 1, "dy": 1}
+    leading_axes: ClassVar[int] = 1  # x is (*lead, in): the rank counts the leading axes
     lead: tuple[int, ...]
     in_features: int
     out_features: int
