@@ -11,6 +11,11 @@ commands:
   check MODULE [PYTEST ARGS]        run the conformance suite against MODULE (any importable
                                     module; the current directory is searched), e.g.
                                     check mylayers -m values -n auto
+  check TARGET --api API [ARGS]     the same through a binding of a course API (cs231n,
+                                    deeplearning-ai, fau, or a .py file defining BINDING);
+                                    TARGET a module, a .py file or a directory, e.g.
+                                    check cs231n/layers.py --api cs231n -m values
+                                    (--verdicts-json FILE: the verdicts as JSON)
   diff [OPTIONS]                    compare outputs across backends (see: diff --help)
   fixtures regenerate [--out DIR]   run nnref and every framework, write golden fixtures
   fixtures verify [DIR]             check the manifest schema and every checksum

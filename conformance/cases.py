@@ -116,6 +116,23 @@ def crc(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+# On an exception raised by an implementation inside ``Case.call``: (case, direction, dtype
+# name, seed) when the arrays came from ``Case.arrays``, so that the report can print a
+# reproducer for it (conformance.verdicts).
+CALL_ATTR = "nnref_case_call"
+
+# Impl name -> the reproducer's line that builds ``impl`` (default: importlib.import_module).
+# A binding registers its own (conformance.bindings.reproducer_loader).
+IMPL_LOADERS: dict[str, str] = {}
+
+
+class CaseArrays(dict):
+    """A case's arrays by name, remembering the dtype and seed they were built from."""
+
+    dtype_name: str = ""
+    seed: int | None = None
+
+
 # --------------------------------------------------------------------------------------------
 # the case interface
 
@@ -236,14 +253,24 @@ class Case:
         rng = np.random.default_rng([seed, crc(self.op)])
         arrays = self._inputs(rng)
         arrays["dy"] = rng.standard_normal(self.output_shape())
-        return {k: v.astype(dtype) for k, v in arrays.items()}
+        out = CaseArrays({k: v.astype(dtype) for k, v in arrays.items()})
+        out.dtype_name, out.seed = np.dtype(dtype).name, seed
+        return out
 
     def call(self, impl: Any, direction: str, a: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Run one direction on an implementation; its results by name."""
         fn = getattr(impl, self.op if direction == "forward" else self.backward_op)
         args = self.call_args(direction, a)
         positional = [args.pop(k) for k in self.positional[direction]]
-        out = fn(*positional, **args)
+        try:
+            out = fn(*positional, **args)
+        except Exception as exc:
+            if getattr(a, "seed", None) is not None and not hasattr(exc, CALL_ATTR):
+                try:
+                    setattr(exc, CALL_ATTR, (self, direction, a.dtype_name, a.seed))
+                except (AttributeError, TypeError):  # an exception type without a __dict__
+                    pass
+            raise
         names = self.outputs(direction)
         if len(names) == 1:
             return {names[0]: out}
@@ -282,7 +309,7 @@ class Case:
             "import importlib",
             "import numpy as np",
             f"from {module} import {type(self).__name__}",
-            f"impl = importlib.import_module({impl_name!r})",
+            IMPL_LOADERS.get(impl_name, f"impl = importlib.import_module({impl_name!r})"),
             f"reference = importlib.import_module({reference!r})  # expected, in float64",
             f"case = {self.describe()}",
             f"a = case.arrays(np.{dtype_name}, seed={seed})",

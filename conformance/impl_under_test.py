@@ -41,6 +41,8 @@ ENV_VAR = "NNREF_IMPL"
 LIMITS_ATTR = "CONFORMANCE_LIMITS"
 
 CONTRACT_FUNCTIONS = contract_functions()
+# Set on an exception raised by a contract function of the implementation under test: its name.
+FUNCTION_ATTR = "nnref_contract_function"
 
 
 class NotSupported(UnsatisfiedAssumption):
@@ -83,7 +85,7 @@ def declared_limits(module: ModuleType) -> dict[str, dict[str, Any]]:
                              f"'conv' or a function name such as 'conv2d')")
         if not isinstance(params, Mapping):
             raise ValueError(f"{LIMITS_ATTR}[{op!r}] must be a dict of parameter -> allowed")
-        fields = {f.name for f in dataclasses.fields(record_of(op).case_type)}
+        fields = {f.name for f in dataclasses.fields(record_of(op).case_type)} | {"rank"}
         unknown = sorted(set(params) - fields)
         if unknown:
             raise ValueError(f"{LIMITS_ATTR}[{op!r}]: unknown parameter(s) {unknown} "
@@ -128,6 +130,13 @@ class ImplUnderTest:
                 message = (str(exc).strip().splitlines() or ["(no message)"])[0][:200]
                 self.unsupported[(attr, message)] += 1
                 raise NotSupported(attr, message) from exc
+            except Exception as exc:  # raised inside the implementation: it names its function
+                if not hasattr(exc, FUNCTION_ATTR):
+                    try:
+                        setattr(exc, FUNCTION_ATTR, attr)
+                    except (AttributeError, TypeError):  # a type without a __dict__
+                        pass
+                raise
 
         return call
 
@@ -135,7 +144,10 @@ class ImplUnderTest:
         if attr in CONTRACT_FUNCTIONS:
             fn = getattr(self._module, attr, None)
             if not callable(fn):
-                pytest.skip(f"{self._name} does not implement {attr}")
+                bound = getattr(self._module, "binding", None) is not None
+                absent = self._module.missing.get(attr) if bound else None  # the user's words
+                pytest.skip(f"{self._name} does not implement {attr}"
+                            + (f" (missing: {', '.join(absent)})" if absent else ""))
             self.called.add(attr)
             if attr not in self._wrapped:
                 self._wrapped[attr] = self._guard(attr, fn)

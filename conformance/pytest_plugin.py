@@ -89,12 +89,23 @@ class _State:
         self.notes: list[str] = []  # deselections, one line each
         self.module: Any = None
         self.limits: dict[str, dict[str, Any]] = {}
+        self.failures: list[dict[str, Any]] = []  # conformance.verdicts failure records
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--impl", default=None,
         help=f"module to check instead of nnref (also the {ENV_VAR} environment variable)",
+    )
+    parser.addoption(
+        "--api", default=None,
+        help="check --impl TARGET through a binding: cs231n, deeplearning-ai, fau, or a .py "
+             "file defining BINDING (conformance.bindings)",
+    )
+    parser.addoption(
+        "--verdicts-json", default=None, metavar="FILE",
+        help="write the verdicts (per function: verdict, counts, failures with reproducers; "
+             "unsupported causes) to FILE as JSON (conformance.verdicts)",
     )
 
 
@@ -115,13 +126,22 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{frameworks.ENV_VAR}={os.environ.get(frameworks.ENV_VAR)!r} names "
             f"{', '.join(missing)}, which cannot be imported here")
     name = impl_name(config.getoption("--impl"))
+    api = config.getoption("--api")
     try:
-        state.module = load_impl(name)
+        if api:
+            from .bindings import bind, reproducer_loader
+            from .cases import IMPL_LOADERS
+
+            state.module = bind(name, api)
+            IMPL_LOADERS[name] = reproducer_loader(name, api)
+        else:
+            state.module = load_impl(name)
         state.limits = declared_limits(state.module)
     except Exception as exc:  # any failure to import is a setup error, reported once
         text = (str(exc).strip().splitlines() or [""])[0]
+        what = f"{name!r} through --api {api}" if api else f"module {name!r}"
         raise pytest.UsageError(
-            f"--impl {name}: cannot use module {name!r}: {type(exc).__name__}: {text}") from None
+            f"--impl {name}: cannot use {what}: {type(exc).__name__}: {text}") from None
     sampler.set_limits(state.limits)
     if hasattr(config, "workerinput"):  # a pytest-xdist worker ships its records
         from . import harness
@@ -148,7 +168,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                                 *(b.distribution for b in BACKENDS)))
     )
     lines = [
-        f"nnref conformance: implementation under test: {name} ({where})",
+        f"nnref conformance: implementation under test: {name} ({where})"
+        + (f" through --api {config.getoption('--api')}" if config.getoption("--api") else ""),
         f"hypothesis profile: {profiles.active_profile()} ({profiles.PROFILE_ENV}); {versions}",
         f"python {platform.python_version()} on {platform.platform()}",
     ]
@@ -178,6 +199,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if checkout_root() is None:
         drop["project-consistency tests need a source checkout"] = [
             i for i in items if i.get_closest_marker("checkout")]
+    if state.limits:
+        drop[f"ranks outside the declared limits ({LIMITS_ATTR})"] = [
+            i for i in items if _rank_outside_limits(i, state.limits)]
     gone: set[int] = set()
     for reason, dropped in drop.items():
         dropped = [i for i in dropped if id(i) not in gone]
@@ -221,28 +245,34 @@ def _category(item: pytest.Item) -> str | None:
     return None
 
 
+def _rank_outside_limits(item: pytest.Item, limits: dict[str, dict[str, Any]]) -> bool:
+    """A test parametrised with an op record and a rank the declared limits exclude."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    record, rank = params.get("record", params.get("rec")), params.get("rank")
+    if record is None or not isinstance(rank, int) or not hasattr(record, "functions"):
+        return False
+    names = {getattr(record, "name", ""), *record.functions(rank)}
+    return any(op in names and "rank" in p and not sampler.allowed(rank, p["rank"])
+               for op, p in limits.items())
+
+
 def _all_unsupported(call: pytest.CallInfo, wrapped: ImplUnderTest | None) -> str | None:
     """Why the test is 'not supported' rather than failed: every configuration it tried raised
-    NotImplementedError (outside Hypothesis, or Hypothesis found no supported example)."""
-    if call.excinfo is None or wrapped is None or not wrapped.unsupported:
+    NotImplementedError (outside Hypothesis, or Hypothesis found no supported example), or
+    Hypothesis found no configuration within the declared limits."""
+    if call.excinfo is None or wrapped is None:
         return None
     from hypothesis.errors import Unsatisfiable
 
+    if not wrapped.unsupported:
+        limits = getattr(wrapped.module, LIMITS_ATTR, None)
+        if limits and call.excinfo.errisinstance(Unsatisfiable):
+            return f"{wrapped.__name__}: no configuration within the declared limits"
+        return None
     if call.excinfo.errisinstance((NotSupported, Unsatisfiable)):
         (function, message), _ = wrapped.unsupported.most_common(1)[0]
         return f"{wrapped.__name__}.{function}: not supported ({message})"
     return None
-
-
-_FUNCTION_IN_FAILURE = re.compile(r"\bfunction=(\w+)")
-
-
-def _failed_function(call: pytest.CallInfo) -> str | None:
-    """The contract function a failure names (harness.context writes ``function=NAME``)."""
-    if call.excinfo is None:
-        return None
-    found = _FUNCTION_IN_FAILURE.search(str(call.excinfo.value))
-    return found.group(1) if found else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -260,15 +290,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                                  "unsupported": []}
         marker = item.get_closest_marker("checks")
         if report.skipped and "does not implement" in str(report.longrepr):
-            missing = str(report.longrepr).split("does not implement ")[-1].split("'")[0]
-            entry["missing"] = missing.strip().rstrip(")")
+            missing = str(report.longrepr).split("does not implement ")[-1]
+            entry["missing"] = re.match(r"\w*", missing).group(0)
         elif report.when == "call" and wrapped is not None:
             # only tests that reached the implementation under test count
             judged = (set(marker.args) if marker else set(wrapped.called)) if wrapped.called \
                 else set()
-            failed = _failed_function(call)
-            if report.failed and failed in judged:  # the failure names its function
-                judged = {failed}
+            if report.failed and call.excinfo is not None:
+                entry["failures"] = _failures(item, call.excinfo.value, report)
+            failed = {f["contract"] for f in entry.get("failures", ())} & judged
+            if failed:  # the failures name their functions: only those are charged
+                judged = failed
             entry["judged"] = sorted(judged)
             entry["outcome"] = report.outcome
             entry["unsupported"] = [[f, m, n] for (f, m), n in wrapped.unsupported.items()]
@@ -302,6 +334,30 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             state.results[op_and_direction(function)][category][outcome] += 1
         for function, message, count in entry["unsupported"]:
             state.unsupported[(function, message)] += count
+        state.failures.extend(entry.get("failures", ()))
+
+
+def _failures(item: pytest.Item, exc: BaseException, report: Any) -> list[dict[str, Any]]:
+    """The test's failures in the user's words; each distinct failure is its own entry in
+    the terminal report (a section), the junit file (a property) and the verdicts."""
+    from . import verdicts
+
+    state = item.config.stash[_STATE_KEY]
+    name = impl_name(item.config.getoption("--impl"))
+    found = verdicts.failures_of(exc, state.module, name, item.nodeid)
+    text = []
+    for number, failure in enumerate(found, start=1):
+        said = verdicts.headline(failure)
+        text.append(f"{said}\n{failure['message']}\n{failure['configuration']}\n"
+                    f"reproducer:\n{failure['reproducer'] or '(none: see the traceback)'}")
+        report.user_properties.append((f"failure {number}", f"{said}: {failure['message']}"))
+    if found:
+        report.sections.append(("verdicts in your words", "\n".join(text)))
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if len(found) > 1 and crash is not None:
+        crash.message = f"{len(found)} distinct failures: " + "; ".join(
+            verdicts.headline(f) for f in found)
+    return found
 
 
 def _headroom_summary(tr: Any) -> None:
@@ -348,10 +404,38 @@ def summary_lines(state: _State, name: str) -> list[str]:
     if state.limits:
         lines.append(f"declared limits ({LIMITS_ATTR}): {_limits_text(state.limits)}")
     if state.unsupported:
-        lines.append("not supported (NotImplementedError), calls per function and message:")
-        for (function, message), count in sorted(state.unsupported.items()):
+        from .verdicts import cause
+
+        grouped: Counter[tuple[str, str]] = Counter()
+        for (function, message), count in state.unsupported.items():
+            grouped[(function, cause(message))] += count
+        lines.append("not supported (NotImplementedError), calls per function and cause:")
+        for (function, message), count in sorted(grouped.items()):
             lines.append(f"  {function}: {count} x {message}")
     return lines
+
+
+def _verdicts(config: pytest.Config) -> dict[str, Any]:
+    from . import verdicts
+
+    state = config.stash[_STATE_KEY]
+    return verdicts.build(state.results, state.unsupported, state.failures, state.module,
+                          impl_name(config.getoption("--impl")), config.getoption("--api"),
+                          state.limits, CONTRACT_FUNCTIONS, op_and_direction, verdict)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """--verdicts-json FILE: the run's verdicts (conformance.verdicts), by the controller."""
+    config = session.config
+    path = config.getoption("--verdicts-json", None)
+    if not path or hasattr(config, "workerinput") or _STATE_KEY not in config.stash:
+        return
+    from .verdicts import write
+
+    result = _verdicts(config)
+    result["exit_status"] = int(exitstatus)
+    write(path, result)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
@@ -361,6 +445,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
     if not state.results and not state.unsupported:
         return
     name = impl_name(config.getoption("--impl"))
+    api = config.getoption("--api")
+    if api:
+        from .verdicts import summary_lines as verdict_lines
+
+        terminalreporter.section(f"contract summary for {name} (--api {api})")
+        for line in verdict_lines(_verdicts(config)):
+            terminalreporter.write_line(line)
+        return
     terminalreporter.section(f"contract summary for {name}")
     for line in summary_lines(state, name):
         terminalreporter.write_line(line)

@@ -110,13 +110,23 @@ def allowed(value: Any, limit: Any) -> bool:
 
 def within_limits(case: Case) -> Case | None:
     """``case`` within the declared limits: a flag outside them (``return_indices``,
-    ``ceil_mode``) is set to the allowed value; any other parameter outside them gives None."""
+    ``ceil_mode``) is set to the allowed value; a limit that is a function of the case (a
+    binding's: the one form its API can say, e.g. one stride for every axis) replaces the
+    parameter with what it returns; any other parameter outside them gives None, and so does a
+    replacement that leaves no output. ``rank`` limits the number of spatial axes."""
     rec = case.record
     names = {rec.name, *rec.functions(case.rank)}
+    changed = False
     for op, limits in _LIMITS.items():
         if op not in names:
             continue
         for param, limit in limits.items():
+            if callable(limit):
+                value = limit(case)
+                if value != getattr(case, param):
+                    case = dataclasses.replace(case, **{param: value})
+                    changed = True
+                continue
             value = getattr(case, param)
             if allowed(value, limit):
                 continue
@@ -124,6 +134,8 @@ def within_limits(case: Case) -> Case | None:
                 case = dataclasses.replace(case, **{param: limit})
                 continue
             return None
+    if changed and min(case.output_shape(), default=1) < 1:
+        return None
     return case
 
 

@@ -1,0 +1,2 @@
+"""The FAU example layers with one bug (even kernel padding): see the module that
+carries the comment "the bug"."""
