@@ -32,6 +32,7 @@ import re
 import signal
 import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,6 +155,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
             state.module = notebook.load_notebook(name)
             IMPL_LOADERS[name] = notebook.reproducer_loader(name)
+        elif name.endswith(".py") and os.path.isfile(name):
+            from .bindings.targets import import_file
+            from .cases import IMPL_LOADERS
+
+            path = os.path.abspath(name)
+            state.module = import_file(Path(path))
+            IMPL_LOADERS[name] = ("from pathlib import Path; from conformance.bindings.targets "
+                                  f"import import_file; impl = import_file(Path({path!r}))")
         else:
             state.module = load_impl(name)
         state.limits = declared_limits(state.module)
@@ -469,6 +478,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     _headroom_summary(terminalreporter)
+    if _cell_errors():
+        terminalreporter.section("notebook cells that failed (the other cells still ran)")
+        for line in _cell_errors():
+            terminalreporter.write_line(line)
     state = config.stash[_STATE_KEY]
     if not state.results and not state.unsupported:
         return
