@@ -128,6 +128,19 @@ def _option_value(rest: list[str], name: str) -> str | None:
     return None
 
 
+def _without_option(rest: list[str], name: str) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in rest:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
 def _check_isolated(target: str, own: dict[str, Any], rest: list[str],
                     points: dict[str, float]) -> int:
     import json
@@ -138,10 +151,11 @@ def _check_isolated(target: str, own: dict[str, Any], rest: list[str],
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nnref-check-") as tmp:
-        verdicts_file = _option_value(rest, "--verdicts-json")
-        if verdicts_file is None:
-            verdicts_file = os.path.join(tmp, "verdicts.json")
-            rest = [*rest, "--verdicts-json", verdicts_file]
+        # the child writes into the scratch directory; the user's file is written here, whole
+        wanted = _option_value(rest, "--verdicts-json")
+        rest = _without_option(rest, "--verdicts-json")
+        verdicts_file = os.path.join(tmp, "verdicts.json")
+        rest = [*rest, "--verdicts-json", verdicts_file]
         env = dict(os.environ)
         env.update({sandbox.SANDBOXED_ENV: "1", sandbox.CALL_TIMEOUT_ENV: own["--call-timeout"],
                     "MPLBACKEND": "Agg"})
@@ -163,8 +177,8 @@ def _check_isolated(target: str, own: dict[str, Any], rest: list[str],
         verdicts["exit_status"] = status
         verdicts["broken"] = run.broken
         verdicts["problem"] = run.problem or verdicts.get("problem", "")
-        if run.broken or run.problem or not os.path.exists(verdicts_file):
-            graders.write_atomically(verdicts_file, verdicts)
+        if wanted:
+            graders.write_atomically(wanted, verdicts)
         elapsed = time.monotonic() - started
         if own.get("--gradescope"):
             graders.write_atomically(own["--gradescope"], graders.gradescope(

@@ -7,9 +7,10 @@ hand cases of relu / sigmoid / elu only (seconds, not minutes):
   a later cell defines is checked correctly; a cell that raises is reported with its number and
   the rest still loads; an nbgrader test cell is left out on request; the notebook's prints stay
   out of the report;
-- a submission that hangs, exits the interpreter, prints megabytes, mutates its input and kills
-  its process gets a verdict per function saying so, and the run, its verdicts file and its
-  Gradescope / PrairieLearn files survive (validated against the documented schemas);
+- a submission that hangs, exits the interpreter, prints megabytes, mutates its input, kills
+  its process or asks for more memory than the limit gets a verdict per function saying so, and
+  the run, its verdicts file and its Gradescope / PrairieLearn files survive (validated against
+  the documented schemas);
 - ``conformance.graders.score`` returns points or raises, and writes nothing to stdout or stderr.
 """
 
@@ -194,6 +195,29 @@ def test_hostile_submissions_get_verdicts_and_the_run_survives(tmp_path):
     prairielearn = json.loads((tmp_path / "pl.json").read_text())
     _validate(prairielearn, PRAIRIELEARN_SCHEMA)
     assert prairielearn["score"] == 0
+
+
+MEMORY_HOG = '''
+import numpy as np
+import nnref
+
+def relu(x):  # asks for 3.2 GB
+    return nnref.relu(x) + np.ones(400_000_000)[:0].sum()
+
+relu_backward = nnref.relu_backward
+'''
+
+
+def test_the_memory_limit_turns_a_memory_hog_into_its_verdict(tmp_path):
+    (tmp_path / "hog.py").write_text(MEMORY_HOG)
+    run = _check(tmp_path, "hog.py", "-m", "values", "-k", "test_hand_case and relu", "-q",
+                 "--memory-limit", "1200", "--verdicts-json", "v.json")
+    verdicts = json.loads((tmp_path / "v.json").read_text())
+    found = {r["function"]: (r["values"], [f["message"] for f in r["failures"]][:1])
+             for r in verdicts["functions"]}
+    assert found["relu"][0] == "fails" and found["relu"][1][0].startswith("MemoryError"), found
+    assert found["relu_backward"] == ("conforms", [])
+    assert run.returncode == 1
 
 
 def test_a_passing_check_scores_full_marks_in_both_grader_files(tmp_path):
