@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 PRAIRIELEARN_LIMIT = 1_000_000  # bytes
+GRADER_ARGS_ENV = "NNREF_GRADER_ARGS"  # replaces score()'s pytest arguments when set
 _MEANING = {
     "conforms": "conforms to the contract",
     "fails": "fails (what failed, and how to reproduce it, below)",
@@ -182,10 +184,16 @@ def score(target: str, api: str | None = None, points: Sequence[str] = (),
     """Check ``target`` (a module, .py file, directory or notebook) in a bounded child process
     and return the points earned; with ``require="all"`` raise ``AssertionError`` naming the
     failing functions unless every one passes. Nothing is written to stdout or stderr (an
-    nbgrader cell with any stderr output scores 0), warnings included."""
+    nbgrader cell with any stderr output scores 0), warnings included: the check's output goes
+    to a file. A notebook is checked without its grader cells (the cell calling this one
+    among them). :data:`GRADER_ARGS_ENV`, when set, replaces ``pytest_args``."""
     import subprocess
     import sys
 
+    if os.environ.get(GRADER_ARGS_ENV):  # the grading image narrows or widens the check
+        pytest_args = shlex.split(os.environ[GRADER_ARGS_ENV])
+    if target.endswith(".ipynb"):  # the cell calling this must not run again in the check
+        pytest_args = ["--skip-grader-cells", *pytest_args]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "verdicts.json"
         command = [sys.executable, "-W", "ignore", "-m", "conformance", "check", target,

@@ -270,3 +270,62 @@ def test_check_usage_errors_are_one_line_and_exit_2(tmp_path):
                  ["x.py", "--visibility", "everyone"], ["x.py", "--gradescope"]):
         run = _check(tmp_path, *args, timeout=60)
         assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def _examples() -> Path:
+    from ..paths import checkout_root
+
+    root = checkout_root()
+    assert root is not None
+    return root / "examples" / "graders"
+
+
+@pytest.mark.checkout
+def test_the_gradescope_run_autograder_example_writes_valid_results(tmp_path):
+    from ..paths import checkout_root
+
+    submission = checkout_root() / "examples" / "cs231n_homework"
+    env = dict(_env(tmp_path), SUBMISSION_DIR=str(submission), RESULTS_DIR=str(tmp_path / "r"))
+    run = subprocess.run(["bash", str(_examples() / "run_autograder"), "-q",
+                          "-k", "test_hand_case and linear"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    _validate(results, GRADESCOPE_SCHEMA)
+    tests = {t["name"]: t for t in results["tests"]}
+    assert tests["affine_forward (forward)"]["status"] == "passed", tests
+    assert tests["affine_backward (backward)"]["score"] == 1
+    assert tests["conv_forward_naive (forward)"]["score"] == 0  # not checked by this -k
+    assert all(t["visibility"] == "after_published" for t in tests.values())
+
+
+@pytest.mark.checkout
+def test_the_otter_and_nbgrader_examples_score_a_notebook_silently(tmp_path, capfd,
+                                                                    monkeypatch):
+    import importlib.util
+    import types
+
+    _notebook(tmp_path / "homework.ipynb")
+    for key, value in _env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(graders.GRADER_ARGS_ENV, "-m values -k 'test_hand_case and relu'")
+    monkeypatch.chdir(tmp_path)
+    # Otter's decorator, as its documentation describes it: registers the test, returns it
+    otter = types.ModuleType("otter")
+    otter.test_files = types.ModuleType("otter.test_files")
+    otter.test_files.test_case = lambda **options: (lambda fn: fn)
+    monkeypatch.setitem(sys.modules, "otter", otter)
+    monkeypatch.setitem(sys.modules, "otter.test_files", otter.test_files)
+    spec = importlib.util.spec_from_file_location("otter_layers_test",
+                                                  _examples() / "otter_layers_test.py")
+    test_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_file)
+    assert test_file.OK_FORMAT is False and test_file.points == 4
+    test_file.test_layers({})  # raises when a layer does not conform
+
+    cell = (_examples() / "nbgrader_test_cell.py").read_text().rstrip().splitlines()
+    namespace: dict[str, Any] = {}
+    exec("\n".join(cell[:-1]), namespace)
+    assert eval(cell[-1], namespace) == 2  # relu forward and backward, a point each
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
