@@ -18,6 +18,12 @@ commands:
                                     TARGET a module, a .py file or a directory, e.g.
                                     check cs231n/layers.py --api cs231n -m values
                                     (--verdicts-json FILE: the verdicts as JSON)
+  check TARGET --gradescope FILE    also Gradescope's results.json (--prairielearn FILE:
+                                    PrairieLearn's; --points N or NAME=N; limits: --timeout,
+                                    --memory-limit, --call-timeout; a notebook TARGET:
+                                    --skip-grader-cells, --cell-timeout)
+  class FOLDER --out DIR [ARGS]     check every submission in FOLDER, --jobs N at a time; one
+                                    DIR/<submission>.json each and DIR/class.csv; resumable
   diff [OPTIONS]                    compare outputs across backends (see: diff --help)
   fixtures regenerate [--out DIR]   run nnref and every framework, write golden fixtures
   fixtures verify [DIR]             check the manifest schema and every checksum
@@ -202,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "check":
         return check(rest)
+    if command == "class":
+        from .class_check import main as class_main
+
+        return class_main(rest)
     if command == "fixtures":
         from .fixtures_cli import main as fixtures_main
 
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         from .diff import main as diff_main
 
         return diff_main(rest)
-    print(f"unknown command {command!r} (commands: check, diff, fixtures, --version; see "
+    print(f"unknown command {command!r} (commands: check, class, diff, fixtures, --version; see "
           "python -m conformance --help)", file=sys.stderr)
     return 2
 

@@ -37,7 +37,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("commands", ("conformance.__main__", "conformance.pytest_plugin", "conformance.diff",
                   "conformance.diff_model", "conformance.diff_run", "conformance.diff_report",
                   "conformance.fixture_store", "conformance.fixture_generation",
-                  "conformance.fixtures_cli", "conformance.notebook", "conformance.graders")),
+                  "conformance.fixtures_cli", "conformance.notebook", "conformance.graders",
+                  "conformance.class_check")),
     ("tests", ("conformance.tests", "conformance.tests.*")),
 )
 

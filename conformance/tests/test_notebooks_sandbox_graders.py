@@ -329,3 +329,34 @@ def test_the_otter_and_nbgrader_examples_score_a_notebook_silently(tmp_path, cap
     assert eval(cell[-1], namespace) == 2  # relu forward and backward, a point each
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_class_mode_checks_every_submission_and_resumes(tmp_path):
+    import csv
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "ada.py").write_text(CORRECT)
+    (folder / "bob.py").write_text(CORRECT.replace("return nnref.relu(x)", "return x"))
+    (folder / "eve.py").write_text("raise SystemExit('not even importable')\n")
+    args = ["-m", "conformance", "class", "submissions", "--out", "out", "--jobs", "2",
+            "-m", "values", "-k", "test_hand_case and relu", "--points", "2"]
+    run = subprocess.run([sys.executable, *args], cwd=tmp_path, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr  # eve's could not be checked
+    assert "could not check all of eve.py" in run.stderr
+    with open(tmp_path / "out" / "class.csv", newline="") as f:
+        table = {(r["submission"], r["function"]): r for r in csv.DictReader(f)}
+    assert table[("ada.py", "relu")]["values"] == "conforms"
+    assert table[("ada.py", "relu")]["score"] == "2.0"
+    assert table[("bob.py", "relu")]["values"] == "fails"
+    assert table[("bob.py", "relu")]["score"] == "0.0"
+    assert table[("bob.py", "relu_backward")]["values"] == "conforms"
+    assert "before writing verdicts" in table[("eve.py", "")]["problem"]
+    assert "3 to check" in run.stdout
+
+    (tmp_path / "out" / "bob.py.json").unlink()  # as if interrupted during bob's check
+    again = subprocess.run([sys.executable, *args], cwd=tmp_path, env=_env(tmp_path),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and "2 already checked, 1 to check" in again.stdout
+    assert "class: bob.py: exit status 1" in again.stdout
