@@ -40,6 +40,7 @@ import pytest
 from hypothesis.errors import UnsatisfiedAssumption
 
 from .ops import RECORDS, contract_functions
+from .sandbox import guarded_call
 
 DEFAULT_IMPL = "nnref"
 ENV_VAR = "NNREF_IMPL"
@@ -130,7 +131,7 @@ class ImplUnderTest:
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                return guarded_call(attr, fn, args, kwargs)
             except NotImplementedError as exc:
                 message = (str(exc).strip().splitlines() or ["(no message)"])[0][:200]
                 self.unsupported[(attr, message)] += 1

@@ -30,7 +30,9 @@ import os
 import platform
 import re
 import signal
+import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,6 +109,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the verdicts (per function: verdict, counts, failures with reproducers; "
              "unsupported causes) to FILE as JSON (conformance.verdicts)",
     )
+    parser.addoption(
+        "--skip-grader-cells", action="store_true", default=False,
+        help="a notebook target: leave out nbgrader test cells and cells Otter ignores",
+    )
+    parser.addoption(
+        "--cell-timeout", type=float, default=60.0, metavar="SECONDS",
+        help="a notebook target: the wall-clock limit of each cell (default 60)",
+    )
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -128,12 +138,31 @@ def pytest_configure(config: pytest.Config) -> None:
     name = impl_name(config.getoption("--impl"))
     api = config.getoption("--api")
     try:
+        if name.endswith(".ipynb"):
+            from . import notebook
+
+            notebook.SETTINGS.update(skip_grader_cells=config.getoption("--skip-grader-cells"),
+                                     cell_timeout=config.getoption("--cell-timeout"))
+            notebook.register()
         if api:
             from .bindings import bind, reproducer_loader
             from .cases import IMPL_LOADERS
 
             state.module = bind(name, api)
             IMPL_LOADERS[name] = reproducer_loader(name, api)
+        elif name.endswith(".ipynb"):
+            from .cases import IMPL_LOADERS
+
+            state.module = notebook.load_notebook(name)
+            IMPL_LOADERS[name] = notebook.reproducer_loader(name)
+        elif name.endswith(".py") and os.path.isfile(name):
+            from .bindings.targets import import_file
+            from .cases import IMPL_LOADERS
+
+            path = os.path.abspath(name)
+            state.module = import_file(Path(path))
+            IMPL_LOADERS[name] = ("from pathlib import Path; from conformance.bindings.targets "
+                                  f"import import_file; impl = import_file(Path({path!r}))")
         else:
             state.module = load_impl(name)
         state.limits = declared_limits(state.module)
@@ -175,7 +204,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if state.limits:
         lines.append(f"declared limits ({LIMITS_ATTR}): {_limits_text(state.limits)}")
+    lines += [f"notebook cell failed (the other cells still ran): {e}" for e in _cell_errors()]
     return lines
+
+
+def _cell_errors() -> list[str]:
+    """The notebook target's failed cells, each with its number and first lines."""
+    notebook = sys.modules.get("conformance.notebook")
+    return [e.describe() for e in notebook.CELL_ERRORS] if notebook is not None else []
 
 
 def _limits_text(limits: dict[str, dict[str, Any]]) -> str:
@@ -421,12 +457,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     result = _verdicts(config)
     result["exit_status"] = int(exitstatus)
+    result["notebook_cell_errors"] = _cell_errors()
     write(path, result)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     _headroom_summary(terminalreporter)
+    if _cell_errors():
+        terminalreporter.section("notebook cells that failed (the other cells still ran)")
+        for line in _cell_errors():
+            terminalreporter.write_line(line)
     state = config.stash[_STATE_KEY]
     if not state.results and not state.unsupported:
         return

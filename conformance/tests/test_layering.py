@@ -31,12 +31,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "conformance.comparison", "conformance.registry", "conformance.gradcheck",
                  "conformance.harness", "conformance.impl_under_test",
                  "conformance.invalid_call", "conformance.generic_categories",
-                 "conformance.invalid_args", "conformance.invalid_outcomes")),
+                 "conformance.invalid_args", "conformance.invalid_outcomes",
+                 "conformance.sandbox")),
     ("backends", ("conformance.backends", "conformance.backends.*")),
     ("commands", ("conformance.__main__", "conformance.pytest_plugin", "conformance.diff",
                   "conformance.diff_model", "conformance.diff_run", "conformance.diff_report",
                   "conformance.fixture_store", "conformance.fixture_generation",
-                  "conformance.fixtures_cli")),
+                  "conformance.fixtures_cli", "conformance.notebook", "conformance.graders",
+                  "conformance.class_check")),
     ("tests", ("conformance.tests", "conformance.tests.*")),
 )
 
