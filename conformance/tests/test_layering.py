@@ -33,12 +33,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "conformance.invalid_call", "conformance.generic_categories",
                  "conformance.invalid_args", "conformance.invalid_outcomes",
                  "conformance.sandbox")),
-    ("backends", ("conformance.backends", "conformance.backends.*")),
+    ("backends", ("conformance.backends", "conformance.backends.*", "conformance.bindings.*")),
     ("commands", ("conformance.__main__", "conformance.pytest_plugin", "conformance.diff",
                   "conformance.diff_model", "conformance.diff_run", "conformance.diff_report",
                   "conformance.fixture_store", "conformance.fixture_generation",
                   "conformance.fixtures_cli", "conformance.notebook", "conformance.graders",
-                  "conformance.class_check")),
+                  "conformance.class_check", "conformance.bindings", "conformance.verdicts")),
     ("tests", ("conformance.tests", "conformance.tests.*")),
 )
 
