@@ -11,7 +11,12 @@ binding's declared limits (``CONFORMANCE_LIMITS``): the sampler draws only what 
 lists the rest; ``ties`` is the binding's tie rule for max pooling (the contract's, "first",
 or the sampler draws tie-free inputs); ``notes`` say what the API cannot express.
 
-An adapter receives a :class:`UserCode` (``u``) and the contract call's arguments. ``u.NAME``
+An adapter receives a :class:`UserCode` (``u``) and the contract call's arguments. A *strict*
+adapter (no ``*args`` / ``**kwargs``) names the contract parameters it can express, by their
+CONTRACT.md names (``lambda u, x, w, stride: ...``); it is called with those, by name, and every
+other parameter must have the value of an API without it (:func:`plain`: no bias, no padding,
+dilation 1, ...), which also becomes a declared limit, so the sampler draws only such calls.
+An adapter with ``**kwargs`` receives the call as made and checks the rest itself. ``u.NAME``
 is the user's function or class, wrapped so that an exception raised inside it names it
 (:func:`charge`); ``u.method(obj, "forward")`` does the same for a method (``Conv.forward``).
 A configuration the API cannot express raises :class:`Inexpressible` (a ``NotImplementedError``
@@ -26,6 +31,7 @@ are listed as missing, in the user's names.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +149,22 @@ class Row:
     def output_label(self, output: str) -> str:
         return self.outputs.get(output, f"{self.judged}: {output}")
 
+    @functools.cached_property
+    def expressed(self) -> tuple[str, ...] | None:
+        """A strict adapter's contract parameters (None: it takes the call as made)."""
+        return adapter_parameters(self.contract, self.adapter)
+
+    @property
+    def derived_limits(self) -> dict[str, Any]:
+        """What a strict adapter's absent parameters imply for the sampler (its case fields)."""
+        if self.expressed is None:
+            return {}
+        out: dict[str, Any] = {}
+        for name in contract_signature(self.contract).parameters:
+            if name not in self.expressed:
+                out.update(_PLAIN_LIMITS.get(name, {}))
+        return out
+
 
 def row(contract: str, uses: str | Sequence[str], adapter: Adapter,
         outputs: Mapping[str, str] | None = None, label: str = "") -> Row:
@@ -150,7 +172,39 @@ def row(contract: str, uses: str | Sequence[str], adapter: Adapter,
     names to the user's words, ``label`` names what the row judges (default: the last of
     ``uses``)."""
     names = (uses,) if isinstance(uses, str) else tuple(uses)
-    return Row(contract, names, adapter, dict(outputs or {}), label)
+    made = Row(contract, names, adapter, dict(outputs or {}), label)
+    made.expressed  # noqa: B018  (a strict adapter's parameters are checked here)
+    return made
+
+
+def contract_signature(contract: str) -> inspect.Signature:
+    """The contract function's signature (nnref's)."""
+    import nnref
+
+    found = getattr(nnref, contract, None)
+    if found is None:
+        raise ValueError(f"row {contract!r}: no such contract function (CONTRACT.md)")
+    return inspect.signature(found)
+
+
+def adapter_parameters(contract: str, adapter: Adapter) -> tuple[str, ...] | None:
+    """The contract parameters a strict adapter takes (after ``u``), checked: each is one of
+    the contract's, and each it leaves out has an API-less value (:func:`plain`). None for an
+    adapter with ``*args`` or ``**kwargs``."""
+    params = list(inspect.signature(adapter).parameters.values())[1:]
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    contract_params = contract_signature(contract).parameters
+    names = tuple(p.name for p in params)
+    unknown = [n for n in names if n not in contract_params]
+    if unknown:
+        raise ValueError(f"row {contract!r}: the adapter takes {unknown}, not parameters of "
+                         f"{contract}{contract_signature(contract)}")
+    left_out = [n for n, p in contract_params.items() if n not in names and n not in _PLAIN]
+    if left_out:
+        raise ValueError(f"row {contract!r}: the adapter must take {left_out} (an API without "
+                         f"them has no value the contract can stand for)")
+    return names
 
 
 # The tie rules a binding may state for max pooling.
@@ -187,7 +241,12 @@ class Binding:
         """The limits the sampler honours: the binding's (and those it derives from the user's
         code), plus tie-free max-pool inputs unless the binding states the contract's tie
         rule."""
-        out = {op: dict(params) for op, params in self.limits.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.rows:
+            if r.derived_limits:
+                out.setdefault(r.contract, {}).update(r.derived_limits)
+        for op, params in self.limits.items():
+            out.setdefault(op, {}).update(params)
         if self.limits_for is not None and user is not None:
             for op, params in self.limits_for(user).items():
                 out.setdefault(op, {}).update(params)
@@ -240,6 +299,7 @@ def _contract_function(binding: Binding, r: Row, user: UserCode) -> Callable[...
     from ..ops import record_of_function
 
     record = record_of_function(r.contract)
+    signature = contract_signature(r.contract)
     ranks = [params["rank"] for op, params in binding.limits.items()
              if "rank" in params and op in {record.name, *record.all_functions()}]
 
@@ -258,7 +318,13 @@ def _contract_function(binding: Binding, r: Row, user: UserCode) -> Callable[...
             refuse_non_finite(args, kwargs)
         if tie_rule_matters and has_tied_maximum(*args[1:], **kwargs):
             raise Inexpressible("tied maxima (the binding's tie rule is not the contract's)")
-        return r.adapter(user, *args, **kwargs)
+        if r.expressed is None:
+            return r.adapter(user, *args, **kwargs)
+        # a strict adapter: the contract's arguments by name; the rest must be API-less
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        plain(**{n: v for n, v in bound.arguments.items() if n not in r.expressed})
+        return r.adapter(user, **{n: bound.arguments[n] for n in r.expressed})
 
     contract_function.__name__ = r.contract
     contract_function.__qualname__ = r.contract
@@ -353,6 +419,16 @@ _PLAIN: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def _plain_limits() -> dict[str, dict[str, Any]]:
+    # contract parameter -> the limits (case fields) that make every call take its API-less value
+    return {"b": {"bias": False}, "padding": {"padding": fixed(0, "no padding")},
+            "dilation": {"dilation": fixed(1, "no dilation")}, "groups": ungrouped(),
+            "ceil_mode": {"ceil_mode": False}, "return_indices": {"return_indices": False},
+            "training": {"training": True}, "running_mean": {"running": False},
+            "running_var": {"running": False}, "eps": {"eps": fixed(0.0, "no eps")},
+            "momentum": {}}
+
+
 def plain(**arguments: Any) -> None:
     """Inexpressible unless every argument has the value of an API without it: no bias, no
     padding, dilation 1, groups 1, no ceil_mode, no indices, training mode, no running
@@ -442,3 +518,24 @@ def channels_last(x: np.ndarray) -> np.ndarray:
 def channels_first(x: np.ndarray) -> np.ndarray:
     """(N, *S, C) -> (N, C, *S), contiguous."""
     return np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1))
+
+
+def one_int_axes(*params: str) -> dict[str, Coercion]:
+    """Limits for an API taking one int for each of ``params`` (the first axis's entry)."""
+    return {p: first_axis(p) for p in params}
+
+
+def square_window(kernel_size: Any, stride: Any, rank: int = 2) -> tuple[int, int]:
+    """A pool's window as an API with one int each takes it: (size, stride), the stride
+    defaulting to the size (the contract's rule)."""
+    return (one_int(kernel_size, rank, "window size"),
+            one_int(kernel_size if stride is None else stride, rank, "stride"))
+
+
+_PLAIN_LIMITS = _plain_limits()
+
+
+def bias_grad(dy: np.ndarray) -> np.ndarray:
+    """A bias's gradient from the output's (N, C, *S): the sum over every axis but C (for an
+    API whose backward does not return it)."""
+    return dy.sum(axis=(0, *range(2, dy.ndim)))

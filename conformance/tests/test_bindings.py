@@ -111,6 +111,46 @@ def test_a_binding_with_another_tie_rule_is_not_asked_about_tied_windows():
         module.max_pool2d_backward(dy, x, 2)
 
 
+def test_a_strict_adapter_gets_its_parameters_by_name_and_refuses_the_rest():
+    from ..bindings import core as c
+
+    calls = []
+    binding = c.Binding("strict", rows=(
+        c.row("conv2d", "conv", lambda u, x, w, stride: calls.append(stride) or u.conv(x, w)),))
+    module = BoundModule(binding, UserCode({"conv": lambda x, w: x[:, :1, :3, :3]}, "hw"), "hw")
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2))
+    module.conv2d(x, w, None, 2)  # positional, in the contract's order: stride is 2
+    module.conv2d(x, w, stride=(1, 2), padding=0, dilation=1, groups=1)
+    assert calls == [2, (1, 2)]
+    for refused, cause in (({"b": np.ones(1)}, "a bias"), ({"padding": 1}, "padding"),
+                           ({"dilation": (1, 2)}, "dilation"), ({"groups": 2}, "groups")):
+        with pytest.raises(Inexpressible, match=cause):
+            module.conv2d(x, w, **refused)
+    limits = binding.declared_limits()["conv2d"]
+    assert limits["bias"] is False and {"padding", "dilation", "groups", "w_shape"} <= set(limits)
+    assert "stride" not in limits
+    sampler.set_limits(binding.declared_limits())
+    try:
+        case = sampler.within_limits(ConvCase((2, 4, 6, 7), (3, 2, 2, 3), bias=True, stride=(2, 1),
+                                              padding=((1, 0), (2, 2)), dilation=(1, 2),
+                                              groups=2))
+        assert case is not None and not case.bias and case.stride == (2, 1)
+        assert (case.padding, case.dilation, case.groups, case.w_shape) == (0, 1, 1, (3, 4, 2, 3))
+    finally:
+        sampler.set_limits({})
+
+
+def test_a_strict_adapter_must_name_contract_parameters():
+    from ..bindings import core as c
+
+    with pytest.raises(ValueError, match=r"takes \['strides'\], not parameters of conv2d"):
+        c.row("conv2d", "conv", lambda u, x, w, strides: None)
+    with pytest.raises(ValueError, match=r"must take \['stride'\]"):  # no API-less stride
+        c.row("conv2d", "conv", lambda u, x, w: None)
+    with pytest.raises(ValueError, match="no such contract function"):
+        c.row("conv9d", "conv", lambda u, x: None)
+
+
 def test_causes_leave_the_values_out():
     assert verdicts.cause("padding=(1, 2) not supported") == verdicts.cause(
         "padding=((0, 1), (2, 2)) not supported") == "padding=… not supported"
