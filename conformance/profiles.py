@@ -1,4 +1,5 @@
-"""Hypothesis profiles: ``ci`` (derandomised, fixed counts), ``dev`` (quick), ``thorough``.
+"""Hypothesis profiles: ``ci`` (derandomised, fixed counts), ``dev`` (random, a quarter of
+``ci``), ``quick`` (derandomised, a tenth of ``ci``: ``check --quick``), ``thorough``.
 
 Chosen with ``NNREF_PROFILE`` (or Hypothesis's own ``--hypothesis-profile``). Tests ask for
 ``examples(n)``: n examples under ``ci``, a quarter under ``dev``, ten times as many under
@@ -12,7 +13,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 PROFILE_ENV = "NNREF_PROFILE"
-_SCALE = {"ci": 1.0, "dev": 0.25, "thorough": 10.0}
+_SCALE = {"ci": 1.0, "dev": 0.25, "quick": 0.1, "thorough": 10.0}
 _COMMON = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much,
@@ -22,6 +23,7 @@ _COMMON = {
 
 settings.register_profile("ci", derandomize=True, max_examples=50, **_COMMON)
 settings.register_profile("dev", max_examples=15, **_COMMON)
+settings.register_profile("quick", derandomize=True, max_examples=5, **_COMMON)
 settings.register_profile("thorough", max_examples=500, **_COMMON)
 
 
@@ -31,6 +33,7 @@ settings.register_profile("thorough", max_examples=500, **_COMMON)
 # shrink starts); NNREF_SHRINK_SECONDS overrides it. Argument checks do not shrink at all.
 SHRINK_ENV = "NNREF_SHRINK_SECONDS"
 DEFAULT_SHRINK_SECONDS = 5
+QUICK_SHRINK_SECONDS = 1  # check --quick
 
 
 def bound_shrinking() -> float:

@@ -68,6 +68,10 @@ FRAMEWORK_MARKERS: dict[str, str] = {}
 for _row in BACKENDS:
     if _row.marker:
         FRAMEWORK_MARKERS.setdefault(_row.marker, _row.package)
+# A module attribute: True when the module defines no behaviour for NaN, infinities and signed
+# zeros (a binding of a course API): the tests that plant them are left out, with the reason.
+FINITE_ONLY_ATTR = "CONFORMANCE_FINITE_ONLY"
+
 MARKERS = {
     "torch": "needs torch (deselected when it is not installed)",
     "tf": "needs TensorFlow (deselected when it is not installed)",
@@ -77,6 +81,8 @@ MARKERS = {
     "arguments": "checks how the implementation under test treats invalid arguments",
     "checkout": "reads files that exist only in a source checkout (docs, the source tree)",
     "checks(*functions)": "the contract functions a test judges (default: the ones it calls)",
+    "nonfinite": "plants NaN, infinities and signed zeros in the inputs (left out for a "
+                 "binding whose API defines no non-finite values)",
 }
 
 
@@ -110,6 +116,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "unsupported causes) to FILE as JSON (conformance.verdicts)",
     )
     parser.addoption(
+        "--quick", action="store_true", default=False,
+        help="a quick verdict (a homework in under a minute): the derandomised 'quick' "
+             "profile and no framework cross-checks (SciPy's, finite differences, the golden "
+             "fixtures and the properties still judge every function)",
+    )
+    parser.addoption(
         "--skip-grader-cells", action="store_true", default=False,
         help="a notebook target: leave out nbgrader test cells and cells Otter ignores",
     )
@@ -130,6 +142,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _CONFIG["config"] = config
     if config.option.help or config.option.version:
         return
+    if config.getoption("--quick"):
+        # a quick verdict: a failure shrinks for a second, not five (NNREF_SHRINK_SECONDS wins)
+        os.environ[profiles.PROFILE_ENV] = "quick"
+        os.environ.setdefault(profiles.SHRINK_ENV, str(profiles.QUICK_SHRINK_SECONDS))
+        profiles.load()
     missing = [m for m in sorted(frameworks.required()) if importlib.util.find_spec(m) is None]
     if missing:
         raise pytest.UsageError(
@@ -238,6 +255,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if state.limits:
         drop[f"ranks outside the declared limits ({LIMITS_ATTR})"] = [
             i for i in items if _rank_outside_limits(i, state.limits)]
+    if getattr(state.module, FINITE_ONLY_ATTR, False):
+        drop[f"non-finite inputs: the API defines none ({FINITE_ONLY_ATTR})"] = [
+            i for i in items if i.get_closest_marker("nonfinite")]
+    if config.getoption("--quick"):
+        drop["--quick: the framework cross-checks"] = [
+            i for i in items if any(i.get_closest_marker(m) for m in FRAMEWORK_MARKERS)]
     gone: set[int] = set()
     for reason, dropped in drop.items():
         dropped = [i for i in dropped if id(i) not in gone]

@@ -272,6 +272,7 @@ class BoundModule(types.ModuleType):
         self.target = target
         self.__file__ = user.origin
         self.CONFORMANCE_LIMITS = binding.declared_limits(user)
+        self.CONFORMANCE_FINITE_ONLY = binding.finite_only
         self.rows: dict[str, Row] = {}
         self.missing: dict[str, tuple[str, ...]] = {}
         for r in binding.rows:

@@ -8,11 +8,13 @@ symmetric zero padding, no dilation or groups); ``pool_param = {'pool_height', '
 contract's 0.1: ``running = momentum * running + (1 - momentum) * batch``) and running statistics
 written back into it, the running variance the *biased* batch variance (the contract's is
 unbiased: the binding adds the difference, ``momentum * var / (m - 1)``, to the user's value).
-``batchnorm_*`` takes (N, D), ``spatial_batchnorm_*`` (N, C, H, W). The tie rule of max pooling
-is not fixed by the course: tie-free inputs.
+``batchnorm_*`` takes (N, D), ``spatial_batchnorm_*`` (N, C, H, W). ``layernorm_*`` normalises
+each row of (N, D) (``ln_param = {'eps'}``); ``spatial_groupnorm_*`` takes (N, C, H, W), ``G``
+and ``gn_param = {'eps'}``, with gamma, beta and their gradients shaped (1, C, 1, 1). The tie
+rule of max pooling is not fixed by the course: tie-free inputs.
 
-Pending: ``layernorm_*`` and ``spatial_groupnorm_*`` (the contract's ``layer_norm`` and
-``group_norm`` are not part of this version of the suite).
+Not bound: ``batchnorm_backward_alt`` (a second backward of the same op: check it by renaming
+it ``batchnorm_backward`` in a copy).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from .core import (
     Binding,
+    Coercion,
     UserCode,
     first_axis,
     fixed,
@@ -31,6 +34,7 @@ from .core import (
     require,
     resolved_pads,
     row,
+    scale_and_shift,
     symmetric_pad,
     ungrouped,
     zeros_if_none,
@@ -181,6 +185,42 @@ def batch_norm_backward(u: UserCode, dy: np.ndarray, x: np.ndarray,
     return tuple(getattr(u, backward)(dy, cache))
 
 
+# --------------------------------------------------------------------------------------------
+# layernorm_* (N, D) and spatial_groupnorm_* (N, C, H, W)
+
+
+def layer_norm(u: UserCode, x: np.ndarray, normalized_shape: Any, gamma: Any, beta: Any,
+               eps: float) -> Any:
+    gamma, beta = scale_and_shift(x, gamma, beta)
+    return u.layernorm_forward(x, gamma, beta, {"eps": eps})[0]
+
+
+def layer_norm_backward(u: UserCode, dy: np.ndarray, x: np.ndarray, normalized_shape: Any,
+                        gamma: Any, eps: float) -> Any:
+    _, cache = u.layernorm_forward(x, *scale_and_shift(x, gamma), {"eps": eps})
+    return tuple(u.layernorm_backward(dy, cache))
+
+
+def _per_channel(v: np.ndarray) -> np.ndarray:  # (C,) -> (1, C, 1, 1)
+    return np.asarray(v).reshape(1, -1, 1, 1)
+
+
+def group_norm(u: UserCode, x: np.ndarray, num_groups: int, gamma: Any, beta: Any,
+               eps: float) -> Any:
+    gamma, beta = scale_and_shift(x, gamma, beta)
+    return u.spatial_groupnorm_forward(x, _per_channel(gamma), _per_channel(beta), num_groups,
+                                       {"eps": eps})[0]
+
+
+def group_norm_backward(u: UserCode, dy: np.ndarray, x: np.ndarray, num_groups: int,
+                        gamma: Any, eps: float) -> Any:
+    gamma, beta = scale_and_shift(x, gamma)
+    _, cache = u.spatial_groupnorm_forward(x, _per_channel(gamma), _per_channel(beta),
+                                           num_groups, {"eps": eps})
+    dx, dgamma, dbeta = u.spatial_groupnorm_backward(dy, cache)
+    return dx, np.asarray(dgamma).reshape(-1), np.asarray(dbeta).reshape(-1)
+
+
 BINDING = Binding(
     name="cs231n",
     rows=(
@@ -204,6 +244,13 @@ BINDING = Binding(
             outputs={"dx": "batchnorm_backward / spatial_batchnorm_backward: dx",
                      "dgamma": "batchnorm_backward / spatial_batchnorm_backward: dgamma",
                      "dbeta": "batchnorm_backward / spatial_batchnorm_backward: dbeta"}),
+        row("layer_norm", "layernorm_forward", layer_norm, outputs={"y": "layernorm_forward: out"}),
+        row("layer_norm_backward", ["layernorm_forward", "layernorm_backward"],
+            layer_norm_backward),
+        row("group_norm", "spatial_groupnorm_forward", group_norm,
+            outputs={"y": "spatial_groupnorm_forward: out"}),
+        row("group_norm_backward", ["spatial_groupnorm_forward", "spatial_groupnorm_backward"],
+            group_norm_backward),
     ),
     limits={
         "conv2d": {**ungrouped(), "dilation": fixed(1, "no dilation"),
@@ -212,11 +259,14 @@ BINDING = Binding(
                        "ceil_mode": False, "return_indices": False,
                        "stride": first_axis("stride")},
         "batch_norm": {"rank": [0, 2]},
+        "layer_norm": {"rank": 0, "normalized_shape": Coercion(
+            "each row of (N, D) normalised", lambda case: case.shape[-1:])},
+        "group_norm": {"rank": 2},
     },
     entries=("cs231n/layers.py", "layers.py"),
     notes=("conv_param: one stride, one symmetric zero padding; no dilation, no groups",
            "pool_param: no padding, no dilation, no ceil_mode, no indices",
            "batchnorm_backward: the training mode only",
-           "layernorm_* and spatial_groupnorm_*: pending (no layer_norm / group_norm in the "
-           "contract of this version)"),
+           "layernorm_*: (N, D) rows only; spatial_groupnorm_*: (N, C, H, W) only",
+           "batchnorm_backward_alt: not bound (rename it batchnorm_backward in a copy)"),
 )

@@ -44,6 +44,8 @@ from ..profiles import examples
 from ..sampler import seeds, strategy
 from .params import record_ranks
 
+pytestmark = pytest.mark.nonfinite
+
 SPECIALS = [np.nan, np.inf, -np.inf, -0.0]
 NUMPY_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
                "circular": "wrap"}

@@ -132,3 +132,41 @@ def spatial_batchnorm_backward(dout, cache):
     n, c, h, w = dout.shape
     dx, dgamma, dbeta = batchnorm_backward(dout.transpose(0, 2, 3, 1).reshape(-1, c), cache)
     return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dgamma, dbeta
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    eps = ln_param.get("eps", 1e-5)
+    mean = x.mean(axis=1, keepdims=True)
+    std = np.sqrt(x.var(axis=1, keepdims=True) + eps)
+    xhat = (x - mean) / std
+    return gamma * xhat + beta, (xhat, gamma, std)
+
+
+def layernorm_backward(dout, cache):
+    xhat, gamma, std = cache
+    dxhat = dout * gamma
+    dx = (dxhat - dxhat.mean(axis=1, keepdims=True)
+          - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)) / std
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    eps = gn_param.get("eps", 1e-5)
+    n, c, h, w = x.shape
+    xg = x.reshape(n, G, c // G * h * w)
+    mean = xg.mean(axis=2, keepdims=True)
+    std = np.sqrt(xg.var(axis=2, keepdims=True) + eps)
+    xhat = ((xg - mean) / std).reshape(n, c, h, w)
+    return gamma * xhat + beta, (xhat, gamma, std, G)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    xhat, gamma, std, G = cache
+    n, c, h, w = dout.shape
+    dbeta = dout.sum(axis=(0, 2, 3), keepdims=True)
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3), keepdims=True)
+    dxhat = (dout * gamma).reshape(n, G, -1)
+    xg = xhat.reshape(n, G, -1)
+    dx = (dxhat - dxhat.mean(axis=2, keepdims=True)
+          - xg * (dxhat * xg).mean(axis=2, keepdims=True)) / std
+    return dx.reshape(n, c, h, w), dgamma, dbeta
