@@ -31,6 +31,7 @@ import platform
 import re
 import signal
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,12 @@ class _State:
         self.module: Any = None
         self.limits: dict[str, dict[str, Any]] = {}
         self.failures: list[dict[str, Any]] = []  # conformance.verdicts failure records
+        # progress lines on long runs: contract function -> outcome -> count, and when the
+        # last lines were written
+        self.progress: dict[str, Counter[str]] = defaultdict(Counter)
+        self.reported: dict[str, Counter[str]] = {}
+        self.started = time.monotonic()
+        self.last_progress = self.started
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -391,9 +398,52 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for function in entry["judged"]:
             outcome = entry.get("outcome", "passed")
             state.results[op_and_direction(function)][category][outcome] += 1
+            state.progress[function][outcome] += 1
         for function, message, count in entry["unsupported"]:
             state.unsupported[(function, message)] += count
         state.failures.extend(entry.get("failures", ()))
+    if not hasattr(config, "workerinput"):
+        _progress(config, state)
+
+
+PROGRESS_ENV = "NNREF_PROGRESS_SECONDS"
+DEFAULT_PROGRESS_SECONDS = 30.0
+
+
+def _progress(config: pytest.Config, state: _State) -> None:
+    """On a long run, every NNREF_PROGRESS_SECONDS (default 30; 0: never): one line per
+    function whose counts changed since the last lines, in the user's names."""
+    try:
+        every = float(os.environ.get(PROGRESS_ENV, DEFAULT_PROGRESS_SECONDS))
+    except ValueError:
+        every = DEFAULT_PROGRESS_SECONDS
+    now = time.monotonic()
+    if every <= 0 or now - state.last_progress < every:
+        return
+    state.last_progress = now
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    for line in progress_lines(state, now - state.started):
+        reporter.ensure_newline()
+        reporter.write_line(line)
+
+
+def progress_lines(state: _State, elapsed: float) -> list[str]:
+    """The progress lines due: functions whose counts changed since the last ones."""
+    label = getattr(state.module, "user_label", None)
+    lines = []
+    for function, counts in sorted(state.progress.items()):
+        shown_counts = Counter(passed=counts["passed"], failed=counts["failed"])
+        if state.reported.get(function) == shown_counts or not sum(shown_counts.values()):
+            continue
+        state.reported[function] = shown_counts
+        name = label(function) if callable(label) else function
+        shown = name if name == function else f"{name} ({function})"
+        verdict_so_far = "FAILING" if counts["failed"] else "ok so far"
+        lines.append(f"[{elapsed:5.0f} s] {shown}: {verdict_so_far}, {counts['passed']} "
+                     f"passed, {counts['failed']} failed")
+    return lines
 
 
 def _failures(item: pytest.Item, exc: BaseException, report: Any) -> list[dict[str, Any]]:
@@ -473,6 +523,9 @@ def _verdicts(config: pytest.Config) -> dict[str, Any]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """--verdicts-json FILE: the run's verdicts (conformance.verdicts), by the controller."""
     config = session.config
+    if _cell_errors() and exitstatus == 0 and not hasattr(config, "workerinput"):
+        # the notebook does not run top to bottom: its functions are judged, the run fails
+        session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
     path = config.getoption("--verdicts-json", None)
     if not path or hasattr(config, "workerinput") or _STATE_KEY not in config.stash:
         return
@@ -487,6 +540,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     _headroom_summary(terminalreporter)
+    for error in _cell_errors():
+        terminalreporter.write_line(f"notebook cell failed (exit status 1 even where every "
+                                    f"function conforms): {error}")
     if _cell_errors():
         terminalreporter.section("notebook cells that failed (the other cells still ran)")
         for line in _cell_errors():

@@ -34,6 +34,7 @@ from .. import fixtures_cli
 from ..backends import Unsupported, load_backend
 from ..comparison import Mismatch, compare
 from ..frameworks import require
+from ..harness import context
 from ..ops import hand_cases
 from ..ops.conv import ConvCase
 from ..ops.max_pool import PoolCase
@@ -156,7 +157,7 @@ def _judged(name: str, direction: str) -> pytest.MarkDecorator:
     pytest.param(name, direction, id=f"{name}-{direction}", marks=_judged(name, direction))
     for name in NAMES for direction in fs.DIRECTIONS
 ])
-def test_impl_reproduces_stored_outputs(name, direction, impl):
+def test_impl_reproduces_stored_outputs(name, direction, impl, impl_name_opt):
     stored = fs.load_case(FIXTURES, ENTRIES[name])  # checks the SHA-256 first
     case, dtype = stored.case, stored.dtype
     a = stored.inputs()
@@ -165,23 +166,42 @@ def test_impl_reproduces_stored_outputs(name, direction, impl):
         for k, v in fc.arrays().items():
             assert v.dtype == a[k].dtype and np.array_equal(v, a[k]), (
                 f"{stored.path}: stored input {k} is not what case {name} defines; regenerate")
-    failures = []
+    # a failure names the function and the output, and its reproducer loads the stored inputs
+    where = context(case, dtype, (fc.seed if fc is not None else None) or 0, impl_name_opt,
+                    direction, _loading_code(name))
     got = _run(case, impl, {k: v.copy() for k, v in a.items()}, direction)
     same = fg.atols(case, a, dtype, dtype, direction)
     exact = fg.atols(case, a, dtype, np.float64, direction)
     sources = [("nnref", same), *((fw, same) for fw in fs.FRAMEWORKS), ("expected", exact)]
+    failures: dict[str, Mismatch] = {}  # output -> its first failure
     for source, atol in sources:
         for out, want in sorted(stored.outputs(source, direction).items()):
             if fc is not None and fc.hand is not None and source == "expected":
                 assert np.array_equal(want, fc.hand.expected(direction)[out]), (
                     f"{stored.path}: hand numbers of {name} changed; regenerate")
+            if out in failures:
+                continue
             try:
                 if out != "indices" and got[out].dtype != dtype:
                     raise Mismatch(f"{out}: dtype {got[out].dtype}, expected {dtype}")
                 compare(out, got[out], want, atol[out])
             except Mismatch as exc:
-                failures.append(f"{direction} vs stored {source}: {exc}")
-    assert not failures, f"case {name} ({stored.path}):\n" + "\n".join(failures)
+                first, _, _ = str(exc).partition(" [")
+                failures[out] = Mismatch(f"{first} (stored case {name}, {source}'s output) "
+                                         f"[{where}]")
+    if len(failures) == 1:
+        raise next(iter(failures.values()))
+    if failures:
+        raise ExceptionGroup(f"case {name} ({stored.path}): {len(failures)} outputs differ",
+                             list(failures.values()))
+
+
+def _loading_code(name: str) -> str:
+    """Reproducer code that replaces the arrays ``a`` with the stored case's inputs."""
+    return ("from conformance import fixture_store as fs  # the stored inputs of the case\n"
+            "entry = next(e for e in fs.load_manifest(fs.FIXTURES_DIR)['cases'] "
+            f"if e['name'] == {name!r})\n"
+            "a = fs.load_case(fs.FIXTURES_DIR, entry).inputs()")
 
 
 # --------------------------------------------------------------------------------------------
