@@ -12,6 +12,9 @@ nothing.
   "same")``, k // 2 before and (k - 1) // 2 after (the extra zero of an even kernel *before*,
   unlike the contract's "same"), then subsampled by the stride: the sampler draws exactly that
   padding, any stride, no dilation or groups.
+- ``FullyConnected(input_size, output_size)``: (batch, input_size) input; ``weights`` is
+  (input_size + 1, output_size), the contract's ``w.T`` with the bias as its last row (the input
+  is extended by a column of ones), and so is ``gradient_weights``.
 - ``Pooling(stride_shape, pooling_shape)``: max pooling, valid windows, any stride.
 - ``ReLU()``, ``Sigmoid()``: any shape.
 - ``BatchNormalization(channels)``: (N, C) and (N, C, H, W) in training mode (``testing_phase``
@@ -45,7 +48,7 @@ from .core import (
 )
 from .targets import Namespace
 
-CLASSES = ("Conv", "Pooling", "ReLU", "Sigmoid", "BatchNormalization")
+CLASSES = ("FullyConnected", "Conv", "Pooling", "ReLU", "Sigmoid", "BatchNormalization")
 EPS_ATTRIBUTES = ("eps", "epsilon", "_eps", "_epsilon")
 DEFAULT_EPS = 1e-11
 
@@ -70,6 +73,37 @@ def load_layers(folder: Path) -> tuple[Namespace, str]:
 def _unoptimised(u: UserCode, layer: Any) -> None:
     if hasattr(layer, "optimizer"):
         u.set(layer, "optimizer", None)
+
+
+# --------------------------------------------------------------------------------------------
+# FullyConnected: weights (in + 1, out), the bias the last row
+
+
+def fc_layer(u: UserCode, w: np.ndarray, b: np.ndarray | None, like: np.ndarray) -> Any:
+    layer = u.FullyConnected(w.shape[1], w.shape[0])
+    _unoptimised(u, layer)
+    bias = zeros_if_none(b, w.shape[0], like)
+    u.set(layer, "weights", np.concatenate([w.T, bias[None, :]], axis=0))
+    return layer
+
+
+def _rows(x: np.ndarray) -> np.ndarray:  # (*lead, in) -> (batch, in)
+    return x.reshape(-1, x.shape[-1])
+
+
+def linear(u: UserCode, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> Any:
+    y = u.method(fc_layer(u, w, b, x), "forward")(_rows(x))
+    return np.asarray(y).reshape(*x.shape[:-1], w.shape[0])
+
+
+def linear_backward(u: UserCode, dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> Any:
+    layer = fc_layer(u, w, None, x)
+    u.method(layer, "forward")(_rows(x))
+    dx = u.method(layer, "backward")(_rows(dy))
+    grad = np.asarray(u.get(layer, "gradient_weights"))
+    require(grad.shape == (w.shape[1] + 1, w.shape[0]),
+            "gradient_weights not shaped (input_size + 1, output_size)")
+    return np.asarray(dx).reshape(x.shape), grad[:-1].T, grad[-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +259,13 @@ def limits_for(user: UserCode) -> dict[str, dict[str, Any]]:
 BINDING = Binding(
     name="fau",
     rows=(
+        row("linear", "FullyConnected.forward", linear,
+            outputs={"y": "FullyConnected.forward: output"}),
+        row("linear_backward", ["FullyConnected.forward", "FullyConnected.backward"],
+            linear_backward,
+            outputs={"dx": "FullyConnected.backward: returned error tensor",
+                     "dw": "FullyConnected.backward: gradient_weights[:-1].T",
+                     "db": "FullyConnected.backward: gradient_weights[-1]"}),
         *(row(f"conv{r}d", "Conv.forward", conv,
               outputs={"y": "Conv.forward: output"}) for r in (1, 2)),
         *(row(f"conv{r}d_backward", ["Conv.forward", "Conv.backward"], conv_backward,
