@@ -31,3 +31,10 @@ def fixtures_dir() -> Path:
     if (beside / "manifest.json").is_file():
         return beside
     return PACKAGE_DIR / "fixtures"
+
+
+def contract_md() -> Path | None:
+    """CONTRACT.md (the contract's documented signatures): next to the package in a checkout's
+    layout, else None (an installed suite does not ship it)."""
+    beside = PACKAGE_DIR.parent / "CONTRACT.md"
+    return beside if beside.is_file() else None

@@ -177,7 +177,10 @@ RUNS = [
      "conv_backward_naive: dx wrong"),
     ("cs231n_homework", "bug_conv_backward_crop.py", "cs231n", "test_gradients and conv2d",
      "conv_backward_naive: dx wrong"),
-    ("cs231n_homework", ".", "cs231n", "crosscheck and scipy and (pool2d or batch_norm0d)", None),
+    ("cs231n_homework", ".", "cs231n",
+     "crosscheck and scipy and (pool2d or batch_norm0d) or layer_norm or group_norm", None),
+    ("cs231n_homework", "bug_groupnorm_interleaved.py", "cs231n", "test_fixtures and group_norm",
+     "spatial_groupnorm_forward: out wrong"),
     ("cs231n_homework", "bug_max_pool_square.py", "cs231n", "crosscheck and scipy and pool2d",
      "max_pool_forward_naive: y wrong"),
     ("cs231n_homework", "bug_batchnorm_running_var.py", "cs231n",
@@ -190,7 +193,7 @@ RUNS = [
      "crosscheck and scipy and pad2d", "zero_pad: y wrong"),
     ("dlai_homework", "bug_pool_backward_stride.py", "deeplearning-ai",
      "test_gradients and pool2d", "pool_backward (max): dA_prev wrong"),
-    ("fau_homework", ".", "fau", "test_gradients and (conv or pool2d)", None),
+    ("fau_homework", ".", "fau", "test_gradients and (conv or pool2d or linear)", None),
     ("fau_homework", "bug_even_kernel_padding", "fau", "crosscheck and scipy and conv2d",
      "Conv.forward: output wrong"),
     ("fau_homework", "bug_pooling_overlap", "fau", "test_gradients and pool2d",
@@ -205,8 +208,10 @@ def _check(directory: str, target: str, api: str, selection: str, *extra: str,
     assert ROOT is not None
     env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="",
                PYTHONPATH=os.pathsep.join([str(ROOT / "impl"), str(PACKAGE_DIR.parent)]))
+    # --quick: the quick mode must catch every bug the examples hold
     return subprocess.run([sys.executable, "-m", "conformance", "check", target, "--api", api,
-                           "-m", "values", "-q", "-p", "no:randomly", "-k", selection, *extra],
+                           "-m", "values", "-q", "-p", "no:randomly", "--quick",
+                           "-k", selection, *extra],
                           cwd=EXAMPLES / directory, env=env, capture_output=True, text=True,
                           timeout=600)
 
