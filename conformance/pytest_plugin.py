@@ -450,9 +450,26 @@ def _failures(item: pytest.Item, exc: BaseException, report: Any) -> list[dict[s
     """The test's failures in the user's words, each its own entry in every report."""
     from .verdicts import report_failures
 
-    return report_failures(report, exc, item.config.stash[_STATE_KEY].module,
-                           impl_name(item.config.getoption("--impl")), item.nodeid,
-                           item.user_properties)
+    config = item.config
+    wrapped = config.stash.get(_IMPL_KEY, None)
+    marker = item.get_closest_marker("checks")
+    judged = set(marker.args) if marker else set(wrapped.called if wrapped else ())
+    return report_failures(report, exc, config.stash[_STATE_KEY].module,
+                           impl_name(config.getoption("--impl")), item.nodeid,
+                           item.user_properties,
+                           judged=judged.pop() if len(judged) == 1 else None,
+                           rerun=_rerun_command(config, item))
+
+
+def _rerun_command(config: pytest.Config, item: pytest.Item) -> str:
+    """The command that runs this one test again on the same code."""
+    import shlex
+
+    target = impl_name(config.getoption("--impl"))
+    api = config.getoption("--api")
+    words = ["python", "-m", "conformance", "check", target, *(["--api", api] if api else []),
+             "-p", "no:randomly", "-k", item.name]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _headroom_summary(tr: Any) -> None:

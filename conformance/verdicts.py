@@ -52,8 +52,11 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
-def failure_of(exc: BaseException, module: Any, impl_name: str, test: str) -> dict[str, Any]:
-    """One failure record (see the module docstring)."""
+def failure_of(exc: BaseException, module: Any, impl_name: str, test: str,
+               judged: str | None = None, rerun: str = "") -> dict[str, Any]:
+    """One failure record (see the module docstring). ``judged``: the one contract function the
+    test judges, charged when the failure names none; ``rerun``: the command that runs the test
+    again, the reproducer of a failure that has none of its own."""
     text = str(exc)
     found = _FUNCTION.search(text)
     contract = found.group(1) if found else getattr(exc, FUNCTION_ATTR, None)
@@ -74,7 +77,14 @@ def failure_of(exc: BaseException, module: Any, impl_name: str, test: str) -> di
             contract = contract or (case.op if direction == "forward" else case.backward_op)
             configuration = f"{case.describe()} dtype={dtype_name} seed={seed}"
             reproducer = case.reproducer(dtype_name, seed, impl_name, direction)
-    labels = _labels(module, contract, output, user)
+    if not reproducer and rerun:
+        reproducer = f"# this test alone, on the same code:\n{rerun}\n"
+    if contract is None and judged is not None:  # a test's own assertion about one function
+        contract = judged
+        label = getattr(module, "user_label", None)
+        labels = (label(judged) if callable(label) else judged), output
+    else:
+        labels = _labels(module, contract, output, user)
     return {"test": test, "contract": contract, "function": labels[0], "output": labels[1],
             "message": message, "configuration": configuration, "reproducer": reproducer}
 
@@ -95,19 +105,20 @@ def _labels(module: Any, contract: str | None, output: str | None,
     return user or contract, output
 
 
-def failures_of(exc: BaseException, module: Any, impl_name: str,
-                test: str) -> list[dict[str, Any]]:
+def failures_of(exc: BaseException, module: Any, impl_name: str, test: str,
+                judged: str | None = None, rerun: str = "") -> list[dict[str, Any]]:
     """Every distinct failure ``exc`` stands for, as failure records."""
-    return [failure_of(leaf, module, impl_name, test) for leaf in leaves(exc)]
+    return [failure_of(leaf, module, impl_name, test, judged, rerun) for leaf in leaves(exc)]
 
 
 def report_failures(report: Any, exc: BaseException, module: Any, impl_name: str,
-                    test: str, properties: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+                    test: str, properties: list[tuple[str, Any]], judged: str | None = None,
+                    rerun: str = "") -> list[dict[str, Any]]:
     """A failed test's failures, each its own entry in every report: a "verdicts in your words"
     section with its reproducer (terminal), a property each (appended to ``properties``, the
     test item's, which the junit file writes) and the failure message listing them (junit),
     the records returned (the summary, ``--verdicts-json``)."""
-    found = failures_of(exc, module, impl_name, test)
+    found = failures_of(exc, module, impl_name, test, judged, rerun)
     text = []
     for number, failure in enumerate(found, start=1):
         said = headline(failure)
