@@ -22,6 +22,7 @@ checked in test_error_messages.py.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -721,3 +722,63 @@ def test_instance_norm_training_accepts_exactly_two_values_per_instance(shape, i
     first = np.ascontiguousarray(flat[:, :, 0])  # (N, C)
     y_eval = impl.instance_norm(first, running_mean=RM[:c], running_var=RV[:c], training=False)
     np.testing.assert_allclose(y_eval, (first - RM[:c]) / np.sqrt(RV[:c] + 1e-5), rtol=1e-13)
+
+
+# ------------------------------------------- the plain statements next to the fast paths
+
+
+def test_layout_strings_name_every_axis():
+    """The layouts the messages quote (built once at import, so pinned here directly)."""
+    from nnref._checks import layout
+
+    assert layout(1) == "(N, C, L)"
+    assert layout(2) == "(N, C, H, W)"
+    assert layout(3, suffix="o") == "(N, C, Do, Ho, Wo)"
+    assert layout(2, "Co, C/G", prefix="k", lower=True) == "(Co, C/G, kh, kw)"
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_max_pool_plain_has_the_contracts_defaults_and_argument_checks(rank):
+    """nnref.max_pool.max_pool_plain(_backward), the rule written out plainly, takes
+    max_pool{r}d's defaults and refuses what it refuses, with the same messages (but its own
+    name)."""
+    import nnref
+    from nnref.max_pool import max_pool_plain, max_pool_plain_backward
+
+    pool = getattr(nnref, f"max_pool{rank}d")
+    pool_backward = getattr(nnref, f"max_pool{rank}d_backward")
+    rng = np.random.default_rng(rank)
+    x = rng.standard_normal((2, 3, *(5, 6, 7)[:rank]))
+    y, idx = max_pool_plain(x, 2)
+    want_y, want_idx = pool(x, 2, return_indices=True)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(idx, want_idx)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(max_pool_plain_backward(dy, x, 2), pool_backward(dy, x, 2))
+    name = f"max_pool{rank}d"
+    with pytest.raises(ValueError, match=r"^x must have 3, 4 or 5 dimensions \(N, C, L\), "):
+        max_pool_plain(np.ones((3, 5)), 2)  # any rank, so its own ndim message
+    bad_calls = [
+        ((x.astype(np.int64), 2), {}), (([[1.0]], 2), {}), ((x, 0), {}),
+        ((x, 2), {"stride": 0}), ((x, 2), {"padding": 2}), ((x, 2), {"dilation": 0}),
+        ((x, 9), {}),
+    ]
+    for args, kwargs in bad_calls:
+        with pytest.raises(ValueError) as want:
+            pool(*args, **kwargs)
+        with pytest.raises(ValueError) as got:
+            max_pool_plain(*args, **kwargs)
+        assert str(got.value).replace("max_pool_plain", name) == str(want.value), (args, kwargs)
+        with pytest.raises(ValueError) as got:
+            max_pool_plain_backward(dy, *args, **kwargs)
+        assert str(got.value).replace("max_pool_plain", name) == str(want.value), (args, kwargs)
+
+    def head(exc):  # the message up to its first detail
+        return re.split(r",| \(", str(exc.value))[0]
+
+    for bad_dy in (dy[0], dy.astype(np.float32), dy[..., :1], [[1.0]]):
+        with pytest.raises(ValueError) as want:
+            pool_backward(bad_dy, x, 2)
+        with pytest.raises(ValueError) as got:
+            max_pool_plain_backward(bad_dy, x, 2)
+        assert head(got) == head(want)

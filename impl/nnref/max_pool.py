@@ -128,6 +128,7 @@ def max_pool_plain_backward(
     """
     x = float_array("x", x, (3, 4, 5), "(N, C, L), (N, C, H, W) or (N, C, D, H, W)")
     dy = float_array("dy", dy, x.ndim)
+    same_dtype("x", x, dy=dy)
     geo = _geometry("max_pool_plain", x, kernel_size, stride, padding, dilation, ceil_mode)
     expect_shape("dy", dy, (*x.shape[:2], *geo.out))
     values, offsets = _tap_cells(x, geo)
