@@ -756,8 +756,12 @@ def test_max_pool_plain_has_the_contracts_defaults_and_argument_checks(rank):
     dy = rng.standard_normal(y.shape)
     np.testing.assert_array_equal(max_pool_plain_backward(dy, x, 2), pool_backward(dy, x, 2))
     name = f"max_pool{rank}d"
-    with pytest.raises(ValueError, match=r"^x must have 3, 4 or 5 dimensions \(N, C, L\), "):
-        max_pool_plain(np.ones((3, 5)), 2)  # any rank, so its own ndim message
+    any_rank = (r"^x must have 3, 4 or 5 dimensions \(N, C, L\), \(N, C, H, W\) or "
+                r"\(N, C, D, H, W\), got 2 \(shape \(3, 5\)\)$")  # any rank: its own message
+    with pytest.raises(ValueError, match=any_rank):
+        max_pool_plain(np.ones((3, 5)), 2)
+    with pytest.raises(ValueError, match=any_rank):
+        max_pool_plain_backward(np.ones((3, 5)), np.ones((3, 5)), 2)
     bad_calls = [
         ((x.astype(np.int64), 2), {}), (([[1.0]], 2), {}), ((x, 0), {}),
         ((x, 2), {"stride": 0}), ((x, 2), {"padding": 2}), ((x, 2), {"dilation": 0}),
