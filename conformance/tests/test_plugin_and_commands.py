@@ -218,3 +218,31 @@ def test_every_readme_output_block_names_its_command_and_is_filled():
         assert tool.normalise(block.body) == block.body, block.command
     # the version line is cheap: check it for real
     assert tool.run("python -m conformance --version").startswith("nnref conformance ")
+
+
+def test_progress_lines_name_each_function_whose_counts_changed():
+    from types import SimpleNamespace
+
+    from ..pytest_plugin import _State, progress_lines
+
+    state = _State()
+    state.module = SimpleNamespace(user_label=lambda f: {"conv2d": "conv_forward_naive"}.get(f, f))
+    state.progress["conv2d"].update(passed=3)
+    state.progress["relu"].update(passed=1, failed=1, skipped=4)
+    first = progress_lines(state, 31.0)
+    assert first == ["[   31 s] conv_forward_naive (conv2d): ok so far, 3 passed, 0 failed",
+                     "[   31 s] relu: FAILING, 1 passed, 1 failed"]
+    state.progress["relu"]["skipped"] += 1  # skips alone are no progress
+    assert progress_lines(state, 62.0) == []
+    state.progress["conv2d"]["failed"] += 1
+    assert progress_lines(state, 93.0) == [
+        "[   93 s] conv_forward_naive (conv2d): FAILING, 3 passed, 1 failed"]
+
+
+def test_the_quick_profile_is_derandomised_and_the_smallest():
+    from .. import profiles
+
+    assert profiles._SCALE["quick"] < profiles._SCALE["dev"] < profiles._SCALE["ci"]
+    from hypothesis import settings
+
+    assert settings.get_profile("quick").derandomize
