@@ -1,5 +1,6 @@
 """nnref: a compact, vectorised NumPy reference for CNN building blocks (channels-first
-(N, C, *S) with 1, 2 or 3 spatial axes, float32/float64).
+(N, C, *S) with 1, 2 or 3 spatial axes, float32/float64; float16/bfloat16 inputs computed with
+float32 accumulation).
 
 The contract every function follows (shapes, output-size formulas, tie rule, errors) is in
 CONTRACT.md at the root of the repository.
@@ -140,3 +141,12 @@ __all__ += [
     "layer_norm",
     "layer_norm_backward",
 ]
+
+# float16 and bfloat16 inputs: every public function widens them to float32 exactly, computes
+# in float32 and rounds its float outputs once back (_low_precision; CONTRACT.md "Low precision").
+from ._low_precision import accepts_low_precision as _accepts_low_precision  # noqa: E402
+
+for _name in __all__:
+    if callable(globals()[_name]):
+        globals()[_name] = _accepts_low_precision(globals()[_name])
+del _name
