@@ -50,6 +50,7 @@ from .impl_under_test import (
     impl_name,
     load_impl,
 )
+from .low_precision import ACCUMULATION_ATTR, declared_accumulation
 from .ops import op_and_direction
 from .paths import checkout_root
 
@@ -84,6 +85,8 @@ MARKERS = {
     "checks(*functions)": "the contract functions a test judges (default: the ones it calls)",
     "nonfinite": "plants NaN, infinities and signed zeros in the inputs (left out for a "
                  "binding whose API defines no non-finite values)",
+    "low_precision": "float16 / bfloat16 inputs, judged by the module's declared accumulation "
+                     "(left out when it declares none: CONFORMANCE_ACCUMULATION)",
 }
 
 
@@ -98,6 +101,7 @@ class _State:
         self.notes: list[str] = []  # deselections, one line each
         self.module: Any = None
         self.limits: dict[str, dict[str, Any]] = {}
+        self.accumulation: str | None = None  # CONFORMANCE_ACCUMULATION (conformance.low_precision)
         self.failures: list[dict[str, Any]] = []  # conformance.verdicts failure records
         # progress lines on long runs: contract function -> outcome -> count, and when the
         # last lines were written
@@ -190,6 +194,7 @@ def pytest_configure(config: pytest.Config) -> None:
         else:
             state.module = load_impl(name)
         state.limits = declared_limits(state.module)
+        state.accumulation = declared_accumulation(state.module)
     except Exception as exc:  # any failure to import is a setup error, reported once
         text = (str(exc).strip().splitlines() or [""])[0]
         what = f"{name!r} through --api {api}" if api else f"module {name!r}"
@@ -228,6 +233,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if state.limits:
         lines.append(f"declared limits ({LIMITS_ATTR}): {_limits_text(state.limits)}")
+    if state.accumulation is not None:
+        lines.append(f"float16 / bfloat16 judged as accumulating in "
+                     f"{'float32' if state.accumulation == 'float32' else 'the storage format'}"
+                     f" ({ACCUMULATION_ATTR} = {state.accumulation!r})")
     lines += [f"notebook cell failed (the other cells still ran): {e}" for e in _cell_errors()]
     return lines
 
@@ -262,6 +271,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if state.limits:
         drop[f"ranks outside the declared limits ({LIMITS_ATTR})"] = [
             i for i in items if _rank_outside_limits(i, state.limits)]
+    if state.accumulation is None:
+        drop[f"float16 / bfloat16: the module declares no {ACCUMULATION_ATTR}"] = [
+            i for i in items if i.get_closest_marker("low_precision")]
     if getattr(state.module, FINITE_ONLY_ATTR, False):
         drop[f"non-finite inputs: the API defines none ({FINITE_ONLY_ATTR})"] = [
             i for i in items if i.get_closest_marker("nonfinite")]

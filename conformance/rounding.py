@@ -17,13 +17,42 @@ import numpy as np
 SAFETY = 2.0
 
 
+# Storage formats NumPy's finfo does not know: bfloat16 (8 significand bits, ml_dtypes' dtype).
+_EPS_BY_NAME = {"bfloat16": 2.0**-7}
+
+
+class Probabilistic:
+    """An accumulation in ``dtype`` judged by the probabilistic bound instead of the worst case
+    (Higham and Mary, "A new approach to probabilistic rounding error analysis", SIAM J. Sci.
+    Comput. 41(5), 2019): with independent zero-mean rounding errors, a length-n sum errs by at
+    most ``lam * sqrt(n) * u * sum |terms|`` (to first order) with probability at least
+    ``1 - 2 n exp(-lam**2 / 2)``; lam = 6 makes that 1 - 3e-8 n. For a storage format such as
+    bfloat16, where the worst case gamma(n) exceeds 1 from n = 256 on and so bounds nothing,
+    this is the bound a declared storage-precision accumulation is held to (stated as such)."""
+
+    def __init__(self, dtype: Any, lam: float = 6.0) -> None:
+        self.dtype = np.dtype(dtype)
+        self.lam = lam
+
+    def __repr__(self) -> str:
+        return f"probabilistic {self.dtype.name} (lambda {self.lam:g})"
+
+
 def unit_roundoff(dtype: Any) -> float:
-    """u = eps / 2: the largest relative error of one rounding (2**-24 f32, 2**-53 f64)."""
-    return float(np.finfo(dtype).eps) / 2
+    """u = eps / 2: the largest relative error of one rounding (2**-24 f32, 2**-53 f64, 2**-11
+    float16, 2**-8 bfloat16)."""
+    if isinstance(dtype, Probabilistic):
+        return unit_roundoff(dtype.dtype)
+    name = np.dtype(dtype).name
+    return (_EPS_BY_NAME[name] if name in _EPS_BY_NAME else float(np.finfo(dtype).eps)) / 2
 
 
 def gamma(n: int, dtype: Any) -> float:
-    """gamma(n) = n u / (1 - n u): relative bound for a length-n sum or product chain."""
+    """gamma(n) = n u / (1 - n u): relative bound for a length-n sum or product chain (for a
+    :class:`Probabilistic` accumulation, lam sqrt(n) u in place of n u)."""
+    if isinstance(dtype, Probabilistic):
+        nu = dtype.lam * math.sqrt(n) * unit_roundoff(dtype)
+        return math.inf if nu >= 1 else nu / (1 - nu)
     nu = n * unit_roundoff(dtype)
     if nu >= 1:
         return math.inf
@@ -33,3 +62,12 @@ def gamma(n: int, dtype: Any) -> float:
 def abs64(a: np.ndarray | None) -> np.ndarray:
     """|a| in float64 (zeros(1) for an absent array): the magnitudes the bounds are built on."""
     return np.zeros(1) if a is None else np.abs(np.asarray(a, dtype=np.float64))
+
+
+def tiny(dtype: Any) -> float:
+    """The smallest positive normal number of ``dtype`` (bfloat16 shares float32's exponent)."""
+    if isinstance(dtype, Probabilistic):
+        return tiny(dtype.dtype)
+    if np.dtype(dtype).name == "bfloat16":
+        return float(np.finfo(np.float32).tiny)
+    return float(np.finfo(dtype).tiny)

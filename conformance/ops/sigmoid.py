@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import rounding
 from ..rounding import abs64, gamma
 from . import BenchCase, HandCase, OpRecord
 from .elementwise import CORNERS, KINDS, RANKS, ElementwiseCase, corners, sample_kind, sample_shape
@@ -47,7 +48,7 @@ def forward_bounds(case: SigmoidCase, a: Mapping[str, np.ndarray], dtype: Any
     # float32 kernels return 0 for sigmoid(-90) (8.2e-40, a subnormal), both float64 kernels
     # 0 for sigmoid(-718) (1.5e-312; registered as sigmoid-subnormal-flush), so an absolute
     # tiny(dtype) is allowed as well.
-    tiny = float(np.finfo(dtype).tiny)
+    tiny = rounding.tiny(dtype)
     return {"y": gamma(4, dtype) * _s(a["x"]) + tiny}
 
 
@@ -60,7 +61,7 @@ def backward_bounds(case: SigmoidCase, a: Mapping[str, np.ndarray], dtype: Any
     # the 1 - y form allows.) Plus |dy| tiny for a flushed subnormal y, as in forward_bounds,
     # and tiny for a subnormal dx itself flushed to zero (JAX's and TF's float32 CPU kernels
     # flush subnormal results of the product, registered as sigmoid-subnormal-flush).
-    tiny = float(np.finfo(dtype).tiny)
+    tiny = rounding.tiny(dtype)
     return {"dx": abs64(a["dy"]) * (gamma(7, dtype) * _s(a["x"]) + tiny) + tiny}
 
 

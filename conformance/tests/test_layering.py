@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                            "conformance.invalid_category")),
     ("engines", ("conformance.sampler", "conformance.tolerance", "conformance.runner",
                  "conformance.comparison", "conformance.registry", "conformance.gradcheck",
-                 "conformance.harness", "conformance.impl_under_test",
+                 "conformance.harness", "conformance.impl_under_test", "conformance.low_precision",
                  "conformance.invalid_call", "conformance.generic_categories",
                  "conformance.invalid_args", "conformance.invalid_outcomes",
                  "conformance.sandbox")),

@@ -146,6 +146,10 @@ __all__ += [
 # in float32 and rounds its float outputs once back (_low_precision; CONTRACT.md "Low precision").
 from ._low_precision import accepts_low_precision as _accepts_low_precision  # noqa: E402
 
+# How nnref accumulates float16 / bfloat16 inputs, for the conformance suite's error model
+# (conformance.low_precision): in float32.
+CONFORMANCE_ACCUMULATION = "float32"
+
 for _name in __all__:
     if callable(globals()[_name]):
         globals()[_name] = _accepts_low_precision(globals()[_name])

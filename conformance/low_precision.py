@@ -1,0 +1,175 @@
+"""float16 and bfloat16: an implementation judged by how its kernel rounds and accumulates.
+
+A kernel in low precision is described by its *arithmetic*: the storage format F of its inputs
+and outputs (float16 or bfloat16) and the precision it accumulates in. The default contract is
+float32 accumulation (what torch's CPU kernels, oneDNN's default and cuDNN do, and nnref:
+CONTRACT.md "Low precision"); a module that accumulates in F itself declares it,
+``CONFORMANCE_ACCUMULATION = "storage"`` (``"float32"``: the default, said explicitly), and is
+then held to that bound instead, listed in the summary. A module declaring neither is not asked
+about low precision (the tests say so when they are deselected).
+
+The expected value is nnref in float64 on the inputs exactly as F stores them, so rounding the
+inputs to F is not an error of the kernel. The allowed error of one output element is
+
+    SAFETY * (acc + ref) + u_F * (|expected| + SAFETY * (acc + ref)) + tiny_F
+
+- ``acc``: the op's own model (its record's bounds: gamma(n) * sum |terms| over the sums the op
+  computes) with the unit roundoff of the accumulation: float32's (2**-24) by default; for a
+  declared storage accumulation the probabilistic bound lam sqrt(n) u_F
+  (:class:`conformance.rounding.Probabilistic`, stated as such in every message), since the
+  worst case gamma(n) of bfloat16 exceeds 1 from n = 256 on;
+- ``ref``: the float64 reference's own bound;
+- ``u_F * (...)``: rounding the result once to F (u = 2**-11 float16, 2**-8 bfloat16);
+- ``tiny_F``: the smallest normal number of F (6.1e-5 float16, 1.2e-38 bfloat16), for a result
+  that underflows: rounded to a subnormal of F, or flushed to zero as some kernels do.
+A result whose magnitude rounds beyond F's largest finite value must be that infinity.
+
+A failure says which bound it broke and what the error is consistent with: an error 13x the
+float32-accumulation bound that fits the bound of accumulating in F says "consistent with
+accumulating in bfloat16".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import tolerance as tol
+from .comparison import Mismatch
+from .rounding import Probabilistic, tiny, unit_roundoff
+
+ACCUMULATION_ATTR = "CONFORMANCE_ACCUMULATION"
+ACCUMULATIONS = ("float32", "storage")
+
+
+def storage_dtypes() -> list[np.dtype]:
+    """The low-precision storage formats this installation can make: float16, and bfloat16
+    when ml_dtypes is installed."""
+    found = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return found
+    return [*found, np.dtype(ml_dtypes.bfloat16)]
+
+
+def declared_accumulation(module: Any) -> str | None:
+    """The module's declared accumulation ("float32" / "storage"), None if it declares none."""
+    value = getattr(module, ACCUMULATION_ATTR, None)
+    if value is None:
+        return None
+    if value not in ACCUMULATIONS:
+        raise ValueError(f"{ACCUMULATION_ATTR} must be one of {ACCUMULATIONS}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """Storage format and accumulation of a low-precision kernel."""
+
+    storage: np.dtype
+    accumulation: str = "float32"  # or "storage"
+
+    @property
+    def accumulate(self) -> Any:
+        """What the records' bounds take as the dtype of the sums."""
+        if self.accumulation == "float32":
+            return np.dtype(np.float32)
+        return Probabilistic(self.storage)
+
+    def describe(self) -> str:
+        if self.accumulation == "float32":
+            return f"{self.storage.name} storage, float32 accumulation"
+        return f"{self.storage.name} storage and accumulation (probabilistic bound)"
+
+
+def allowed(case: Any, a64: Mapping[str, np.ndarray], direction: str, arithmetic: Arithmetic,
+            expected: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The allowed |got - expected| per output (see the module docstring)."""
+    bounds = tol.forward_bounds if direction == "forward" else tol.backward_bounds
+    acc = bounds(case, dict(a64), arithmetic.accumulate)
+    ref = bounds(case, dict(a64), np.float64)
+    u_out = unit_roundoff(arithmetic.storage)
+    out: dict[str, np.ndarray] = {}
+    for name, want in expected.items():
+        if name == "indices" or name not in acc:
+            continue
+        inner = tol.comparison_atol(acc[name], ref[name])
+        out[name] = (inner + u_out * (np.abs(np.asarray(want, np.float64)) + inner)
+                     + tiny(arithmetic.storage))
+    return out
+
+
+def judge(case: Any, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
+          a64: Mapping[str, np.ndarray], direction: str, arithmetic: Arithmetic,
+          where: str = "") -> dict[str, float]:
+    """Raise :class:`Mismatch` naming the bound an output breaks; else the headroom per output
+    (the largest error as a fraction of its bound)."""
+    limits = allowed(case, a64, direction, arithmetic, expected)
+    headroom: dict[str, float] = {}
+    for name, want in expected.items():
+        value = got[name]
+        if name == "indices":
+            if not np.array_equal(value, want):
+                raise Mismatch(f"{name}: differ from the reference's [{where}]")
+            continue
+        if np.asarray(value).dtype != arithmetic.storage:
+            raise Mismatch(f"{name}: dtype {np.asarray(value).dtype}, expected "
+                           f"{arithmetic.storage.name} (the inputs' storage format) [{where}]")
+        got64 = np.asarray(value, np.float64)
+        with np.errstate(over="ignore"):
+            stored = np.asarray(want).astype(arithmetic.storage).astype(np.float64)
+        overflow = np.isinf(stored) & np.isfinite(want)
+        if np.any(overflow & (got64 != stored)):
+            raise Mismatch(f"{name}: a result beyond {arithmetic.storage.name}'s largest finite "
+                           f"value is not the infinity it rounds to [{where}]")
+        err = np.abs(got64 - np.asarray(want, np.float64))
+        finite = np.isfinite(want) & ~overflow
+        if not np.array_equal(np.isnan(np.asarray(value, np.float64)), np.isnan(want)):
+            raise Mismatch(f"{name}: NaN where the reference has none, or the reverse "
+                           f"[{where}]")
+        limit = np.broadcast_to(limits[name], err.shape)
+        ratio = np.where(finite & (limit > 0), err / np.where(limit > 0, limit, 1.0), 0.0)
+        ratio = np.where(finite & (limit == 0) & (err > 0), np.inf, ratio)
+        worst = float(ratio.max(initial=0.0))
+        if worst > 1.0:
+            idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            raise Mismatch(
+                f"{name}: error {err[idx]:.3g} at {tuple(int(i) for i in idx)} is {worst:.3g}x "
+                f"the bound of {arithmetic.describe()} ({limit[idx]:.3g})"
+                f"{_consistent_with(case, a64, direction, arithmetic, expected, name, err)}"
+                f" [{where}]")
+        headroom[name] = worst
+    return headroom
+
+
+def _consistent_with(case: Any, a64: Mapping[str, np.ndarray], direction: str,
+                     arithmetic: Arithmetic, expected: Mapping[str, np.ndarray], name: str,
+                     err: np.ndarray) -> str:
+    """What a failing error fits: accumulating in the storage format, or nothing modelled."""
+    if arithmetic.accumulation == "storage":
+        return ": beyond even accumulating in the storage format"
+    looser = allowed(case, a64, direction, Arithmetic(arithmetic.storage, "storage"), expected)
+    if bool(np.all(err <= np.broadcast_to(looser[name], err.shape))):
+        return (f": consistent with accumulating in {arithmetic.storage.name} (within that "
+                f"probabilistic bound; declare {ACCUMULATION_ATTR} = 'storage' if intended)")
+    return ": beyond the bound of accumulating in the storage format too"
+
+
+def rounded_inputs(a32: Mapping[str, np.ndarray], storage: np.dtype
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(the float32 inputs stored in ``storage``, the same values in float64: exact)."""
+    with np.errstate(over="ignore"):
+        low = {k: np.asarray(v).astype(storage) for k, v in a32.items()}
+    return low, {k: v.astype(np.float64) for k, v in low.items()}
+
+
+def planting_code(storage: np.dtype) -> str:
+    """Reproducer code that stores the float32 arrays ``a`` in ``storage``, as the test did."""
+    if storage.name == "bfloat16":
+        return ("import ml_dtypes  # the inputs as stored in bfloat16\n"
+                "a = {k: v.astype(ml_dtypes.bfloat16) for k, v in a.items()}")
+    return f"a = {{k: v.astype(np.{storage.name}) for k, v in a.items()}}  # as stored"

@@ -1,0 +1,217 @@
+"""float16 and bfloat16: the implementation under test judged by how it rounds and accumulates.
+
+- The implementation under test, when it declares its accumulation
+  (``CONFORMANCE_ACCUMULATION``: nnref declares "float32"), in float16 and bfloat16 for every op,
+  rank and direction: within the bound of its declared arithmetic
+  (conformance.low_precision) against nnref in float64 on the inputs exactly as stored.
+  Modules that declare nothing are not asked (the plugin deselects these tests and says why).
+- Negative controls: simulated kernels that store in bfloat16 / float16 and accumulate in
+  float32 must pass; the same kernels accumulating in the storage format (a sequential loop and
+  a pairwise tree) must fail the default bound on conv, linear, avg_pool and batch_norm, with a
+  message that names the bound and says the error is consistent with accumulating in the
+  storage format; declaring "storage" makes them pass that (probabilistic) bound.
+- Tight: on the same cases a correct kernel reaches at least a third of its bound (measured
+  0.58 to 0.93), so an error three times its own fails.
+"""
+
+from __future__ import annotations
+
+import types
+
+import nnref
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .. import low_precision as lp
+from ..comparison import Mismatch
+from ..harness import context, record_headroom
+from ..ops.avg_pool import AvgPoolCase
+from ..ops.batch_norm import BatchNormCase
+from ..ops.conv import ConvCase
+from ..ops.linear import LinearCase
+from ..profiles import examples
+from ..sampler import seeds, strategy
+from .params import record_ranks
+
+STORAGE = [pytest.param(d, id=d.name) for d in lp.storage_dtypes()]
+
+
+# --------------------------------------------------------------------------------------------
+# the implementation under test
+
+
+def _test(direction: str):
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow to inf in float16
+    @settings(max_examples=examples(10))
+    @given(data=st.data(), seed=seeds)
+    def test(record, rank, storage, data, seed, impl, impl_name_opt):
+        arithmetic = lp.Arithmetic(storage, lp.declared_accumulation(impl.module) or "float32")
+        case = data.draw(strategy(record, rank), label="case")
+        low, a64 = lp.rounded_inputs(case.arrays(np.float32, seed), storage)
+        expected = case.call(nnref, direction, a64)
+        got = case.call(impl, direction, {k: v.copy() for k, v in low.items()})
+        where = context(case, np.float32, seed, impl_name_opt, direction,
+                        lp.planting_code(storage))
+        headroom = lp.judge(case, got, expected, a64, direction, arithmetic, where)
+        record_headroom("impl", case, direction, storage, headroom)
+
+    return test
+
+
+test_forward_in_low_precision_within_its_arithmetic = pytest.mark.low_precision(
+    pytest.mark.parametrize("storage", STORAGE)(pytest.mark.parametrize(
+        ("record", "rank"), record_ranks("forward"))(_test("forward"))))
+test_backward_in_low_precision_within_its_arithmetic = pytest.mark.low_precision(
+    pytest.mark.parametrize("storage", STORAGE)(pytest.mark.parametrize(
+        ("record", "rank"), record_ranks("backward"))(_test("backward"))))
+
+
+# --------------------------------------------------------------------------------------------
+# negative controls: simulated kernels (forward only; the reductions are where they differ)
+
+
+def _round(a, storage):
+    return np.asarray(a, np.float32).astype(storage)
+
+
+def _sum(terms, storage, how):
+    """Sum over axis 0 accumulating in ``storage``: each product rounded to it, then each
+    addition (``sequential``: left to right; ``pairwise``: a balanced tree)."""
+    terms = [_round(t, storage) for t in terms]
+    if how == "sequential":
+        acc = terms[0]
+        for t in terms[1:]:
+            acc = _round(acc.astype(np.float32) + t.astype(np.float32), storage)
+        return acc
+    while len(terms) > 1:
+        pairs = [_round(terms[i].astype(np.float32) + terms[i + 1].astype(np.float32), storage)
+                 for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
+
+
+def simulated(how: str, declare: str | None = None) -> types.SimpleNamespace:
+    """A module whose kernels store in the inputs' format and accumulate as ``how`` says:
+    "float32" (widen, float32 sums, round once: nnref), or in the storage format
+    ("sequential", "pairwise")."""
+
+    def linear(x, w, b=None):
+        if how == "float32":
+            return nnref.linear(x, w, b)
+        s = x.dtype
+        y = _sum([x[..., i, None].astype(np.float32) * w[:, i].astype(np.float32)
+                  for i in range(x.shape[-1])], s, how)
+        return y if b is None else _round(y.astype(np.float32) + b.astype(np.float32), s)
+
+    def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        if how == "float32":
+            return nnref.conv2d(x, w, b, stride, padding, dilation, groups)
+        assert (stride, padding, dilation, groups) == (1, 0, 1, 1)
+        s, (_, c, kh, kw) = x.dtype, w.shape
+        ho, wo = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+        terms = [np.einsum("nhw,o->nohw", x[:, ci, p:p + ho, q:q + wo].astype(np.float32),
+                           w[:, ci, p, q].astype(np.float32))
+                 for ci in range(c) for p in range(kh) for q in range(kw)]
+        y = _sum(terms, s, how)
+        return y if b is None else _round(y.astype(np.float32) + b[:, None, None], s)
+
+    def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                   count_include_pad=True, divisor_override=None):
+        if how == "float32":
+            return nnref.avg_pool2d(x, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
+        k, s = kernel_size, x.dtype
+        assert stride in (None, k) and padding == 0
+        ho, wo = x.shape[2] // k, x.shape[3] // k
+        taps = [x[:, :, p:p + k * ho:k, q:q + k * wo:k].astype(np.float32)
+                for p in range(k) for q in range(k)]
+        return _round(_sum(taps, s, how).astype(np.float32) / (k * k), s)
+
+    def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
+                   momentum=0.1, eps=1e-5):
+        if how == "float32":
+            return nnref.batch_norm(x, gamma, beta, running_mean, running_var, training,
+                                    momentum, eps)
+        assert training and running_mean is None
+        s, c = x.dtype, x.shape[1]
+        flat = np.moveaxis(x, 1, 0).reshape(c, -1).astype(np.float32)  # (C, m)
+        m = flat.shape[1]
+        mean = _round(_sum(list(flat.T), s, how).astype(np.float32) / m, s)
+        dev = flat - mean.astype(np.float32)[:, None]  # two passes: mean, then deviations
+        var = _round(_sum(list((dev * dev).T), s, how).astype(np.float32) / m, s)
+        scale = gamma.astype(np.float32) / np.sqrt(var.astype(np.float32) + np.float32(eps))
+        shape = (1, c) + (1,) * (x.ndim - 2)
+        y = ((x.astype(np.float32) - mean.astype(np.float32).reshape(shape))
+             * scale.reshape(shape) + beta.astype(np.float32).reshape(shape))
+        return _round(y, s)
+
+    module = types.SimpleNamespace(linear=linear, conv2d=conv2d, avg_pool2d=avg_pool2d,
+                                   batch_norm=batch_norm)
+    if declare is not None:
+        module.CONFORMANCE_ACCUMULATION = declare
+    return module
+
+
+def _control_cases():
+    """Cases that separate float32 from storage accumulation: cancelling reductions of 64 to 72
+    terms over values with a common offset (the shift, applied in _arrays). Medium lengths on
+    purpose: the float32 bound holds for any summation order, so it grows as n, while a
+    pairwise tree in the storage format errs as log n: over thousands of terms a float16 tree is
+    as accurate as the worst float32 loop, and only the sequential loop can be told apart."""
+    return [
+        ("linear", LinearCase((8,), 64, 4), 3.0),
+        ("conv2d", ConvCase((2, 8, 7, 7), (3, 8, 3, 3), bias=False), 3.0),
+        ("avg_pool2d", AvgPoolCase((2, 3, 16, 16), 8), 10.3),
+        ("batch_norm", BatchNormCase((4, 3, 4, 4), running=False), 10.0),
+    ]
+
+
+def _arrays(case, shift, storage):
+    a32 = case.arrays(np.float32, 7)
+    a32["x"] = (a32["x"] + np.float32(shift)).astype(np.float32)
+    return lp.rounded_inputs(a32, storage)
+
+
+def _run(module, name, case, shift, storage, accumulation):
+    low, a64 = _arrays(case, shift, storage)
+    expected = case.call(nnref, "forward", a64)
+    got = case.call(module, "forward", low)
+    return lp.judge(case, got, expected, a64, "forward", lp.Arithmetic(storage, accumulation),
+                    f"control {name}")
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize(("name", "case", "shift"), _control_cases(),
+                         ids=[c[0] for c in _control_cases()])
+def test_float32_accumulation_passes_and_storage_accumulation_fails(name, case, shift, storage):
+    headroom = _run(simulated("float32"), name, case, shift, storage, "float32")
+    assert max(headroom.values()) <= 1.0
+    for how in ("sequential", "pairwise"):
+        with pytest.raises(Mismatch, match=rf"the bound of {storage.name} storage, float32 "
+                                           r"accumulation .*: consistent with accumulating in "
+                                           rf"{storage.name}") as caught:
+            _run(simulated(how), name, case, shift, storage, "float32")
+        assert "x the bound" in str(caught.value)
+        # declared, the same kernel is held to (and within) the storage-accumulation bound
+        _run(simulated(how, "storage"), name, case, shift, storage,
+             lp.declared_accumulation(simulated(how, "storage")))
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize(("name", "case", "shift"), _control_cases(),
+                         ids=[c[0] for c in _control_cases()])
+def test_the_bound_is_tight_for_a_correct_kernel(name, case, shift, storage):
+    """Tight: a correct kernel (float32 accumulation, one rounding to F) reaches at least a
+    third of its bound on these reductions, so an error three times its own fails. Its error is
+    the final rounding, up to half an ulp of F, while the bound allows u_F |y| (half an ulp to
+    one ulp) plus the float32 accumulation term."""
+    headroom = _run(simulated("float32"), name, case, shift, storage, "float32")
+    assert max(headroom.values()) >= 1 / 3, headroom
+
+
+def test_the_declaration_is_checked():
+    assert lp.declared_accumulation(nnref) == "float32"
+    with pytest.raises(ValueError, match="CONFORMANCE_ACCUMULATION must be one of"):
+        lp.declared_accumulation(types.SimpleNamespace(CONFORMANCE_ACCUMULATION="bf16"))
