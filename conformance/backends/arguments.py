@@ -17,11 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def float_input(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """The adapters' own dtype check: float32/float64 only (ValueError naming the argument)."""
+def float_input(x: np.ndarray, name: str = "x", storage: tuple[str, ...] = ()) -> np.ndarray:
+    """The adapters' own dtype check: float32/float64, and the low-precision storage formats
+    (``storage``: "float16", "bfloat16") a backend computes in (ValueError naming the
+    argument)."""
     x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.dtype not in (np.float32, np.float64) and x.dtype.name not in storage:
+        allowed = ", ".join(("float32", "float64", *storage))
+        raise ValueError(f"{name} must be one of {allowed}, got {x.dtype}")
     return x
 
 

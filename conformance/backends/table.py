@@ -75,7 +75,7 @@ def _ranked(record: Any) -> bool:
 
 
 def _function(name: str, call: Callable[[dict[str, Any]], Any], doc: str,
-              module: str) -> Callable[..., Any]:
+              module: str, storage: tuple[str, ...] = ()) -> Callable[..., Any]:
     signature = inspect.signature(getattr(nnref, name))
     arrays = _array_parameters(signature)
 
@@ -85,7 +85,7 @@ def _function(name: str, call: Callable[[dict[str, Any]], Any], doc: str,
         arguments = dict(bound.arguments)
         for key in arrays:
             if arguments[key] is not None:
-                arguments[key] = float_input(arguments[key], key)
+                arguments[key] = float_input(arguments[key], key, storage)
         return call(arguments)
 
     contract_function.__signature__ = signature  # type: ignore[attr-defined]
@@ -112,9 +112,11 @@ def _unsupported(divergence_id: str, message: str) -> Callable[..., Any]:
 
 
 def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
-                       autodiff: Autodiff | None = None,
-                       module: str = "") -> dict[str, Callable[..., Any]]:
+                       autodiff: Autodiff | None = None, module: str = "",
+                       storage: tuple[str, ...] = ()) -> dict[str, Callable[..., Any]]:
     """Every contract function of every record, computed as `table` says (module docstring).
+    ``storage``: the low-precision formats ("float16", "bfloat16") the backend computes in,
+    handed to ``run`` / ``autodiff`` as they are (float32 / float64 always).
 
     Raises KeyError when the table has no row for a record, or names a record that does not
     exist: a backend states what it does with every op.
@@ -140,7 +142,7 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
                 fwd = _unsupported(row.unsupported, f"{framework} cannot compute {forward_name}")
             else:
                 fwd = functools.partial(_run_forward, run, row.forward, fixed_rank)
-            out[forward_name] = _function(forward_name, fwd, doc, module)
+            out[forward_name] = _function(forward_name, fwd, doc, module, storage)
             if row.backward is not None:
                 bwd = functools.partial(_call_backward, row.backward, fixed_rank)
                 bdoc = f"{backward_name} on {framework}."
@@ -154,5 +156,5 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
             else:
                 bwd = functools.partial(autodiff, rec, row.forward, fixed_rank)
                 bdoc = f"{backward_name} on {framework}: its autodiff through {forward_name}."
-            out[backward_name] = _function(backward_name, bwd, bdoc, module)
+            out[backward_name] = _function(backward_name, bwd, bdoc, module, storage)
     return out

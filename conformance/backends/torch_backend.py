@@ -112,20 +112,31 @@ _ARRAYS = frozenset(
 
 
 def _tensor(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
-    """A private torch copy of `a` (inputs are never shared with torch, so never mutated)."""
-    t = torch.from_numpy(np.array(a, copy=True))
+    """A private torch copy of `a` (inputs are never shared with torch, so never mutated);
+    a bfloat16 array (ml_dtypes) becomes a torch.bfloat16 tensor bit for bit."""
+    a = np.array(a, copy=True)
+    if a.dtype.name == "bfloat16":
+        t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    else:
+        t = torch.from_numpy(a)
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
 def _view(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of `t` for the contract's shape checks (arguments.py), which read only."""
-    return t.detach().numpy()
+    """A NumPy view of `t` for the contract's shape checks (arguments.py), which read only
+    (bfloat16, which NumPy lacks: a float32 copy)."""
+    return t.detach().float().numpy() if t.dtype == torch.bfloat16 else t.detach().numpy()
 
 
 def as_numpy(value: torch.Tensor | np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A result as a NumPy copy: floats in `dtype` (x's), integers (indices) as int64."""
+    """A result as a NumPy copy: floats in `dtype` (x's), integers (indices) as int64; a
+    torch.bfloat16 result becomes a bfloat16 array (ml_dtypes) bit for bit."""
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
+        a = value.detach().view(torch.int16).numpy().view(np.dtype(dtype))
+        return np.array(a, copy=True)
     a = np.asarray(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
-    return np.array(a, dtype=dtype if a.dtype.kind == "f" else np.int64, copy=True)
+    floating = a.dtype.kind == "f" or a.dtype.name == "bfloat16"
+    return np.array(a, dtype=dtype if floating else np.int64, copy=True)
 
 
 def as_tensors(arguments: dict[str, Any], differentiable: tuple[str, ...] = ()
@@ -575,4 +586,10 @@ TABLE: dict[str, Row] = {
     "linear": Row(_linear, doc="F.linear."),
 }
 
-globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__))
+globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__,
+                                    storage=("float16", "bfloat16")))
+
+# No CONFORMANCE_ACCUMULATION: torch's CPU kernels take float16 / bfloat16 (the adapter hands
+# them over bit for bit), but they are not held to float32 accumulation yet: measured, several
+# backward kernels accumulate in the storage format (torch-cpu-pool-backward-storage-
+# accumulation) and composed gradients round intermediates to it.

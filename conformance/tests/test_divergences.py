@@ -1925,3 +1925,33 @@ def test_every_framework_test_carries_its_marker():
         missing += [f"{name} ({fw})" for fw, mark in _FRAMEWORK_MARKS.items()
                     if fw in params and mark not in marks]
     assert not missing, missing
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-pool-backward-storage-accumulation")
+def test_torch_pool_backward_accumulates_in_the_storage_format(torch):
+    """Three windows' gradients meet in one cell: 2048 + 1 - 2048 is 1 with float32
+    accumulation (then exactly representable in float16 and bfloat16), 0 in the storage format."""
+    F = torch.nn.functional
+
+    def grad(pool, x, dy, dtype):
+        t = torch.tensor(x, dtype=dtype, requires_grad=True)
+        (g,) = torch.autograd.grad(pool(t), t, torch.tensor(dy, dtype=dtype))
+        return g.float().flatten().tolist()
+
+    dy = [[[2048.0, 1.0, -2048.0]]]
+    cases = [
+        (lambda t: F.max_pool1d(t, 3, 1, padding=1), [[[0.0, 1.0, 0.0]]], dy),
+        (lambda t: F.avg_pool1d(t, 3, 1, padding=1), [[[0.0, 1.0, 0.0]]],
+         [[[6144.0, 3.0, -6144.0]]]),
+        (lambda t: F.adaptive_max_pool1d(t, 5), [[[0.0, 1.0]]],
+         [[[0.0, 0.0, 2048.0, 1.0, -2048.0]]]),
+    ]
+    for pool, x, g in cases:
+        assert grad(pool, x, g, torch.float32)[1] == 1.0
+        for low in (torch.float16, torch.bfloat16):
+            assert grad(pool, x, g, low)[1] == 0.0, (low, pool)
+    for low in (torch.float16, torch.bfloat16):  # conv's backward: float32 accumulation
+        w = torch.ones(1, 1, 3, dtype=low)
+        assert grad(lambda t, w=w: F.conv1d(t, w, padding=1), [[[0.0, 1.0, 0.0]]], dy,
+                    low)[1] == 1.0
