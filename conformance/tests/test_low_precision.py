@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 
 import nnref
@@ -239,3 +240,39 @@ def test_the_torch_backend_hands_low_precision_over_bit_for_bit(storage):
         assert np.array_equal(got.view(np.uint16), want.view(np.uint16)), name
     y, idx = torch_backend.max_pool1d(x, 2, return_indices=True)
     assert idx.dtype == np.int64 and y.dtype == storage
+
+
+@pytest.mark.checkout
+def test_check_tells_float32_from_storage_accumulation_in_example_modules(tmp_path):
+    """``check`` on examples/: kernels storing bfloat16 / float16 and accumulating in float32
+    pass; the same kernels accumulating in the storage format fail on conv2d, linear,
+    avg_pool2d and batch_norm, naming the bound; declaring "storage" makes them pass."""
+    import os
+    import subprocess
+    import sys
+
+    from ..paths import checkout_root
+
+    root = checkout_root()
+    (tmp_path / "declared_storage.py").write_text(
+        "from storage_accumulating_kernels import *  # noqa: F403\n"
+        "CONFORMANCE_ACCUMULATION = 'storage'\n")
+    path = os.pathsep.join([str(root / "impl"), str(root), str(root / "examples")])
+    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path)
+
+    def check(module):
+        return subprocess.run([sys.executable, "-m", "conformance", "check", module, "-m",
+                               "values", "-k", "low_precision and forward and (conv2d or linear or "
+                               "avg_pool2d or batch_norm)", "-q",
+                               "-p", "no:randomly"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    assert check("low_precision_kernels").returncode == 0
+    run = check("storage_accumulating_kernels")
+    assert run.returncode == 1, run.stdout[-2000:]
+    summary = run.stdout.split("contract summary", 1)[1]
+    for op in ("conv2d", "linear", "avg_pool2d", "batch_norm"):
+        assert re.search(rf"^{op} +forward +fails", summary, re.M), (op, summary)
+    assert "consistent with accumulating in" in run.stdout
+    declared = check("declared_storage")
+    assert declared.returncode == 0, declared.stdout[-2000:]
