@@ -145,6 +145,10 @@ def _shell() -> Any:
     config.HistoryManager.enabled = False  # no history database written
     shell = InteractiveShell.instance(config=config)
     shell.colors = "NoColor"
+    # `%matplotlib inline` (every course notebook has it) asks the shell for a GUI event loop;
+    # ipykernel's shell has one, the plain shell raises NotImplementedError. A check draws
+    # nothing on screen: no loop, the inline backend as Jupyter sets it.
+    shell.enable_gui = lambda gui=None: None
     return shell
 
 

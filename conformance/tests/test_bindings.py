@@ -198,6 +198,8 @@ RUNS = [
      "batch_norm0d and not backward", "batchnorm_forward: bn_param['running_var'] wrong"),
     ("dlai_homework", "conv_model.py", "deeplearning-ai",
      "crosscheck and scipy and (conv2d or pool2d)", None),
+    # the notebook as the course ships it (its grader cells run too: they pass)
+    ("dlai_homework", "conv_model.ipynb", "deeplearning-ai", "test_gradients and conv2d", None),
     ("dlai_homework", "bug_conv_forward_width.py", "deeplearning-ai",
      "crosscheck and scipy and conv2d", "conv_forward: Z wrong"),
     ("dlai_homework", "bug_zero_pad_height_only.py", "deeplearning-ai",

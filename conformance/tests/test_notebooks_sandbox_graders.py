@@ -360,3 +360,21 @@ def test_class_mode_checks_every_submission_and_resumes(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 1 and "2 already checked, 1 to check" in again.stdout
     assert "class: bob.py: exit status 1" in again.stdout
+
+
+def test_matplotlib_inline_runs_as_in_jupyter(tmp_path):
+    """Course notebooks start with `%matplotlib inline`, which Jupyter's kernel handles: so
+    must the notebook runner (no GUI loop; the figure is dropped)."""
+    pytest.importorskip("matplotlib", reason="the magic needs matplotlib, as in Jupyter")
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell("import numpy as np\nimport matplotlib.pyplot as plt\n%matplotlib inline\n"
+                      "plt.plot([1, 2])"),
+        new_code_cell("def relu(x):\n    return np.maximum(x, 0)\n"),
+    ])
+    nbformat.write(nb, str(tmp_path / "plots.ipynb"))
+    run = _check(tmp_path, "plots.ipynb", "-m", "values", "-k", "test_hand_case and relu", "-q",
+                 "--verdicts-json", "v.json")
+    verdicts = json.loads((tmp_path / "v.json").read_text())
+    assert run.returncode == 0 and not verdicts["notebook_cell_errors"], run.stdout[-2000:]
