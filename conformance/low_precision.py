@@ -39,6 +39,7 @@ import numpy as np
 
 from . import tolerance as tol
 from .comparison import Mismatch
+from .harness import upcast
 from .rounding import Probabilistic, tiny, unit_roundoff
 
 ACCUMULATION_ATTR = "CONFORMANCE_ACCUMULATION"
@@ -164,7 +165,7 @@ def rounded_inputs(a32: Mapping[str, np.ndarray], storage: np.dtype
     """(the float32 inputs stored in ``storage``, the same values in float64: exact)."""
     with np.errstate(over="ignore"):
         low = {k: np.asarray(v).astype(storage) for k, v in a32.items()}
-    return low, {k: v.astype(np.float64) for k, v in low.items()}
+    return low, upcast(low)
 
 
 def planting_code(storage: np.dtype) -> str:
