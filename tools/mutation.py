@@ -1,6 +1,7 @@
 """Mutation testing of impl/nnref against the framework-free conformance tests (mutmut 3).
 
-    python tools/mutation.py [--jobs N] [--profile mutation|dev|ci] [--workdir DIR] [--keep]
+    python tools/mutation.py [--jobs N] [--profile mutation|dev|ci] [--workdir DIR | --resume DIR]
+                             [--keep]
                              [--min-score PERCENT] [MUTANT_GLOB ...]
 
 mutmut 3 derives module names from file paths relative to its working directory (stripping only
@@ -122,18 +123,42 @@ def pytest_configure(config):
         )
     if PROFILE == "mutation":
         # After the suite's pytest plugin loaded NNREF_PROFILE=dev, before any test module is
-        # imported (their @settings capture the profile loaded now).
-        from hypothesis import settings
+        # imported (their @settings capture the profile loaded now). No shrinking: a mutant's
+        # verdict needs only whether a test fails, not the smallest input that makes it fail
+        # (shrinking cost up to NNREF_SHRINK_SECONDS per killed mutant).
+        from hypothesis import Phase, settings
 
         settings.register_profile(
-            "nnref-mutation", parent=settings.get_profile("dev"), derandomize=True
+            "nnref-mutation", parent=settings.get_profile("dev"), derandomize=True,
+            phases=[Phase.explicit, Phase.reuse, Phase.generate],
         )
         settings.load_profile("nnref-mutation")
 '''
 
 
+def tree_digest(profile: str, deselect: list[str]) -> str:
+    """A digest of everything a run's verdicts depend on: the package, every file copied beside
+    it, the profile and the deselected tests. ``--resume`` continues a run only when it matches."""
+    import fnmatch
+    import hashlib
+
+    h = hashlib.sha256(repr((profile, sorted(deselect), TIMEOUT_MULTIPLIER,
+                             TIMEOUT_CONSTANT)).encode())
+    tops = [PACKAGE] + [e for e in sorted(ROOT.iterdir())
+                        if e.name not in NOT_COPIED and not any(e.match(p) for p in IGNORE)]
+    for top in tops:
+        files = [top] if top.is_file() else sorted(
+            f for f in top.rglob("*") if f.is_file() and not any(
+                fnmatch.fnmatch(part, pattern)
+                for part in f.relative_to(ROOT).parts for pattern in IGNORE))
+        for f in files:
+            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def build_workdir(work: Path, profile: str, deselect: list[str] | None = None) -> None:
     """Lay out WORK as described in the module docstring."""
+    (work / "tree-digest").write_text(tree_digest(profile, deselect or []))
     ignore = shutil.ignore_patterns(*IGNORE)
     shutil.copytree(PACKAGE, work / "src" / "nnref", ignore=ignore)
     copied = []
@@ -161,12 +186,23 @@ also_copy = {json.dumps(copied)}
 pytest_add_cli_args_test_selection = {json.dumps(selection)}
 pytest_add_cli_args = {json.dumps(["-p", "no:cacheprovider", "-p", "mutation_guard"])}
 use_git_change_detection = false
+timeout_multiplier = {TIMEOUT_MULTIPLIER}
+timeout_constant = {TIMEOUT_CONSTANT}
 
 [tool.pytest.ini_options]
 {pytest_ini}
 """)
 
 
+# mutmut ends a mutant's test run after (estimate + TIMEOUT_CONSTANT) * TIMEOUT_MULTIPLIER seconds
+# of wall time (and twice that in CPU time), the estimate being the covering tests' durations in
+# its stats run, which ran them one at a time under its tracer (slower than a mutant's run). A
+# surviving mutant runs the same tests on the same draws (the profile is derandomised), so its
+# time is the estimate's; 6x leaves room for a machine shared by --jobs runs and the rest of the
+# work on it. mutmut's default (15x) made each mutant that loops or rejects every draw cost minutes
+# of CPU; a timeout counts as killed either way.
+TIMEOUT_MULTIPLIER = 6.0
+TIMEOUT_CONSTANT = 2.0
 MUTMUT = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; cli()"
 PROGRESS = re.compile(r"(\d+)/(\d+)\s+\S+ (\d+)\s+\S+ (\d+)\s+\S+ (\d+)\s+\S+ (\d+)\s+\S+ (\d+)")
 
@@ -272,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path,
                    help="scratch directory (must not exist; kept). Default: a temporary "
                         "directory, removed at the end unless --keep")
+    p.add_argument("--resume", type=Path, metavar="DIR",
+                   help="continue an interrupted run in DIR (a --workdir of the same tree, "
+                        "profile and deselection; mutmut keeps each mutant's verdict there)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--min-score", type=float, default=0.0, metavar="PERCENT",
                    help="exit 1 when fewer than PERCENT %% of the mutants are killed")
@@ -284,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="only these mutants (mutmut names, globs allowed: 'nnref.max_pool.*')")
     args = p.parse_args(argv)
 
-    if args.workdir:
+    if args.resume:
+        work = args.resume.resolve()
+        digest = (work / "tree-digest").read_text() if (work / "tree-digest").is_file() else ""
+        if digest != tree_digest(args.profile, args.deselect):
+            p.error(f"--resume {args.resume}: not a run of this tree with these options "
+                    f"(the sources, the tests, the profile or the deselection differ)")
+        args.workdir = work
+    elif args.workdir:
         work = args.workdir.resolve()
         work.mkdir(parents=True, exist_ok=False)
     else:
@@ -295,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.self_check:
             return self_check(work, args.profile, args.deselect)
-        build_workdir(work, args.profile, args.deselect)
+        if not args.resume:
+            build_workdir(work, args.profile, args.deselect)
         start = time.monotonic()
         returncode = mutmut_run(work, ["--max-children", str(args.jobs), *args.mutants])
         seconds = time.monotonic() - start
