@@ -42,6 +42,51 @@ from .comparison import Mismatch
 from .harness import upcast
 from .rounding import Probabilistic, tiny, unit_roundoff
 
+# How the low-precision tests shape x, the input every op reduces over or maps, on top of the op's
+# own draw; each a labelled draw (hypothesis event "low precision: ..."). The regimes are where a
+# kernel's arithmetic shows: a bound derived from it holds on all of them, a wrong arithmetic
+# breaks it on some.
+#   as drawn    the op's own values
+#   offset      x + c, c = 4, -32 or 256 (x's own spread is about 1): every partial sum of a
+#               reduction is about k |c| after k terms while the result is about |c| (an
+#               average, a norm's mean) or sqrt(n) |c| (a product sum), so rounding each
+#               partial sum to the storage format costs about n u_F |y| against the u_F |y| of
+#               one rounding; a norm's one-pass variance E[x^2] - E[x]^2 cancels c^2 /
+#               spread^2 to one
+#   near zero   x / 256: elu(x) = expm1(x) ~ x, whose exp(x) - 1 loses the relative accuracy a
+#               float16 result needs (even in float32); sigmoid ~ 1/2 + x/4
+#   saturating  16 x: sigmoid near 0 and 1 (its gradient y (1 - y) from a y rounded to the
+#               storage format loses every digit near 1), elu near -1, large sums
+VALUE_REGIMES = ("as drawn", "offset", "near zero", "saturating")
+OFFSETS = (4.0, -32.0, 256.0)
+
+
+def draw_values(d: Any) -> tuple[str, float]:
+    """(regime, amount) for :func:`shaped`, from a sampler Draw (conformance.sampler)."""
+    regime = d.choice(VALUE_REGIMES, "low-precision values")
+    if regime == "offset":
+        return regime, d.choice(OFFSETS, "offset")
+    return regime, {"as drawn": 1.0, "near zero": 1 / 256, "saturating": 16.0}[regime]
+
+
+def shaped(a32: Mapping[str, np.ndarray], regime: str, amount: float) -> dict[str, np.ndarray]:
+    """The case's float32 arrays with x shaped by the regime (a new dict; others unchanged)."""
+    out = dict(a32)
+    if "x" in out and regime != "as drawn":
+        x = np.asarray(out["x"], np.float32)
+        out["x"] = (x + np.float32(amount) if regime == "offset"
+                    else x * np.float32(amount)).astype(np.float32)
+    return out
+
+
+def shaping_code(regime: str, amount: float) -> str:
+    """Reproducer code doing what :func:`shaped` does to the float32 arrays ``a``."""
+    if regime == "as drawn":
+        return ""
+    op = "+" if regime == "offset" else "*"
+    return f"a['x'] = (a['x'] {op} np.float32({amount!r})).astype(np.float32)  # {regime}\n"
+
+
 ACCUMULATION_ATTR = "CONFORMANCE_ACCUMULATION"
 ACCUMULATIONS = ("float32", "storage")
 
@@ -168,9 +213,11 @@ def rounded_inputs(a32: Mapping[str, np.ndarray], storage: np.dtype
     return low, upcast(low)
 
 
-def planting_code(storage: np.dtype) -> str:
-    """Reproducer code that stores the float32 arrays ``a`` in ``storage``, as the test did."""
+def planting_code(storage: np.dtype, regime: str = "as drawn", amount: float = 1.0) -> str:
+    """Reproducer code that shapes x as the regime says and stores the float32 arrays ``a`` in
+    ``storage``, as the test did."""
+    shaping = shaping_code(regime, amount)
     if storage.name == "bfloat16":
-        return ("import ml_dtypes  # the inputs as stored in bfloat16\n"
+        return (shaping + "import ml_dtypes  # the inputs as stored in bfloat16\n"
                 "a = {k: v.astype(ml_dtypes.bfloat16) for k, v in a.items()}")
-    return f"a = {{k: v.astype(np.{storage.name}) for k, v in a.items()}}  # as stored"
+    return shaping + f"a = {{k: v.astype(np.{storage.name}) for k, v in a.items()}}  # as stored"
