@@ -34,6 +34,11 @@ class Backend:
     examples: int = 40
 
     @property
+    def storage_formats(self) -> tuple[str, ...]:
+        """The low-precision formats (float16, bfloat16) among its dtypes."""
+        return tuple(d for d in self.dtypes if d in ("float16", "bfloat16"))
+
+    @property
     def install_hint(self) -> str:
         if self.extra:
             return f"pip install 'nnref[{self.extra}]'"
@@ -41,9 +46,11 @@ class Backend:
 
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend("nnref", "nnref", "nnref", "nnref", "", "", "", "core", "nnref"),
+    Backend("nnref", "nnref", "nnref", "nnref", "", "", "", "core", "nnref",
+            dtypes=("float32", "float64", "float16", "bfloat16")),
     Backend("torch", "conformance.backends.torch_backend", "torch", "torch", "torch==2.13.0",
             "torch", "torch", "torch", "torch", aliases=("pytorch",),
+            dtypes=("float32", "float64", "float16", "bfloat16"),
             threads="torch.set_num_threads"),
     Backend("tensorflow", "conformance.backends.tf_backend", "tensorflow", "tensorflow-cpu",
             "tensorflow-cpu==2.21.0", "tf", "tf", "tf", "tf", aliases=("tf",),

@@ -102,14 +102,39 @@ def storage_dtypes() -> list[np.dtype]:
     return [*found, np.dtype(ml_dtypes.bfloat16)]
 
 
-def declared_accumulation(module: Any) -> str | None:
-    """The module's declared accumulation ("float32" / "storage"), None if it declares none."""
+def declared_accumulation(module: Any, function: str | None = None,
+                          storage: Any = None) -> str | None:
+    """The module's declared accumulation ("float32" / "storage"), None if it declares none.
+
+    The declaration is one string for every function, or a mapping from ``"*"`` (every function
+    not named), a function name, or ``"<function> <storage>"`` (``"conv2d_backward float16"``)
+    to one; the most specific key that matches ``function`` and ``storage`` wins. Without
+    ``function``: the module-wide value (the mapping's ``"*"``)."""
     value = getattr(module, ACCUMULATION_ATTR, None)
     if value is None:
+        return None
+    if isinstance(value, Mapping):
+        for key, v in value.items():
+            if v not in ACCUMULATIONS:
+                raise ValueError(f"{ACCUMULATION_ATTR}[{key!r}] must be one of {ACCUMULATIONS}, "
+                                 f"got {v!r}")
+        name = np.dtype(storage).name if storage is not None else None
+        for key in (f"{function} {name}", function, "*"):
+            if key in value:
+                return value[key]
         return None
     if value not in ACCUMULATIONS:
         raise ValueError(f"{ACCUMULATION_ATTR} must be one of {ACCUMULATIONS}, got {value!r}")
     return value
+
+
+def storage_declarations(module: Any) -> dict[str, str]:
+    """The functions (``"<function>"`` / ``"<function> <storage>"``) a mapping declaration holds
+    to the storage-accumulation bound, for the summary; empty for a single value."""
+    value = getattr(module, ACCUMULATION_ATTR, None)
+    if not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if k != "*" and v == "storage"}
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from .impl_under_test import (
     impl_name,
     load_impl,
 )
-from .low_precision import ACCUMULATION_ATTR, declared_accumulation
+from .low_precision import ACCUMULATION_ATTR, declared_accumulation, storage_declarations
 from .ops import op_and_direction
 from .paths import checkout_root
 
@@ -237,6 +237,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"float16 / bfloat16 judged as accumulating in "
                      f"{'float32' if state.accumulation == 'float32' else 'the storage format'}"
                      f" ({ACCUMULATION_ATTR} = {state.accumulation!r})")
+        if storage := storage_declarations(state.module):
+            names = sorted(storage)
+            lines.append(f"  except {len(names)} declared as accumulating in the storage format: "
+                         f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}")
     lines += [f"notebook cell failed (the other cells still ran): {e}" for e in _cell_errors()]
     return lines
 

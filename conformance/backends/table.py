@@ -21,6 +21,12 @@ What a generated function does, in order:
 3. forward: ``run(row.forward, rank, arguments)``; backward: ``row.backward(rank, **arguments)``
    when the row has one, else ``autodiff(record, row.forward, rank, arguments)``.
 
+In float16 / bfloat16 (``storage``), every generated function is held to the default arithmetic
+(float32 accumulation, one rounding to the format: conformance.low_precision) unless its row's
+``low_precision`` names the registry entry that shows its kernel departs from it: judged by the
+storage-accumulation bound instead (the module's generated ``CONFORMANCE_ACCUMULATION`` mapping
+says so per function and format), or not computed at all (``Unsupported``).
+
 ``rank`` is the spatial rank the function's name fixes (``conv3d`` -> 3), or None for functions
 whose rank comes from their input (``pad``, ``batch_norm``, ``relu``, ``linear``). A row whose
 forward or backward cannot be expressed names the registry entry saying why; calls raise
@@ -32,7 +38,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nnref
@@ -47,6 +53,21 @@ Autodiff = Callable[[Any, Callable[..., Any], int | None, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
+class LowPrecision:
+    """How a framework's float16 / bfloat16 kernel departs from the default arithmetic (float32
+    accumulation, one rounding to the format), and the registry id that shows it.
+    ``accumulation="storage"``: judged by the storage-accumulation bound; None: no kernel, or
+    one beyond even that bound: calls in the format raise Unsupported(``divergence``)."""
+
+    divergence: str
+    accumulation: str | None = "storage"
+
+
+# The words a Row.low_precision key may combine (space-separated; "" matches every call).
+QUALIFIERS = {"forward", "backward", "float16", "bfloat16", "1d", "2d", "3d"}
+
+
+@dataclass(frozen=True)
 class Row:
     """How one framework computes one op record (see the module docstring).
 
@@ -54,6 +75,9 @@ class Row:
     expressed; ``unsupported`` is the registry id (conformance/divergences.toml) saying why.
     ``backward`` None without ``unsupported``: the adapter's autodiff helper derives it.
     ``doc``: one line on how the framework computes it (the generated functions' docstring).
+    ``low_precision``: key (QUALIFIERS, e.g. "backward", "forward float16", "3d") -> how the
+    matching float16 / bfloat16 calls depart from the default arithmetic; the first key that
+    matches applies.
     """
 
     forward: Callable[..., Any] | None
@@ -61,6 +85,26 @@ class Row:
     unsupported: str = ""
     backward_unsupported: str = ""
     doc: str = ""
+    low_precision: Mapping[str, LowPrecision] = field(default_factory=dict)
+
+
+def _low_precision(row: Row, framework: str, record: str, direction: str, rank: int | None,
+                   storage: str) -> LowPrecision | None:
+    """The first of the row's low-precision entries matching this call, if any."""
+    for key, entry in row.low_precision.items():
+        words = set(key.split())
+        if unknown := words - QUALIFIERS:
+            raise KeyError(f"{framework}: {record}: low_precision key {key!r}: unknown "
+                           f"{sorted(unknown)} (one of {sorted(QUALIFIERS)})")
+        ranks = words & {"1d", "2d", "3d"}
+        if ranks and rank is None:
+            raise KeyError(f"{framework}: {record}: low_precision key {key!r} names a rank, "
+                           f"but the record's functions do not")
+        if (words & {"forward", "backward"} <= {direction}
+                and words & {"float16", "bfloat16"} <= {storage}
+                and ranks <= {f"{rank}d"}):
+            return entry
+    return None
 
 
 def _array_parameters(signature: inspect.Signature) -> tuple[str, ...]:
@@ -75,7 +119,9 @@ def _ranked(record: Any) -> bool:
 
 
 def _function(name: str, call: Callable[[dict[str, Any]], Any], doc: str,
-              module: str, storage: tuple[str, ...] = ()) -> Callable[..., Any]:
+              module: str, storage: tuple[str, ...] = (),
+              refused: Mapping[str, str] | None = None) -> Callable[..., Any]:
+    """``refused``: storage format -> the registry id of why calls in it are not computed."""
     signature = inspect.signature(getattr(nnref, name))
     arrays = _array_parameters(signature)
 
@@ -86,6 +132,9 @@ def _function(name: str, call: Callable[[dict[str, Any]], Any], doc: str,
         for key in arrays:
             if arguments[key] is not None:
                 arguments[key] = float_input(arguments[key], key, storage)
+                if refused and arguments[key].dtype.name in refused:
+                    fmt = arguments[key].dtype.name
+                    raise Unsupported(refused[fmt], f"{name} in {fmt}: see the registry")
         return call(arguments)
 
     contract_function.__signature__ = signature  # type: ignore[attr-defined]
@@ -113,10 +162,13 @@ def _unsupported(divergence_id: str, message: str) -> Callable[..., Any]:
 
 def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
                        autodiff: Autodiff | None = None, module: str = "",
-                       storage: tuple[str, ...] = ()) -> dict[str, Callable[..., Any]]:
+                       storage: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every contract function of every record, computed as `table` says (module docstring).
     ``storage``: the low-precision formats ("float16", "bfloat16") the backend computes in,
-    handed to ``run`` / ``autodiff`` as they are (float32 / float64 always).
+    handed to ``run`` / ``autodiff`` as they are (float32 / float64 always). With ``storage``,
+    also the module's ``CONFORMANCE_ACCUMULATION`` mapping ("float32" but where a row's
+    ``low_precision`` says "storage") and ``LOW_PRECISION_DIVERGENCES`` ("<function> <format>"
+    -> the registry id of every departure).
 
     Raises KeyError when the table has no row for a record, or names a record that does not
     exist: a backend states what it does with every op.
@@ -128,7 +180,23 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
         raise KeyError(f"{framework}: no table row for {sorted(missing)}")
     if unknown := set(table) - names:
         raise KeyError(f"{framework}: table rows for unknown records {sorted(unknown)}")
-    out: dict[str, Callable[..., Any]] = {}
+    out: dict[str, Any] = {}
+    declared: dict[str, str] = {"*": "float32"}
+    divergences: dict[str, str] = {}
+
+    def departures(name: str, row: Row, direction: str, rank: int | None) -> dict[str, str]:
+        refused = {}
+        for fmt in storage:
+            entry = _low_precision(row, framework, rec.name, direction, rank, fmt)
+            if entry is None:
+                continue
+            divergences[f"{name} {fmt}"] = entry.divergence
+            if entry.accumulation is None:
+                refused[fmt] = entry.divergence
+            else:
+                declared[f"{name} {fmt}"] = entry.accumulation
+        return refused
+
     for rec in RECORDS:
         row = table[rec.name]
         for rank in rec.ranks:
@@ -142,7 +210,9 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
                 fwd = _unsupported(row.unsupported, f"{framework} cannot compute {forward_name}")
             else:
                 fwd = functools.partial(_run_forward, run, row.forward, fixed_rank)
-            out[forward_name] = _function(forward_name, fwd, doc, module, storage)
+            out[forward_name] = _function(
+                forward_name, fwd, doc, module, storage,
+                departures(forward_name, row, "forward", fixed_rank))
             if row.backward is not None:
                 bwd = functools.partial(_call_backward, row.backward, fixed_rank)
                 bdoc = f"{backward_name} on {framework}."
@@ -156,5 +226,10 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
             else:
                 bwd = functools.partial(autodiff, rec, row.forward, fixed_rank)
                 bdoc = f"{backward_name} on {framework}: its autodiff through {forward_name}."
-            out[backward_name] = _function(backward_name, bwd, bdoc, module, storage)
+            out[backward_name] = _function(
+                backward_name, bwd, bdoc, module, storage,
+                departures(backward_name, row, "backward", fixed_rank))
+    if storage:
+        out["CONFORMANCE_ACCUMULATION"] = declared
+        out["LOW_PRECISION_DIVERGENCES"] = divergences
     return out

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.backends import Unsupported
+from conformance.backends import Unsupported, backend
 from conformance.backends.arguments import (
     Pads,
     adaptive_bins,
@@ -96,7 +96,7 @@ from conformance.backends.arguments import (
     spatial_rank,
     unpadded_shape,
 )
-from conformance.backends.table import Row, contract_functions
+from conformance.backends.table import LowPrecision, Row, contract_functions
 from conformance.ops import contract_functions as contract_names
 from conformance.ops import record as op_record
 
@@ -558,38 +558,63 @@ def _linear(rank: int | None, x: torch.Tensor, w: torch.Tensor,
 
 # ---------------------------------------------------------------------------------- the table
 
+# float16 / bfloat16 (conformance.low_precision): torch's CPU kernels are held to float32
+# accumulation and one rounding to the format, except where measured otherwise; each departure
+# names the registry entry (conformance/divergences.toml) with the smallest input that shows it
+# and is judged by the storage-accumulation bound, or not computed where even that fails.
+POOL_BACKWARD = LowPrecision("torch-cpu-pool-backward-storage-accumulation")
+NORM = LowPrecision("torch-cpu-low-precision-norm-statistics")
+NO_3D_KERNEL = LowPrecision("torch-cpu-no-avg-pool3d-low-precision", accumulation=None)
+FLOAT16_CONV = LowPrecision("torch-cpu-float16-conv-storage-rounding")
+
 TABLE: dict[str, Row] = {
     "pad": Row(_pad, backward=_pad_backward,
-               doc="F.pad, pads given first spatial axis first (torch's order is last first)."),
+               doc="F.pad, pads given first spatial axis first (torch's order is last first).",
+               low_precision={"backward": LowPrecision(
+                   "torch-cpu-pad-backward-storage-accumulation")}),
     "conv": Row(_conv, doc='F.pad (explicit, possibly asymmetric or "same") then '
-                           "F.conv{r}d(padding=0)."),
-    "conv_transpose": Row(_conv_transpose, doc="F.conv_transpose{r}d."),
+                           "F.conv{r}d(padding=0).",
+                low_precision={"backward float16": FLOAT16_CONV}),
+    "conv_transpose": Row(_conv_transpose, doc="F.conv_transpose{r}d.",
+                          low_precision={"float16": FLOAT16_CONV, "bfloat16": LowPrecision(
+                              "torch-cpu-bfloat16-grouped-conv-transpose")}),
     "max_pool": Row(_max_pool, backward=_max_pool_backward,
                     doc="F.max_pool{r}d(return_indices=True), torch's flat indices per plane; "
-                        "asymmetric pads as F.pad(-inf)."),
+                        "asymmetric pads as F.pad(-inf).",
+                    low_precision={"backward": POOL_BACKWARD}),
     "avg_pool": Row(_avg_pool, doc="F.avg_pool{r}d (1-D divisor_override on a 2-D view; 3-D "
-                                   "axes smaller than the kernel composed)."),
-    "lp_pool": Row(_lp_pool, doc="F.lp_pool{r}d (1-D: kernel_size as an int)."),
-    "adaptive_avg_pool": Row(_adaptive_avg_pool, doc="F.adaptive_avg_pool{r}d."),
+                                   "axes smaller than the kernel composed).",
+                    low_precision={"3d": NO_3D_KERNEL, "backward": POOL_BACKWARD}),
+    "lp_pool": Row(_lp_pool, doc="F.lp_pool{r}d (1-D: kernel_size as an int).",
+                   low_precision={"float16": LowPrecision("torch-cpu-lp-pool-low-precision",
+                                                          accumulation=None),
+                                  "": LowPrecision("torch-cpu-lp-pool-low-precision")}),
+    "adaptive_avg_pool": Row(_adaptive_avg_pool, doc="F.adaptive_avg_pool{r}d.",
+                             low_precision={"backward": POOL_BACKWARD, "forward 3d": LowPrecision(
+                                 "torch-cpu-adaptive-avg-pool3d-low-precision")}),
     "adaptive_max_pool": Row(_adaptive_max_pool,
                              doc="F.adaptive_max_pool{r}d(return_indices=True); indices are "
-                                 "torch's flat offsets."),
+                                 "torch's flat offsets.",
+                             low_precision={"backward": POOL_BACKWARD}),
     "batch_norm": Row(_batch_norm, doc="F.batch_norm; running statistics are copies that torch "
-                                       "updates in place."),
-    "layer_norm": Row(_layer_norm, backward=_layer_norm_backward, doc="F.layer_norm."),
-    "group_norm": Row(_group_norm, backward=_group_norm_backward, doc="F.group_norm."),
+                                       "updates in place.", low_precision={"": NORM}),
+    "layer_norm": Row(_layer_norm, backward=_layer_norm_backward, doc="F.layer_norm.",
+                      low_precision={"backward": NORM}),
+    "group_norm": Row(_group_norm, backward=_group_norm_backward, doc="F.group_norm.",
+                      low_precision={"backward": NORM}),
     "instance_norm": Row(_instance_norm, doc="F.instance_norm(use_input_stats=training); running "
-                                             "statistics are copies that torch updates in place."),
+                                             "statistics are copies that torch updates in place.",
+                         low_precision={"": NORM}),
     "relu": Row(_relu, backward=_relu_backward, doc="F.relu."),
     "elu": Row(_elu, backward=_elu_backward, doc="F.elu(alpha=alpha)."),
-    "sigmoid": Row(_sigmoid, backward=_sigmoid_backward, doc="torch.sigmoid."),
+    "sigmoid": Row(_sigmoid, backward=_sigmoid_backward, doc="torch.sigmoid.",
+                   low_precision={"backward": LowPrecision(
+                       "torch-sigmoid-backward-rounded-output")}),
     "linear": Row(_linear, doc="F.linear."),
 }
 
 globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__,
-                                    storage=("float16", "bfloat16")))
+                                    storage=backend(NAME).storage_formats))
 
-# No CONFORMANCE_ACCUMULATION: torch's CPU kernels take float16 / bfloat16 (the adapter hands
-# them over bit for bit), but they are not held to float32 accumulation yet: measured, several
-# backward kernels accumulate in the storage format (torch-cpu-pool-backward-storage-
-# accumulation) and composed gradients round intermediates to it.
+# contract_functions also set CONFORMANCE_ACCUMULATION (float32, "storage" where TABLE says) and
+# LOW_PRECISION_DIVERGENCES ("<function> <format>" -> registry id).

@@ -12,6 +12,7 @@ registry loader rejects malformed files.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import sys
 import warnings
@@ -1951,7 +1952,150 @@ def test_torch_pool_backward_accumulates_in_the_storage_format(torch):
         assert grad(pool, x, g, torch.float32)[1] == 1.0
         for low in (torch.float16, torch.bfloat16):
             assert grad(pool, x, g, low)[1] == 0.0, (low, pool)
+    for low in (torch.float16, torch.bfloat16):  # one cell averaged into three bins
+        assert grad(lambda t: F.adaptive_avg_pool1d(t, 3), [[[0.0]]], dy, low) == [0.0], low
+    assert grad(lambda t: F.adaptive_avg_pool1d(t, 3), [[[0.0]]], dy, torch.float32) == [1.0]
     for low in (torch.float16, torch.bfloat16):  # conv's backward: float32 accumulation
         w = torch.ones(1, 1, 3, dtype=low)
         assert grad(lambda t, w=w: F.conv1d(t, w, padding=1), [[[0.0, 1.0, 0.0]]], dy,
                     low)[1] == 1.0
+
+
+def _low_precision_grad(torch, fn, x, dy, dtype, wrt=0):
+    """The gradient of fn's output with respect to its ``wrt``-th input, in ``dtype``, as
+    Python floats (every value here is exact in float16 and bfloat16)."""
+    ts = [torch.tensor(a, dtype=dtype, requires_grad=True) for a in x]
+    (g,) = torch.autograd.grad(fn(*ts), ts[wrt], torch.tensor(dy, dtype=dtype))
+    return g.float().flatten().tolist()
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-pad-backward-storage-accumulation")
+def test_torch_pad_backward_accumulates_in_the_storage_format(torch):
+    """Replicate padding copies x0 to three output cells: its gradient 2048 + 1 - 2048 is 1
+    with float32 accumulation, 0 in the storage format."""
+    pad = lambda t: torch.nn.functional.pad(t, (2, 0), mode="replicate")  # noqa: E731
+    x, dy = [[[[0.0, 0.0]]]], [[[2048.0, 1.0, -2048.0, 0.0]]]
+    assert _low_precision_grad(torch, pad, x, dy, torch.float32) == [1.0, 0.0]
+    for low in (torch.float16, torch.bfloat16):
+        assert _low_precision_grad(torch, pad, x, dy, low) == [0.0, 0.0], low
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-float16-conv-storage-rounding")
+def test_torch_float16_convolution_rounds_partial_results(torch):
+    """float16: the weight gradient's per-sample terms 2048, 1, -2048 sum to 0 (exact 1), and
+    conv_transpose rounds 2048 + 1 to 2048 before adding its bias -2048; bfloat16 and conv1d's
+    forward get both right."""
+    F = torch.nn.functional
+    x, w, dy = [[[1.0]], [[1.0]], [[1.0]]], [[[1.0]]], [[[2048.0]], [[1.0]], [[-2048.0]]]
+    for conv in (F.conv1d, F.conv_transpose1d):
+        assert _low_precision_grad(torch, conv, [x, w], dy, torch.float16, wrt=1) == [0.0], conv
+        assert _low_precision_grad(torch, conv, [x, w], dy, torch.bfloat16, wrt=1) == [1.0], conv
+    for low, want in ((torch.float16, 0.0), (torch.bfloat16, 1.0)):
+        xs = torch.tensor([[[1.0], [1.0]]], dtype=low)
+        ws = torch.tensor([[[2048.0]], [[1.0]]], dtype=low)
+        b = torch.tensor([-2048.0], dtype=low)
+        assert F.conv_transpose1d(xs, ws, b).item() == want, low
+        assert F.conv1d(xs, ws.transpose(0, 1), b).item() == 1.0, low
+
+
+def _sampled_ratio(torch, op, case, seed, regime, amount, storage_name, direction):
+    """The torch backend's largest error on a sampled case as a multiple of the float32-
+    accumulation bound (conformance.low_precision), the inputs shaped and stored as the
+    low-precision tests do."""
+    import nnref
+
+    from .. import low_precision as lp
+    from ..backends import load_backend
+
+    storage = next(d for d in lp.storage_dtypes() if d.name == storage_name)
+    low, a64 = lp.rounded_inputs(lp.shaped(case.arrays(np.float32, seed), regime, amount),
+                                 storage)
+    want = case.call(nnref, direction, a64)
+    got = case.call(load_backend("torch"), direction, dict(low))
+    limits = lp.allowed(case, a64, direction, lp.Arithmetic(storage), want)
+    return max(float(np.max(np.abs(np.asarray(got[k], np.float64) - want[k]) / lim))
+               for k, lim in limits.items())
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-bfloat16-grouped-conv-transpose")
+def test_torch_bfloat16_grouped_conv_transpose_leaves_float32_accumulation(torch):
+    """The smallest sampled case (the registry's): 2.3x the float32-accumulation bound."""
+    from ..ops.conv_transpose import ConvTransposeCase
+
+    case = ConvTransposeCase((3, 2, 2), (2, 2, 1), True, 1, (0,), 1, 2, (2,))
+    assert _sampled_ratio(torch, "conv_transpose1d", case, 3642148060, "as drawn", 1.0,
+                          "bfloat16", "forward") > 1.5
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-no-avg-pool3d-low-precision")
+def test_torch_has_no_low_precision_avg_pool3d(torch):
+    for low in (torch.float16, torch.bfloat16):
+        with pytest.raises(NotImplementedError, match="avg_pool3d"):
+            torch.nn.functional.avg_pool3d(torch.zeros(1, 1, 2, 2, 2, dtype=low), 2)
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-lp-pool-low-precision")
+def test_torch_lp_pool_rounds_each_step_to_the_storage_format(torch):
+    """float16: 256 ** 2 overflows before the average and the root bring it back (exact
+    sqrt(2) * 256 = 362.04); bfloat16's range holds it."""
+    x = [[[256.0, 256.0]]]
+    assert math.isinf(torch.nn.functional.lp_pool1d(
+        torch.tensor(x, dtype=torch.float16), 2, 2).item())
+    assert torch.nn.functional.lp_pool1d(torch.tensor(x, dtype=torch.bfloat16), 2,
+                                         2).item() == 362.0
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-adaptive-avg-pool3d-low-precision")
+def test_torch_adaptive_avg_pool3d_leaves_float32_accumulation(torch):
+    """The smallest sampled case (the registry's): 1.6x the float32-accumulation bound."""
+    from ..ops.adaptive_avg_pool import AdaptiveCase
+
+    case = AdaptiveCase((2, 2, 3, 1, 2), (1, 1, 2))
+    assert _sampled_ratio(torch, "adaptive_avg_pool3d", case, 4140445636, "saturating", 16.0,
+                          "bfloat16", "forward") > 1.3
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-low-precision-norm-statistics")
+def test_torch_low_precision_norms_round_their_statistics(torch):
+    """batch_norm / instance_norm forward round the mean to the storage format; the backward
+    of all four norms rounds its sums (exact dx here is +-4.8e-9)."""
+    F = torch.nn.functional
+    bf16, f16 = torch.bfloat16, torch.float16
+
+    def bn(x, dtype):
+        return F.batch_norm(torch.tensor(x, dtype=dtype), None, None, training=True,
+                            eps=1e-5).float().flatten().tolist()
+
+    assert bn([[-31.25], [-31.875]], torch.float32) == pytest.approx([1.0, -1.0], abs=1e-4)
+    assert bn([[-31.25], [-31.875]], bf16) == [0.78515625, -1.1796875]
+    assert bn([[1024.0], [1025.0]], f16) == [0.0, 2.0]
+    assert F.instance_norm(torch.tensor([[[-31.25, -31.875]]], dtype=bf16)).float().flatten(
+    ).tolist() == [0.80078125, -1.203125]
+    assert F.group_norm(torch.tensor([[[-31.25, -31.875]]], dtype=bf16), 1).float().flatten(
+    ).tolist() == [1.0, -1.0]  # float32 statistics
+    x, dy = [[[524.0, 544.0]]], [[[-0.84375, -1.796875]]]
+    for norm in (lambda t: F.layer_norm(t, (2,)), lambda t: F.group_norm(t, 1),
+                 lambda t: F.instance_norm(t)):
+        got = _low_precision_grad(torch, norm, [x], dy, bf16)
+        assert got == [0.0220947265625, -0.0306396484375], got
+    got = _low_precision_grad(torch, lambda t: F.batch_norm(t, None, None, training=True),
+                      [[[524.0], [544.0]]], [[-0.84375], [-1.796875]], bf16)
+    assert min(abs(g) for g in got) > 0.02, got
+
+
+@pytest.mark.torch
+@demonstrates("torch-sigmoid-backward-rounded-output")
+def test_torch_sigmoid_backward_uses_the_rounded_output(torch):
+    """sigmoid'(3) = 0.0451767; from y rounded to bfloat16 / float16: 0.04468 / 0.045105."""
+    grads = {low: _low_precision_grad(torch, torch.sigmoid, [[3.0]], [1.0], low)[0]
+             for low in (torch.bfloat16, torch.float16)}
+    assert grads == {torch.bfloat16: 0.044677734375, torch.float16: 0.04510498046875}
+    exact = 1 / (1 + math.exp(-3)) * (1 - 1 / (1 + math.exp(-3)))
+    assert abs(grads[torch.bfloat16] - exact) > 2 * 2.0**-8 * exact

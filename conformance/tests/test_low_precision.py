@@ -45,28 +45,40 @@ STORAGE = [pytest.param(d, id=d.name) for d in lp.storage_dtypes()]
 # the implementation under test
 
 
+def _check(target, module, name, label, record, rank, storage, direction, data, seed):
+    """One drawn case and value regime, in ``storage``, on ``target`` (the implementation under
+    test, which records the functions called, or a backend module; ``module``: where its
+    declaration is; ``name``: what the reproducer imports; ``label``: its headroom rows):
+    within the bound of the arithmetic the module declares for that function and format."""
+    case = data.draw(strategy(record, rank), label="case")
+    regime, amount = lp.draw_values(HypothesisDraw(data.draw))
+    event(f"low precision: {regime}")
+    function = case.op if direction == "forward" else case.backward_op
+    accumulation = lp.declared_accumulation(module, function, storage) or "float32"
+    arithmetic = lp.Arithmetic(storage, accumulation)
+    low, a64 = lp.rounded_inputs(lp.shaped(case.arrays(np.float32, seed), regime, amount),
+                                 storage)
+    expected = case.call(nnref, direction, a64)
+    try:
+        got = case.call(target, direction, {k: v.copy() for k, v in low.items()})
+    except Unsupported as exc:  # a framework backend that cannot: registered, tested
+        assert exc.divergence_id in registry.ids(), exc.divergence_id
+        event(f"registered: {exc.divergence_id}")
+        return
+    where = context(case, np.float32, seed, name, direction,
+                    lp.planting_code(storage, regime, amount))
+    headroom = lp.judge(case, got, expected, a64, direction, arithmetic, where)
+    record_headroom(label if accumulation == "float32" else f"{label} ({accumulation} "
+                    "accumulation)", case, direction, storage, headroom)
+
+
 def _test(direction: str):
     @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow to inf in float16
     @settings(max_examples=examples(10))
     @given(data=st.data(), seed=seeds)
     def test(record, rank, storage, data, seed, impl, impl_name_opt):
-        arithmetic = lp.Arithmetic(storage, lp.declared_accumulation(impl.module) or "float32")
-        case = data.draw(strategy(record, rank), label="case")
-        regime, amount = lp.draw_values(HypothesisDraw(data.draw))
-        event(f"low precision: {regime}")
-        low, a64 = lp.rounded_inputs(lp.shaped(case.arrays(np.float32, seed), regime, amount),
-                                     storage)
-        expected = case.call(nnref, direction, a64)
-        try:
-            got = case.call(impl, direction, {k: v.copy() for k, v in low.items()})
-        except Unsupported as exc:  # a framework backend that cannot: registered, tested
-            assert exc.divergence_id in registry.ids(), exc.divergence_id
-            event(f"registered: {exc.divergence_id}")
-            return
-        where = context(case, np.float32, seed, impl_name_opt, direction,
-                        lp.planting_code(storage, regime, amount))
-        headroom = lp.judge(case, got, expected, a64, direction, arithmetic, where)
-        record_headroom("impl", case, direction, storage, headroom)
+        _check(impl, impl.module, impl_name_opt, "impl", record, rank, storage, direction,
+               data, seed)
 
     return test
 
@@ -77,6 +89,43 @@ test_forward_in_low_precision_within_its_arithmetic = pytest.mark.low_precision(
 test_backward_in_low_precision_within_its_arithmetic = pytest.mark.low_precision(
     pytest.mark.parametrize("storage", STORAGE)(pytest.mark.parametrize(
         ("record", "rank"), record_ranks("backward"))(_test("backward"))))
+
+# --------------------------------------------------------------------------------------------
+# the framework backends, in every low-precision format their registry row lists
+
+
+def _framework_params() -> list:
+    from ..backends import BACKENDS
+
+    return [pytest.param(b.name, fmt, marks=(getattr(pytest.mark, b.marker),),
+                         id=f"{b.name}-{fmt}")
+            for b in BACKENDS if b.name != "nnref" for fmt in b.storage_formats]
+
+
+def _framework_test(direction: str):
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+    @pytest.mark.parametrize(("backend_name", "storage_name"), _framework_params())
+    @pytest.mark.parametrize(("record", "rank"), record_ranks(direction))
+    @settings(max_examples=examples(10))
+    @given(data=st.data(), seed=seeds)
+    def test(record, rank, backend_name, storage_name, data, seed):
+        from ..backends import backend, load_backend
+        from ..frameworks import require
+
+        require(backend(backend_name).package)
+        module = load_backend(backend_name)
+        storage = next(d for d in lp.storage_dtypes() if d.name == storage_name)
+        _check(module, module, module.__name__, backend_name, record, rank, storage, direction,
+               data, seed)
+
+    test.__doc__ = (f"{direction.capitalize()} of each framework in float16 / bfloat16: within "
+                    "float32 accumulation and one rounding, or within the bound its table "
+                    "declares with the registry id that shows why, or registered as absent.")
+    return test
+
+
+test_framework_forward_in_low_precision = _framework_test("forward")
+test_framework_backward_in_low_precision = _framework_test("backward")
 
 
 # --------------------------------------------------------------------------------------------
