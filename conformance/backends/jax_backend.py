@@ -80,6 +80,7 @@ import numpy as np
 from jax import lax
 
 from conformance import ops
+from conformance.backends import backend
 from conformance.backends.arguments import (
     adaptive_bins,
     avg_divisors,
@@ -105,7 +106,7 @@ from conformance.backends.arguments import (
     spatial_rank,
     unpadded_shape,
 )
-from conformance.backends.table import Row, contract_functions
+from conformance.backends.table import LowPrecision, Row, contract_functions
 from conformance.ops import OpRecord
 
 NAME = "jax"
@@ -723,6 +724,11 @@ def _prepare_linear(rank: int | None, x: np.ndarray, w: np.ndarray,
 
 # ------------------------------------------------------------------------------------ table
 
+# The norms' gradients through jnp.var in float16: d/dx of (var + eps) ** -1/2 is of order
+# eps ** -3/2 = 3e7 for a constant group, beyond float16's range: NaN where the contract's
+# gradient is finite (jax-float16-norm-backward-nan); not computed there.
+NORM_FLOAT16 = LowPrecision("jax-float16-norm-backward-nan", accumulation=None)
+
 TABLE: dict[str, Row] = {
     "pad": Row(_prepare_pad, backward=_pad_backward,
                doc="jnp.pad with NumPy's mode names (reflect, edge, wrap)."),
@@ -744,16 +750,20 @@ TABLE: dict[str, Row] = {
                                  "axis."),
     "batch_norm": Row(_prepare_batch_norm,
                       doc="jnp.mean / jnp.var composition (JAX has no batch norm); running "
-                          "stats per contract."),
+                          "stats per contract.",
+                      low_precision={"backward float16": NORM_FLOAT16}),
     "layer_norm": Row(_prepare_layer_norm,
                       doc="jnp.mean / jnp.var (two-pass) over the trailing normalized_shape "
-                          "axes; JAX has no layer norm."),
+                          "axes; JAX has no layer norm.",
+                      low_precision={"backward float16": NORM_FLOAT16}),
     "group_norm": Row(_prepare_group_norm,
                       doc="jnp.mean / jnp.var (two-pass) over each (sample, group) of the "
-                          "(N, G, -1) view; JAX has no group norm."),
+                          "(N, G, -1) view; JAX has no group norm.",
+                      low_precision={"backward float16": NORM_FLOAT16}),
     "instance_norm": Row(_prepare_instance_norm,
                          doc="jnp.mean / jnp.var (two-pass) over each instance's spatial axes; "
-                             "running stats per contract."),
+                             "running stats per contract.",
+                         low_precision={"backward float16": NORM_FLOAT16}),
     "relu": Row(_prepare_relu, backward=_relu_backward,
                 doc="jax.nn.relu (x kept where x == 0: the sign of -0.0)."),
     "elu": Row(_prepare_elu, backward=_elu_backward, doc="jax.nn.elu(x, alpha)."),
@@ -762,4 +772,10 @@ TABLE: dict[str, Row] = {
                   doc="jnp.tensordot(x, w, ((-1,), (1,))) + b (precision HIGHEST)."),
 }
 
-globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__))
+# float16 / bfloat16: the table's jax.numpy / lax compositions compute in the inputs' format,
+# each step rounded to it (no preferred_element_type): judged by the storage-accumulation bound
+# throughout (jax-low-precision-storage-arithmetic).
+globals().update(contract_functions(
+    TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__,
+    storage=backend(NAME).storage_formats,
+    low_precision=LowPrecision("jax-low-precision-storage-arithmetic")))

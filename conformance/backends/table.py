@@ -162,13 +162,16 @@ def _unsupported(divergence_id: str, message: str) -> Callable[..., Any]:
 
 def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
                        autodiff: Autodiff | None = None, module: str = "",
-                       storage: tuple[str, ...] = ()) -> dict[str, Any]:
+                       storage: tuple[str, ...] = (),
+                       low_precision: LowPrecision | None = None) -> dict[str, Any]:
     """Every contract function of every record, computed as `table` says (module docstring).
     ``storage``: the low-precision formats ("float16", "bfloat16") the backend computes in,
     handed to ``run`` / ``autodiff`` as they are (float32 / float64 always). With ``storage``,
     also the module's ``CONFORMANCE_ACCUMULATION`` mapping ("float32" but where a row's
     ``low_precision`` says "storage") and ``LOW_PRECISION_DIVERGENCES`` ("<function> <format>"
-    -> the registry id of every departure).
+    -> the registry id of every departure). ``low_precision``: the departure of every function a
+    row's own ``low_precision`` does not cover (a framework that computes in the storage format
+    throughout).
 
     Raises KeyError when the table has no row for a record, or names a record that does not
     exist: a backend states what it does with every op.
@@ -187,7 +190,7 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
     def departures(name: str, row: Row, direction: str, rank: int | None) -> dict[str, str]:
         refused = {}
         for fmt in storage:
-            entry = _low_precision(row, framework, rec.name, direction, rank, fmt)
+            entry = _low_precision(row, framework, rec.name, direction, rank, fmt) or low_precision
             if entry is None:
                 continue
             divergences[f"{name} {fmt}"] = entry.divergence

@@ -2099,3 +2099,46 @@ def test_torch_sigmoid_backward_uses_the_rounded_output(torch):
     assert grads == {torch.bfloat16: 0.044677734375, torch.float16: 0.04510498046875}
     exact = 1 / (1 + math.exp(-3)) * (1 - 1 / (1 + math.exp(-3)))
     assert abs(grads[torch.bfloat16] - exact) > 2 * 2.0**-8 * exact
+
+
+@pytest.mark.jax
+@demonstrates("jax-low-precision-storage-arithmetic")
+def test_jax_pools_sum_in_the_storage_format(jax):
+    """The backend's avg_pool (lax.reduce_window) sums 2048 + 1 - 2048 in the storage format:
+    0, where float32 accumulation gives 1 / 3; conv over channels gets 1."""
+    from ..backends import load_backend
+    from ..low_precision import storage_dtypes
+
+    backend = load_backend("jax")
+    for fmt in storage_dtypes():
+        x = np.array([[[2048.0, 1.0, -2048.0]]]).astype(fmt)
+        assert backend.avg_pool1d(x, 3).astype(np.float32).item() == 0.0, fmt
+        xc = np.array([[[2048.0], [1.0], [-2048.0]]]).astype(fmt)
+        assert backend.conv1d(xc, np.ones((1, 3, 1)).astype(fmt)).astype(
+            np.float32).item() == 1.0, fmt
+
+
+@pytest.mark.jax
+@demonstrates("jax-float16-norm-backward-nan")
+def test_jax_float16_norm_gradient_of_a_constant_group_is_nan(jax):
+    """Composed from jnp.var, the gradient of a norm over a constant group overflows float16:
+    NaN where the exact gradient is 0. The backend refuses these calls, so the check runs the
+    same composition (its TABLE rows) with the refusal lifted."""
+    import types
+
+    from ..backends import jax_backend
+    from ..backends.table import contract_functions
+
+    plain = types.SimpleNamespace(**contract_functions(
+        {k: type(v)(v.forward, v.backward, v.unsupported, v.backward_unsupported, v.doc)
+         for k, v in jax_backend.TABLE.items()}, "jax", run=jax_backend._run,
+        autodiff=jax_backend._autodiff, module="plain", storage=("float16",)))
+    f16 = np.float16
+    dy1, pair, dy2 = (np.array(a, f16) for a in ([[1.0]], [[[0.5, 0.5]]], [[[1.0, -1.0]]]))
+    assert np.isnan(plain.layer_norm_backward(dy1, np.array([[0.5]], f16), (1,))[0]).all()
+    assert np.isnan(plain.group_norm_backward(dy2, pair, 1)[0]).all()
+    assert np.isnan(plain.instance_norm_backward(dy2, pair)[0]).all()
+    assert np.isnan(plain.batch_norm_backward(dy2.reshape(2, 1), pair.reshape(2, 1),
+                                              np.ones(1, f16))[0]).all()
+    with pytest.raises(Unsupported, match="jax-float16-norm-backward-nan"):
+        jax_backend.layer_norm_backward(dy1, np.array([[0.5]], f16), (1,))

@@ -94,19 +94,25 @@ test_backward_in_low_precision_within_its_arithmetic = pytest.mark.low_precision
 # the framework backends, in every low-precision format their registry row lists
 
 
-def _framework_params() -> list:
+# Examples per op, rank, format and direction under ci: 10 for a backend with the cross-checks'
+# default budget (40), in proportion for one that compiles every shape (JAX: 5 -> 1).
+LOW_PRECISION_EXAMPLES = 10
+
+
+def _framework_params(budget: int) -> list:
     from ..backends import BACKENDS
 
     return [pytest.param(b.name, fmt, marks=(getattr(pytest.mark, b.marker),),
                          id=f"{b.name}-{fmt}")
-            for b in BACKENDS if b.name != "nnref" for fmt in b.storage_formats]
+            for b in BACKENDS if b.name != "nnref" and b.examples == budget
+            for fmt in b.storage_formats]
 
 
-def _framework_test(direction: str):
+def _framework_test(direction: str, budget: int):
     @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-    @pytest.mark.parametrize(("backend_name", "storage_name"), _framework_params())
+    @pytest.mark.parametrize(("backend_name", "storage_name"), _framework_params(budget))
     @pytest.mark.parametrize(("record", "rank"), record_ranks(direction))
-    @settings(max_examples=examples(10))
+    @settings(max_examples=examples(max(1, LOW_PRECISION_EXAMPLES * budget // 40)))
     @given(data=st.data(), seed=seeds)
     def test(record, rank, backend_name, storage_name, data, seed):
         from ..backends import backend, load_backend
@@ -124,8 +130,23 @@ def _framework_test(direction: str):
     return test
 
 
-test_framework_forward_in_low_precision = _framework_test("forward")
-test_framework_backward_in_low_precision = _framework_test("backward")
+def _budgets() -> dict[int, str]:
+    """Example budget -> the test-name suffix of its backends ("" for the default budget)."""
+    from ..backends import BACKENDS
+
+    out: dict[int, list[str]] = {}
+    for b in BACKENDS:
+        if b.name != "nnref" and b.storage_formats:
+            out.setdefault(b.examples, []).append(b.name.replace("-", "_"))
+    return {budget: "" if budget == 40 else "_" + "_".join(names)
+            for budget, names in sorted(out.items())}
+
+
+for _budget, _suffix in _budgets().items():
+    globals()[f"test_framework_forward_in_low_precision{_suffix}"] = _framework_test(
+        "forward", _budget)
+    globals()[f"test_framework_backward_in_low_precision{_suffix}"] = _framework_test(
+        "backward", _budget)
 
 
 # --------------------------------------------------------------------------------------------
