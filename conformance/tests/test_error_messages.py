@@ -450,3 +450,43 @@ def test_kernel_too_large_message_names_the_axis_extent_and_padded_size(what, im
     assert not any(re.search(_word(other), message) for other in others), message
     assert re.search(_number(extent), message), f"extent {extent} missing: {message!r}"
     assert re.search(_number(padded), message), f"padded size {padded} missing: {message!r}"
+
+
+# nnref's own wording, beyond the contract (which asks for the parameter and the value): an
+# output size below 1 also names the function, so a user calling several sees which one. A
+# window or a cropped transposed output that does not fit, forward and backward (the backward
+# names its forward), at every rank.
+def _no_room(record: str, rank: int, direction: str) -> Callable[[Any], Any]:
+    one, three = (1, 1, *(1,) * rank), (1, 1, *(3,) * rank)
+    calls = {
+        "conv": lambda m, f: f(np.zeros(one), np.zeros(three)) if direction == "forward" else
+        f(np.zeros(one), np.zeros(one), np.zeros(three)),
+        "conv_transpose": lambda m, f: f(np.zeros(one), np.zeros(one), padding=1)
+        if direction == "forward" else f(np.zeros(one), np.zeros(one), np.zeros(one), padding=1),
+        "max_pool": lambda m, f: f(np.zeros(one), 3) if direction == "forward" else
+        f(np.zeros(one), np.zeros(one), 3),
+        "avg_pool": lambda m, f: f(np.zeros(one), 3) if direction == "forward" else
+        f(np.zeros(one), np.zeros(one), 3),
+        "lp_pool": lambda m, f: f(np.zeros(one), 2, 3) if direction == "forward" else
+        f(np.zeros(one), np.zeros(one), 2, 3),
+    }
+    return calls[record]
+
+
+def _no_room_params() -> list:
+    from ..ops import RECORDS
+
+    names = ("conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool")
+    return [pytest.param(r, rank, direction, id=f"{r.functions(rank)[0]}-{direction}")
+            for r in RECORDS if r.name in names for rank in r.ranks
+            for direction in ("forward", "backward")]
+
+
+@pytest.mark.parametrize(("record", "rank", "direction"), _no_room_params())
+def test_nnref_names_the_function_whose_output_would_be_empty(record, rank, direction):
+    import nnref
+
+    forward, backward = record.functions(rank)
+    function = getattr(nnref, forward if direction == "forward" else backward)
+    message = _raises(lambda: _no_room(record.name, rank, direction)(nnref, function))
+    assert re.search(_word(forward), message), f"{message!r} does not name {forward}"

@@ -99,7 +99,7 @@ def _gather(x: np.ndarray, bins: tuple[_Bins, ...]) -> np.ndarray:
     return g.transpose(order)
 
 
-def _setup(op: str, rank: int, x: Any, output_size: Any) -> tuple[np.ndarray, tuple[_Bins, ...]]:
+def _setup(rank: int, x: Any, output_size: Any) -> tuple[np.ndarray, tuple[_Bins, ...]]:
     x = float_array("x", x, rank + 2, _X[rank])
     out = _output_sizes(output_size, x, rank)
     return x, tuple(_bins(s, o) for s, o in zip(x.shape[2:], out, strict=True))
@@ -120,10 +120,10 @@ def _axis_mean(v: np.ndarray, b: _Bins, axis: int) -> np.ndarray:
     return np.moveaxis(s, -1, axis)
 
 
-def _adaptive_avg(op: str, rank: int, x: Any, output_size: Any) -> np.ndarray:
+def _adaptive_avg(rank: int, x: Any, output_size: Any) -> np.ndarray:
     """The forward pass at any rank: the mean of a product of intervals is the mean, axis by
     axis, of the interval means (one gather per axis)."""
-    x, bins = _setup(op, rank, x, output_size)
+    x, bins = _setup(rank, x, output_size)
     y = x
     for a, b in enumerate(bins):
         y = _axis_mean(y, b, 2 + a)
@@ -145,9 +145,9 @@ def _axis_mean_adjoint(g: np.ndarray, b: _Bins, size: int, axis: int) -> np.ndar
     return np.moveaxis(d, -1, axis)
 
 
-def _adaptive_avg_backward(op: str, rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
+def _adaptive_avg_backward(rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
     dy = float_array("dy", dy, rank + 2, _DY[rank])
-    x, bins = _setup(op, rank, x, output_size)
+    x, bins = _setup(rank, x, output_size)
     same_dtype("x", x, dy=dy)
     expect_shape("dy", dy, _out_shape(x, bins))
     dx = dy
@@ -185,17 +185,17 @@ def _winners(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(y), np.ascontiguousarray(indices[..., 0])
 
 
-def _adaptive_max(op: str, rank: int, x: Any, output_size: Any, return_indices: Any
+def _adaptive_max(rank: int, x: Any, output_size: Any, return_indices: Any
                   ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    x, bins = _setup(op, rank, x, output_size)
+    x, bins = _setup(rank, x, output_size)
     return_indices = flag("return_indices", return_indices)
     y, indices = _winners(x, bins)
     return (y, indices) if return_indices else y
 
 
-def _adaptive_max_backward(op: str, rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
+def _adaptive_max_backward(rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
     dy = float_array("dy", dy, rank + 2, _DY[rank])
-    x, bins = _setup(op, rank, x, output_size)
+    x, bins = _setup(rank, x, output_size)
     same_dtype("x", x, dy=dy)
     expect_shape("dy", dy, _out_shape(x, bins))
     _, indices = _winners(x, bins)
@@ -213,47 +213,47 @@ def _adaptive_max_backward(op: str, rank: int, dy: Any, x: Any, output_size: Any
 
 def adaptive_avg_pool1d(x: np.ndarray, output_size: int | tuple[int | None]) -> np.ndarray:
     """Mean over each adaptive bin: x (N, C, L) -> y (N, C, Lo), Lo = output_size (None: L)."""
-    return _adaptive_avg("adaptive_avg_pool1d", 1, x, output_size)
+    return _adaptive_avg(1, x, output_size)
 
 
 def adaptive_avg_pool2d(x: np.ndarray, output_size: int | tuple[int | None, int | None]
                         ) -> np.ndarray:
     """Mean over each adaptive bin: x (N, C, H, W) -> y (N, C, Ho, Wo)."""
-    return _adaptive_avg("adaptive_avg_pool2d", 2, x, output_size)
+    return _adaptive_avg(2, x, output_size)
 
 
 def adaptive_avg_pool3d(x: np.ndarray,
                         output_size: int | tuple[int | None, int | None, int | None]
                         ) -> np.ndarray:
     """Mean over each adaptive bin: x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo)."""
-    return _adaptive_avg("adaptive_avg_pool3d", 3, x, output_size)
+    return _adaptive_avg(3, x, output_size)
 
 
 def adaptive_avg_pool1d_backward(dy: np.ndarray, x: np.ndarray,
                                  output_size: int | tuple[int | None]) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool1d`: dy (N, C, Lo) -> dx (N, C, L)."""
-    return _adaptive_avg_backward("adaptive_avg_pool1d", 1, dy, x, output_size)
+    return _adaptive_avg_backward(1, dy, x, output_size)
 
 
 def adaptive_avg_pool2d_backward(dy: np.ndarray, x: np.ndarray,
                                  output_size: int | tuple[int | None, int | None]
                                  ) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool2d`: dy (N, C, Ho, Wo) -> dx (N, C, H, W)."""
-    return _adaptive_avg_backward("adaptive_avg_pool2d", 2, dy, x, output_size)
+    return _adaptive_avg_backward(2, dy, x, output_size)
 
 
 def adaptive_avg_pool3d_backward(dy: np.ndarray, x: np.ndarray,
                                  output_size: int | tuple[int | None, int | None, int | None]
                                  ) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool3d`: dy (N, C, Do, Ho, Wo) -> dx (N, C, D, H, W)."""
-    return _adaptive_avg_backward("adaptive_avg_pool3d", 3, dy, x, output_size)
+    return _adaptive_avg_backward(3, dy, x, output_size)
 
 
 def adaptive_max_pool1d(x: np.ndarray, output_size: int | tuple[int | None],
                         return_indices: bool = False
                         ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """First maximum of each adaptive bin: x (N, C, L) -> y (N, C, Lo) (and indices l)."""
-    return _adaptive_max("adaptive_max_pool1d", 1, x, output_size, return_indices)
+    return _adaptive_max(1, x, output_size, return_indices)
 
 
 def adaptive_max_pool2d(x: np.ndarray, output_size: int | tuple[int | None, int | None],
@@ -261,7 +261,7 @@ def adaptive_max_pool2d(x: np.ndarray, output_size: int | tuple[int | None, int 
                         ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """First maximum of each adaptive bin: x (N, C, H, W) -> y (N, C, Ho, Wo) (and indices
     h * W + w)."""
-    return _adaptive_max("adaptive_max_pool2d", 2, x, output_size, return_indices)
+    return _adaptive_max(2, x, output_size, return_indices)
 
 
 def adaptive_max_pool3d(x: np.ndarray,
@@ -270,24 +270,24 @@ def adaptive_max_pool3d(x: np.ndarray,
                         ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """First maximum of each adaptive bin: x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo) (and
     indices (d * H + h) * W + w)."""
-    return _adaptive_max("adaptive_max_pool3d", 3, x, output_size, return_indices)
+    return _adaptive_max(3, x, output_size, return_indices)
 
 
 def adaptive_max_pool1d_backward(dy: np.ndarray, x: np.ndarray,
                                  output_size: int | tuple[int | None]) -> np.ndarray:
     """Gradient of :func:`adaptive_max_pool1d`: dy (N, C, Lo) -> dx (N, C, L)."""
-    return _adaptive_max_backward("adaptive_max_pool1d", 1, dy, x, output_size)
+    return _adaptive_max_backward(1, dy, x, output_size)
 
 
 def adaptive_max_pool2d_backward(dy: np.ndarray, x: np.ndarray,
                                  output_size: int | tuple[int | None, int | None]
                                  ) -> np.ndarray:
     """Gradient of :func:`adaptive_max_pool2d`: dy (N, C, Ho, Wo) -> dx (N, C, H, W)."""
-    return _adaptive_max_backward("adaptive_max_pool2d", 2, dy, x, output_size)
+    return _adaptive_max_backward(2, dy, x, output_size)
 
 
 def adaptive_max_pool3d_backward(dy: np.ndarray, x: np.ndarray,
                                  output_size: int | tuple[int | None, int | None, int | None]
                                  ) -> np.ndarray:
     """Gradient of :func:`adaptive_max_pool3d`: dy (N, C, Do, Ho, Wo) -> dx (N, C, D, H, W)."""
-    return _adaptive_max_backward("adaptive_max_pool3d", 3, dy, x, output_size)
+    return _adaptive_max_backward(3, dy, x, output_size)
