@@ -490,3 +490,43 @@ def test_nnref_names_the_function_whose_output_would_be_empty(record, rank, dire
     function = getattr(nnref, forward if direction == "forward" else backward)
     message = _raises(lambda: _no_room(record.name, rank, direction)(nnref, function))
     assert re.search(_word(forward), message), f"{message!r} does not name {forward}"
+
+
+def _list_params() -> list:
+    from ..ops import RECORDS
+    from ..sampler import sample
+
+    out = []
+    for record in RECORDS:
+        for rank in record.ranks:
+            (case, seed), = sample(record, 1, 7, rank=rank)
+            for direction in ("forward", "backward"):
+                arrays = case.arrays(np.float64, seed)
+                for name, value in case.call_args(direction, arrays).items():
+                    if isinstance(value, np.ndarray):
+                        out.append(pytest.param(case, direction, name,
+                                                id=f"{case.label}-{direction}-{name}"))
+    return out
+
+
+@pytest.mark.parametrize(("case", "direction", "name"), _list_params())
+def test_an_array_given_as_a_list_is_refused_by_its_name(case, direction, name, impl):
+    """Every array parameter of every function (in the contract's spelling: x, not X; dy, not
+    DY), given a Python list where the other arguments are valid."""
+    arrays = case.arrays(np.float64, 3)
+    arrays[name] = arrays[name].tolist()
+    message = _raises(lambda: case.call(impl, direction, arrays))
+    assert re.search(_word(name), message), f"{message!r} does not name {name!r}"
+
+
+def test_nnref_linear_quotes_the_layout_it_expects():
+    """nnref's wording: a wrong ndim quotes the layout, as the window ops' messages do."""
+    import nnref
+
+    x, w, b = np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4)
+    assert _raises(lambda: nnref.linear(x, w[0], b)) == (
+        "w must have 2 dimensions (out, in), got 1 (shape (3,))")
+    assert _raises(lambda: nnref.linear(x, w, b[None])) == (
+        "b must have 1 dimension (out,), got 2 (shape (1, 4))")
+    assert _raises(lambda: nnref.linear_backward(np.zeros((2, 4)), x, w[0])) == (
+        "w must have 2 dimensions (out, in), got 1 (shape (3,))")

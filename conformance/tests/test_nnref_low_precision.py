@@ -91,3 +91,33 @@ def test_float32_and_float64_calls_are_not_wrapped_differently():
         w = rng.standard_normal((2, 3, 3)).astype(dtype)
         assert np.array_equal(nnref.conv1d(x, w, None, 2), conv_module.conv1d(x, w, None, 2))
     assert nnref.conv1d.__wrapped__ is conv_module.conv1d
+
+
+def test_the_wrapper_applied_afresh_keeps_the_rule():
+    """nnref wraps its functions once, at import; the wrapper itself, applied here to a probe,
+    widens F inputs exactly, passes float32 / float64 and non-array arguments through, rounds
+    each float32 output once to F, leaves integer outputs alone and names a mixed-format
+    argument."""
+    from nnref._low_precision import accepts_low_precision
+
+    seen = []
+
+    def probe(x, w=None, scale=1.0):
+        seen.append((x.dtype, None if w is None else w.dtype, scale))
+        y = x * np.float32(scale) if x.dtype == np.float32 else x * scale
+        return y, np.arange(3)
+
+    wrapped = accepts_low_precision(probe)
+    assert wrapped.__name__ == "probe"
+    x64 = np.array([1.0, 1 / 3])
+    y, idx = wrapped(x64, scale=3.0)
+    assert y.dtype == np.float64 and seen[-1] == (np.float64, None, 3.0)
+    for fmt in (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)):
+        x = np.array([1.0, 1 / 3, 2049.0]).astype(fmt)
+        y, idx = wrapped(x, w=x.copy(), scale=3.0)
+        assert seen[-1] == (np.float32, np.float32, 3.0)
+        assert y.dtype == fmt and idx.dtype == np.arange(3).dtype
+        want = (x.astype(np.float32) * np.float32(3.0)).astype(fmt)
+        assert np.array_equal(y.view(np.uint16), want.view(np.uint16))
+        with pytest.raises(ValueError, match=r"^w has dtype float32 but x has dtype "):
+            wrapped(x, w=np.zeros(3, np.float32))
