@@ -574,8 +574,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     write(path, result)
 
 
+def _device_lines() -> list[str]:
+    """Each framework backend this run loaded, on its device (``device_report()``)."""
+    out = []
+    for row in BACKENDS:
+        module = sys.modules.get(row.module)
+        if module is not None and hasattr(module, "device_report"):
+            out.append(module.device_report())
+    return out
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
+    if devices := _device_lines():
+        terminalreporter.section("devices")
+        for line in devices:
+            terminalreporter.write_line(line)
     _headroom_summary(terminalreporter)
     for error in _cell_errors():
         terminalreporter.write_line(f"notebook cell failed (exit status 1 even where every "

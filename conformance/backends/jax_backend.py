@@ -110,6 +110,17 @@ from conformance.backends.table import LowPrecision, Row, contract_functions
 from conformance.ops import OpRecord
 
 NAME = "jax"
+
+
+def device_report() -> str:
+    """One line for the run summary: the device JAX computes on (its default; JAX_PLATFORMS
+    chooses), and whether a GPU is present."""
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    return (f"jax device: {jax.devices()[0]} (gpu: "
+            f"{f'{len(gpus)} device(s)' if gpus else 'absent'})")
 _JNP_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
               "circular": "wrap"}
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}

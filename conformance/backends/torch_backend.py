@@ -63,6 +63,7 @@ Conventions handled here (see conformance/divergences.toml):
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 import nnref
@@ -111,30 +112,68 @@ _ARRAYS = frozenset(
 )
 
 
+# The device the adapter computes on: NNREF_TORCH_DEVICE ("cpu" by default; "cuda", "cuda:1",
+# "mps", ... where torch has it). Every array goes there and every result comes back through
+# _tensor / _host, so the CPU runs exercise the same path. The run header reports the device,
+# whether CUDA is present and cuDNN's TF32 default (device_report).
+DEVICE_ENV = "NNREF_TORCH_DEVICE"
+
+
+def device() -> torch.device:
+    """The device named by NNREF_TORCH_DEVICE; a ValueError when torch does not have it."""
+    name = os.environ.get(DEVICE_ENV, "cpu") or "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"{DEVICE_ENV}={name!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{DEVICE_ENV}={name!r}: this torch has no CUDA device "
+                         f"(torch {torch.__version__}, cuda {torch.version.cuda})")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{DEVICE_ENV}={name!r}: this torch has no MPS device")
+    return dev
+
+
+def device_report() -> str:
+    """One line for the run header: the device, CUDA's presence, cuDNN's TF32 default."""
+    cuda = (f"cuda: {torch.cuda.device_count()} device(s), cuDNN TF32 "
+            f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'} (convolutions), matmul TF32 "
+            f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}"
+            if torch.cuda.is_available() else "cuda: absent")
+    return f"torch device: {os.environ.get(DEVICE_ENV, 'cpu') or 'cpu'} ({cuda})"
+
+
 def _tensor(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
-    """A private torch copy of `a` (inputs are never shared with torch, so never mutated);
-    a bfloat16 array (ml_dtypes) becomes a torch.bfloat16 tensor bit for bit."""
+    """A private torch copy of `a` on the adapter's device (inputs are never shared with torch,
+    so never mutated); a bfloat16 array (ml_dtypes) becomes a torch.bfloat16 tensor bit for
+    bit."""
     a = np.array(a, copy=True)
     if a.dtype.name == "bfloat16":
         t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
     else:
         t = torch.from_numpy(a)
+    t = t.to(device())
     return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def _host(t: torch.Tensor) -> torch.Tensor:
+    """`t` detached and on the CPU (a no-op there), ready for .numpy()."""
+    return t.detach().cpu()
 
 
 def _view(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of `t` for the contract's shape checks (arguments.py), which read only
     (bfloat16, which NumPy lacks: a float32 copy)."""
-    return t.detach().float().numpy() if t.dtype == torch.bfloat16 else t.detach().numpy()
+    return _host(t).float().numpy() if t.dtype == torch.bfloat16 else _host(t).numpy()
 
 
 def as_numpy(value: torch.Tensor | np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A result as a NumPy copy: floats in `dtype` (x's), integers (indices) as int64; a
     torch.bfloat16 result becomes a bfloat16 array (ml_dtypes) bit for bit."""
     if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
-        a = value.detach().view(torch.int16).numpy().view(np.dtype(dtype))
+        a = _host(value).view(torch.int16).numpy().view(np.dtype(dtype))
         return np.array(a, copy=True)
-    a = np.asarray(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
+    a = np.asarray(_host(value).numpy() if isinstance(value, torch.Tensor) else value)
     floating = a.dtype.kind == "f" or a.dtype.name == "bfloat16"
     return np.array(a, dtype=dtype if floating else np.int64, copy=True)
 
@@ -253,7 +292,7 @@ def _max_pool(rank: int, x: torch.Tensor, kernel_size: object, stride: object = 
     if geo.symmetric:
         y, idx = pool(x, geo.kernel, geo.stride, tuple(b for b, _ in geo.pads), geo.dilation,
                       ceil_mode=bool(ceil_mode), return_indices=True)
-        ind = idx.numpy()
+        ind = _host(idx).numpy()
     else:
         # torch-maxpool-symmetric-padding-only: compose with -inf padding (cells that never win
         # unless every input cell of the window is -inf) and count the windows ourselves.
@@ -262,7 +301,7 @@ def _max_pool(rank: int, x: torch.Tensor, kernel_size: object, stride: object = 
                       return_indices=True)
         crop = (slice(None), slice(None), *(slice(o) for o in geo.out))
         y, idx = y[crop], idx[crop]
-        ind, inside = geo.flat_index(np.unravel_index(idx.numpy(), tuple(xp.shape[2:])))
+        ind, inside = geo.flat_index(np.unravel_index(_host(idx).numpy(), tuple(xp.shape[2:])))
         if (~inside & geo.hit).any():
             raise Unsupported(
                 "maxpool-neg-inf-sentinel",
@@ -306,7 +345,7 @@ def _avg_pool(rank: int, x: torch.Tensor, kernel_size: object, stride: object = 
         xp = F.pad(x, _torch_pads(geo.floor_pads))
         sums = F.avg_pool3d(xp, geo.kernel, geo.stride, 0, divisor_override=1)
         sums = sums[(slice(None), slice(None), *(slice(o) for o in geo.out))]
-        return sums / torch.from_numpy(div).to(x.dtype)
+        return sums / torch.from_numpy(div).to(device=x.device, dtype=x.dtype)
     if rank == 1 and divisor_override is not None:  # F.avg_pool1d has no divisor_override
         y = F.avg_pool2d(x[:, :, None, :], (1, *geo.kernel), (1, *geo.stride), (0, *pads),
                          bool(ceil_mode), bool(count_include_pad), divisor_override)
@@ -398,8 +437,8 @@ def _batch_norm(rank: int | None, x: torch.Tensor, gamma: torch.Tensor | None,
     returned in training mode."""
     bn_check(_view(x), running_mean, running_var, training)
     c = x.shape[1]
-    g = torch.ones(c, dtype=x.dtype) if gamma is None else gamma
-    b = torch.zeros(c, dtype=x.dtype) if beta is None else beta
+    g = torch.ones(c, dtype=x.dtype, device=x.device) if gamma is None else gamma
+    b = torch.zeros(c, dtype=x.dtype, device=x.device) if beta is None else beta
     if not training:
         return F.batch_norm(x, running_mean, running_var, g, b, training=False, momentum=0.0,
                             eps=float(eps))

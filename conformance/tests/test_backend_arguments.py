@@ -72,3 +72,33 @@ def test_rank_and_batch_norm_helpers():
             arguments.bn_check(np.ones(shape), None, None, True)
     with pytest.raises(ValueError, match="x must be"):
         arguments.bn_check(np.ones((2,)), None, None, True)
+
+
+@pytest.mark.torch
+def test_the_torch_backend_computes_on_the_device_it_is_given(monkeypatch):
+    """NNREF_TORCH_DEVICE: every tensor goes to that device and every result comes back through
+    one path, exercised here on the CPU device named explicitly (a GPU, where present, takes the
+    same path); a device torch lacks is a ValueError naming the variable; the summary line
+    reports the device, CUDA's presence and cuDNN's TF32 default."""
+    from ..backends import torch_backend as tb
+    from ..frameworks import require
+
+    torch = require("torch")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 6)), rng.standard_normal((4, 3, 2))
+    want = tb.conv1d(x, w)
+    monkeypatch.setenv(tb.DEVICE_ENV, "cpu")
+    assert tb.device() == torch.device("cpu")
+    assert tb._tensor(x).device == torch.device("cpu")
+    np.testing.assert_array_equal(tb.conv1d(x, w), want)
+    y, idx = tb.max_pool1d(x, 2, return_indices=True)
+    assert idx.dtype == np.int64 and y.dtype == x.dtype
+    assert tb.device_report().startswith("torch device: cpu (cuda: ")
+    if not torch.cuda.is_available():
+        assert "cuda: absent" in tb.device_report()
+        monkeypatch.setenv(tb.DEVICE_ENV, "cuda")
+        with pytest.raises(ValueError, match="NNREF_TORCH_DEVICE='cuda': this torch has no CUDA"):
+            tb.conv1d(x, w)
+    monkeypatch.setenv(tb.DEVICE_ENV, "no-such-device")
+    with pytest.raises(ValueError, match="NNREF_TORCH_DEVICE='no-such-device'"):
+        tb.conv1d(x, w)
