@@ -40,7 +40,7 @@ import numpy as np
 from . import tolerance as tol
 from .comparison import Mismatch
 from .harness import upcast
-from .rounding import Probabilistic, tiny, unit_roundoff
+from .rounding import TF32_INPUT_ROUNDING, Probabilistic, RoundedInputs, tiny, unit_roundoff
 
 # How the low-precision tests shape x, the input every op reduces over or maps, on top of the op's
 # own draw; each a labelled draw (hypothesis event "low precision: ..."). The regimes are where a
@@ -137,12 +137,31 @@ def storage_declarations(module: Any) -> dict[str, str]:
     return {k: v for k, v in value.items() if k != "*" and v == "storage"}
 
 
+# TF32 (GPU tensor cores): float32 storage; a matrix op's inputs (records with tf32_inputs:
+# conv, conv_transpose, linear, both directions) rounded to 10 mantissa bits inside the kernel,
+# products exact, float32 accumulation. A module whose float32 matrix ops run that way declares
+# CONFORMANCE_TF32 = True; the "tf32" tests then hand it float32 inputs and allow the rounding
+# (rounding.RoundedInputs). No CPU kernel of torch, TF, JAX or onnxruntime makes TF32.
+TF32 = "tf32"
+TF32_ATTR = "CONFORMANCE_TF32"
+
+
+def declares_tf32(module: Any) -> bool:
+    value = getattr(module, TF32_ATTR, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{TF32_ATTR} must be True or False, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Arithmetic:
-    """Storage format and accumulation of a low-precision kernel."""
+    """Storage format and accumulation of a low-precision kernel; ``tf32``: float32 storage
+    with a matrix op's inputs rounded to TF32."""
 
     storage: np.dtype
     accumulation: str = "float32"  # or "storage"
+    tf32: bool = False
+    input_rounding: float = TF32_INPUT_ROUNDING  # with tf32: the budget per input
 
     @property
     def accumulate(self) -> Any:
@@ -151,7 +170,15 @@ class Arithmetic:
             return np.dtype(np.float32)
         return Probabilistic(self.storage)
 
+    def accumulate_for(self, case: Any) -> Any:
+        """:attr:`accumulate`, with the TF32 input rounding where the op takes it."""
+        if self.tf32 and case.record.tf32_inputs:
+            return RoundedInputs(np.float32, self.input_rounding)
+        return self.accumulate
+
     def describe(self) -> str:
+        if self.tf32:
+            return "float32 with TF32 inputs to matrix ops (10 mantissa bits), float32 accumulation"
         if self.accumulation == "float32":
             return f"{self.storage.name} storage, float32 accumulation"
         return f"{self.storage.name} storage and accumulation (probabilistic bound)"
@@ -161,7 +188,7 @@ def allowed(case: Any, a64: Mapping[str, np.ndarray], direction: str, arithmetic
             expected: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The allowed |got - expected| per output (see the module docstring)."""
     bounds = tol.forward_bounds if direction == "forward" else tol.backward_bounds
-    acc = bounds(case, dict(a64), arithmetic.accumulate)
+    acc = bounds(case, dict(a64), arithmetic.accumulate_for(case))
     ref = bounds(case, dict(a64), np.float64)
     u_out = unit_roundoff(arithmetic.storage)
     out: dict[str, np.ndarray] = {}
@@ -220,7 +247,15 @@ def judge(case: Any, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
 def _consistent_with(case: Any, a64: Mapping[str, np.ndarray], direction: str,
                      arithmetic: Arithmetic, expected: Mapping[str, np.ndarray], name: str,
                      err: np.ndarray) -> str:
-    """What a failing error fits: accumulating in the storage format, or nothing modelled."""
+    """What a failing error fits: accumulating in the storage format, inputs rounded to
+    bfloat16 rather than TF32, or nothing modelled."""
+    if arithmetic.tf32:
+        coarser = allowed(case, a64, direction,
+                          Arithmetic(arithmetic.storage, tf32=True, input_rounding=2.0**-7),
+                          expected)
+        if bool(np.all(err <= np.broadcast_to(coarser[name], err.shape))):
+            return ": consistent with inputs rounded to bfloat16 (8 bits), not TF32"
+        return ": beyond inputs rounded to bfloat16 too"
     if arithmetic.accumulation == "storage":
         return ": beyond even accumulating in the storage format"
     looser = allowed(case, a64, direction, Arithmetic(arithmetic.storage, "storage"), expected)

@@ -50,7 +50,13 @@ from .impl_under_test import (
     impl_name,
     load_impl,
 )
-from .low_precision import ACCUMULATION_ATTR, declared_accumulation, storage_declarations
+from .low_precision import (
+    ACCUMULATION_ATTR,
+    TF32_ATTR,
+    declared_accumulation,
+    declares_tf32,
+    storage_declarations,
+)
 from .ops import op_and_direction
 from .paths import checkout_root
 
@@ -87,6 +93,8 @@ MARKERS = {
                  "binding whose API defines no non-finite values)",
     "low_precision": "float16 / bfloat16 inputs, judged by the module's declared accumulation "
                      "(left out when it declares none: CONFORMANCE_ACCUMULATION)",
+    "tf32": "float32 matrix ops judged as computing from TF32-rounded inputs (left out unless "
+            "the module declares CONFORMANCE_TF32 = True)",
 }
 
 
@@ -278,6 +286,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if state.accumulation is None:
         drop[f"float16 / bfloat16: the module declares no {ACCUMULATION_ATTR}"] = [
             i for i in items if i.get_closest_marker("low_precision")]
+    if not declares_tf32(state.module):
+        drop[f"TF32: the module does not declare {TF32_ATTR} = True"] = [
+            i for i in items if i.get_closest_marker("tf32")]
     if getattr(state.module, FINITE_ONLY_ATTR, False):
         drop[f"non-finite inputs: the API defines none ({FINITE_ONLY_ATTR})"] = [
             i for i in items if i.get_closest_marker("nonfinite")]

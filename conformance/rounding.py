@@ -38,10 +38,32 @@ class Probabilistic:
         return f"probabilistic {self.dtype.name} (lambda {self.lam:g})"
 
 
+# TF32: float32's exponent with 10 explicit mantissa bits. Rounding to nearest errs by at most
+# 2**-11 relative; how tensor cores round float32 to TF32 is not documented (truncation errs by
+# less than one unit in the last place, 2**-10), so the model budgets 2**-10 per input.
+TF32_INPUT_ROUNDING = 2.0**-10
+
+
+class RoundedInputs:
+    """A sum of products whose two factors were each rounded (relative error at most
+    ``u_in``) before an exact product and an accumulation in ``dtype``: each term is
+    x y (1 + d1)(1 + d2), so the sum errs by at most
+    ``gamma_acc(n) + (2 u_in + u_in**2)(1 + gamma_acc(n))`` times sum |terms|.
+    ``RoundedInputs()`` is TF32 on float32 (the products of two 11-bit significands are exact
+    in float32)."""
+
+    def __init__(self, dtype: Any = np.float32, u_in: float = TF32_INPUT_ROUNDING) -> None:
+        self.dtype = np.dtype(dtype)
+        self.u_in = u_in
+
+    def __repr__(self) -> str:
+        return f"inputs rounded by {self.u_in:g}, {self.dtype.name} accumulation"
+
+
 def unit_roundoff(dtype: Any) -> float:
     """u = eps / 2: the largest relative error of one rounding (2**-24 f32, 2**-53 f64, 2**-11
     float16, 2**-8 bfloat16)."""
-    if isinstance(dtype, Probabilistic):
+    if isinstance(dtype, Probabilistic | RoundedInputs):
         return unit_roundoff(dtype.dtype)
     name = np.dtype(dtype).name
     return (_EPS_BY_NAME[name] if name in _EPS_BY_NAME else float(np.finfo(dtype).eps)) / 2
@@ -53,6 +75,9 @@ def gamma(n: int, dtype: Any) -> float:
     if isinstance(dtype, Probabilistic):
         nu = dtype.lam * math.sqrt(n) * unit_roundoff(dtype)
         return math.inf if nu >= 1 else nu / (1 - nu)
+    if isinstance(dtype, RoundedInputs):
+        acc = gamma(n, dtype.dtype)
+        return acc + (2 * dtype.u_in + dtype.u_in**2) * (1 + acc)
     nu = n * unit_roundoff(dtype)
     if nu >= 1:
         return math.inf
@@ -66,7 +91,7 @@ def abs64(a: np.ndarray | None) -> np.ndarray:
 
 def tiny(dtype: Any) -> float:
     """The smallest positive normal number of ``dtype`` (bfloat16 shares float32's exponent)."""
-    if isinstance(dtype, Probabilistic):
+    if isinstance(dtype, Probabilistic | RoundedInputs):
         return tiny(dtype.dtype)
     if np.dtype(dtype).name == "bfloat16":
         return float(np.finfo(np.float32).tiny)

@@ -89,6 +89,9 @@ class OpRecord:
     fd_options: Mapping[str, Any] = field(default_factory=dict)
     # forward outputs that are exact selections (compared bit for bit, signed zeros included)
     exact_outputs: tuple[str, ...] = ()
+    # a sum of products (forward and gradients) that GPU kernels compute from inputs rounded to
+    # TF32 (10 mantissa bits) when TF32 is on: conformance.low_precision's "tf32" arithmetic
+    tf32_inputs: bool = False
     # real-valued parameters (case fields) an implementation may store in a narrower type than
     # its data, as ONNX stores float attributes in float32: tolerance.attribute_rounding
     float_attributes: tuple[str, ...] = ()

@@ -269,6 +269,7 @@ def bench_peak_memory(case: ConvCase) -> float:
 
 RECORD = OpRecord(
     name="conv",
+    tf32_inputs=True,
     ranks=RANKS,
     case_type=ConvCase,
     functions=lambda r: (f"conv{r}d", f"conv{r}d_backward"),

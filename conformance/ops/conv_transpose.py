@@ -341,6 +341,7 @@ INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
 RECORD = OpRecord(
     invalid_categories=INVALID_CATEGORIES,
     name="conv_transpose",
+    tf32_inputs=True,
     ranks=RANKS,
     case_type=ConvTransposeCase,
     functions=lambda r: (f"conv_transpose{r}d", f"conv_transpose{r}d_backward"),

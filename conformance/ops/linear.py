@@ -171,6 +171,7 @@ BENCH: tuple[BenchCase, ...] = (
 
 RECORD = OpRecord(
     name="linear",
+    tf32_inputs=True,
     ranks=RANKS,
     case_type=LinearCase,
     functions=lambda r: ("linear", "linear_backward"),

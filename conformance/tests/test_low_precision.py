@@ -437,3 +437,137 @@ def test_an_error_three_times_a_correct_kernels_fails_every_output(record, stora
             worst[name] = max(worst.get(name, 0.0), ratio)
     loose = {name: ratio for name, ratio in worst.items() if 0 < ratio < 1 / 3}
     assert not loose, f"bounds more than 3x the error of a correct kernel: {loose}"
+
+
+# --------------------------------------------------------------------------------------------
+# TF32: float32 inputs rounded to 10 mantissa bits inside the kernel
+
+
+def _to_bits(a: np.ndarray, keep: int, how: str) -> np.ndarray:
+    """float32 ``a`` with ``keep`` explicit mantissa bits: rounded to nearest (ties to even)
+    or truncated (the float32 bit pattern, so exact and platform-free)."""
+    drop = 23 - keep
+    u = np.asarray(a, np.float32).view(np.uint32)
+    if how == "nearest":
+        u = u + np.uint32((1 << (drop - 1)) - 1) + ((u >> np.uint32(drop)) & np.uint32(1))
+    return (u & ~np.uint32((1 << drop) - 1)).view(np.float32)
+
+
+def _tf32_kernel(keep: int, how: str) -> types.SimpleNamespace:
+    """conv2d and linear (and their backwards) on inputs rounded to ``keep`` mantissa bits,
+    then nnref in float32."""
+
+    def rounded(fn):
+        def call(*args, **kwargs):
+            args = [_to_bits(a, keep, how) if isinstance(a, np.ndarray) else a for a in args]
+            return fn(*args, **kwargs)
+        return call
+
+    return types.SimpleNamespace(**{name: rounded(getattr(nnref, name)) for name in (
+        "conv2d", "conv2d_backward", "linear", "linear_backward")})
+
+
+def _tf32_cases():
+    from ..ops import RECORDS
+    from ..sampler import sample
+
+    records = {r.name: r for r in RECORDS}
+    return [(case, seed) for name, rank in (("conv", 2), ("linear", None))
+            for case, seed in sample(records[name], 30, 4, rank=rank)]
+
+
+def _tf32_failures(kernel, arithmetic, direction):
+    failed = 0
+    cases = _tf32_cases()
+    for case, seed in cases:
+        a32 = case.arrays(np.float32, seed)
+        expected = case.call(nnref, direction, {k: v.astype(np.float64) for k, v in a32.items()})
+        got = case.call(kernel, direction, dict(a32))
+        try:
+            lp.judge(case, got, expected, {k: v.astype(np.float64) for k, v in a32.items()},
+                     direction, arithmetic, "tf32 control")
+        except Mismatch as exc:
+            failed += 1
+            last = str(exc)
+    return failed, len(cases), (last if failed else "")
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_tf32_kernels_pass_the_tf32_bound_and_fail_float32s_and_bfloat16_inputs_fail_it(
+        direction):
+    """Simulated kernels on the sampler's conv2d and linear draws: inputs rounded to TF32 (to
+    nearest, or truncated) pass the TF32 arithmetic and fail plain float32 on at least half the
+    draws; inputs rounded to bfloat16 fail the TF32 arithmetic on at least a tenth, and the
+    message says what they fit. Measured (60 draws): TF32 inputs fail float32 on 59 (forward)
+    and 60 (backward); bfloat16 inputs fail TF32 on 9 and 14: the
+    worst-case bound grows as n while n independent input roundings err as sqrt(n), so only
+    short sums (a linear layer of 1 to 4 features, a 1x1 convolution of few channels) tell
+    8-bit from 10-bit inputs."""
+    tf32 = lp.Arithmetic(np.dtype(np.float32), tf32=True)
+    plain = lp.Arithmetic(np.dtype(np.float32))
+    for how in ("nearest", "truncate"):
+        failed, n, _ = _tf32_failures(_tf32_kernel(10, how), tf32, direction)
+        assert failed == 0, (how, failed, n)
+        failed, n, _ = _tf32_failures(_tf32_kernel(10, how), plain, direction)
+        assert failed >= n // 2, (how, failed, n)
+    failed, n, message = _tf32_failures(_tf32_kernel(7, "nearest"), tf32, direction)
+    assert failed >= n // 10, (failed, n)
+    assert "TF32 inputs" in message and "consistent with inputs rounded to bfloat16" in message
+
+
+def _tf32_test(direction: str):
+    @settings(max_examples=examples(10))
+    @given(data=st.data(), seed=seeds)
+    def test(record, rank, data, seed, impl, impl_name_opt):
+        case = data.draw(strategy(record, rank), label="case")
+        a32 = case.arrays(np.float32, seed)
+        a64 = {k: v.astype(np.float64) for k, v in a32.items()}
+        expected = case.call(nnref, direction, a64)
+        got = case.call(impl, direction, dict(a32))
+        where = context(case, np.float32, seed, impl_name_opt, direction)
+        headroom = lp.judge(case, got, expected, a64, direction,
+                            lp.Arithmetic(np.dtype(np.float32), tf32=True), where)
+        record_headroom("impl (tf32)", case, direction, np.float32, headroom)
+
+    return test
+
+
+def _tf32_ranks(direction):
+    return [p for p in record_ranks(direction) if p.values[0].tf32_inputs]
+
+
+test_tf32_forward_within_its_arithmetic = pytest.mark.tf32(pytest.mark.parametrize(
+    ("record", "rank"), _tf32_ranks("forward"))(_tf32_test("forward")))
+test_tf32_backward_within_its_arithmetic = pytest.mark.tf32(pytest.mark.parametrize(
+    ("record", "rank"), _tf32_ranks("backward"))(_tf32_test("backward")))
+
+
+@pytest.mark.checkout
+def test_check_holds_a_tf32_module_to_the_tf32_arithmetic(tmp_path):
+    """``check`` on examples/tf32_kernels.py (float32 matrix ops on TF32-rounded inputs,
+    declared): its tf32 tests pass; the same kernels rounding to bfloat16's 8 bits fail them,
+    and the message says they fit bfloat16 inputs."""
+    import os
+    import subprocess
+    import sys
+
+    from ..paths import checkout_root
+
+    root = checkout_root()
+    (tmp_path / "bf16_inputs.py").write_text(
+        "import tf32_kernels\ntf32_kernels.KEEP_BITS = 7\nfrom tf32_kernels import *  # noqa\n"
+        "CONFORMANCE_TF32 = True\n")
+    path = os.pathsep.join([str(root / "impl"), str(root), str(root / "examples")])
+    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path)
+
+    def check(module):
+        return subprocess.run([sys.executable, "-m", "conformance", "check", module, "-m",
+                               "values", "-k", "tf32 and within", "-q", "-p", "no:randomly"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    run = check("tf32_kernels")
+    assert run.returncode == 0, run.stdout[-2000:]
+    run = check("bf16_inputs")
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert "consistent with inputs rounded to bfloat16" in run.stdout
