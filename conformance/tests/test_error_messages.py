@@ -492,7 +492,9 @@ def test_nnref_names_the_function_whose_output_would_be_empty(record, rank, dire
     assert re.search(_word(forward), message), f"{message!r} does not name {forward}"
 
 
-def _list_params() -> list:
+def _list_params(least: int = 1, needs: str = "") -> list:
+    """(case, direction, array parameter) for one sampled case of every op, rank and direction
+    whose call takes at least ``least`` arrays (and the array ``needs``, if given)."""
     from ..ops import RECORDS
     from ..sampler import sample
 
@@ -502,10 +504,12 @@ def _list_params() -> list:
             (case, seed), = sample(record, 1, 7, rank=rank)
             for direction in ("forward", "backward"):
                 arrays = case.arrays(np.float64, seed)
-                for name, value in case.call_args(direction, arrays).items():
-                    if isinstance(value, np.ndarray):
-                        out.append(pytest.param(case, direction, name,
-                                                id=f"{case.label}-{direction}-{name}"))
+                names = [k for k, v in case.call_args(direction, arrays).items()
+                         if isinstance(v, np.ndarray)]
+                if len(names) < least or (needs and needs not in names):
+                    continue
+                out += [pytest.param(case, direction, name,
+                                     id=f"{case.label}-{direction}-{name}") for name in names]
     return out
 
 
@@ -530,3 +534,35 @@ def test_nnref_linear_quotes_the_layout_it_expects():
         "b must have 1 dimension (out,), got 2 (shape (1, 4))")
     assert _raises(lambda: nnref.linear_backward(np.zeros((2, 4)), x, w[0])) == (
         "w must have 2 dimensions (out, in), got 1 (shape (3,))")
+
+
+@pytest.mark.parametrize(("case", "direction", "name"), _list_params(least=2))
+def test_an_array_in_the_other_float_dtype_is_refused_by_both_names(case, direction, name,
+                                                                    impl):
+    """Every array parameter in float32 where the others are float64 (or, for the first, every
+    other in float32): the message names the parameters involved as spelled in the signature
+    (a mixed-dtype check that names ``X`` or forgets one of them fails)."""
+    arrays = case.arrays(np.float64, 3)
+    names = [k for k, v in case.call_args(direction, arrays).items()
+             if isinstance(v, np.ndarray)]
+    arrays[name] = arrays[name].astype(np.float32)
+    message = _raises(lambda: case.call(impl, direction, arrays))
+    assert re.search(_word(name), message), f"{message!r} does not name {name!r}"
+    mentioned = [n for n in names if re.search(_word(n), message)]
+    assert len(mentioned) >= 2, f"{message!r} names only {mentioned} of {names}"
+
+
+def _backward_params() -> list:
+    """Backwards that take x as well as dy (pad_backward's dy fixes x's shape: any is valid)."""
+    return [p for p in _list_params(needs="x")
+            if p.values[1] == "backward" and p.values[2] == "dy"]
+
+
+@pytest.mark.parametrize(("case", "direction", "name"), _backward_params())
+def test_a_dy_of_the_wrong_shape_is_refused_by_its_name(case, direction, name, impl):
+    """dy one longer along its last axis: a ValueError naming dy (not DY)."""
+    arrays = case.arrays(np.float64, 3)
+    dy = arrays["dy"]
+    arrays["dy"] = np.concatenate([dy, dy[..., :1]], axis=-1)
+    message = _raises(lambda: case.call(impl, direction, arrays))
+    assert re.search(_word("dy"), message), f"{message!r} does not name dy"
