@@ -566,3 +566,44 @@ def test_a_dy_of_the_wrong_shape_is_refused_by_its_name(case, direction, name, i
     arrays["dy"] = np.concatenate([dy, dy[..., :1]], axis=-1)
     message = _raises(lambda: case.call(impl, direction, arrays))
     assert re.search(_word("dy"), message), f"{message!r} does not name dy"
+
+
+def _layout_params() -> list:
+    """The arrays with an (N, C, *S)-like layout (three or more axes) of the functions whose
+    name fixes the rank (conv1d, ...; a rank-free function takes the array without its first
+    axis as a valid one of a lower rank)."""
+    out = []
+    for p in _list_params():
+        case, direction, name = p.values
+        record = case.record
+        if len({record.functions(r) for r in record.ranks}) != len(record.ranks) or len(
+                record.ranks) < 2:
+            continue
+        arrays = case.arrays(np.float64, 3)
+        if np.ndim(case.call_args(direction, arrays)[name]) >= 3:
+            out.append(p)
+    return out
+
+
+@pytest.mark.parametrize(("case", "direction", "name"), _layout_params())
+def test_nnref_quotes_the_layout_of_an_array_with_too_few_axes(case, direction, name):
+    """nnref's wording: an (N, C, *S) array missing its first axis is refused with the number
+    of axes wanted and the layout, e.g. ``dy must have 4 dimensions (N, C, Ho, Wo), got 3``."""
+    import nnref
+
+    arrays = case.arrays(np.float64, 3)
+    call = case.call_args(direction, arrays)
+    arrays[name] = call[name][0]
+    message = _raises(lambda: case.call(nnref, direction, arrays))
+    assert re.match(rf"{re.escape(name)} must have [0-9, or]+ dimensions \([A-Za-z]", message), (
+        message)
+
+
+@pytest.mark.parametrize("function", ["pad", "pad_backward"])
+def test_nnref_pad_quotes_the_layouts_it_takes(function):
+    import nnref
+
+    message = _raises(lambda: getattr(nnref, function)(X[0, 0], 1))
+    name = "x" if function == "pad" else "dy"
+    assert message == (f"{name} must have 3, 4 or 5 dimensions (N, C, L), (N, C, H, W) or "
+                       "(N, C, D, H, W), got 2 (shape (5, 6))")
