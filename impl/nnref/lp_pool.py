@@ -87,7 +87,9 @@ def _lp_pool(op: str, rank: int, x: Any, norm_type: Any, kernel_size: Any, strid
     x = float_array("x", x, rank + 2, _X[rank])
     p = _norm_type(norm_type)
     geo = _geometry(op, x, kernel_size, stride, ceil_mode)
-    with np.errstate(invalid="ignore"):  # NaN for negative bases: documented above
+    # NaN for negative bases (documented above); x ** p beyond the dtype's range is inf, the
+    # IEEE result the backward also takes (no warning: the value is the contract's)
+    with np.errstate(invalid="ignore", over="ignore"):
         sums = _window_sums(np.power(x, x.dtype.type(p)), geo)
         # torch's order: the mean of x ** p over the covered cells, times K, then the root.
         mean = sums / _counts(geo, x.dtype)

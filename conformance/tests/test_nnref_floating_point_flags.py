@@ -1,0 +1,41 @@
+"""nnref raises no floating-point exception where its result is the IEEE one: a caller running
+under ``np.errstate(all="raise")`` (or with warnings as errors) gets the contract's values, not
+a FloatingPointError. The overflow, underflow and invalid operations it meets on purpose (exp of
+a large x that is not selected, a gradually underflowing product, ``inf * 0`` = NaN in a
+gradient, a negative base in an LP-pool power) are each suppressed where they happen; the
+values themselves are the other tests' business.
+"""
+
+from __future__ import annotations
+
+import nnref
+import numpy as np
+import pytest
+
+BIG = np.array([[-1000.0, -100.0, -0.0, 0.0, 100.0, 1000.0]])
+DY = np.array([[np.inf, 1e-30, 1.0, -1.0, 1e30, -np.inf]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_raise_nothing_at_extreme_and_infinite_values(dtype):
+    x, dy = BIG.astype(dtype), DY.astype(dtype)
+    with np.errstate(all="raise"):
+        nnref.relu(x), nnref.relu_backward(dy, x)
+        nnref.elu(x), nnref.elu(x, 1e-30), nnref.elu_backward(dy, x), nnref.elu_backward(
+            dy, x, 1e-30)
+        y = nnref.sigmoid(x)
+        dx = nnref.sigmoid_backward(dy, x)
+    assert y[0, 0] == 0 and y[0, -1] == 1
+    assert np.isnan(dx[0, 0]) or dx[0, 0] == 0  # inf * (tiny or 0)
+    with np.errstate(all="raise"):
+        assert np.isnan(nnref.relu_backward(dy, x)[0, 0])  # inf * 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lp_pool_raises_nothing_for_negative_bases_and_zero_windows(dtype):
+    x = np.array([[[-2.0, 3.0, 0.0, 0.0, 1e30, 1e30]]], dtype)
+    dy = np.ones((1, 1, 3), dtype)
+    with np.errstate(all="raise"):
+        for p in (0.5, 1.5, 2.0, 3.0):
+            nnref.lp_pool1d(x, p, 2)
+            nnref.lp_pool1d_backward(dy, x, p, 2)
