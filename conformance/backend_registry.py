@@ -62,10 +62,11 @@ BACKENDS: tuple[Backend, ...] = (
             dtypes=("float32", "float64", "float16", "bfloat16")),
     Backend("onnx-ref", "conformance.backends.onnxref_backend", "onnx", "onnx",
             "onnx==1.23.2", "onnx", "onnx", "onnx", "oref", aliases=("onnx",),
-            autodiff=False),
+            autodiff=False, dtypes=("float32", "float64", "float16", "bfloat16")),
     Backend("onnxruntime", "conformance.backends.onnxruntime_backend", "onnxruntime",
             "onnxruntime", "onnxruntime==1.31.1", "onnx", "onnx", "onnx", "ort",
-            aliases=("ort",), autodiff=False, threads="session intra_op_num_threads"),
+            aliases=("ort",), autodiff=False, threads="session intra_op_num_threads",
+            dtypes=("float32", "float64", "float16", "bfloat16")),
 )
 BACKEND_NAMES: tuple[str, ...] = tuple(b.name for b in BACKENDS)
 _BY_NAME = {key: b for b in BACKENDS for key in (b.name, *b.aliases)}

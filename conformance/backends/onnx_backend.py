@@ -86,7 +86,8 @@ from conformance.backends.table import Row, Run
 OPSET = 26
 IR_VERSION = 13
 
-_TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+_TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
+          "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}
 _FEED_NAMES = {"g": "gamma", "b": "b / beta", "rm": "running_mean", "rv": "running_var"}
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
               "circular": "wrap"}

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from onnx.reference import ReferenceEvaluator
 
-from conformance.backends import Unsupported
+from conformance.backends import Unsupported, backend
 from conformance.backends.onnx_backend import TABLE, Spec, build_model, spec_nodes, table_run
 from conformance.backends.onnx_backend import effective_attributes as effective_attributes
-from conformance.backends.table import contract_functions
+from conformance.backends.table import LowPrecision, contract_functions
 
 NAME = "onnx-ref"
 
@@ -124,5 +124,16 @@ def run(spec: Spec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o) for o in _evaluator(spec).run(None, feeds)]
 
 
-globals().update(contract_functions(TABLE, "onnx.reference", run=table_run(run),
-                                      module=__name__))
+# float16 / bfloat16: the evaluator is NumPy on the inputs' dtype, every node's output rounded
+# to it: judged by the storage-accumulation bound (onnx-ref-low-precision-storage-arithmetic);
+# the norms' statistics and lp_pool's float16 powers leave even that bound (NaN from a float16
+# square that overflows, running statistics off by 10x the bound): not computed
+# (onnx-ref-low-precision-statistics).
+_STATISTICS = LowPrecision("onnx-ref-low-precision-statistics", accumulation=None)
+globals().update(contract_functions(
+    TABLE, "onnx.reference", run=table_run(run), module=__name__,
+    storage=backend("onnx-ref").storage_formats,
+    low_precision={"batch_norm": _STATISTICS, "layer_norm": _STATISTICS,
+                   "group_norm": _STATISTICS, "instance_norm": _STATISTICS,
+                   "lp_pool float16": _STATISTICS,
+                   "": LowPrecision("onnx-ref-low-precision-storage-arithmetic")}))

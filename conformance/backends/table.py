@@ -163,7 +163,8 @@ def _unsupported(divergence_id: str, message: str) -> Callable[..., Any]:
 def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
                        autodiff: Autodiff | None = None, module: str = "",
                        storage: tuple[str, ...] = (),
-                       low_precision: LowPrecision | None = None) -> dict[str, Any]:
+                       low_precision: LowPrecision | Mapping[str, LowPrecision] | None = None
+                       ) -> dict[str, Any]:
     """Every contract function of every record, computed as `table` says (module docstring).
     ``storage``: the low-precision formats ("float16", "bfloat16") the backend computes in,
     handed to ``run`` / ``autodiff`` as they are (float32 / float64 always). With ``storage``,
@@ -171,7 +172,8 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
     ``low_precision`` says "storage") and ``LOW_PRECISION_DIVERGENCES`` ("<function> <format>"
     -> the registry id of every departure). ``low_precision``: the departure of every function a
     row's own ``low_precision`` does not cover (a framework that computes in the storage format
-    throughout).
+    throughout), or such departures by key as a row's, where a key may also start with a record
+    name ("batch_norm float16"): for runners sharing one table (the ONNX backends).
 
     Raises KeyError when the table has no row for a record, or names a record that does not
     exist: a backend states what it does with every op.
@@ -190,7 +192,17 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
     def departures(name: str, row: Row, direction: str, rank: int | None) -> dict[str, str]:
         refused = {}
         for fmt in storage:
-            entry = _low_precision(row, framework, rec.name, direction, rank, fmt) or low_precision
+            entry = _low_precision(row, framework, rec.name, direction, rank, fmt)
+            if entry is None and isinstance(low_precision, LowPrecision):
+                entry = low_precision
+            elif entry is None and low_precision:
+                shared: dict[str, LowPrecision] = {}
+                for key, value in low_precision.items():  # in order; the first match wins
+                    head = key.split(" ")[0]
+                    if head not in names or head == rec.name:
+                        shared.setdefault(key.removeprefix(rec.name).strip(), value)
+                entry = _low_precision(Row(None, low_precision=shared), framework, rec.name,
+                                       direction, rank, fmt)
             if entry is None:
                 continue
             divergences[f"{name} {fmt}"] = entry.divergence

@@ -478,3 +478,99 @@ def test_the_reproducers_use_the_adapters_opset(onnx):
     from conformance.backends import onnx_backend
 
     assert (onnx_backend.OPSET, onnx_backend.IR_VERSION) == (OPSET, IR_VERSION)
+
+
+@pytest.mark.onnx
+@demonstrates("onnx-ref-low-precision-storage-arithmetic")
+def test_onnx_reference_sums_bfloat16_in_bfloat16(onnx, ort):
+    """The backend's avg_pool on the evaluator: 2048 + 1 - 2048 summed in bfloat16 is 0 (exact
+    1/3); NumPy sums float16 in float32, so float16 gets 0.33325."""
+    import ml_dtypes
+
+    from conformance.backends import load_backend
+
+    backend = load_backend("onnx-ref")
+    x = np.array([[[2048.0, 1.0, -2048.0]]])
+    assert backend.avg_pool1d(x.astype(ml_dtypes.bfloat16), 3).astype(F32).item() == 0.0
+    assert backend.avg_pool1d(x.astype(np.float16), 3).item() == np.float16(1 / 3)
+
+
+@pytest.mark.onnx
+@demonstrates("onnxruntime-no-bfloat16")
+def test_onnxruntime_has_no_bfloat16_kernels(onnx, ort):
+    from onnx import TensorProto, helper
+
+    from conformance.backends import Unsupported, load_backend
+
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [1, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=IR_VERSION)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.NotImplemented,
+                       match=r"Could not find an implementation for Relu"):
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    import ml_dtypes
+
+    with pytest.raises(Unsupported, match="onnxruntime-no-bfloat16"):
+        load_backend("onnxruntime").relu(np.zeros((1, 2), ml_dtypes.bfloat16))
+
+
+@pytest.mark.onnx
+@demonstrates("onnxruntime-no-low-precision-kernel")
+def test_onnxruntime_names_the_op_without_a_low_precision_kernel(onnx, ort):
+    """The session builder's refusal becomes Unsupported naming the op (reached by bfloat16
+    graphs, which the backend refuses first; the float16 graphs of the suite's ops build)."""
+    from conformance.backends import Unsupported
+    from conformance.backends.onnx_backend import node
+    from conformance.backends.onnxruntime_backend import _session
+
+    spec = ((node("Relu", ["x"], ["y"]),), (("x", (1, 2)),), (("y", None),), "bfloat16", ())
+    refused = _session(spec)
+    assert isinstance(refused, Unsupported)
+    assert refused.divergence_id == "onnxruntime-no-low-precision-kernel"
+    assert "Relu" in str(refused)
+    spec16 = ((node("Relu", ["x"], ["y"]),), (("x", (1, 2)),), (("y", None),), "float16", ())
+    assert not isinstance(_session(spec16), Unsupported)
+
+
+@pytest.mark.onnx
+@demonstrates("onnxruntime-float16-norm-rounding")
+def test_onnxruntime_float16_group_norm_leaves_float32_accumulation(onnx, ort):
+    """The registry's sampled case: 2.5x the float32-accumulation, one-rounding bound."""
+    import nnref
+
+    from conformance import low_precision as lp
+    from conformance.backends import load_backend
+    from conformance.ops.group_norm import GroupNormCase
+
+    case = GroupNormCase((3, 4, 1), 2, kind="normal")
+    storage = np.dtype(np.float16)
+    low, a64 = lp.rounded_inputs(lp.shaped(case.arrays(F32, 1795839325), "near zero",
+                                           1 / 256), storage)
+    want = case.call(nnref, "forward", a64)
+    got = case.call(load_backend("onnxruntime"), "forward", dict(low))
+    bound = lp.allowed(case, a64, "forward", lp.Arithmetic(storage), want)["y"]
+    assert float(np.max(np.abs(got["y"].astype(np.float64) - want["y"]) / bound)) > 1.5
+
+
+@pytest.mark.onnx
+@demonstrates("onnx-ref-low-precision-statistics")
+def test_onnx_reference_float16_group_norm_overflows(onnx, ort):
+    """A group of 108 values near 800 in float16: its sum passes 65504, NaN (the exact result is
+    finite); a group of two, [800, 800.5]: [0, 1.414] (exact [-1, 1]). The backend refuses."""
+    from conformance.backends import Unsupported, load_backend, onnxref_backend
+    from conformance.backends.table import Row, contract_functions
+
+    plain = contract_functions(
+        {k: Row(v.forward, v.backward, v.unsupported, v.backward_unsupported, v.doc)
+         for k, v in onnxref_backend.TABLE.items()}, "onnx.reference",
+        run=onnxref_backend.table_run(onnxref_backend.run), module="plain",
+        storage=("float16",))
+    x = (800.0 + 0.5 * np.arange(108.0)).reshape(1, 1, 108).astype(np.float16)
+    assert np.isnan(plain["group_norm"](x, 1)).all()
+    pair = plain["group_norm"](np.array([[[800.0, 800.5]]], np.float16), 1)
+    assert pair.astype(np.float32).ravel().tolist() == [0.0, 1.4140625]
+    with pytest.raises(Unsupported, match="onnx-ref-low-precision-statistics"):
+        load_backend("onnx-ref").group_norm(x, 1)

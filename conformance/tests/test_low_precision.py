@@ -94,9 +94,9 @@ test_backward_in_low_precision_within_its_arithmetic = pytest.mark.low_precision
 # the framework backends, in every low-precision format their registry row lists
 
 
-# Examples per op, rank, format and direction under ci: 10 for a backend with the cross-checks'
+# Examples per op, rank, format and direction under ci: 6 for a backend with the cross-checks'
 # default budget (40), in proportion for one that compiles every shape (JAX: 5 -> 1).
-LOW_PRECISION_EXAMPLES = 10
+LOW_PRECISION_EXAMPLES = 6
 
 
 def _framework_params(budget: int) -> list:
