@@ -791,17 +791,25 @@ def test_max_pool_plain_has_the_contracts_defaults_and_argument_checks(rank):
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_adaptive_max_pool_nan_wins_its_bin_the_last_nan(rank, impl):
     """CONTRACT.md: NaN wins its bin, the last NaN in row-major window order; its gradient goes
-    to that cell. Two NaNs in one bin, one in the other (deterministic: the sampler rarely draws
-    two NaNs in one bin)."""
+    to that cell. Three bins: two NaNs not at the bin's end, one NaN mid-bin, none
+    (deterministic: the sampler rarely draws two NaNs in one bin)."""
     nan = np.nan
-    x = np.array([nan, 1.0, nan, 2.0, 5.0, nan]).reshape(1, 1, *(6, 1, 1)[:rank])
+    x = np.array([nan, nan, 1.0, 5.0, nan, 2.0, 3.0, 7.0, 4.0]).reshape(
+        1, 1, *(9, 1, 1)[:rank])
+    out = (3, 1, 1)[:rank]
     pool = getattr(impl, f"adaptive_max_pool{rank}d")
-    y, idx = pool(x, (2, 1, 1)[:rank], return_indices=True)
-    assert np.isnan(y).all()
-    np.testing.assert_array_equal(idx.ravel(), [2, 5])  # bins [0, 3) and [3, 6)
-    dy = np.array([3.0, 4.0]).reshape(y.shape)
-    dx = getattr(impl, f"adaptive_max_pool{rank}d_backward")(dy, x, (2, 1, 1)[:rank])
-    np.testing.assert_array_equal(dx.ravel(), [0, 0, 3.0, 0, 0, 4.0])
-    y1, idx1 = pool(x.reshape(1, 1, *(2, 3, 1)[:rank]) if rank > 1 else x, 1,
-                    return_indices=True)
-    assert np.isnan(y1).all() and idx1.ravel().tolist() == [5]
+    y, idx = pool(x, out, return_indices=True)
+    assert np.isnan(y.ravel()[:2]).all() and y.ravel()[2] == 7.0
+    np.testing.assert_array_equal(idx.ravel(), [1, 4, 7])  # bins [0, 3), [3, 6), [6, 9)
+    dy = np.array([3.0, 4.0, 5.0]).reshape(y.shape)
+    dx = getattr(impl, f"adaptive_max_pool{rank}d_backward")(dy, x, out)
+    np.testing.assert_array_equal(dx.ravel(), [0, 3.0, 0, 0, 4.0, 0, 0, 5.0, 0])
+
+
+@pytest.mark.parametrize("function", ["relu_backward", "elu_backward", "sigmoid_backward"])
+def test_activation_gradient_is_nan_where_x_is_nan(function, impl):
+    """CONTRACT.md: f'(NaN) is NaN, so dx is NaN where x is NaN even for a finite dy (relu's
+    selection would give 0 there); elsewhere the ordinary derivative."""
+    x = np.array([[np.nan, 2.0, -2.0]])
+    dx = getattr(impl, function)(np.ones_like(x), x)
+    assert np.isnan(dx[0, 0]) and np.isfinite(dx[0, 1:]).all()

@@ -521,6 +521,7 @@ def test_an_array_given_as_a_list_is_refused_by_its_name(case, direction, name, 
     arrays[name] = arrays[name].tolist()
     message = _raises(lambda: case.call(impl, direction, arrays))
     assert re.search(_word(name), message), f"{message!r} does not name {name!r}"
+    assert re.search(_word("list"), message), f"{message!r} does not say it got a list"
 
 
 def test_nnref_linear_quotes_the_layout_it_expects():
@@ -534,6 +535,20 @@ def test_nnref_linear_quotes_the_layout_it_expects():
         "b must have 1 dimension (out,), got 2 (shape (1, 4))")
     assert _raises(lambda: nnref.linear_backward(np.zeros((2, 4)), x, w[0])) == (
         "w must have 2 dimensions (out, in), got 1 (shape (3,))")
+    assert _raises(lambda: nnref.linear(x, w, b[:3])) == (
+        "b must have shape (4,) (w's out-features), got (3,)")
+    assert _raises(lambda: nnref.linear(x[:, :0], w[:, :0], b)) == (
+        "x must not be empty, got shape (2, 0)")
+    assert _raises(lambda: nnref.linear(np.ones(()), w, b)).startswith(
+        "x must have at least 1 dimension (..., in), got a 0-d array")
+
+
+def test_adaptive_max_pool_refuses_a_non_bool_return_indices_by_name(impl):
+    for rank in (1, 2, 3):
+        x = np.zeros((1, 1, *(2,) * rank))
+        message = _raises(lambda r=rank, x=x: getattr(impl, f"adaptive_max_pool{r}d")(
+            x, 1, return_indices=1))
+        assert re.search(_word("return_indices"), message), message
 
 
 @pytest.mark.parametrize(("case", "direction", "name"), _list_params(least=2))

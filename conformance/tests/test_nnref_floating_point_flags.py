@@ -29,6 +29,10 @@ def test_activations_raise_nothing_at_extreme_and_infinite_values(dtype):
     assert np.isnan(dx[0, 0]) or dx[0, 0] == 0  # inf * (tiny or 0)
     with np.errstate(all="raise"):
         assert np.isnan(nnref.relu_backward(dy, x)[0, 0])  # inf * 0
+        # alpha * expm1(x) and alpha * exp(x) underflowing to subnormals: the IEEE values
+        tiny = dtype(np.finfo(dtype).tiny / 8)
+        assert 0 > nnref.elu(x[:, :2] * 0 - 1, tiny)[0, 0] > -np.finfo(dtype).tiny
+        assert 0 < nnref.elu_backward(np.ones_like(x[:, :2]), x[:, :2] * 0 - 1, tiny)[0, 0]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
