@@ -315,11 +315,9 @@ def test_the_torch_backend_hands_low_precision_over_bit_for_bit(storage):
     assert idx.dtype == np.int64 and y.dtype == storage
 
 
-@pytest.mark.checkout
-def test_check_tells_float32_from_storage_accumulation_in_example_modules(tmp_path):
-    """``check`` on examples/: kernels storing bfloat16 / float16 and accumulating in float32
-    pass; the same kernels accumulating in the storage format fail on conv2d, linear,
-    avg_pool2d and batch_norm, naming the bound; declaring "storage" makes them pass."""
+def _check_example(tmp_path, module: str, keywords: str):
+    """``python -m conformance check MODULE -m values -k KEYWORDS`` (ci profile, no frameworks)
+    with impl/, the checkout and examples/ on the path, run in ``tmp_path``."""
     import os
     import subprocess
     import sys
@@ -327,18 +325,25 @@ def test_check_tells_float32_from_storage_accumulation_in_example_modules(tmp_pa
     from ..paths import checkout_root
 
     root = checkout_root()
+    path = os.pathsep.join([str(root / "impl"), str(root), str(root / "examples")])
+    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path)
+    return subprocess.run([sys.executable, "-m", "conformance", "check", module, "-m", "values",
+                           "-k", keywords, "-q", "-p", "no:randomly"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.checkout
+def test_check_tells_float32_from_storage_accumulation_in_example_modules(tmp_path):
+    """``check`` on examples/: kernels storing bfloat16 / float16 and accumulating in float32
+    pass; the same kernels accumulating in the storage format fail on conv2d, linear,
+    avg_pool2d and batch_norm, naming the bound; declaring "storage" makes them pass."""
     (tmp_path / "declared_storage.py").write_text(
         "from storage_accumulating_kernels import *  # noqa: F403\n"
         "CONFORMANCE_ACCUMULATION = 'storage'\n")
-    path = os.pathsep.join([str(root / "impl"), str(root), str(root / "examples")])
-    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path)
 
     def check(module):
-        return subprocess.run([sys.executable, "-m", "conformance", "check", module, "-m",
-                               "values", "-k", "low_precision and forward and (conv2d or linear or "
-                               "avg_pool2d or batch_norm)", "-q",
-                               "-p", "no:randomly"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
+        return _check_example(tmp_path, module, "low_precision and forward and (conv2d or "
+                                                "linear or avg_pool2d or batch_norm)")
 
     assert check("low_precision_kernels").returncode == 0
     run = check("storage_accumulating_kernels")
@@ -547,24 +552,12 @@ def test_check_holds_a_tf32_module_to_the_tf32_arithmetic(tmp_path):
     """``check`` on examples/tf32_kernels.py (float32 matrix ops on TF32-rounded inputs,
     declared): its tf32 tests pass; the same kernels rounding to bfloat16's 8 bits fail them,
     and the message says they fit bfloat16 inputs."""
-    import os
-    import subprocess
-    import sys
-
-    from ..paths import checkout_root
-
-    root = checkout_root()
     (tmp_path / "bf16_inputs.py").write_text(
         "import tf32_kernels\ntf32_kernels.KEEP_BITS = 7\nfrom tf32_kernels import *  # noqa\n"
         "CONFORMANCE_TF32 = True\n")
-    path = os.pathsep.join([str(root / "impl"), str(root), str(root / "examples")])
-    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path)
 
     def check(module):
-        return subprocess.run([sys.executable, "-m", "conformance", "check", module, "-m",
-                               "values", "-k", "tf32 and within", "-q", "-p", "no:randomly"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
+        return _check_example(tmp_path, module, "tf32 and within")
 
     run = check("tf32_kernels")
     assert run.returncode == 0, run.stdout[-2000:]
