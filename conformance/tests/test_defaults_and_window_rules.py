@@ -813,3 +813,21 @@ def test_activation_gradient_is_nan_where_x_is_nan(function, impl):
     x = np.array([[np.nan, 2.0, -2.0]])
     dx = getattr(impl, function)(np.ones_like(x), x)
     assert np.isnan(dx[0, 0]) and np.isfinite(dx[0, 1:]).all()
+
+
+@pytest.mark.parametrize(("x", "p", "want"), [
+    # a window whose sum is 0 passes nothing; the other dy * x ** (p - 1) * y ** (1 - p)
+    ([0.0, 0.0, 1.0, 2.0], 2.0, [0.0, 0.0, 7 / 5 ** 0.5, 14 / 5 ** 0.5]),
+    # a NaN sum passes NaN, but at p = 1 it passes 0 (torch's rule)
+    ([np.nan, 1.0, 2.0, 3.0], 1.0, [0.0, 0.0, 7.0, 7.0]),
+    ([np.nan, 1.0, 2.0, 3.0], 3.0, [np.nan, np.nan, 7 * 4 / 35 ** (2 / 3),
+                                    7 * 9 / 35 ** (2 / 3)]),
+    # p < 1: a zero cell in a window with a non-zero sum gets 0 ** (p - 1) = inf, a zero cell
+    # covered only by zero-sum windows gets 0
+    ([0.0, 4.0, 0.0, 0.0], 0.5, [np.inf, 5.0, 0.0, 0.0]),
+], ids=["zero-window", "nan-window-p1", "nan-window-p3", "zero-cell-p-below-1"])
+def test_lp_pool_gradient_at_zero_and_nan_windows(x, p, want, impl):
+    """CONTRACT.md's LP-pool gradient rules at the windows where the formula breaks down
+    (kernel 2, stride 2, dy = [5, 7]; deterministic: the sampler rarely builds them)."""
+    dx = impl.lp_pool1d_backward(np.array([[[5.0, 7.0]]]), np.array([[x]]), p, 2)
+    np.testing.assert_allclose(dx.ravel(), want, rtol=1e-12)

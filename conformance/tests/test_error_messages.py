@@ -622,3 +622,65 @@ def test_nnref_pad_quotes_the_layouts_it_takes(function):
     name = "x" if function == "pad" else "dy"
     assert message == (f"{name} must have 3, 4 or 5 dimensions (N, C, L), (N, C, H, W) or "
                        "(N, C, D, H, W), got 2 (shape (5, 6))")
+
+
+def _integer_valued(value: Any) -> bool:
+    """An int (not a bool), or a tuple of them (one per axis), or of (before, after) pairs."""
+    if isinstance(value, tuple):
+        return bool(value) and all(_integer_valued(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_params() -> list:
+    """(case, direction, parameter) for every integer-valued keyword argument (stride, padding,
+    dilation, groups, output_padding, kernel_size, output_size, num_groups, ...) of one sampled
+    case of every op, rank and direction."""
+    import inspect
+
+    import nnref
+
+    from ..ops import RECORDS
+    from ..sampler import sample
+
+    out = []
+    for record in RECORDS:
+        for rank in record.ranks:
+            (case, seed), = sample(record, 1, 11, rank=rank)
+            for direction, function in zip(("forward", "backward"), record.functions(rank),
+                                           strict=True):
+                params = inspect.signature(getattr(nnref, function)).parameters
+                call = case.call_args(direction, case.arrays(np.float64, seed))
+                out += [pytest.param(case, direction, name,
+                                     id=f"{case.label}-{direction}-{name}")
+                        for name, value in call.items()
+                        if _integer_valued(value)
+                        and "float" not in str(params[name].annotation)]  # not norm_type
+    return out
+
+
+@pytest.mark.parametrize(("case", "direction", "name"), _int_params())
+def test_a_non_integer_integer_argument_is_refused_by_its_name(case, direction, name, impl):
+    """Every integer argument given 1.5 (never truncated): a ValueError naming it as spelled."""
+    call = case.call_args(direction, case.arrays(np.float64, 3))
+    call[name] = 1.5
+    positional = [call.pop(k) for k in case.positional[direction]]
+    fn = getattr(impl, case.op if direction == "forward" else case.backward_op)
+    message = _raises(lambda: fn(*positional, **call))
+    assert re.search(_word(name), message), f"{message!r} does not name {name!r}"
+
+
+@pytest.mark.parametrize("function", ["batch_norm", "batch_norm_backward", "group_norm",
+                                      "group_norm_backward", "instance_norm",
+                                      "instance_norm_backward"])
+def test_nnref_norms_quote_the_layouts_they_take(function):
+    """nnref's wording: a 1-D x (or dy) is refused with the layouts the norm takes."""
+    import nnref
+
+    fn = getattr(nnref, function)
+    x = np.ones(4)
+    args = {"batch_norm": (x, None, None), "group_norm": (x, 1), "instance_norm": (x,)}
+    call = args[function.removesuffix("_backward")]
+    if function.endswith("_backward"):
+        call = (x, *call)
+    message = _raises(lambda: fn(*call))
+    assert re.match(r"(x|dy) must have [0-9, or]+ dimensions \(N, C", message), message
