@@ -684,3 +684,49 @@ def test_nnref_norms_quote_the_layouts_they_take(function):
         call = (x, *call)
     message = _raises(lambda: fn(*call))
     assert re.match(r"(x|dy) must have [0-9, or]+ dimensions \(N, C", message), message
+
+
+_NNREF_WORDING = {
+    # the one-axis hint and the plural follow the rank
+    "conv1d pairs": (lambda m: m.conv1d(np.zeros((1, 1, 5)), np.zeros((1, 1, 2)),
+                                        padding=((1, 2), (0, 0))),
+                     "padding must be an int or exactly 1 entry (one per spatial axis, each p or "
+                     "(before, after)), got ((1, 2), (0, 0)) (one axis padded by (b, a) is "
+                     "((b, a),))"),
+    "conv2d three": (lambda m: m.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)),
+                                        padding=(1, 2, 3)),
+                     "padding must be an int or exactly 2 entries (one per spatial axis, each p "
+                     "or (before, after)), got (1, 2, 3)"),
+    "adaptive2d three": (lambda m: m.adaptive_avg_pool2d(np.zeros((1, 1, 5, 5)), (1, 2, 3)),
+                         "output_size must be an int or exactly 2 entries (one per spatial axis, "
+                         "an int or None), got (1, 2, 3)"),
+    "adaptive1d two": (lambda m: m.adaptive_avg_pool1d(np.zeros((1, 1, 5)), (1, 2)),
+                       "output_size must be an int or exactly 1 entry (one per spatial axis, an "
+                       "int or None), got (1, 2)"),
+    "adaptive None": (lambda m: m.adaptive_avg_pool2d(np.zeros((1, 1, 5, 5)), None),
+                      "output_size must be an int or one entry per spatial axis, got None"),
+    # why a pair or a string is refused, per op
+    "avg_pool2d pair": (lambda m: m.avg_pool2d(np.zeros((1, 1, 5, 5)), 3,
+                                               padding=((1, 0), (0, 0))),
+                        "padding must be an int or one int per spatial axis (avg_pool pads both "
+                        "sides of an axis alike), got ((1, 0), (0, 0))"),
+    "avg_pool2d same": (lambda m: m.avg_pool2d(np.zeros((1, 1, 5, 5)), 3, padding="same"),
+                        "padding must be an int or one int per spatial axis, got 'same'"),
+    "conv_transpose2d pair": (lambda m: m.conv_transpose2d(
+        np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), padding=((1, 0), (0, 0))),
+        "padding must be an int or one int per spatial axis (both sides alike), got "
+        "((1, 0), (0, 0))"),
+    "conv_transpose2d same": (lambda m: m.conv_transpose2d(
+        np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), padding="same"),
+        "padding must be an int or one int per spatial axis (both sides alike), got 'same'"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_NNREF_WORDING))
+def test_nnref_explains_a_refused_padding_or_output_size(what):
+    """nnref's wording, pinned: the number of entries a rank takes (singular at rank 1, with
+    the one-axis pair hint), and why an op refuses a (before, after) pair or a string."""
+    import nnref
+
+    call, message = _NNREF_WORDING[what]
+    assert _raises(lambda: call(nnref)) == message
