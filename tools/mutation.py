@@ -25,8 +25,9 @@ The guard plugin also selects the Hypothesis settings: ``--profile mutation`` (d
 database, so that a run is reproducible and a survivor list is stable; ``ci`` and ``dev`` are
 the suite's own profiles.
 
-Tests: everything under conformance/tests not marked torch, tf, jax or onnx (pytest -x; mutmut runs, for
-each mutant, only the tests that executed the mutated function, fastest first), but the few that
+Tests: everything under conformance/tests not marked torch, tf, jax or onnx (pytest -x; mutmut
+runs, for each mutant, only the tests that executed the mutated function, fastest first), but the
+few that
 start a user's pytest run importing nnref in a subprocess (SUBPROCESS_RUNS).
 
 At the end the script prints the score (killed / total; a timeout or a crash of the test process
