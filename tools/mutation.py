@@ -27,8 +27,7 @@ the suite's own profiles.
 
 Tests: everything under conformance/tests not marked torch, tf, jax or onnx (pytest -x; mutmut
 runs, for each mutant, only the tests that executed the mutated function, fastest first), but the
-few that
-start a user's pytest run importing nnref in a subprocess (SUBPROCESS_RUNS).
+few that start a user's pytest run importing nnref in a subprocess (SUBPROCESS_RUNS).
 
 At the end the script prints the score (killed / total; a timeout or a crash of the test process
 counts as killed) and, for every mutant not killed, its status and diff. Exit status: 0, or 1
