@@ -416,7 +416,6 @@ def test_the_sampler_draws_what_separates_float32_from_storage_accumulation(stor
         every = [f for fs in failed.values() for f in fs]
         rates[name] = {r: f"{sum(fs)}/{len(fs)}" for r, fs in failed.items()}
         assert len(every) >= 20 and sum(every) >= len(every) / 8, (name, rates[name])
-    print(storage.name, rates)
 
 
 def _tightness_params() -> list:
