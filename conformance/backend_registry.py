@@ -54,7 +54,7 @@ BACKENDS: tuple[Backend, ...] = (
             threads="torch.set_num_threads"),
     Backend("tensorflow", "conformance.backends.tf_backend", "tensorflow", "tensorflow-cpu",
             "tensorflow-cpu==2.21.0", "tf", "tf", "tf", "tf", aliases=("tf",),
-            threads="TF intra-op pool"),
+            threads="TF intra-op pool", dtypes=("float32", "float64", "float16", "bfloat16")),
     Backend("scipy", "conformance.backends.scipy_backend", "scipy", "scipy", "", "", "",
             "core", "scipy", autodiff=False),
     Backend("jax", "conformance.backends.jax_backend", "jax", "jax", "jax==0.10.2", "jax",

@@ -19,17 +19,17 @@ Conventions handled here (see conformance/divergences.toml):
   composed with tf.gather index maps.
 - Conv padding is always explicit (tf.pad, then VALID). TF's own kernels run wherever they work:
   tf.nn.conv1d / conv2d (grouped, dilated and strided forward) and tf.nn.conv3d. Compositions:
-  gradients of dilated convs, and dilated float64 conv3d (tf-dilated-conv-gradient,
+  gradients of dilated convs, and dilated float64 / float16 conv3d (tf-dilated-conv-gradient,
   tf-conv3d-dilation-float64), run a dilated conv at stride 1 (tf.nn.convolution,
   space-to-batch) followed by a strided slice; grouped gradients and every grouped conv3d
   (tf-grouped-conv-gradient-cpu, tf-conv3d-no-groups) split into one conv per group;
   tf.nn.convolution always gets its data_format (tf-convolution-3d-gradient-data-format);
-  float32 convs with one output column and a last-axis stride > 1 run at last-axis stride 1
-  (tf-onednn-conv-width1-garbage).
+  float32 / bfloat16 convs with one output column and a last-axis stride > 1 run at last-axis
+  stride 1 (tf-onednn-conv-width1-garbage).
 - Transposed convolution: tf.nn.conv{1,2,3}d_transpose take (*k, Co, C) filters, an explicit
   output_shape and SAME / VALID only: the adapter runs VALID with the uncropped output_shape,
   appends output_padding zeros and crops the contract's padding (tf-conv-transpose-output-shape);
-  groups are one call per group (tf-conv-transpose-no-groups); float64 dilation is a
+  groups are one call per group (tf-conv-transpose-no-groups); float64 / float16 dilation is a
   zero-dilated kernel (tf-conv-transpose-dilation-float64).
 - Max pooling: tf.nn.max_pool_with_argmax (4-D only: tf-maxpool-argmax-4d-only) on an input
   padded with -inf (explicit padding, ceil_mode by extra -inf cells at the end:
@@ -44,8 +44,8 @@ Conventions handled here (see conformance/divergences.toml):
   padding or honour ceil_mode (tf-avgpool-padding-not-counted): the adapter pads with zeros
   explicitly (ceil_mode by extra zeros at the end), pools VALID (the mean of the k cells of every
   window) and rescales by k / the contract's divisor (in float64). tf.nn.avg_pool3d has no
-  float64 kernel (tf-avgpool3d-no-float64): a float64 3-D pool sums, over the depth taps, 2-D
-  pools of the (H, W) planes each tap reads.
+  float64 or float16 kernel (tf-avgpool3d-no-float64): such a 3-D pool sums, over the depth
+  taps, 2-D pools of the (H, W) planes each tap reads.
 - LP pooling: TF has none. Composed: tf.pow(x, p), zeros appended for ceil_mode's extra
   cells, tf.nn.avg_pool1d / 2d (VALID) of that times K (the window sums), times K / count, and
   tf.pow(., 1 / p); a window summing to 0 gives 0 and passes no gradient (tf.where), as the
@@ -57,6 +57,11 @@ Conventions handled here (see conformance/divergences.toml):
 - Batch norm: tf.nn.moments + tf.nn.batch_normalization (fused batch norm has no float64:
   tf-fused-batchnorm-no-float64); running statistics are updated here with the contract's
   (torch's) convention (batchnorm-momentum-convention, torch-running-var-unbiased).
+- float16 / bfloat16 (conformance.low_precision): float16 runs on TF's Eigen CPU kernels, which
+  lack what float64 lacks (tf-float16-eigen-kernels: composed as float64 is); bfloat16 on
+  oneDNN, like float32. Both compute in the storage format (each operation's result rounded to
+  it: tf-low-precision-storage-arithmetic), so every function is held to the
+  storage-accumulation bound there.
 - Layer, group and instance norm (no tf.nn op): tf.nn.moments over each group's axes (two
   passes), layer norm as (x - mean) / sqrt(var + eps) * gamma + beta, group and instance norm
   folded by tf.nn.batch_normalization as torch folds them; instance norm's running statistics
@@ -78,7 +83,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from conformance.backends import Unsupported  # noqa: E402
+from conformance.backends import Unsupported, backend  # noqa: E402
 from conformance.backends.arguments import (  # noqa: E402
     PoolGeometry,
     adaptive_bins,
@@ -103,11 +108,18 @@ from conformance.backends.arguments import (  # noqa: E402
     spatial_rank,
     unpadded_shape,
 )
-from conformance.backends.table import Row, contract_functions  # noqa: E402
+from conformance.backends.table import LowPrecision, Row, contract_functions  # noqa: E402
 from conformance.ops import record  # noqa: E402
 
 NAME = "tensorflow"
 _DATA_FORMAT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
+# TF's CPU runs float32 and bfloat16 on oneDNN, float64 and float16 on its Eigen kernels: the
+# Eigen side has no AvgPool3D / MaxPool3D and no dilated Conv3D or transposed conv
+# (tf-avgpool3d-no-float64, tf-conv3d-dilation-float64, tf-conv-transpose-dilation-float64,
+# tf-float16-eigen-kernels), the oneDNN side has the one-column garbage
+# (tf-onednn-conv-width1-garbage).
+_ONEDNN = (tf.float32, tf.bfloat16)
+_EIGEN = (tf.float64, tf.float16)
 
 
 def _to_last(rank: int) -> tuple[int, ...]:
@@ -250,9 +262,9 @@ def _conv_last(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, ...], d: tuple[int, .
     (tf-conv3d-dilation-float64).
     """
     rank = len(s)
-    if (s[-1] > 1 and xp.dtype == tf.float32
+    if (s[-1] > 1 and xp.dtype in _ONEDNN
             and xp.shape[-2] - d[-1] * (wk.shape[rank - 1] - 1) - 1 < s[-1]):
-        # One output column with a last-axis stride: oneDNN's float32 kernel returns
+        # One output column with a last-axis stride: oneDNN's kernel returns
         # uninitialised memory for rows after the first (tf-onednn-conv-width1-garbage).
         # Stride 1 on that axis and keeping column 0 computes the same sums.
         y = _conv_last(xp, wk, (*s[:-1], 1), d, groups, differentiable)
@@ -263,7 +275,7 @@ def _conv_last(xp: tf.Tensor, wk: tf.Tensor, s: tuple[int, ...], d: tuple[int, .
         return tf.concat([_conv_last(a, b, s, d, 1, differentiable)
                           for a, b in zip(xs, ws, strict=True)], axis=-1)
     dilated = any(v > 1 for v in d)
-    if dilated and (differentiable or (rank == 3 and xp.dtype == tf.float64)):
+    if dilated and (differentiable or (rank == 3 and xp.dtype in _EIGEN)):
         y = tf.nn.convolution(xp, wk, strides=1, padding="VALID", dilations=list(d),
                               data_format=_DATA_FORMAT[rank])
         return y[(slice(None), *(slice(None, None, v) for v in s))]
@@ -332,7 +344,7 @@ def _conv_transpose(rank: int, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None =
     xl = tf.transpose(x, _to_last(rank))  # (N, *S, C)
     wk = tf.transpose(w, (*range(2, rank + 2), 1, 0))  # (C, Co/G, *k) -> (*k, Co/G, C)
     d = geo.dilation
-    if any(v > 1 for v in d) and x.dtype == tf.float64:
+    if any(v > 1 for v in d) and x.dtype in _EIGEN:
         wk, d = _zero_dilated(wk, d), (1,) * rank
     uncropped = [f - e for f, e in zip(geo.full, geo.output_padding, strict=True)]
     cg, co_g = c // geo.groups, int(w.shape[1])
@@ -499,7 +511,7 @@ def _avg_pool(rank: int, x: tf.Tensor, kernel_size: object, stride: object = Non
     xp = tf.pad(tf.transpose(x, _to_last(rank)),
                 [[0, 0], *([b, a] for b, a in geo.floor_pads), [0, 0]])
     taps = float(np.prod(geo.kernel))
-    if rank == 3 and x.dtype == tf.float64:
+    if rank == 3 and x.dtype in _EIGEN:
         y = _avg_depth_taps(xp, geo.kernel, geo.stride, geo.out)
         taps /= geo.kernel[0]
     else:
@@ -793,6 +805,12 @@ def _linear(rank: None, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None = None) 
 
 
 # ------------------------------------------------------------------------------------ table
+# float16 / bfloat16: every function is held to the storage-accumulation bound
+# (tf-low-precision-storage-arithmetic, the backend-wide entry below); in float16 the norms and
+# the LP pools leave even that bound (out of float16's range where the result is not) and are
+# refused.
+F16_NORM = LowPrecision("tf-float16-norm-overflow", accumulation=None)
+F16_LP_POOL = LowPrecision("tf-float16-lp-pool-overflow", accumulation=None)
 
 TABLE: dict[str, Row] = {
     "pad": Row(_pad, backward=_pad_backward,
@@ -812,7 +830,8 @@ TABLE: dict[str, Row] = {
                     doc="tf.nn.avg_pool1d / 2d / 3d (VALID) of the zero-padded channels-last "
                         "input, rescaled to the divisor."),
     "lp_pool": Row(_lp_pool,
-                   doc="composed: tf.nn.avg_pool1d / 2d of x ** p, rescaled, ** (1 / p)."),
+                   doc="composed: tf.nn.avg_pool1d / 2d of x ** p, rescaled, ** (1 / p).",
+                   low_precision={"float16": F16_LP_POOL}),
     "adaptive_avg_pool": Row(_adaptive_avg_pool,
                              doc="per-axis tf.reduce_mean of every bin's slice."),
     "adaptive_max_pool": Row(_adaptive_max_pool,
@@ -820,16 +839,17 @@ TABLE: dict[str, Row] = {
                                  "gradient to it alone)."),
     "batch_norm": Row(_batch_norm,
                       doc="tf.nn.moments + tf.nn.batch_normalization; running statistics with "
-                          "torch's convention."),
+                          "torch's convention.", low_precision={"float16": F16_NORM}),
     "layer_norm": Row(_layer_norm,
                       doc="tf.nn.moments over the trailing axes, (x - mean) / sqrt(var + eps) * "
-                          "gamma + beta."),
+                          "gamma + beta.", low_precision={"backward float16": F16_NORM}),
     "group_norm": Row(_group_norm,
                       doc="tf.nn.moments of the (N, G, m) view + tf.nn.batch_normalization per "
-                          "(sample, channel)."),
+                          "(sample, channel).", low_precision={"float16": F16_NORM}),
     "instance_norm": Row(_instance_norm,
                          doc="tf.nn.moments over the spatial axes + tf.nn.batch_normalization; "
-                             "running statistics with torch's convention."),
+                             "running statistics with torch's convention.",
+                         low_precision={"float16": F16_NORM}),
     "relu": Row(_relu, backward=_relu_backward,
                 doc="tf.nn.relu (x kept where x == 0: the sign of -0.0)."),
     "elu": Row(_elu, backward=_elu_backward, doc="tf.nn.elu (alpha 1), composed with alpha."),
@@ -837,4 +857,7 @@ TABLE: dict[str, Row] = {
     "linear": Row(_linear, doc="tf.tensordot(x, w, [[-1], [1]]) + b."),
 }
 
-globals().update(contract_functions(TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__))
+globals().update(contract_functions(
+    TABLE, NAME, run=_run, autodiff=_autodiff, module=__name__,
+    storage=backend(NAME).storage_formats,
+    low_precision=LowPrecision("tf-low-precision-storage-arithmetic")))

@@ -431,6 +431,11 @@ def test_tf_onednn_conv_width1_garbage(tf):
         load_backend("tensorflow").conv2d(nchw_x, oihw_w, stride=(1, 4)).ravel(), right)
     raw = tf.nn.conv2d(tf.constant(x), tf.constant(w), strides=[1, 1, 4, 1], padding="VALID")
     _width1_garbage_seen(raw.numpy(), right, 2)
+    # bfloat16 runs on oneDNN too (garbage seen as zeros here); the adapter composes it as well.
+    bf16 = tf.bfloat16.as_numpy_dtype
+    y16 = load_backend("tensorflow").conv2d(nchw_x.astype(bf16), oihw_w.astype(bf16),
+                                            stride=(1, 4))
+    np.testing.assert_array_equal(y16.astype(np.float64).ravel(), right)
     # float64 is unaffected, and the adapter's composition is right in float32.
     raw64 = tf.nn.conv2d(tf.constant(x, tf.float64), tf.constant(w, tf.float64),
                          strides=[1, 1, 4, 1], padding="VALID")
@@ -1049,6 +1054,122 @@ def test_tf_avgpool3d_no_float64(tf):
         1, 1, 1, 1, 1)
     y = load_backend("tensorflow").avg_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2)
     assert y.dtype == np.float64 and y.item() == 3.5
+
+
+@pytest.mark.tf
+@demonstrates("tf-float16-eigen-kernels")
+def test_tf_float16_lacks_what_float64_lacks(tf):
+    """float16 runs on TF's Eigen CPU kernels as float64 does: no AvgPool3D / MaxPool3D, no
+    dilated Conv3D or transposed conv; bfloat16 (oneDNN) has them. The adapter composes them."""
+    ones = tf.ones((1, 2, 2, 2, 1), tf.float16)
+    for pool in (tf.nn.avg_pool3d, tf.nn.max_pool3d):
+        with pytest.raises(tf.errors.NotFoundError, match="Pool3D"):
+            pool(ones, 2, 2, "VALID")
+        assert pool(tf.cast(ones, tf.bfloat16), 2, 2, "VALID").shape == (1, 1, 1, 1, 1)
+    x3, w3 = tf.ones((1, 3, 3, 3, 2), tf.float16), tf.ones((2, 2, 2, 2, 2), tf.float16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dilated rates of 1"):
+        tf.nn.conv3d(x3, w3, [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1])
+    x2, w2 = tf.ones((1, 3, 3, 2), tf.float16), tf.ones((2, 2, 2, 2), tf.float16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates larger than 1"):
+        tf.nn.conv2d_transpose(x2, w2, [1, 5, 5, 2], 1, "VALID", dilations=2)
+    assert tf.nn.conv2d_transpose(tf.cast(x2, tf.bfloat16), tf.cast(w2, tf.bfloat16),
+                                  [1, 5, 5, 2], 1, "VALID", dilations=2).shape == (1, 5, 5, 2)
+    backend = load_backend("tensorflow")
+    f16 = np.float16
+    y = backend.avg_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2).astype(f16), 2)
+    assert y.dtype == f16 and y.item() == 3.5
+    y = backend.conv3d(np.ones((1, 2, 3, 3, 3), f16), np.ones((2, 2, 2, 2, 2), f16), dilation=2)
+    assert y.dtype == f16 and y.ravel().tolist() == [16.0] * 2
+    y = backend.conv_transpose2d(np.ones((1, 2, 3, 3), f16), np.ones((2, 2, 2, 2), f16),
+                                 dilation=2)
+    assert y.shape == (1, 2, 5, 5) and y[0, 0, 2, 2] == 8.0
+
+
+@pytest.mark.tf
+@demonstrates("tf-low-precision-storage-arithmetic")
+def test_tf_low_precision_rounds_partial_results_to_the_storage_format(tf):
+    """float16 (Eigen) sums avg_pool's window 2048 + 1 - 2048 in float16: 0, where float32
+    accumulation gives 1/3 (bfloat16's oneDNN pool: 0.334); layer_norm's mean is rounded to the
+    format before it is subtracted: [1000, 1000.5] in float16 gives [0, 2], [-31.25, -31.875] in
+    bfloat16 [0.785, -1.18] (exact [-1, 1] and [1, -1])."""
+    backend = load_backend("tensorflow")
+    f16, bf16 = np.float16, tf.bfloat16.as_numpy_dtype
+    x = np.array([[[2048.0, 1.0, -2048.0]]])
+    assert backend.avg_pool1d(x.astype(f16), 3).astype(np.float64).item() == 0.0
+    assert backend.avg_pool1d(x.astype(bf16), 3).astype(np.float64).item() == 0.333984375
+    y16 = backend.layer_norm(np.array([[1000.0, 1000.5]], f16), (2,))
+    assert y16.astype(np.float64).ravel().tolist() == [0.0, 2.0]
+    ybf = backend.layer_norm(np.array([[-31.25, -31.875]]).astype(bf16), (2,))
+    assert ybf.astype(np.float64).ravel().tolist() == [0.78515625, -1.1796875]
+    assert nnref.layer_norm(np.array([[-31.25, -31.875]]).astype(bf16), (2,)).astype(
+        np.float64).ravel().tolist() == [1.0, -1.0]
+
+
+def _tf_plain(storage: tuple[str, ...]):
+    """The TF backend's table with its low-precision refusals lifted (what TF computes)."""
+    import types
+
+    from ..backends import tf_backend
+    from ..backends.table import contract_functions
+
+    return types.SimpleNamespace(**contract_functions(
+        {k: type(v)(v.forward, v.backward, v.unsupported, v.backward_unsupported, v.doc)
+         for k, v in tf_backend.TABLE.items()}, "tensorflow", run=tf_backend._run,
+        autodiff=tf_backend._autodiff, module="plain", storage=storage))
+
+
+@pytest.mark.tf
+@demonstrates("tf-float16-norm-overflow")
+def test_tf_float16_norms_overflow_where_the_result_is_finite(tf):
+    """tf.nn.batch_normalization of [1000, 1000] in float16: NaN (exact 0: mean * rsqrt(eps)
+    passes 65504); the gradient of every norm of [0, 1/256] with dy [1, -1]: [-inf, inf]
+    (exact [194.75, -194.75]). The backend refuses these calls."""
+    f16 = np.float16
+    x = tf.constant([1000.0, 1000.0], tf.float16)
+    y = tf.nn.batch_normalization(x, tf.constant(1000.0, tf.float16), tf.constant(0.0, tf.float16),
+                                  None, None, 1e-5)
+    assert np.isnan(y.numpy()).all()
+    plain = _tf_plain(("float16",))
+    big = np.array([[[1000.0, 1000.0]]], f16)
+    assert np.isnan(plain.group_norm(big, 1)).all() and np.isnan(plain.instance_norm(big)).all()
+    small, dy = np.array([[[0.0, 1 / 256]]], f16), np.array([[[1.0, -1.0]]], f16)
+    exact = nnref.layer_norm_backward(dy.astype(np.float64), small.astype(np.float64), (2,))[0]
+    np.testing.assert_allclose(exact.ravel(), [194.7547, -194.7547], rtol=1e-5)
+    for dx in (plain.layer_norm_backward(dy, small, (2,))[0],
+               plain.group_norm_backward(dy, small, 1)[0],
+               plain.instance_norm_backward(dy, small)[0],
+               plain.batch_norm_backward(dy.reshape(2, 1), small.reshape(2, 1), None)[0]):
+        assert np.isinf(dx).all(), dx
+    backend = load_backend("tensorflow")
+    with pytest.raises(Unsupported, match="tf-float16-norm-overflow"):
+        backend.group_norm(big, 1)
+    with pytest.raises(Unsupported, match="tf-float16-norm-overflow"):
+        backend.layer_norm_backward(dy, small, (2,))
+    # layer_norm's forward (no fold) and bfloat16 (float32's range) are kept.
+    assert backend.layer_norm(big, (2,)).ravel().tolist() == [0.0, 0.0]
+    bf16 = tf.bfloat16.as_numpy_dtype
+    assert backend.group_norm(big.astype(bf16), 1).astype(np.float64).ravel().tolist() == [0, 0]
+
+
+@pytest.mark.tf
+@demonstrates("tf-float16-lp-pool-overflow")
+def test_tf_float16_lp_pool_overflows_in_the_power(tf):
+    """lp_pool1d of [48, 48], p 3, in float16: 48 ** 3 = 110592 passes 65504: inf (exact
+    60.48), gradient 0 (exact 0.63). The backend refuses; bfloat16 is kept."""
+    f16 = np.float16
+    x, dy = np.array([[[48.0, 48.0]]], f16), np.array([[[1.0]]], f16)
+    assert np.isinf(tf.pow(tf.constant(48.0, tf.float16), 3.0).numpy())
+    plain = _tf_plain(("float16",))
+    assert np.isinf(plain.lp_pool1d(x, 3, 2)).all()
+    assert plain.lp_pool1d_backward(dy, x, 3, 2).ravel().tolist() == [0.0, 0.0]
+    exact = nnref.lp_pool1d(x.astype(np.float64), 3, 2).item()
+    assert abs(exact - 60.4762) < 1e-3
+    backend = load_backend("tensorflow")
+    with pytest.raises(Unsupported, match="tf-float16-lp-pool-overflow"):
+        backend.lp_pool1d(x, 3, 2)
+    bf16 = tf.bfloat16.as_numpy_dtype
+    # bfloat16: finite, 61 (rounded x ** 3 and sum: within the storage bound; spacing 0.25 here)
+    assert backend.lp_pool1d(x.astype(bf16), 3, 2).astype(np.float64).item() == 61.0
 
 
 # -------------------------------------------------------------------------- adaptive pooling
