@@ -1,10 +1,13 @@
 """Golden fixtures: the stored case list, and generating a fixtures directory.
 
 Cases are explicit: every op record's hand-computed cases and stored generated cases
-(``conformance/ops/<op>.py``), each in float32 and float64. Generation runs nnref in float64 and
-every framework in the case dtype on the case's inputs, refuses a framework output beyond
-tolerance (unless a registered divergence expects it), and writes the directory in the format of
-``conformance.fixture_store`` (staged, then swapped in).
+(``conformance/ops/<op>.py``), each in float32 and float64; and, in float16 and bfloat16, the
+first stored generated case of every op at every rank, its x shaped by one of the low-precision
+value regimes (``low_precision.VALUE_REGIMES``, chosen by the case's seed) before its float32
+arrays are rounded to the format. Generation runs nnref in float64 and every framework in the case
+dtype on the case's inputs, refuses a framework output beyond tolerance (unless a registered
+divergence expects it), and writes the directory in the format of ``conformance.fixture_store``
+(staged, then swapped in).
 
 Tolerances (all from conformance/tolerance.py, elementwise, recomputed from the stored inputs):
 
@@ -13,6 +16,10 @@ Tolerances (all from conformance/tolerance.py, elementwise, recomputed from the 
   ``tolerance`` entry;
 - tests: a live implementation or framework (in the case dtype) against a stored output in the
   same dtype, ``comparison_atol(bound(dtype), bound(dtype))``: both sides err by their bound.
+- float16 / bfloat16: nnref (float32 accumulation) and each framework (the arithmetic its table
+  declares per function and format) against nnref in float64 on the stored inputs, within
+  ``low_precision.allowed`` of that arithmetic; a framework whose backend has no such dtype
+  (SciPy) is recorded as ``dtype-unsupported``.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from . import low_precision as lp
 from . import ops, registry
 from . import tolerance as tol
+from .backend_registry import backend as backend_row
 from .backends import Unsupported, load_backend
 from .cases import Case
 from .comparison import Mismatch, compare
@@ -48,9 +57,13 @@ from .fixture_store import (
     FRAMEWORKS,
     GENERATOR,
     GENERATOR_VERSION,
+    LOW_PRECISION,
     MANIFEST_NAME,
+    NO_DTYPE,
     README_NAME,
+    SUFFIX,
     FixtureError,
+    case_dtype,
     jsonable,
     manifest_bytes,
     npz_bytes,
@@ -60,8 +73,6 @@ from .fixture_store import (
 )
 from .ops import HandCase
 from .runner import run_pass
-
-_SUFFIX = {"float32": "f32", "float64": "f64"}
 
 # --------------------------------------------------------------------------------------------
 # the case list
@@ -81,16 +92,26 @@ class FixtureCase:
     seed: int | None = None
     hand: HandCase | None = None
     differs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # float16 / bfloat16: how x is shaped before rounding (low_precision.shaped)
+    values: tuple[str, float] | None = None
 
     @property
     def kind(self) -> str:
         return "generated" if self.hand is None else "hand"
 
+    @property
+    def low_precision(self) -> bool:
+        return self.dtype in LOW_PRECISION
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """The case's inputs (and upstream gradient ``dy``) in its dtype."""
+        """The case's inputs (and upstream gradient ``dy``) in its dtype: in float16 / bfloat16,
+        its float32 arrays shaped by its value regime, then rounded to the format."""
         if self.hand is not None:
             return self.hand.arrays(np.dtype(self.dtype))
         assert self.seed is not None
+        if self.values is not None:
+            a32 = lp.shaped(self.case.arrays(np.float32, self.seed), *self.values)
+            return lp.rounded_inputs(a32, case_dtype(self.dtype))[0]
         return self.case.arrays(np.dtype(self.dtype), self.seed)
 
 
@@ -107,20 +128,45 @@ def check_unique_names(names: Iterable[str]) -> None:
         raise ValueError(f"duplicate fixture case name(s): {dup}")
 
 
+def value_regime(seed: int) -> tuple[str, float]:
+    """The low-precision value regime of a float16 / bfloat16 case, from its seed: every regime
+    (and every offset) occurs across the cases, and a case keeps its regime when others are
+    added."""
+    regime = lp.VALUE_REGIMES[seed % len(lp.VALUE_REGIMES)]
+    if regime == "offset":
+        return regime, lp.OFFSETS[(seed // len(lp.VALUE_REGIMES)) % len(lp.OFFSETS)]
+    return regime, {"as drawn": 1.0, "near zero": 1 / 256, "saturating": 16.0}[regime]
+
+
+def first_per_rank(generated: Iterable[tuple[str, Case]]) -> list[tuple[str, Case]]:
+    """The first generated case of every op at every rank, in its record's order (where each
+    record lists its representative cases first): the float16 / bfloat16 list."""
+    seen: dict[tuple[str, int], tuple[str, Case]] = {}
+    for base, case in generated:
+        seen.setdefault((case.record.name, case.rank), (base, case))
+    return list(seen.values())
+
+
 def build_cases(hand: Iterable[HandCase], generated: Iterable[tuple[str, Case]],
                 differences: Mapping[str, Mapping[str, str]] | None = None) -> list[FixtureCase]:
-    """Every (case, dtype) as a FixtureCase, sorted by name; duplicate names are an error."""
+    """Every (case, dtype) as a FixtureCase, sorted by name; duplicate names are an error.
+    float32 / float64: every hand and generated case; float16 / bfloat16: the first generated
+    case of every op and rank (:func:`first_per_rank`), with its value regime."""
     differences = differences or {}
+    hand, generated = tuple(hand), tuple(generated)
     out: list[FixtureCase] = []
     for dtype in DTYPES:
-        for hc in hand:
-            name = f"hand-{hc.name}-{_SUFFIX[dtype]}"
+        low = dtype in LOW_PRECISION
+        for hc in () if low else hand:
+            name = f"hand-{hc.name}-{SUFFIX[dtype]}"
             out.append(FixtureCase(name, hc.case, dtype, None, hc,
                                    MappingProxyType(dict(differences.get(name, {})))))
-        for base, case in generated:
-            name = f"{base}-{_SUFFIX[dtype]}"
-            out.append(FixtureCase(name, case, dtype, seed_for(name), None,
-                                   MappingProxyType(dict(differences.get(name, {})))))
+        for base, case in first_per_rank(generated) if low else generated:
+            name = f"{base}-{SUFFIX[dtype]}"
+            seed = seed_for(name)
+            out.append(FixtureCase(name, case, dtype, seed, None,
+                                   MappingProxyType(dict(differences.get(name, {}))),
+                                   value_regime(seed) if low else None))
     check_unique_names(c.name for c in out)
     bad = sorted(set(differences) - {c.name for c in out})
     if bad:
@@ -213,10 +259,72 @@ def _headroom(value: float) -> float:
     return float(f"{value:.3g}")
 
 
+def _low_precision_direction(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
+                             a: Mapping[str, np.ndarray], direction: str,
+                             reference: Mapping[str, np.ndarray], data: dict[str, np.ndarray],
+                             results: dict[str, dict[str, dict[str, Any]]],
+                             problems: list[Disagreement]) -> dict[str, float]:
+    """One direction of a float16 / bfloat16 case: nnref and every framework in the format,
+    each judged against the float64 ``reference`` within the bound of its declared arithmetic
+    (nnref: float32 accumulation); stores the outputs and the reference. Returns the manifest's
+    tolerance (nnref's largest allowed error per output)."""
+    storage = case_dtype(fc.dtype)
+    a64 = _upcast(a)
+    function = fc.case.op if direction == "forward" else fc.case.backward_op
+    names = sorted(reference)
+
+    def judged(backend: str, module: Any, name: str, value: Any) -> float | None:
+        arithmetic = lp.Arithmetic(storage, lp.declared_accumulation(module, function, storage)
+                                   or "float32")
+        try:
+            _check_dtype(name, value, storage)
+            return lp.judge(fc.case, {name: value}, {name: reference[name]}, a64, direction,
+                            arithmetic, fc.name).get(name, 0.0)
+        except Mismatch as exc:
+            problems.append(Disagreement(fc.name, backend, direction, name, str(exc)))
+            return None
+
+    nnref = backends["nnref"]
+    own = (fc.case.forward if direction == "forward" else fc.case.backward)(nnref, dict(a))
+    for n in names:
+        judged("nnref", nnref, n, own[n])
+        data[f"nnref/{direction}/{n}"] = own[n]
+        if n != "indices":
+            data[f"reference/{direction}/{n}"] = np.asarray(reference[n], np.float64)
+    for fw in FRAMEWORKS:
+        module = backends.get(fw)
+        res = results[fw][direction] = {}
+        if module is None:
+            res.update({n: {"status": ABSENT} for n in names})
+            continue
+        if fc.dtype not in backend_row(fw).storage_formats:
+            res.update({n: {"status": NO_DTYPE} for n in names})
+            continue
+        live = run_outputs(fc.case, module, dict(a), direction, names)
+        for n in names:
+            value = live[n]
+            if isinstance(value, Unsupported):
+                if value.divergence_id not in registry.ids():
+                    problems.append(Disagreement(
+                        fc.name, fw, direction, n,
+                        f"Unsupported({value.divergence_id!r}) is not in divergences.toml"))
+                res[n] = {"status": "divergence", "divergence": value.divergence_id}
+                continue
+            h = judged(fw, module, n, value)
+            if h is not None:
+                key = f"{fw}/{direction}/{n}"
+                res[n] = {"status": "agrees", "array": key, "headroom": _headroom(h)}
+                data[key] = np.asarray(value)
+    limits = lp.allowed(fc.case, a64, direction, lp.Arithmetic(storage), reference)
+    # the largest finite allowance (a window over no input cell is -inf, allowed inf)
+    return {n: float(np.max(limits[n], where=np.isfinite(limits[n]), initial=0.0))
+            if n in limits else 0.0 for n in names}
+
+
 def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
                   versions: Mapping[str, str]) -> Generated | list[Disagreement]:
     """Run nnref and every framework on one case; its entry and arrays, or why it is refused."""
-    dtype = np.dtype(fc.dtype)
+    dtype = case_dtype(fc.dtype)
     a = fc.arrays()
     a64 = _upcast(a)
     nnref = backends["nnref"]
@@ -231,8 +339,12 @@ def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
         run = fc.case.forward if direction == "forward" else fc.case.backward
         reference = run(nnref, a64)
         names = sorted(reference)
-        atol = atols(fc.case, a, dtype, np.float64, direction)
         outputs[direction] = names
+        if fc.low_precision:
+            tolerance[direction] = _low_precision_direction(fc, backends, a, direction,
+                                                            reference, data, results, problems)
+            continue
+        atol = atols(fc.case, a, dtype, np.float64, direction)
         tolerance[direction] = {n: float(np.max(atol[n])) for n in names}
 
         def check(backend: str, name: str, value: Any, want: Any, direction: str = direction,
@@ -300,7 +412,9 @@ def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
         "params": jsonable(fc.case.params()),
         "dtype": fc.dtype,
         "seed": fc.seed,
-        "arrays": {k: {"dtype": np.asarray(v).dtype.name, "shape": list(np.shape(v))}
+        "values": None if fc.values is None else {"regime": fc.values[0],
+                                                  "amount": fc.values[1]},
+        "arrays": {k: {"dtype": _stored_dtype(v), "shape": list(np.shape(v))}
                    for k, v in sorted(data.items())},
         "tolerance": tolerance,
         "outputs": outputs,
@@ -309,6 +423,12 @@ def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
         "versions": dict(versions),
     }
     return Generated(entry, data)
+
+
+def _stored_dtype(value: Any) -> str:
+    """The dtype an array has in its .npy (bfloat16 is stored as its uint16 bits)."""
+    name = np.asarray(value).dtype.name
+    return "uint16" if name == "bfloat16" else name
 
 
 def build_manifest(cases: Iterable[Generated], versions: Mapping[str, str]

@@ -4,8 +4,16 @@ A fixtures directory (``fixtures/`` in the checkout; layout in fixtures/README.m
 
     manifest.json      one entry per case, sorted by name (schema: :func:`validate_manifest`)
     data/<name>.npz    the case's arrays: ``inputs/x``, ``inputs/dy``, ``nnref/forward/y``,
-                       ``torch/backward/dx``, ``expected/forward/y`` (hand cases), ...
+                       ``torch/backward/dx``, ``expected/forward/y`` (hand cases),
+                       ``reference/forward/y`` (float16 / bfloat16 cases), ...
     README.md          optional, not checked
+
+Cases are stored in float32 and float64, and a few per op and rank in float16 and bfloat16
+(``LOW_PRECISION``): their inputs exactly as the format stores them, nnref's output in the format
+and the float64 reference (nnref in float64 on those inputs), which every implementation is
+judged against within the bound of its own arithmetic (conformance.low_precision). NumPy's .npy
+has no bfloat16: a bfloat16 array is stored as its uint16 bit pattern (the manifest lists it as
+uint16) and read back as bfloat16 (:class:`StoredCase`), bit for bit.
 
 The case list and the generation (running nnref and the frameworks, writing a directory) are in
 ``conformance.fixture_generation``. A generated case seeds its own generator from its name
@@ -20,6 +28,9 @@ Tolerances (all from conformance/tolerance.py, elementwise, recomputed from the 
   ``tolerance`` entry;
 - tests: a live implementation or framework (in the case dtype) against a stored output in the
   same dtype, ``comparison_atol(bound(dtype), bound(dtype))``: both sides err by their bound.
+- float16 / bfloat16: every backend against the stored float64 reference within
+  ``low_precision.allowed`` of its declared arithmetic (float32 accumulation unless it declares
+  otherwise); the manifest's ``tolerance`` is nnref's (float32 accumulation).
 """
 
 
@@ -53,15 +64,20 @@ DATA_DIR = "data"
 FORMAT = "nnref-fixtures/1"
 GENERATOR = "conformance.fixture_store"
 # Bump when the generator changes what it writes (case list, array names, manifest schema).
-GENERATOR_VERSION = "2"
-BUDGET_BYTES = 5_000_000
+GENERATOR_VERSION = "3"
+# The whole directory, manifest included: 4.7 MB of float32 / float64 cases and 1.1 MB of
+# float16 / bfloat16 ones (110 small cases; most of each is .npz and manifest overhead).
+BUDGET_BYTES = 6_000_000
 
 FRAMEWORKS = ("torch", "tensorflow", "scipy")
 DIRECTIONS = ("forward", "backward")
-DTYPES = ("float32", "float64")
-_SUFFIX = {"float32": "f32", "float64": "f64"}
+LOW_PRECISION = ("float16", "bfloat16")
+DTYPES = ("float32", "float64", *LOW_PRECISION)
+SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 VERSION_KEYS = ("generator", "nnref", "numpy", "scipy", "tensorflow", "torch")
 ABSENT = "absent"
+# A framework whose backend computes no such dtype (its registry row's dtypes): SciPy in float16.
+NO_DTYPE = "dtype-unsupported"
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -81,6 +97,20 @@ def seed_for(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
+def case_dtype(name: str) -> np.dtype:
+    """A stored case's dtype by its manifest name ("bfloat16": ml_dtypes' NumPy dtype)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _as_bits(arr: np.ndarray) -> np.ndarray:
+    """A bfloat16 array as its uint16 bit pattern (what .npy can store); others unchanged."""
+    return arr.view(np.uint16) if arr.dtype.name == "bfloat16" else arr
+
+
 # --------------------------------------------------------------------------------------------
 # deterministic files
 
@@ -95,7 +125,7 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for key in sorted(arrays):
-            arr = np.asarray(arrays[key])
+            arr = _as_bits(np.ascontiguousarray(arrays[key]))
             if arr.dtype.kind not in "fiub" or arr.dtype.hasobject:
                 raise TypeError(f"{key}: cannot store dtype {arr.dtype}")
             arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
@@ -207,13 +237,15 @@ def _is(value: Any, types: type | tuple[type, ...]) -> bool:
 _TOP_SPEC = {"format": str, "generator": dict, "versions": dict, "cases": list}
 _CASE_SPEC = {
     "name": str, "kind": str, "hand_case": (str, type(None)), "op": str, "case": dict,
-    "params": dict, "dtype": str, "seed": (int, type(None)), "arrays": dict, "tolerance": dict,
-    "outputs": dict, "results": dict, "file": str, "sha256": str, "bytes": int, "versions": dict,
+    "params": dict, "dtype": str, "seed": (int, type(None)), "values": (dict, type(None)),
+    "arrays": dict, "tolerance": dict, "outputs": dict, "results": dict, "file": str,
+    "sha256": str, "bytes": int, "versions": dict,
 }
 _STATUS_SPEC = {
     "agrees": {"status": str, "array": str, "headroom": (int, float)},
     "divergence": {"status": str, "divergence": str, "array": str},
-    "absent": {"status": str},
+    ABSENT: {"status": str},
+    NO_DTYPE: {"status": str},
 }
 
 
@@ -244,6 +276,15 @@ def _case_problems(entry: dict[str, Any]) -> list[str]:
         out.append(f"{where}: bytes must be >= 0")
     if entry["dtype"] not in DTYPES:
         out.append(f"{where}: dtype {entry['dtype']!r} not in {DTYPES}")
+    low = entry["dtype"] in LOW_PRECISION
+    values = entry["values"]
+    if low != (values is not None) or (low and (
+            sorted(values) != ["amount", "regime"] or not isinstance(values["regime"], str)
+            or not _is(values["amount"], (int, float)))):
+        out.append(f"{where}: values must be {{regime: str, amount: number}} for a float16 / "
+                   "bfloat16 case and null otherwise")
+    if low and entry["kind"] != "generated":
+        out.append(f"{where}: a float16 / bfloat16 case is generated, not hand")
     if entry["op"] not in forward_functions():
         out.append(f"{where}: op {entry['op']!r} not in {forward_functions()}")
     if entry["kind"] == "generated":
@@ -289,6 +330,8 @@ def _case_problems(entry: dict[str, Any]) -> list[str]:
                 out.append(f"{where}: nnref/{d}/{n} not stored")
             if entry["kind"] == "hand" and f"expected/{d}/{n}" not in arrays:
                 out.append(f"{where}: expected/{d}/{n} not stored")
+            if low and n != "indices" and f"reference/{d}/{n}" not in arrays:
+                out.append(f"{where}: reference/{d}/{n} not stored")
         t = tolerance[d]
         if (not isinstance(t, dict) or sorted(t) != sorted(names) or not all(
                 _is(v, (int, float)) and v >= 0 for v in t.values())):
@@ -432,17 +475,29 @@ class StoredCase:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.entry["dtype"])
+        return case_dtype(self.entry["dtype"])
+
+    @property
+    def low_precision(self) -> bool:
+        """A float16 / bfloat16 case (judged against its float64 ``reference`` outputs)."""
+        return self.entry["dtype"] in LOW_PRECISION
+
+    def _array(self, key: str) -> np.ndarray:
+        """A stored array as a fresh copy; in a bfloat16 case, uint16 bits read as bfloat16."""
+        value = np.array(self.arrays[key])
+        if value.dtype == np.uint16 and self.entry["dtype"] == "bfloat16":
+            return value.view(self.dtype)
+        return value
 
     def inputs(self) -> dict[str, np.ndarray]:
         """The stored inputs (fresh copies: implementations cannot alter the fixture)."""
-        return {k.split("/", 1)[1]: np.array(v) for k, v in self.arrays.items()
-                if k.startswith("inputs/")}
+        return {k.split("/", 1)[1]: self._array(k) for k in self.arrays if k.startswith("inputs/")}
 
     def outputs(self, source: str, direction: str) -> dict[str, np.ndarray]:
-        """Stored outputs of ``source`` (nnref, a framework, or "expected") in one direction."""
+        """Stored outputs of ``source`` (nnref, a framework, "expected" or "reference") in one
+        direction (fresh copies)."""
         prefix = f"{source}/{direction}/"
-        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+        return {k[len(prefix):]: self._array(k) for k in self.arrays if k.startswith(prefix)}
 
     def status(self, framework: str, direction: str) -> dict[str, dict[str, Any]]:
         return dict(self.entry["results"][framework][direction])

@@ -10,7 +10,11 @@
 
 Tolerances: a live computation in the case dtype against a stored output in the same dtype may
 differ by ``comparison_atol(bound(dtype), bound(dtype))`` (both err by their bound); against the
-hand numbers (exact, float64) by ``comparison_atol(bound(dtype), bound(float64))``.
+hand numbers (exact, float64) by ``comparison_atol(bound(dtype), bound(float64))``. float16 /
+bfloat16 cases: the implementation under test against the stored float64 reference within the
+bound of the arithmetic it declares (``low_precision.judge``; marked ``low_precision``: a module
+that declares none is not asked), a framework against its own stored output within twice the
+bound of its declared arithmetic.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ import pytest
 from .. import fixture_generation as fg
 from .. import fixture_store as fs
 from .. import fixtures_cli
+from .. import low_precision as lp
+from .. import tolerance as tol
+from ..backend_registry import backend as backend_row
 from ..backends import Unsupported, load_backend
 from ..cases import CALL_ATTR
 from ..comparison import Mismatch, compare
@@ -116,8 +123,10 @@ def test_stored_cases_are_the_defined_cases():
     )
     for name, fc in DEFINED.items():
         e = ENTRIES[name]
-        defined = (json.loads(json.dumps(fc.case.to_dict())), fc.dtype, fc.seed, fc.kind)
-        assert (e["case"], e["dtype"], e["seed"], e["kind"]) == defined, f"stale fixture {name}"
+        values = None if fc.values is None else {"regime": fc.values[0], "amount": fc.values[1]}
+        defined = (json.loads(json.dumps(fc.case.to_dict())), fc.dtype, fc.seed, fc.kind, values)
+        assert (e["case"], e["dtype"], e["seed"], e["kind"], e["values"]) == defined, (
+            f"stale fixture {name}")
 
 
 def test_every_hand_case_is_stored_in_both_dtypes():
@@ -138,20 +147,100 @@ def test_generated_cases_cover_every_parameter_family():
     assert any(c.ceil_mode for c in pools) and any(c.kind == "ties" for c in pools)
     assert any(c.dilation != 1 for c in pools)
     assert any(c.op == "batch_norm" and not c.training for c in cases)
-    assert {fc.dtype for fc in DEFINED.values()} == {"float32", "float64"}
+    assert {fc.dtype for fc in DEFINED.values()} == set(fs.DTYPES)
     from ..ops import RECORDS
 
     for rec in RECORDS:  # a few stored cases at every rank of every op
         assert {c.rank for c in cases if c.record is rec} == set(rec.ranks), rec.name
 
 
+def test_low_precision_cases_cover_every_op_rank_format_and_value_regime():
+    """A float16 and a bfloat16 case of every op at every rank; across them every value regime
+    and every offset; each stored input is exactly what its definition rounds to."""
+    from ..ops import RECORDS
+
+    low = [fc for fc in DEFINED.values() if fc.low_precision]
+    for fmt in fs.LOW_PRECISION:
+        have = {(fc.case.record.name, fc.case.rank) for fc in low if fc.dtype == fmt}
+        assert have == {(r.name, rank) for r in RECORDS for rank in r.ranks}, fmt
+    assert {fc.values[0] for fc in low} == set(lp.VALUE_REGIMES)
+    assert {fc.values[1] for fc in low if fc.values[0] == "offset"} == set(lp.OFFSETS)
+    for fc in low[:6]:
+        stored = fs.load_case(FIXTURES, ENTRIES[fc.name]).inputs()
+        for k, v in fc.arrays().items():
+            assert stored[k].dtype == v.dtype == fs.case_dtype(fc.dtype), (fc.name, k)
+            assert stored[k].tobytes() == v.tobytes(), (fc.name, k)
+
+
+def test_every_bfloat16_bit_pattern_round_trips_through_a_data_file():
+    """bfloat16 is stored as its uint16 bits and read back as bfloat16, NaN payloads and
+    signed zeros included; float16 is stored natively."""
+    bits = np.arange(2**16, dtype=np.uint16)
+    bf16 = bits.view(fs.case_dtype("bfloat16"))
+    content = fs.npz_bytes({"inputs/x": bf16, "inputs/y": bits.view(np.float16)})
+    raw = fs.read_npz(content)
+    assert raw["inputs/x"].dtype == np.uint16 and raw["inputs/y"].dtype == np.float16
+    entry = {"name": "c", "dtype": "bfloat16"}
+    back = fs.StoredCase(entry, raw, Path("c.npz")).inputs()
+    assert back["x"].dtype == bf16.dtype and np.array_equal(back["x"].view(np.uint16), bits)
+    assert np.array_equal(back["y"].view(np.uint16), bits)
+
+
 # --------------------------------------------------------------------------------------------
 # the implementation under test against every stored output
 
 
-def _judged(name: str, direction: str) -> pytest.MarkDecorator:
+def _judged(name: str, direction: str) -> list[pytest.MarkDecorator]:
     op = ENTRIES[name]["op"]
-    return pytest.mark.checks(op if direction == "forward" else f"{op}_backward")
+    checks = pytest.mark.checks(op if direction == "forward" else f"{op}_backward")
+    return [checks, pytest.mark.low_precision] if ENTRIES[name]["dtype"] in fs.LOW_PRECISION \
+        else [checks]
+
+
+def _function(case: Any, direction: str) -> str:
+    return case.op if direction == "forward" else case.backward_op
+
+
+def _low_precision_case(stored: fs.StoredCase, direction: str, impl: Any,
+                        impl_name_opt: str) -> None:
+    """The implementation under test in the case's format against the stored float64
+    reference, within the bound of the arithmetic it declares for this function."""
+    case, storage, a = stored.case, stored.dtype, stored.inputs()
+    name = stored.name
+    accumulation = lp.declared_accumulation(impl.module, _function(case, direction), storage)
+    where = context(case, storage, stored.entry["seed"], impl_name_opt, direction,
+                    _loading_code(name))
+    got = _run(case, impl, {k: v.copy() for k, v in a.items()}, direction)
+    want = stored.outputs("reference", direction)
+    want.update({k: v for k, v in stored.outputs("nnref", direction).items() if k == "indices"})
+    lp.judge(case, got, want, {k: v.astype(np.float64) for k, v in a.items()}, direction,
+             lp.Arithmetic(storage, accumulation or "float32"), f"stored case {name}; {where}")
+
+
+@pytest.mark.parametrize("how", ["sequential", "pairwise"])
+def test_stored_low_precision_cases_reject_storage_accumulation(how):
+    """Kernels that round every partial sum to the format fail the stored float16 and bfloat16
+    conv2d, linear and avg_pool2d cases by the float32-accumulation bound; declaring
+    "storage" they pass; nnref's own float32-accumulating kernels pass."""
+    from .test_low_precision import simulated
+
+    names = [n for n in NAMES if ENTRIES[n]["dtype"] in fs.LOW_PRECISION and n.rsplit("-", 1)[0]
+             in {"conv2d-basic-bias", "linear-batch-bias", "avg_pool2d-k2-default-stride"}]
+    assert len(names) == 6
+    failed = []
+    for name in names:
+        stored = fs.load_case(FIXTURES, ENTRIES[name])
+        for module, must_pass in ((simulated(how), False), (simulated(how, "storage"), True),
+                                  (simulated("float32"), True)):
+            module.module = module
+            try:
+                _low_precision_case(stored, "forward", module, "simulated")
+            except Mismatch as exc:
+                assert not must_pass, exc
+                assert "float32 accumulation" in str(exc) and "stored case" in str(exc)
+                failed.append(name)
+    # one bfloat16 linear case sums too few terms to show it (its error stays within bound)
+    assert len(failed) >= 5, failed
 
 
 @pytest.mark.parametrize(("name", "direction"), [
@@ -160,6 +249,9 @@ def _judged(name: str, direction: str) -> pytest.MarkDecorator:
 ])
 def test_impl_reproduces_stored_outputs(name, direction, impl, impl_name_opt):
     stored = fs.load_case(FIXTURES, ENTRIES[name])  # checks the SHA-256 first
+    if stored.low_precision:
+        _low_precision_case(stored, direction, impl, impl_name_opt)
+        return
     case, dtype = stored.case, stored.dtype
     a = stored.inputs()
     fc = DEFINED.get(name)
@@ -217,8 +309,25 @@ DRIFT = [
     pytest.param(fw, name, marks=marks, id=f"{fw}-{name}")
     for fw, marks in (("torch", [pytest.mark.torch]), ("tensorflow", [pytest.mark.tf]),
                       ("scipy", []))
-    for name in NAMES
+    for name in NAMES  # in float16 / bfloat16 only where the backend computes the format
+    if ENTRIES[name]["dtype"] not in fs.LOW_PRECISION
+    or ENTRIES[name]["dtype"] in backend_row(fw).storage_formats
 ]
+
+
+def _drift_atol(stored: fs.StoredCase, backend: Any, direction: str) -> dict[str, Any]:
+    """What a framework may differ from its own stored output: in float32 / float64 both err
+    by the dtype's bound; in float16 / bfloat16 by twice the bound of its declared arithmetic
+    (against the stored reference)."""
+    case, a = stored.case, stored.inputs()
+    if not stored.low_precision:
+        return fg.atols(case, a, stored.dtype, stored.dtype, direction)
+    storage = stored.dtype
+    arithmetic = lp.Arithmetic(storage, lp.declared_accumulation(
+        backend, _function(case, direction), storage) or "float32")
+    allowed = lp.allowed(case, {k: v.astype(np.float64) for k, v in a.items()}, direction,
+                         arithmetic, stored.outputs("reference", direction))
+    return {k: tol.comparison_atol(v, v) for k, v in allowed.items()}
 
 
 @pytest.mark.parametrize(("framework", "name"), DRIFT)
@@ -228,7 +337,7 @@ def test_framework_matches_its_stored_output(framework, name):
     stored = fs.load_case(FIXTURES, ENTRIES[name])
     recorded = stored.entry["versions"][framework]
     installed = str(module.__version__)
-    case, dtype, a = stored.case, stored.dtype, stored.inputs()
+    case, a = stored.case, stored.inputs()
     where = (f"case {name} ({stored.path}): stored {framework} {recorded}, installed "
              f"{framework} {installed}")
     failures, compared = [], 0
@@ -237,7 +346,7 @@ def test_framework_matches_its_stored_output(framework, name):
         if all(s["status"] == fs.ABSENT for s in status.values()):
             continue
         live = fg.run_outputs(case, backend, a, direction, stored.entry["outputs"][direction])
-        atol = fg.atols(case, a, dtype, dtype, direction)
+        atol = _drift_atol(stored, backend, direction)
         want = stored.outputs(framework, direction)
         for out, s in sorted(status.items()):
             got = live[out]
@@ -254,7 +363,7 @@ def test_framework_matches_its_stored_output(framework, name):
                                 f"{s.get('divergence')!r} with no output, now computes one")
                 continue
             try:
-                compare(out, got, want[out], atol[out])
+                compare(out, got, want[out], atol.get(out, 0.0))
             except Mismatch as exc:
                 failures.append(f"{direction} {out}: {exc}")
     if not compared:
@@ -323,11 +432,14 @@ def test_verify_reports_a_truncated_file_and_a_wrong_schema(fixture_copy):
     assert any(str(path) in p for p in fs.verify(fixture_copy))
     manifest = fs.load_manifest(fixture_copy)
     manifest["cases"][0]["results"]["torch"]["forward"] = {}
-    manifest["cases"][1]["dtype"] = "float16"
+    manifest["cases"][1]["dtype"] = "float8_e4m3"
+    low = next(e for e in manifest["cases"] if e["dtype"] == "bfloat16")
+    low["values"] = None
     (fixture_copy / fs.MANIFEST_NAME).write_bytes(fs.manifest_bytes(manifest))
     problems = "\n".join(fs.verify(fixture_copy))
     assert repr(manifest["cases"][0]["name"]) in problems and "results" in problems
-    assert "float16" in problems
+    assert "'float8_e4m3' not in" in problems
+    assert f"case {low['name']!r}: values must be" in problems
 
 
 def test_duplicate_case_names_are_an_error(fixture_copy):
@@ -353,8 +465,11 @@ def test_expected_differences_name_registered_divergences():
         fg.build_cases([], [("p", case)], {"p-f32": {"torch": "no-such-divergence"}})
     with pytest.raises(ValueError, match="unknown case"):
         fg.build_cases([], [("p", case)], {"q-f32": {"torch": "max-pool-nan"}})
-    built = fg.build_cases([], [("p", case)], {"p-f32": {"torch": "max-pool-nan"}})
-    assert dict(built[0].differs) == {"torch": "max-pool-nan"}
+    built = {fc.name: fc for fc in fg.build_cases([], [("p", case)],
+                                                 {"p-f32": {"torch": "max-pool-nan"}})}
+    assert sorted(built) == ["p-bf16", "p-f16", "p-f32", "p-f64"]
+    assert dict(built["p-f32"].differs) == {"torch": "max-pool-nan"}
+    assert not built["p-f64"].differs and built["p-bf16"].values is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,7 +520,8 @@ def _frameworkless() -> dict[str, Any]:
 
 SMALL = [fc for fc in fg.fixture_cases()
          if fc.name in {"hand-pad_constant_value-f32", "conv2d-same-stride2-f64",
-                        "max_pool2d-ties-k3-s1-f32", "batch_norm-eval-f64"}]
+                        "max_pool2d-ties-k3-s1-f32", "batch_norm-eval-f64",
+                        "linear-batch-bias-bf16", "max_pool2d-k2-default-stride-f16"}]
 
 
 def test_regeneration_is_deterministic_and_atomic(tmp_path, monkeypatch):
@@ -460,6 +576,8 @@ def test_a_disagreeing_framework_writes_nothing(tmp_path):
     class Skewed:
         def __getattr__(self, attr):
             fn = getattr(nnref, attr)
+            if not callable(fn):  # its declarations (CONFORMANCE_ACCUMULATION)
+                return fn
 
             def call(*args, **kwargs):
                 out = fn(*args, **kwargs)
