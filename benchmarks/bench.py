@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time nnref against torch (CPU) in the same process, on the op records' benchmark cases.
 
-    python benchmarks/bench.py [--sizes small,medium,large] [--dtypes float32,float64]
+    python benchmarks/bench.py [--sizes small,medium,large]
+                               [--dtypes float32,float64,float16,bfloat16]
                                [--ops conv,max_pool,...] [--directions fwd,bwd,fwd+bwd]
                                [--repeats R] [--json FILE] [--retries N] [--wait-quiet S]
                                [--impl MODULE]
@@ -13,6 +14,15 @@ torch adapter's table (``torch_backend.TABLE``: its forward, and torch.autograd.
 prepared by ``conformance/backends/torch_bench.py`` (arrays converted to tensors once; this
 script never imports torch). Before timing, both sides' outputs are compared with the suite's
 error model (``tolerance.comparison_atol`` of the record's bounds, ``comparison.compare_output``).
+
+float16 and bfloat16 rows (``--dtypes``; bfloat16 needs ml_dtypes) run both sides on the case's
+float32 arrays rounded to the format (``low_precision.rounded_inputs``), torch on torch.float16 /
+torch.bfloat16 tensors. Their agreement is the suite's low-precision error model
+(``conformance/low_precision.py``): each side within the bound of the arithmetic it declares for
+the function and format (nnref: float32 accumulation; torch: ``torch_backend``'s
+``CONFORMANCE_ACCUMULATION``) against nnref in float64 on the stored inputs; a call the torch
+adapter does not compute in the format (``Unsupported``) is an ``n/a`` row naming its registry
+id. NumPy has no float16 / bfloat16 GEMM, so these rows have no %peak and no targets.
 
 The two sides run interleaved in blocks (nnref, torch, nnref, torch, ...) after a warm-up, with a
 pause after each block for the idle threads of its thread pool to stop spinning; every reported
@@ -61,14 +71,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
+from conformance import low_precision as lp  # noqa: E402
 from conformance import tolerance  # noqa: E402
-from conformance.backends import torch_bench  # noqa: E402
-from conformance.comparison import compare_output  # noqa: E402
+from conformance.backends import Unsupported, torch_bench  # noqa: E402
+from conformance.comparison import Mismatch, compare_output  # noqa: E402
 from conformance.ops import RECORDS, BenchCase, OpRecord  # noqa: E402
 
+# The default dtypes, and the only ones the targets and the GEMM peak apply to.
 DTYPES = ("float32", "float64")
+# The low-precision storage formats this installation can make (bfloat16 with ml_dtypes), by name.
+STORAGE = {d.name: d for d in lp.storage_dtypes()}
+# What --dtypes accepts.
+DTYPE_CHOICES = DTYPES + tuple(STORAGE)
 # Row directions: the short name shown in the table -> torch_bench's direction.
 DIRECTIONS = {"fwd": "forward", "bwd": "backward", "fwd+bwd": "forward+backward"}
+# The contract calls each row direction makes (and whose outputs it checks), in order.
+CALLS = {"fwd": ("forward",), "bwd": ("backward",), "fwd+bwd": ("forward", "backward")}
 # Size classes in the order they run; a size a record names that is not here runs after these.
 SIZE_ORDER = ("small", "medium", "large")
 # The seed of every case's arrays (case.arrays(dtype, SEED)).
@@ -130,6 +148,9 @@ class Job:
     check: Callable[[Any, Any], dict[str, Any]] | None = None
     status: str = "ok"
     reason: str = ""
+    # Low-precision rows: each side's declared accumulation per contract function, see
+    # arithmetics(); empty in float32 / float64.
+    accumulation: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def op(self) -> str:
@@ -170,6 +191,14 @@ class Row:
     max_rel_err: float | None = None
     agrees: bool | None = None
     check_failures: list[str] = field(default_factory=list)
+    # Low-precision rows only (empty in float32 / float64): each side's declared accumulation per
+    # contract function ("float32" / "storage"), and each side's largest |error| / bound against
+    # nnref in float64 on the stored inputs (<= 1: within its arithmetic's bound).
+    # `unbounded`: each side's fraction of output elements whose bound is infinite (the model
+    # allows any value there; lp.judge counts them as headroom 0), the largest over its calls.
+    accumulation: dict[str, dict[str, str]] = field(default_factory=dict)
+    bound_ratio: dict[str, float] = field(default_factory=dict)
+    unbounded: dict[str, float] = field(default_factory=dict)
     # CPU used by other processes while this case was timed (cores), None if unknown.
     other_load: float | None = None
     # Reference workload time around this case (the slower of before and after), and that over
@@ -652,13 +681,177 @@ def agreement(case: Any, arrays: Mapping[str, np.ndarray], dtype_name: str, dire
             "check_failures": failures}
 
 
+class Reference:
+    """The expected values of a low-precision row: the reference implementation (nnref) in
+    float64 on the case's inputs exactly as the format stores them (``a64``), so rounding the
+    inputs is not counted as an error of either side. Computed once per case and format, on
+    first use, and shared by its rows' directions."""
+
+    def __init__(self, module: ModuleType, case: Any, a64: Mapping[str, np.ndarray]) -> None:
+        self.module = module
+        self.case = case
+        self.a64 = a64
+        self._outputs: dict[str, dict[str, Any]] = {}
+        self._allowed: dict[tuple[str, lp.Arithmetic], dict[str, np.ndarray]] = {}
+
+    def outputs(self, call: str) -> dict[str, Any]:
+        """The reference's outputs of one contract call ("forward" / "backward"), by name."""
+        if call not in self._outputs:
+            with np.errstate(all="ignore"):
+                self._outputs[call] = self.case.call(self.module, call, dict(self.a64))
+        return self._outputs[call]
+
+    def allowed(self, call: str, arithmetic: lp.Arithmetic) -> dict[str, np.ndarray]:
+        """``lp.allowed`` for one call and arithmetic (shared by the sides that declare it)."""
+        key = (call, arithmetic)
+        if key not in self._allowed:
+            with np.errstate(all="ignore"):
+                self._allowed[key] = lp.allowed(self.case, self.a64, call, arithmetic,
+                                                self.outputs(call))
+        return self._allowed[key]
+
+
+def case_inputs(case: Any, dtype: str, reference: ModuleType | None
+                ) -> tuple[Mapping[str, np.ndarray], Reference | None]:
+    """The arrays both sides run on, and for a low-precision dtype the expected values.
+
+    float32 / float64: ``case.arrays(dtype, SEED)``. float16 / bfloat16: the case's float32
+    arrays rounded to the format (``lp.rounded_inputs``), as the suite's low-precision tests
+    make them, and the :class:`Reference` on the same values in float64.
+    """
+    if dtype in DTYPES:
+        return case.arrays(np.dtype(dtype), SEED), None
+    assert reference is not None
+    low, a64 = lp.rounded_inputs(case.arrays(np.float32, SEED), STORAGE[dtype])
+    return low, Reference(reference, case, a64)
+
+
+def arithmetics(impl: ModuleType, case: Any, dtype: str, direction: str
+                ) -> dict[str, dict[str, str]]:
+    """Each side's declared accumulation per contract function of the row, in a low-precision
+    dtype (empty otherwise): the implementation's own declaration (``lp.declared_accumulation``;
+    one that declares nothing is held to the default, float32 accumulation), torch's from the
+    adapter (``torch_bench.accumulation``, float32 where it declares nothing)."""
+    if dtype in DTYPES:
+        return {}
+    storage = STORAGE[dtype]
+    names = [case.op if call == "forward" else case.backward_op for call in CALLS[direction]]
+    return {
+        "nnref": {f: lp.declared_accumulation(impl, f, storage) or "float32" for f in names},
+        "torch": {f: torch_bench.accumulation(f, storage) or "float32" for f in names},
+    }
+
+
+def _ratio_to_bound(value: Any, want: Any, limit: Any) -> float:
+    """The largest |value - want| / limit over want's finite elements (NaN, a wrong shape:
+    inf): the size of a breach :func:`lp.judge` reported."""
+    got64, want64 = np.asarray(value, np.float64), np.asarray(want, np.float64)
+    if got64.shape != want64.shape:
+        return math.inf
+    with np.errstate(all="ignore"):
+        err = np.abs(got64 - want64)
+        ratio = np.where(np.isfinite(want64), err / np.broadcast_to(limit, err.shape), 0.0)
+    return float(np.nan_to_num(ratio, nan=math.inf).max(initial=0.0))
+
+
+def _unbounded(limits: Mapping[str, np.ndarray], expected: Mapping[str, Any]) -> float:
+    """The fraction of the checked elements (finite expected values) whose bound is infinite:
+    the error model allows anything there (a norm's storage-accumulation bound once its
+    variance bound exceeds the variance), so ``lp.judge`` counts them as headroom 0."""
+    total = unbounded = 0
+    for name, limit in limits.items():
+        finite = np.isfinite(np.asarray(expected[name], np.float64))
+        total += int(finite.sum())
+        unbounded += int((finite & np.isinf(np.broadcast_to(limit, finite.shape))).sum())
+    return unbounded / total if total else 0.0
+
+
+def _side_within_bound(case: Any, storage: np.dtype, call: str, got: Mapping[str, Any],
+                       reference: Reference, accumulation: str, side: str
+                       ) -> tuple[float, float, list[str]]:
+    """One side's outputs of one call against the reference, by ``lp.judge``: the largest
+    |error| / bound (its headroom), the fraction of elements without a finite bound
+    (:func:`_unbounded`) and what broke a bound (side-prefixed messages)."""
+    expected = reference.outputs(call)
+    missing = [n for n in expected if got.get(n) is None]
+    if missing:
+        return math.inf, 0.0, [f"{side}: {', '.join(missing)} not returned"]
+    arithmetic = lp.Arithmetic(storage, accumulation)
+    limits = reference.allowed(call, arithmetic)
+    unbounded = _unbounded(limits, expected)
+    mine = {n: got[n] for n in expected}
+    where = (f"{case.label} {call}, the float32 inputs of seed {SEED} stored in "
+             f"{storage.name}")
+    with np.errstate(all="ignore"):
+        try:
+            headroom = lp.judge(case, mine, expected, reference.a64, call, arithmetic, where)
+            return max(headroom.values(), default=0.0), unbounded, []
+        except Mismatch as exc:
+            worst = max((math.inf if n == "indices" and not np.array_equal(mine[n], want)
+                         else _ratio_to_bound(mine[n], want, limits[n]) if n in limits
+                         else 0.0) for n, want in expected.items())
+            return worst, unbounded, [f"{side}: {exc}"]
+
+
+def _max_rel_diff(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> float:
+    """The largest |nnref - torch| / max(|nnref|, |torch|) over the floating outputs (context for
+    a low-precision row; its agreement is judged against the reference)."""
+    worst = 0.0
+    for name, value in theirs.items():
+        a, b = np.asarray(ours.get(name)), np.asarray(value)
+        if name == "indices" or a.shape != b.shape or a.size == 0:
+            continue
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        with np.errstate(all="ignore"):
+            err = np.abs(a64 - b64)
+            rel = np.where(err == 0, 0.0, err / np.maximum(np.abs(a64), np.abs(b64)))
+        worst = max(worst, float(np.nan_to_num(rel, nan=0.0).max()))
+    return worst
+
+
+def low_precision_agreement(case: Any, dtype_name: str, direction: str,
+                            ours: Mapping[str, Any], theirs: Mapping[str, Any],
+                            reference: Reference, accumulation: Mapping[str, Mapping[str, str]]
+                            ) -> dict[str, Any]:
+    """Both sides' outputs in float16 / bfloat16, each within the bound of its own declared
+    arithmetic (``lp.Arithmetic``: the storage format and the accumulation ``accumulation``
+    names for each contract function) against nnref in float64 on the stored inputs.
+
+    The two sides are not compared with each other: each may be anywhere within its own bound.
+    ``max_tol_ratio`` is the larger side's |error| / bound (<= 1: both within);
+    ``bound_ratio`` has both, ``unbounded`` each side's largest fraction of elements without a
+    finite bound.
+    """
+    storage = STORAGE[dtype_name]
+    ratios: dict[str, float] = {}
+    unbounded: dict[str, float] = {}
+    failures: list[str] = []
+    for side, got in (("nnref", ours), ("torch", theirs)):
+        ratios[side] = unbounded[side] = 0.0
+        for call in CALLS[direction]:
+            function = case.op if call == "forward" else case.backward_op
+            ratio, free, broken = _side_within_bound(case, storage, call, got, reference,
+                                                     accumulation[side][function], side)
+            ratios[side] = max(ratios[side], ratio)
+            unbounded[side] = max(unbounded[side], free)
+            failures.extend(broken)
+    return {"max_tol_ratio": max(ratios.values()), "max_rel_err": _max_rel_diff(ours, theirs),
+            "agrees": not failures, "check_failures": failures, "bound_ratio": ratios,
+            "unbounded": unbounded}
+
+
 def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, direction: str,
-             arrays: Mapping[str, np.ndarray]) -> Job:
-    """The row's two calls (or why it is n/a): nnref's bound contract calls, torch_bench's."""
+             arrays: Mapping[str, np.ndarray], reference: Reference | None = None) -> Job:
+    """The row's two calls (or why it is n/a): nnref's bound contract calls, torch_bench's.
+
+    ``reference``: the expected values of a low-precision row (:func:`case_inputs`), whose
+    agreement is then :func:`low_precision_agreement` instead of :func:`agreement`.
+    """
     case = bench.case
     job = Job(record, bench, dtype, direction, x_nbytes=int(arrays["x"].nbytes),
               flops=nominal_flops(record, case, direction),
-              mem_limit=memory_limit(record, bench, direction))
+              mem_limit=memory_limit(record, bench, direction),
+              accumulation=arithmetics(impl, case, dtype, direction))
     fwd_names, bwd_names = tuple(case.outputs("forward")), tuple(case.outputs("backward"))
     try:
         if direction == "fwd":
@@ -690,6 +883,9 @@ def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, d
     except NotImplementedError as exc:
         job.status, job.reason = "n/a", f"torch: {exc}"
         return job
+    except Unsupported as exc:  # a low-precision format the adapter does not compute the call in
+        job.status, job.reason = "n/a", f"torch: {describe_exception(exc)}"
+        return job
     job.torch_call = prepared.run
 
     def check(ours: Any, theirs: Any) -> dict[str, Any]:
@@ -698,6 +894,9 @@ def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, d
         except TypeError as exc:
             return {"max_tol_ratio": math.inf, "max_rel_err": math.inf, "agrees": False,
                     "check_failures": [f"nnref {exc}"]}
+        if reference is not None:
+            return low_precision_agreement(case, dtype, direction, mine,
+                                           prepared.outputs(theirs), reference, job.accumulation)
         return agreement(case, arrays, dtype, direction, mine, prepared.outputs(theirs))
 
     job.check = check
@@ -714,7 +913,7 @@ def first_calls(job: Job) -> dict[str, Any] | None:
     assert job.nnref_call is not None and job.torch_call is not None and job.check is not None
     try:
         ours = job.nnref_call()
-    except NotImplementedError as exc:
+    except (NotImplementedError, Unsupported) as exc:
         job.status, job.reason = "n/a", f"nnref: {describe_exception(exc)}"
         return None
     except Exception as exc:
@@ -733,14 +932,15 @@ def unavailable_row(job: Job) -> Row:
     return Row(op=job.op, label=job.bench.label, family=job.record.name, function=case.label,
                rank=case.rank, direction=job.direction, size=job.bench.size, dtype=job.dtype,
                case=case.to_dict(), status=job.status, reason=job.reason,
-               x_nbytes=job.x_nbytes, mem_limit=job.mem_limit)
+               x_nbytes=job.x_nbytes, mem_limit=job.mem_limit,
+               accumulation=job.accumulation if job.status == "ok" else {})
 
 
 def run_case(
     job: Job,
     repeats: int | None,
     pauses: Pauses,
-    peak_gflops: float,
+    peak_gflops: float | None,
     retries: int,
     waiter: QuietWaiter,
     probe: SpeedProbe,
@@ -782,7 +982,8 @@ def run_case(
     row.ratio = nnref_s / torch_s
     row.nnref_gflops = nnref_gflops
     row.torch_gflops = torch_gflops
-    row.pct_gemm_peak = 100.0 * nnref_gflops / peak_gflops if nnref_gflops else None
+    row.pct_gemm_peak = (100.0 * nnref_gflops / peak_gflops
+                         if nnref_gflops and peak_gflops else None)
     row.nnref_peak_bytes = peak_bytes
     row.mem_multiple = peak_bytes / job.x_nbytes
     row.repeats = len(samples_n)
@@ -793,6 +994,8 @@ def run_case(
     row.max_rel_err = agreed["max_rel_err"]
     row.agrees = agreed["agrees"]
     row.check_failures = agreed["check_failures"]
+    row.bound_ratio = agreed.get("bound_ratio", {})
+    row.unbounded = agreed.get("unbounded", {})
     row.other_load = None if math.isinf(other_load) else other_load
     row.probe_ms = probe_s * 1e3
     row.probe_slowdown = probe_s / probe.best_s  # final value set once the run's best is known
@@ -805,8 +1008,9 @@ def run_case(
 
 
 def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
-    """The README's targets, on the rows of rank TARGET_RANK (the 2-D ops) that ran, selected by
-    bench label."""
+    """The README's targets, on the float32 / float64 rows of rank TARGET_RANK (the 2-D ops) that
+    ran, selected by bench label (the targets were set for those dtypes: float16 / bfloat16 rows
+    have none)."""
     checks: list[TargetCheck] = []
 
     def add(target: str, row: Row, value: float, limit: float, unit: str, at_most: bool) -> None:
@@ -815,7 +1019,8 @@ def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
         checks.append(TargetCheck(target, case, value, limit, unit, met))
 
     for row in rows:
-        if row.status != "ok" or row.rank != TARGET_RANK or row.ratio is None:
+        if (row.status != "ok" or row.rank != TARGET_RANK or row.ratio is None
+                or row.dtype not in DTYPES):
             continue
         # the matrix op's time and GEMM-peak targets: the rows of the record that counts flops
         conv = _counts_flops(row.family)
@@ -852,6 +1057,59 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def low_precision(r: Row) -> bool:
+    """Whether the row is in a low-precision format (float16 / bfloat16)."""
+    return r.dtype not in DTYPES
+
+
+def peak_text(r: Row, spec: str) -> str:
+    """The %peak cell: the percentage, "-" for an op without a flop count, "n/a" for a
+    low-precision row (NumPy has no GEMM in the format, so no peak to compare with)."""
+    if low_precision(r) and r.nnref_gflops is not None:
+        return "n/a"
+    return _fmt(r.pct_gemm_peak, spec)
+
+
+def _accumulation_text(declared: Mapping[str, str]) -> str:
+    """A side's declared accumulation, only where it is not the default (float32)."""
+    storage = [f for f, a in declared.items() if a != "float32"]
+    if not storage:
+        return ""
+    where = "" if len(storage) == len(declared) else f" in {', '.join(storage)}"
+    return f" (storage acc.{where})"
+
+
+def _ratio_text(value: float) -> str:
+    """|error| / bound, short, never rounded across 1 (the limit): below it rounded down, above
+    it up."""
+    if value == 0 or math.isinf(value):
+        return f"{value:g}"
+    if value < 0.01:
+        return f"{value:.0e}"
+    if value < 1:
+        return f"{math.floor(value * 100) / 100:.2f}"
+    if value < 10:
+        return f"{math.ceil(value * 100) / 100:.2f}"
+    return f"{value:.3g}"
+
+
+def bound_text(r: Row) -> str:
+    """A low-precision row's agreement: each side's |error| / bound against nnref in float64,
+    with a side's accumulation where it declares storage accumulation, and the share of
+    elements whose bound is infinite where there are any."""
+    parts = []
+    for side in ("nnref", "torch"):
+        if side not in r.bound_ratio:
+            continue
+        text = f"{side} {_ratio_text(r.bound_ratio[side])}"
+        text += _accumulation_text(r.accumulation.get(side, {}))
+        free = r.unbounded.get(side, 0.0)
+        if free > 0:
+            text += f" [bound infinite at {100 * free:.3g}% of elements]"
+        parts.append(text)
+    return "error/bound " + ", ".join(parts)
+
+
 TABLE_HEADER = (
     f"{'case':<25} {'op':<12} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} "
     f"{'ratio':>6} {'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} "
@@ -882,7 +1140,11 @@ def format_row(r: Row, checks: Sequence[TargetCheck] | None = None) -> str:
     notes = []
     if disturbed(r):
         notes.append("*")
-    if not r.agrees:
+    if low_precision(r):
+        notes.append(bound_text(r))
+        if not r.agrees:
+            notes.append(f"! beyond the low-precision error model: {'; '.join(r.check_failures)}")
+    elif not r.agrees:
         notes.append(f"! differs from torch beyond the error model (|diff| / tolerance "
                      f"{r.max_tol_ratio:.3g}): {'; '.join(r.check_failures)}")
     if checks:
@@ -892,7 +1154,7 @@ def format_row(r: Row, checks: Sequence[TargetCheck] | None = None) -> str:
     return (
         f"{lead} {r.nnref_ms:>10.3f} {r.torch_ms:>10.3f} "
         f"{r.ratio:>6.2f} {_fmt(r.nnref_gflops, '8.1f'):>8} "
-        f"{_fmt(r.torch_gflops, '10.1f'):>10} {_fmt(r.pct_gemm_peak, '6.1f'):>6} "
+        f"{_fmt(r.torch_gflops, '10.1f'):>10} {peak_text(r, '6.1f'):>6} "
         f"{r.mem_multiple:>6.2f} {r.repeats:>5} {_fmt(r.other_load, '5.2f'):>5} "
         f"{_fmt(r.probe_slowdown, '5.2f'):>5} " + " ".join(notes)
     ).rstrip()
@@ -909,9 +1171,15 @@ def print_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> None:
             f"timed (or it could not be told), or the machine ran more than {SLOW_FACTOR}x slower "
             "than at start-up (probe): its times are unreliable"
         )
+    if any(low_precision(r) for r in rows):
+        print("float16 / bfloat16: both sides on the float32 case rounded to the format; "
+              "error/bound: each side's largest |error| / the bound of its declared arithmetic "
+              "(float32 accumulation unless 'storage acc.') against nnref in float64 on the stored "
+              "inputs (<= 1: within); %peak n/a: NumPy has no GEMM in these formats; no targets")
     if any(r.status != "ok" for r in rows):
         print("n/a: nnref (or --impl) lacks the function or raises NotImplementedError, or the "
-              "torch adapter's row cannot express the case; error: the nnref call raised")
+              "torch adapter's row cannot express the case or does not compute it in the format "
+              "(Unsupported [registry id]); error: the nnref call raised")
 
 
 def print_targets(checks: Sequence[TargetCheck]) -> None:
@@ -930,7 +1198,8 @@ def print_targets(checks: Sequence[TargetCheck]) -> None:
 
 
 def markdown_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> str:
-    """The README's status table: one line per row (`*`: disturbed)."""
+    """The README's status table: one line per row (`*`: disturbed); a low-precision row's
+    last cell is its agreement (:func:`bound_text`; it has no targets)."""
     lines = ["| case | op | nnref ms | torch ms | ratio | % GEMM peak | mem/x | targets |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -938,11 +1207,15 @@ def markdown_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> str:
         if r.status != "ok":
             lines.append(f"| {name} | {r.function} | {r.status} | | | | | {r.reason} |")
             continue
-        differs = "" if r.agrees else " (differs from torch)"
+        if low_precision(r):
+            differs = "" if r.agrees else " (beyond the error model)"
+            last = bound_text(r)
+        else:
+            differs = "" if r.agrees else " (differs from torch)"
+            last = target_notes(r, checks)
         lines.append(
             f"| {name}{differs} | {r.function} | {r.nnref_ms:.3f} | {r.torch_ms:.3f} | "
-            f"{r.ratio:.2f} | {_fmt(r.pct_gemm_peak, '.1f')} | {r.mem_multiple:.2f} | "
-            f"{target_notes(r, checks)} |"
+            f"{r.ratio:.2f} | {peak_text(r, '.1f')} | {r.mem_multiple:.2f} | {last} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -969,8 +1242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dtypes",
         default=",".join(DTYPES),
-        type=lambda t: parse_list(t, DTYPES, "--dtypes"),
-        help=f"comma-separated subset of {','.join(DTYPES)} (default: both)",
+        type=lambda t: parse_list(t, DTYPE_CHOICES, "--dtypes"),
+        help=f"comma-separated subset of {','.join(DTYPE_CHOICES)} (default: "
+        f"{','.join(DTYPES)}; bfloat16 needs ml_dtypes)",
     )
     parser.add_argument(
         "--ops",
@@ -1020,6 +1294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch_bench.set_threads(THREADS)
     impl = import_impl(args.impl)
+    # The expected values of float16 / bfloat16 rows come from nnref in float64, as in the suite.
+    reference_impl = import_impl("nnref") if any(d not in DTYPES for d in args.dtypes) else None
     env = environment(impl)
     blas = env["blas"]
     git = env["impl_git"]
@@ -1042,9 +1318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     waiter = QuietWaiter(args.wait_quiet)
     waiter.wait()
     probe = SpeedProbe()
-    # NumPy's GEMM peak, measured before and after the cases; %peak uses the better one.
+    # NumPy's GEMM peak, measured before and after the cases; %peak uses the better one. Not in
+    # float16 / bfloat16: NumPy has no GEMM in them (float16: a plain loop; bfloat16: done in
+    # float32), so no peak in the format to compare with.
+    peak_dtypes = [d for d in args.dtypes if d in DTYPES]
     peak_runs: dict[str, list[dict[str, Any]]] = {}
-    for dtype in args.dtypes:
+    for dtype in peak_dtypes:
         waiter.wait()
         peak_runs[dtype] = [gemm_peak(dtype, pauses)]
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
@@ -1057,25 +1336,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             for record, bench in chosen:
                 if bench.size != size:
                     continue
-                arrays = bench.case.arrays(np.dtype(dtype), SEED)
+                arrays, expected = case_inputs(bench.case, dtype, reference_impl)
                 for direction in args.directions:
-                    job = make_job(impl, record, bench, dtype, direction, arrays)
-                    peak = peaks[dtype]["numpy_gflops"]
+                    job = make_job(impl, record, bench, dtype, direction, arrays, expected)
+                    peak = peaks[dtype]["numpy_gflops"] if dtype in peaks else None
                     rows.append(
                         run_case(job, args.repeats, pauses, peak, args.retries, waiter, probe)
                     )
                     del job
                     print(format_row(rows[-1]), file=sys.stderr, flush=True)
-                del arrays
+                del arrays, expected
     elapsed = time.perf_counter() - start
-    for dtype in args.dtypes:
+    for dtype in peak_dtypes:
         waiter.wait()
         peak_runs[dtype].append(gemm_peak(dtype, pauses))
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
     for row in rows:
         if row.probe_ms is not None:
             row.probe_slowdown = row.probe_ms / (probe.best_s * 1e3)
-        if row.nnref_gflops is not None:
+        if row.nnref_gflops is not None and row.dtype in peaks:
             row.pct_gemm_peak = 100.0 * row.nnref_gflops / peaks[row.dtype]["numpy_gflops"]
 
     print()
@@ -1085,13 +1364,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"GEMM peak {dtype} (n={p['n']}): NumPy {p['numpy_gflops']:.1f} GFLOP/s "
             f"(runs: {runs}), torch {p['torch_gflops']:.1f} GFLOP/s"
         )
+    for dtype in args.dtypes:
+        if dtype not in peaks:
+            print(f"GEMM peak {dtype}: n/a (NumPy has no {dtype} GEMM; %peak not computed)")
     print()
     checks = check_targets(rows)
     print_table(rows, checks)
     print_targets(checks)
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "n/a", "error")}
+    differ = any(r.agrees is False and not low_precision(r) for r in rows)
+    beyond = any(r.agrees is False and low_precision(r) for r in rows)
     print(f"rows: {counts['ok']} timed, {counts['n/a']} n/a, {counts['error']} error"
-          f"{'' if all(r.agrees is not False for r in rows) else ', some differ from torch'}")
+          f"{', some differ from torch' if differ else ''}"
+          f"{', some beyond their low-precision bound' if beyond else ''}")
     print(f"(benchmark time {elapsed:.0f} s, {waiter.waited_s:.0f} s of it waiting for quiet)")
 
     if args.markdown is not None:
@@ -1104,6 +1389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threads": THREADS,
                 "sizes": args.sizes,
                 "dtypes": args.dtypes,
+                "low_precision_reference": None if reference_impl is None else
+                f"{reference_impl.__name__} in float64 on the inputs as stored",
                 "ops": args.ops,
                 "directions": args.directions,
                 "seed": SEED,

@@ -18,6 +18,14 @@ benchmark's agreement check; not timed). A row torch cannot express raises
 ``NotImplementedError``, which the benchmark reports as an ``n/a`` row; a configuration the row
 refuses when called (``Unsupported``) is reported the same way by the benchmark.
 
+float16 and bfloat16 arrays (bfloat16: ``ml_dtypes.bfloat16``) become torch.float16 /
+torch.bfloat16 tensors bit for bit, by the adapter's own conversion (``as_tensors``). The adapter
+declares per contract function and format which kernels depart from float32 accumulation
+(``torch_backend.CONFORMANCE_ACCUMULATION``, read through :func:`accumulation`) and which it does
+not compute at all (a departure without an accumulation, e.g. avg_pool3d): :func:`prepare`
+raises ``Unsupported`` with that registry id for those, as the adapter's contract functions do,
+so the benchmark never times a kernel the suite does not accept.
+
 Also here, so that the benchmark itself never imports torch: the thread setting
 (:func:`set_threads`), version and thread information (:func:`info`), the ``torch.mm`` call of
 the GEMM-peak measurement (:func:`matmul`) and the call whose idle-thread spin the benchmark
@@ -33,9 +41,54 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conformance import low_precision as lp
+from conformance.backends import Unsupported, backend, torch_backend
 from conformance.backends.torch_backend import TABLE, as_numpy, as_tensors, first_output
 
 DIRECTIONS = ("forward", "backward", "forward+backward")
+
+
+def functions(case: Any, direction: str) -> tuple[str, ...]:
+    """The contract functions a direction runs: ``("conv2d",)``, ``("conv2d_backward",)`` or
+    both, forward first."""
+    return {"forward": (case.op,), "backward": (case.backward_op,),
+            "forward+backward": (case.op, case.backward_op)}[direction]
+
+
+def _storage(storage: Any) -> np.dtype:
+    """A format given as a dtype or by name ("bfloat16" is ml_dtypes', not NumPy's own)."""
+    if isinstance(storage, str):
+        by_name = {d.name: d for d in lp.storage_dtypes()}
+        return by_name[storage] if storage in by_name else np.dtype(storage)
+    return np.dtype(storage)
+
+
+def accumulation(function: str, storage: Any) -> str | None:
+    """What the torch adapter declares for ``function`` in the low-precision ``storage`` format:
+    ``"float32"`` (the default arithmetic) or ``"storage"`` (held to the storage-accumulation
+    bound); None when it declares nothing (``low_precision.declared_accumulation``)."""
+    return lp.declared_accumulation(torch_backend, function, _storage(storage))
+
+
+def refusal(function: str, storage: Any) -> str | None:
+    """The registry id of why the adapter does not compute ``function`` in ``storage`` (a
+    departure it names without an accumulation: its contract function raises ``Unsupported``),
+    None when it does."""
+    key = f"{function} {_storage(storage).name}"
+    divergence = torch_backend.LOW_PRECISION_DIVERGENCES.get(key)
+    return None if key in torch_backend.CONFORMANCE_ACCUMULATION else divergence
+
+
+def _check_storage(case: Any, direction: str, dtype: np.dtype) -> None:
+    """Refuse a low-precision call the adapter does not compute (module docstring)."""
+    if dtype.kind == "f" and dtype.itemsize >= 4:
+        return
+    if dtype.name not in backend("torch").storage_formats:
+        raise NotImplementedError(f"the torch adapter does not compute in {dtype.name}")
+    for function in functions(case, direction):
+        divergence = refusal(function, dtype)
+        if divergence is not None:
+            raise Unsupported(divergence, f"torch does not compute {function} in {dtype.name}")
 
 
 class TorchCall:
@@ -67,7 +120,8 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Torc
     call.
 
     ``direction`` is ``"forward"``, ``"backward"`` or ``"forward+backward"`` (module docstring).
-    Raises ``NotImplementedError`` for a direction the row cannot express.
+    Raises ``NotImplementedError`` for a direction the row cannot express, ``Unsupported`` (with
+    the registry id) for a low-precision format the adapter does not compute the call in.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -76,6 +130,7 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Torc
     if row.forward is None:
         raise NotImplementedError(f"torch cannot compute {case.op} [{row.unsupported}]")
     forward, rank, dtype = row.forward, case.rank, np.dtype(arrays["x"].dtype)
+    _check_storage(case, direction, dtype)
     arguments = case.call_args("forward", arrays)
     forward_names = tuple(case.outputs("forward"))
     backward_names = tuple(case.outputs("backward"))
@@ -92,7 +147,7 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Torc
     if row.backward_unsupported:
         raise NotImplementedError(f"torch has no gradient of {case.op} "
                                   f"[{row.backward_unsupported}]")
-    dy = torch.from_numpy(np.array(arrays["dy"], copy=True))
+    dy = as_tensors({"dy": arrays["dy"]})["dy"]  # bfloat16 bit for bit, as the adapter does
     differentiable = case.differentiable  # the gradient leaves, in backward_outputs' order
     t = as_tensors(record.case_type.gradient_call(arguments), differentiable)
     leaves = tuple(t[n] for n in differentiable)
