@@ -22,6 +22,7 @@ checked in test_error_messages.py.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -804,6 +805,69 @@ def test_adaptive_max_pool_nan_wins_its_bin_the_last_nan(rank, impl):
     dy = np.array([3.0, 4.0, 5.0]).reshape(y.shape)
     dx = getattr(impl, f"adaptive_max_pool{rank}d_backward")(dy, x, out)
     np.testing.assert_array_equal(dx.ravel(), [0, 3.0, 0, 0, 4.0, 0, 0, 5.0, 0])
+
+
+# (x shape, output_size): overlapping and repeating bins, evenly dividing ones, None
+ADAPTIVE_CONFIGS = [
+    ((2, 3, 10), (4,)), ((1, 2, 3), (7,)), ((2, 2, 12), (3,)),
+    ((2, 2, 7, 5), (3, 4)), ((1, 3, 4, 6), (8, 3)), ((2, 2, 9, 8), (3, None)),
+    ((1, 2, 5, 4, 6), (2, 3, 4)), ((2, 1, 3, 4, 2), (4, 2, 3)), ((1, 2, 4, 6, 8), (2, 3, 4)),
+]
+
+
+def _bins_brute(size, out):
+    return [range(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+@pytest.mark.parametrize("config", ADAPTIVE_CONFIGS,
+                         ids=[f"r{len(c[1])}-{i}" for i, c in enumerate(ADAPTIVE_CONFIGS)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adaptive_max_pool_follows_its_rule_bit_for_bit(config, dtype, impl):
+    """The adaptive max pool (nnref: a running reduction, axis by axis) and its plain statement
+    (nnref.adaptive_pool.adaptive_max_plain: every bin's whole window at once) agree with the
+    brute force bit for bit on ties, signed zeros, -inf and NaNs with distinct payloads: the first
+    maximum in row-major bin order, the last NaN; the gradient goes to that cell."""
+    from nnref.adaptive_pool import adaptive_max_plain
+
+    shape, out = config
+    rank = len(out)
+    x = _special_input_nd(shape, sum(shape) + 7, dtype)
+    x_before = x.copy()
+    sizes = tuple(s if o is None else o for s, o in zip(shape[2:], out, strict=True))
+    want_y = np.zeros((*shape[:2], *sizes), dtype)
+    want_idx = np.zeros(want_y.shape, np.int64)
+    bins = [_bins_brute(s, o) for s, o in zip(shape[2:], sizes, strict=True)]
+    for n, c, *i in np.ndindex(*want_y.shape):
+        cells = [(flat, x[n, c].ravel()[flat]) for flat in (
+            np.ravel_multi_index(p, shape[2:]) for p in itertools.product(
+                *(bins[a][i[a]] for a in range(rank))))]
+        nans = [f for f, v in cells if np.isnan(v)]
+        best = nans[-1] if nans else max(cells, key=lambda fv: fv[1])[0]  # max: first of ties
+        want_idx[(n, c, *i)] = best
+        want_y[(n, c, *i)] = x[n, c].ravel()[best]
+    y, idx = getattr(impl, f"adaptive_max_pool{rank}d")(x, out, return_indices=True)
+    y_p, idx_p = adaptive_max_plain(x, out)
+    for got_y, got_idx in ((y, idx), (y_p, idx_p)):
+        assert got_y.dtype == dtype and got_idx.dtype == np.int64
+        np.testing.assert_array_equal(got_idx, want_idx)
+        np.testing.assert_array_equal(_bits(got_y), _bits(want_y))
+    dy = np.random.default_rng(2).standard_normal(want_y.shape).astype(dtype)
+    want_dx = np.zeros((*shape[:2], int(np.prod(shape[2:]))))
+    for n, c, *i in np.ndindex(*want_y.shape):
+        want_dx[n, c, want_idx[(n, c, *i)]] += dy[(n, c, *i)]
+    dx = getattr(impl, f"adaptive_max_pool{rank}d_backward")(dy, x, out)
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(dx.reshape(want_dx.shape), want_dx, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(_bits(x), _bits(x_before))
+
+
+def test_adaptive_max_plain_checks_its_input():
+    from nnref.adaptive_pool import adaptive_max_plain
+
+    with pytest.raises(ValueError, match=r"x must be .*got shape \(2, 3\)"):
+        adaptive_max_plain(np.zeros((2, 3)), 1)
+    with pytest.raises(ValueError, match="output_size"):
+        adaptive_max_plain(np.zeros((1, 1, 3)), 0)
 
 
 @pytest.mark.parametrize("function", ["relu_backward", "elu_backward", "sigmoid_backward"])

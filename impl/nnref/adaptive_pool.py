@@ -22,10 +22,21 @@ Bins are not strided windows (their starts and lengths vary), so they are not a
   row-major flat offset of the winner in its spatial plane or volume; the gradient goes to the
   winner; overlapping bins accumulate. The same rules as max pooling (max_pool.py).
 
-Both are computed by gathers with one index array per axis: ``_bins`` lists, for every bin, its
-cells padded to the longest bin by repeating the bin's last cell (``valid`` marks the real ones).
-Along one axis a bin holds at most ceil(S / O) + 1 cells, so the gathered arrays are at most
-about 2**r times the input; no loop runs over batch, channels or pixels.
+``_bins`` lists, for every bin along one axis, its cells padded to the longest bin by repeating
+the bin's last cell (``valid`` marks the real ones); a bin holds at most ceil(S / O) + 1 cells.
+
+- average: axis by axis (the mean of a product of intervals is the mean, axis by axis, of the
+  interval means), each a running sum over the bins' taps.
+- max: axis by axis too, last axis first, as a running reduction over the taps of the axis's
+  bins (a loop over taps; each step reads one cell per bin, so no window-sized copy of the input
+  is made): per bin the running best value and, for each axis reduced so far, the cell it came
+  from. Reducing rows before planes keeps the rule: the first maximum in row-major order lies in
+  the first row holding the bin's maximum, at that row's first maximum; the last NaN in the last
+  row holding a NaN, at that row's last NaN. :func:`adaptive_max_plain` states the rule directly
+  (one gather of every bin's whole window, then its first maximum / last NaN); the suite checks
+  that both agree bit for bit.
+
+No loop runs over batch, channels or pixels.
 """
 
 from __future__ import annotations
@@ -109,15 +120,33 @@ def _out_shape(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[int, ...]:
     return (*x.shape[:2], *(len(b.count) for b in bins))
 
 
+def _tap(v: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """v's cells ``index`` along ``axis``: a strided view when they are evenly spaced (every
+    tap of evenly dividing bins), else a gather."""
+    step = index[1] - index[0] if len(index) > 1 else 1
+    if step > 0 and np.array_equal(index, index[0] + step * np.arange(len(index))):
+        where = [slice(None)] * v.ndim
+        where[axis] = slice(int(index[0]), int(index[-1]) + 1, int(step))
+        return v[tuple(where)]
+    return np.take(v, index, axis=axis)
+
+
 # ------------------------------------------------------------------------------------- average
 
 
 def _axis_mean(v: np.ndarray, b: _Bins, axis: int) -> np.ndarray:
-    """Along one axis of v: (..., S, ...) -> (..., O, ...), each bin's mean of its cells."""
-    v = np.moveaxis(v, axis, -1)
-    g = v[..., b.cells]  # (..., O, K)
-    s = np.where(b.valid, g, 0).sum(axis=-1) / b.count.astype(v.dtype)
-    return np.moveaxis(s, -1, axis)
+    """Along one axis of v: (..., S, ...) -> (..., O, ...), each bin's mean of its cells: a
+    running sum over the bins' taps (the padded taps of shorter bins add nothing), divided by
+    the bins' cell counts."""
+    shape = [-1 if a == axis else 1 for a in range(v.ndim)]
+    total = np.array(_tap(v, b.cells[:, 0], axis))  # every bin has a first cell
+    for k in range(1, b.cells.shape[1]):
+        cand = _tap(v, b.cells[:, k], axis)
+        if b.valid[:, k].all():
+            total += cand
+        else:
+            total += np.where(b.valid[:, k].reshape(shape), cand, 0)
+    return total / b.count.astype(v.dtype).reshape(shape)
 
 
 def _adaptive_avg(rank: int, x: Any, output_size: Any) -> np.ndarray:
@@ -159,7 +188,48 @@ def _adaptive_avg_backward(rank: int, dy: Any, x: Any, output_size: Any) -> np.n
 # ----------------------------------------------------------------------------------------- max
 
 
+def _axis_winners(v: np.ndarray, cells: tuple[np.ndarray, ...], b: _Bins, axis: int,
+                  nan: bool) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Along one axis of v (..., S, ...) -> (..., O, ...): each bin's best value (the first
+    maximum over its taps; once a NaN is seen, the last NaN) and the cell of this axis it came
+    from, with the winner's entries of ``cells`` (the cells of the axes reduced before, shaped
+    like v). A running reduction over the bins' taps (``nan``: whether v may hold a NaN);
+    padded taps repeat the bin's last cell, which a strict comparison never takes unless it is
+    a NaN (then it is the same last cell)."""
+    shape = [-1 if a == axis else 1 for a in range(v.ndim)]
+    best = np.array(_tap(v, b.cells[:, 0], axis))  # a copy: updated in place below
+    here = np.broadcast_to(b.cells[:, 0].reshape(shape), best.shape).copy()
+    carried = [np.array(_tap(c, b.cells[:, 0], axis)) for c in cells]
+    for k in range(1, b.cells.shape[1]):
+        cand = _tap(v, b.cells[:, k], axis)
+        if nan:  # a NaN best is replaced only by a later NaN; a number by a larger one or NaN
+            best_nan, cand_nan = np.isnan(best), np.isnan(cand)
+            take = np.where(best_nan, cand_nan, (cand > best) | cand_nan)
+        else:
+            take = cand > best
+        np.copyto(best, cand, where=take)
+        np.copyto(here, b.cells[:, k].reshape(shape), where=take)
+        for c, kept in zip(cells, carried, strict=True):
+            np.copyto(kept, _tap(c, b.cells[:, k], axis), where=take)
+    return best, (here, *carried)
+
+
 def _winners(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(y, indices) (N, C, *O): per bin the first maximum over its cells in row-major order, the
+    last NaN if it holds one; the index is the flat offset in the plane / volume. Axis by axis,
+    last axis first (module docstring); :func:`_winners_plain` is the rule written directly."""
+    rank = len(bins)
+    v, cells, nan = x, (), bool(np.isnan(x).any())
+    for a in reversed(range(rank)):
+        v, cells = _axis_winners(v, cells, bins[a], 2 + a, nan)
+    # cells[j]: the winner's cell along axis j (0 .. rank - 1); row-major flat offset
+    index = np.zeros(v.shape, dtype=np.int64)
+    for a, c in enumerate(cells):
+        index = index * x.shape[2 + a] + c
+    return np.ascontiguousarray(v), index
+
+
+def _winners_plain(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(y, indices) (N, C, *O): per bin the first maximum over its cells in row-major order, the
     last NaN if it holds one; the index is the flat offset in the plane / volume.
 
@@ -183,6 +253,17 @@ def _winners(x: np.ndarray, bins: tuple[_Bins, ...]) -> tuple[np.ndarray, np.nda
     flat = flat.reshape(*out, -1)
     indices = np.take_along_axis(np.broadcast_to(flat, g.shape), winner[..., None], axis=-1)
     return np.ascontiguousarray(y), np.ascontiguousarray(indices[..., 0])
+
+
+def adaptive_max_plain(x: np.ndarray, output_size: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The adaptive max pool rule written out plainly, at the rank of x (N, C, *S): every bin's
+    whole window gathered at once ((N, C, *O, K) in row-major order), then its first maximum
+    (or last NaN) and that cell's flat offset. -> (y, indices). The pools compute the same by a
+    running reduction (module docstring)."""
+    if np.ndim(x) not in (3, 4, 5):
+        raise ValueError(f"x must be {_X[1]}, {_X[2]} or {_X[3]}, got shape {np.shape(x)}")
+    x, bins = _setup(np.ndim(x) - 2, x, output_size)
+    return _winners_plain(x, bins)
 
 
 def _adaptive_max(rank: int, x: Any, output_size: Any, return_indices: Any
