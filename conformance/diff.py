@@ -1,21 +1,34 @@
 """``python -m conformance diff``: compare every op's outputs and gradients across backends.
 
-For each op x dtype x direction (the forward outputs, then each gradient) and every pair of
-available backends, over the golden fixture cases plus ``--cases N`` freshly sampled valid
-configurations per op, this records the largest absolute, relative and ULP differences, the worst
-element (the one closest to, or furthest beyond, its tolerance) with both values, and a
-copy-paste reproducer. A difference is *within tolerance* when
-``|a - b| <= tolerance.comparison_atol(bound, bound)`` elementwise, ``bound`` being the
-error-model bound of one implementation computing in the case's dtype (both backends compute in
-it). Configurations a backend cannot express (``backends.Unsupported``) are *registered*: shown
-with their id from ``divergences.toml``, never as failures.
+For each op x dtype x direction (the forward outputs, then each gradient), over the golden
+fixture cases plus ``--cases N`` freshly sampled valid configurations per op:
 
-Exit status: 0 when every difference is within tolerance or registered, 1 otherwise (the failures
-are listed), 2 on a usage error: one line on stderr, found before the comparison starts. A
-backend named with ``--backends`` that cannot be loaded is a usage error; of the default
-backends, absent ones are only listed. Running and comparing is in
-``diff_run.py`` (its data in ``diff_model.py``), rendering (table, JSON, Markdown, heatmap) in
-``diff_report.py``; the JSON schema is documented in ``docs/diff-schema.md``.
+- float32 and float64 (the default): every pair of available backends is compared. This records
+  the largest absolute, relative and ULP differences, the worst element (the one closest to, or
+  furthest beyond, its tolerance) with both values, and a copy-paste reproducer. A difference is
+  *within tolerance* when ``|a - b| <= tolerance.comparison_atol(bound, bound)`` elementwise,
+  ``bound`` being the error-model bound of one implementation computing in the case's dtype
+  (both backends compute in it).
+- float16 and bfloat16 (``--dtype f16,bf16``): backends are not compared with each other, since
+  each is allowed the error of its own declared arithmetic (``CONFORMANCE_ACCUMULATION``: float32
+  accumulation by default, or accumulation in the storage format) and two arithmetics share no
+  tolerance. Each backend is judged on its own, as the low-precision tests judge it
+  (``conformance.low_precision``): against nnref in float64 on the inputs exactly as the format
+  stores them (the golden fixtures' cases in the format, and the sampled float32 arrays with x
+  shaped by the value regimes in turn, rounded to the format), its worst error reported as a
+  multiple of its own bound, with the arithmetic named and a reproducer. Beyond 1 is a
+  failure, whose message says which bound it broke and what the error is consistent with.
+
+Configurations a backend cannot express (``backends.Unsupported``) are *registered*: shown with
+their id from ``divergences.toml``, never as failures.
+
+Exit status: 0 when every difference is within tolerance, every low-precision error within its
+bound, or registered; 1 otherwise (the failures are listed); 2 on a usage error: one line on
+stderr, found before the comparison starts. A backend named with ``--backends`` that cannot be
+loaded is a usage error; of the default backends, absent ones are only listed. Running and
+comparing is in ``diff_run.py`` (its data in ``diff_model.py``), rendering (table, JSON,
+Markdown, heatmap) in ``diff_report.py``; the JSON schema is documented in
+``docs/diff-schema.md``.
 """
 
 from __future__ import annotations
@@ -31,13 +44,24 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import diff_report, diff_run
-from .diff_model import DTYPES, Report, op_rows, select_rows
+from .diff_model import (
+    DEFAULT_DTYPES,
+    DTYPES,
+    LOW_PRECISION,
+    PAIRWISE,
+    Report,
+    op_rows,
+    select_rows,
+    storage_format,
+)
 from .diff_run import (
     ALIASES,
     FRAMEWORK,
     Progress,
     build_items,
+    declaration_problems,
     display_path,
+    judge_low_precision,
     load_backends,
     make_pairs,
     run,
@@ -101,11 +125,14 @@ def _parser() -> argparse.ArgumentParser:
                         f"({', '.join(r.label for r in op_rows())}) or every rank of one "
                         f"({', '.join(r.name for r in RECORDS)})")
     p.add_argument("--dtype", action="append", metavar="DTYPE",
-                   help="float32 and/or float64 (default both)")
+                   help="repeatable or comma-separated: float32 (f32), float64 (f64), float16 "
+                        "(f16), bfloat16 (bf16); default float32,float64. In float16 and "
+                        "bfloat16 each backend is judged against nnref in float64 within the "
+                        "bound of its declared arithmetic")
     p.add_argument("--backends", action="append", metavar="NAMES",
-                   help="comma-separated: nnref, torch, tensorflow (tf), scipy, or NAME=MODULE "
-                        "for any module implementing CONTRACT.md; each must load "
-                        "(default: all four, absent ones listed)")
+                   help=f"comma-separated: {', '.join(DEFAULT_BACKENDS)} (tf: tensorflow), or "
+                        "NAME=MODULE for any module implementing CONTRACT.md; each must load "
+                        "(default: all of them, absent ones listed)")
     p.add_argument("--fixtures", metavar="DIR",
                    help="golden fixture directory to include ('none' to skip; default: the "
                         "suite's golden fixtures)")
@@ -165,7 +192,15 @@ def _argument_problem(args: argparse.Namespace, op_names: Sequence[str],
     if bad := [o for o in op_names if o not in known_ops]:
         return f"--op: unknown op(s) {bad}; expected one of {', '.join(sorted(known_ops))}"
     if bad := [d for d in dtypes if d not in DTYPES]:
-        return f"--dtype: unknown dtype(s) {bad}; expected float32, float64"
+        short = {v: k for k, v in ALIASES.items()}
+        return (f"--dtype: unknown dtype(s) {bad}; expected "
+                f"{', '.join(f'{d} ({short[d]})' for d in DTYPES)}")
+    for d in dtypes:
+        if d in LOW_PRECISION:
+            try:
+                storage_format(d)
+            except LookupError as exc:
+                return f"--dtype {d}: {exc}"
     names = [ALIASES.get(s.partition("=")[0], s.partition("=")[0]) for s in specs]
     if bad := [s for s in specs if "=" not in s and ALIASES.get(s, s) not in DEFAULT_BACKENDS]:
         return (f"--backends: unknown backend(s) {bad}; expected "
@@ -179,6 +214,9 @@ def _argument_problem(args: argparse.Namespace, op_names: Sequence[str],
         value = getattr(args, option)
         if value and (problem := _output_problem(f"--{option}", value)):
             return problem
+    if args.plot and not set(dtypes) & set(PAIRWISE):
+        return (f"--plot draws the backend pairs of float32 / float64 rows, and --dtype "
+                f"{','.join(dtypes)} has none")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         return "--plot needs matplotlib, which is not installed (pip install matplotlib)"
     return None
@@ -196,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     op_names = _split(args.op)
-    dtypes = [ALIASES.get(d, d) for d in _split(args.dtype)] or list(DTYPES)
+    dtypes = [ALIASES.get(d, d) for d in _split(args.dtype)] or list(DEFAULT_DTYPES)
     named = _split(args.backends)
     specs = named or list(DEFAULT_BACKENDS)
     if problem := _argument_problem(args, op_names, dtypes, specs):
@@ -223,11 +261,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad := [f"{b.name} cannot be loaded ({b.reason})" for b in backends
                if not b.available and FRAMEWORK.get(b.name) in required_frameworks()]:
         return _usage_error(f"{REQUIRE_VAR} names a missing framework: {'; '.join(bad)}")
+    pairwise = [d for d in dtypes if d in PAIRWISE]
+    low = [d for d in dtypes if d in LOW_PRECISION]
+    if low and (bad := declaration_problems(backends)):
+        return _usage_error(f"--backends: {'; '.join(bad)}")
     threads = set_threads(backends, args.threads)
     items, note = build_items(ops, dtypes, args.cases, args.seed, fixtures)
     live = [b for b in backends if b.available]
     progress = Progress(sum(b.runs(item) for item in items for b in live), show)
-    rows, results = run(items, backends, progress, ops, dtypes)
+    rows, results = run(items, backends, progress, ops, pairwise)
+    low_rows, judgements = judge_low_precision(items, backends, progress, ops, low)
     progress.close()
     report = Report(
         settings={"cases": args.cases, "seed": args.seed, "ops": [r.label for r in ops],
@@ -238,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            *(sys.argv[1:] if argv is None else argv)]},
         backends=backends, pairs=make_pairs(backends), rows=rows, items=list(items),
         results=results, fixtures_note=note, elapsed=time.monotonic() - t0, started=started,
+        low_rows=low_rows, judgements=judgements,
     )
     print(diff_report.render_text(report, worst=args.worst))
     for path, writer in ((args.json, diff_report.write_json),

@@ -1,23 +1,49 @@
 """The data of a ``python -m conformance diff`` run: its op rows, items, backends and results.
 
+Two kinds of rows. In float32 and float64 every backend computes in the case's dtype with the
+same error model, so backends are compared pair by pair (:class:`Row` of :class:`Cell`, one per
+pair). In float16 and bfloat16 each backend is held to the bound of *its own* declared
+arithmetic (float32 or storage-format accumulation, ``conformance.low_precision``), so a
+difference between two backends has no common tolerance: each backend is judged on its own
+against nnref in float64 on the inputs exactly as stored (:class:`LowPrecisionRow` of
+:class:`BackendCell`, one per backend, worst error as a multiple of its bound).
+
 ``conformance.diff_run`` fills them in, ``conformance.diff_report`` renders them and
 ``conformance.diff`` (the command line) ties the two together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from . import low_precision as lp
 from .cases import Case
 from .comparison import Worst
 from .ops import RECORDS, OpRecord
 from .runner import NOT_IMPLEMENTED
 
-DTYPES: tuple[str, ...] = ("float32", "float64")
+# backends compared pair by pair, within the error model of the dtype (the default run)
+PAIRWISE: tuple[str, ...] = ("float32", "float64")
+# each backend judged against nnref in float64 within the bound of its declared arithmetic
+LOW_PRECISION: tuple[str, ...] = ("float16", "bfloat16")
+DTYPES: tuple[str, ...] = (*PAIRWISE, *LOW_PRECISION)
+DEFAULT_DTYPES: tuple[str, ...] = PAIRWISE
+
+
+def storage_format(name: str) -> np.dtype:
+    """The NumPy dtype of a low-precision format (bfloat16: ml_dtypes'). Raises LookupError
+    saying what to install when this installation cannot make it."""
+    for dtype in lp.storage_dtypes():
+        if dtype.name == name:
+            return dtype
+    if name in LOW_PRECISION:
+        raise LookupError(f"{name} needs ml_dtypes, which is not installed (pip install "
+                          "ml_dtypes)")
+    raise LookupError(f"{name} is not a low-precision format ({', '.join(LOW_PRECISION)})")
 
 
 @dataclass(frozen=True)
@@ -55,7 +81,10 @@ def select_rows(names: Sequence[str]) -> list[OpRow]:
 
 @dataclass
 class Item:
-    """One case in one dtype with one array seed; ``arrays`` preloaded for fixtures."""
+    """One case in one dtype with one array seed; ``arrays`` preloaded for fixtures.
+
+    In float16 / bfloat16 the inputs are the case's float32 arrays with x shaped by a value
+    regime (``regime``, ``amount``: ``low_precision.shaped``), then rounded to the format."""
 
     id: str
     source: str  # "sampled" | "fixture"
@@ -66,10 +95,20 @@ class Item:
     origin: str = ""  # fixture case name (reproducers load its stored inputs)
     fixture_dir: str = ""
     index: int = -1  # the item's number within its op row and dtype, fixtures first
+    regime: str = "as drawn"  # float16 / bfloat16 only
+    amount: float = 1.0
+
+    @property
+    def low_precision(self) -> bool:
+        return self.dtype in LOW_PRECISION
 
     def inputs(self) -> dict[str, np.ndarray]:
+        """Fresh arrays in the item's dtype (a low-precision item's: exactly as stored)."""
         if self.arrays is not None:
             return {k: np.array(v, copy=True) for k, v in self.arrays.items()}
+        if self.low_precision:
+            a32 = lp.shaped(self.case.arrays(np.float32, self.seed), self.regime, self.amount)
+            return lp.rounded_inputs(a32, storage_format(self.dtype))[0]
         return self.case.arrays(np.dtype(self.dtype), self.seed)
 
 
@@ -90,9 +129,26 @@ class Backend:
     # cases per op row and dtype this backend runs, fixtures first (None: all); a module sets
     # DIFF_CASES when every new shape costs a compilation (JAX)
     cases: int | None = None
+    # the dtypes it computes in (its registry row's; None: a NAME=MODULE module, asked about all)
+    formats: tuple[str, ...] | None = None
+
+    def takes(self, dtype: str) -> bool:
+        return self.formats is None or dtype in self.formats
 
     def runs(self, item: Item) -> bool:
-        return self.available and (self.cases is None or item.index < self.cases)
+        return (self.available and self.takes(item.dtype)
+                and (self.cases is None or item.index < self.cases))
+
+    def accumulation(self, function: str, dtype: str) -> str:
+        """The accumulation the module declares for ``function`` in a low-precision format:
+        "storage", or "float32" (also when it declares nothing: the contract's default)."""
+        return lp.declared_accumulation(self.module, function, storage_format(dtype)) or "float32"
+
+    def departure(self, function: str, dtype: str) -> str:
+        """The registry id the module gives for departing from the float32-accumulation
+        contract in ``function`` and format (``LOW_PRECISION_DIVERGENCES``), or ""."""
+        return str(getattr(self.module, "LOW_PRECISION_DIVERGENCES", {}).get(
+            f"{function} {dtype}", ""))
 
     @property
     def available(self) -> bool:
@@ -105,6 +161,24 @@ class Backend:
 
 # --------------------------------------------------------------------------------------------
 # Results
+
+
+def _status(failures: Sequence[Any], compared: int, registered: Mapping[str, int]) -> str:
+    """A cell's status over its items: any failure fails it; else any comparison makes it
+    ok; else a registered divergence; else nothing was compared (n/a)."""
+    if failures:
+        return "fail"
+    if compared:
+        return "ok"
+    return "registered" if registered else "n/a"
+
+
+def _count_registered(cell: Cell | BackendCell, ids: Sequence[str]) -> None:
+    for i in ids:
+        if i == NOT_IMPLEMENTED:
+            cell.not_implemented += 1
+        else:
+            cell.registered[i] = cell.registered.get(i, 0) + 1
 
 
 @dataclass
@@ -147,11 +221,7 @@ class Cell:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (item id, message)
 
     def add(self, r: Result, item: Item, fallback: bool) -> None:
-        for i in r.registered:
-            if i == NOT_IMPLEMENTED:
-                self.not_implemented += 1
-            else:
-                self.registered[i] = self.registered.get(i, 0) + 1
+        _count_registered(self, r.registered)
         self.failures.extend((r.item, f) for f in r.failures)
         if r.compared:
             self.compared += 1
@@ -163,20 +233,80 @@ class Cell:
         if r.worst is not None and (self.worst is None or (r.worst.ratio, r.worst.ulp) >
                                     (self.worst.ratio, self.worst.ulp)):
             self.worst, self.worst_item, self.worst_fallback = r.worst, item, fallback
-        if self.failures:
-            self.status = "fail"
-        elif self.compared:
-            self.status = "ok"
-        elif self.registered:
-            self.status = "registered"
+        self.status = _status(self.failures, self.compared, self.registered)
 
 
 @dataclass
 class Row:
+    """One op x direction x dtype (float32 / float64): a cell per backend pair."""
+
     op: str
     direction: str
     dtype: str
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    items: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Results in float16 / bfloat16: each backend against nnref in float64 on the stored inputs
+
+
+@dataclass
+class Judgement:
+    """One low-precision item x direction x backend: its outputs against nnref in float64 on
+    the inputs as stored, each within the bound of the backend's declared arithmetic."""
+
+    item: str
+    direction: str
+    backend: str
+    accumulation: str  # "float32" | "storage"
+    status: str  # "ok" | "fail" | "registered" | "n/a"
+    registered: tuple[str, ...] = ()
+    ratio: float = 0.0  # the largest error as a multiple of its bound
+    elements: int = 0
+    compared: bool = False
+    worst: lp.Assessment | None = None
+    failures: tuple[str, ...] = ()
+
+
+@dataclass
+class BackendCell:
+    """All items of one low-precision row (op, direction, format) for one backend: its worst
+    error as a multiple of the bound of the arithmetic it declares for that function and
+    format."""
+
+    backend: str
+    accumulation: str = "float32"  # "float32" | "storage"
+    departure: str = ""  # the registry id the backend gives for a storage accumulation
+    skipped: str = ""  # why the backend does not run this row (its registry row lacks the format)
+    status: str = "n/a"  # "ok" | "fail" | "registered" | "n/a"
+    compared: int = 0
+    registered: dict[str, int] = field(default_factory=dict)
+    not_implemented: int = 0
+    max_ratio: float = 0.0
+    worst: lp.Assessment | None = None
+    worst_item: Item | None = None
+    worst_fallback: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (item id, message)
+
+    def add(self, j: Judgement, item: Item, fallback: bool) -> None:
+        _count_registered(self, j.registered)
+        self.failures.extend((j.item, f) for f in j.failures)
+        self.compared += j.compared
+        self.max_ratio = max(self.max_ratio, j.ratio)
+        if j.worst is not None and (self.worst is None or j.worst.ratio > self.worst.ratio):
+            self.worst, self.worst_item, self.worst_fallback = j.worst, item, fallback
+        self.status = _status(self.failures, self.compared, self.registered)
+
+
+@dataclass
+class LowPrecisionRow:
+    """One op x direction x low-precision format: a cell per backend."""
+
+    op: str
+    direction: str
+    dtype: str
+    cells: dict[str, BackendCell] = field(default_factory=dict)
     items: int = 0
 
 
@@ -193,10 +323,15 @@ class Report:
     fixtures_note: str
     elapsed: float = 0.0
     started: str = ""
+    low_rows: list[LowPrecisionRow] = field(default_factory=list)
+    judgements: list[Judgement] = field(default_factory=list)
 
     @property
-    def failures(self) -> list[tuple[Row, Cell, str, str]]:
-        return [(row, cell, item, msg) for row in self.rows for cell in row.cells.values()
+    def failures(self) -> list[tuple[Row | LowPrecisionRow, Cell | BackendCell, str, str]]:
+        """(row, cell, item id, message) of every failure: the pairwise rows, then the
+        low-precision ones."""
+        rows: list[Row | LowPrecisionRow] = [*self.rows, *self.low_rows]
+        return [(row, cell, item, msg) for row in rows for cell in row.cells.values()
                 for item, msg in cell.failures]
 
     @property

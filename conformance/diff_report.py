@@ -1,5 +1,11 @@
 """Rendering of a ``conformance.diff`` report (``conformance.diff_model``): terminal table, JSON,
-Markdown, heatmap PNG."""
+Markdown, heatmap PNG.
+
+float32 / float64 rows have a column per backend pair (largest ULP distance, within the common
+tolerance or not); float16 / bfloat16 rows a column per backend (its worst error as a multiple of
+the bound of its own declared arithmetic, against nnref in float64 on the stored inputs), in a
+table of their own. The heatmap draws the pairs only.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,23 @@ from typing import Any
 
 import numpy as np
 
+from . import low_precision as lp
 from . import registry
 from .comparison import Worst, fmt_value
-from .diff_model import Backend, Cell, Item, Report, Result, Row
+from .diff_model import (
+    Backend,
+    BackendCell,
+    Cell,
+    Item,
+    Judgement,
+    LowPrecisionRow,
+    Report,
+    Result,
+    Row,
+    storage_format,
+)
 
-SCHEMA = "nnref-diff/2"
+SCHEMA = "nnref-diff/3"
 REPRODUCER_WIDTH = 94
 
 def reproducer(item: Item, direction: str, output: str, a: Backend, b: Backend,
@@ -28,30 +46,8 @@ def reproducer(item: Item, direction: str, output: str, a: Backend, b: Backend,
     Lines stay within REPRODUCER_WIDTH columns (the case's repr is wrapped inside its
     parentheses), so the text pastes unchanged from a 100-column terminal.
     """
-    cls = type(item.case).__name__
-    lines = ["import numpy as np"]
-    imports = [bk for bk in (a, b) if bk.module_name]
-    if len(imports) < 2:
-        lines.append("from conformance.backends import load_backend")
-    if imports:
-        lines.append("import importlib")
-    lines.append(f"from {type(item.case).__module__} import {cls}")
-    lines.append(textwrap.fill(f"case = {item.case.describe()}", width=REPRODUCER_WIDTH,
-                               subsequent_indent=" " * (len(cls) + 8),
-                               break_long_words=False, break_on_hyphens=False))
-    if item.source == "fixture" and item.origin:
-        lines.append("from conformance import fixture_store as fs")
-        lines.append(f"d, name = {item.fixture_dir!r}, {item.origin!r}")
-        lines.append("entry = next(e for e in fs.load_manifest(d)['cases'] if e['name'] == name)")
-        lines.append("a = fs.load_case(d, entry).inputs()  # the stored golden inputs")
-    else:
-        lines.append(f"a = case.arrays(np.{item.dtype}, seed={item.seed})")
-
-    def load(bk: Backend) -> str:
-        return (f"importlib.import_module({bk.module_name!r})" if bk.module_name
-                else f"load_backend({bk.name!r})")
-
-    lines.append(f"A, B = {load(a)}, {load(b)}  # {a.name}, {b.name}")
+    lines = ["import numpy as np", *_loader_imports((a, b)), *_case_lines(item)]
+    lines.append(f"A, B = {_load(a)}, {_load(b)}  # {a.name}, {b.name}")
     if direction == "forward" and fallback:
         lines.append("case = case.values_only()  # one backend offers the values only")
     call = "forward" if direction == "forward" else "backward"
@@ -62,6 +58,72 @@ def reproducer(item: Item, direction: str, output: str, a: Backend, b: Backend,
     lines.append("print(np.abs(ya.astype(np.float64) - yb).max())")
     return "\n".join(lines)
 
+
+
+def _loader_imports(backends: tuple[Backend, ...]) -> list[str]:
+    """The imports :func:`_load` needs for these backends."""
+    imports = [bk for bk in backends if bk.module_name]
+    return ([] if len(imports) == len(backends) else
+            ["from conformance.backends import load_backend"]) + (
+        ["import importlib"] if imports else [])
+
+
+def _load(bk: Backend) -> str:
+    return (f"importlib.import_module({bk.module_name!r})" if bk.module_name
+            else f"load_backend({bk.name!r})")
+
+
+def _case_lines(item: Item) -> list[str]:
+    """Reproducer lines that rebuild the item's case and its inputs ``a`` in its dtype: the
+    stored fixture inputs, or the sampled arrays (in float16 / bfloat16: float32 arrays shaped
+    by the item's value regime and rounded to the format, as ``low_precision`` does)."""
+    cls = type(item.case).__name__
+    lines = [f"from {type(item.case).__module__} import {cls}",
+             textwrap.fill(f"case = {item.case.describe()}", width=REPRODUCER_WIDTH,
+                           subsequent_indent=" " * (len(cls) + 8),
+                           break_long_words=False, break_on_hyphens=False)]
+    if item.source == "fixture" and item.origin:
+        lines.append("from conformance import fixture_store as fs")
+        lines.append(f"d, name = {item.fixture_dir!r}, {item.origin!r}")
+        lines.append("entry = next(e for e in fs.load_manifest(d)['cases'] if e['name'] == name)")
+        lines.append("a = fs.load_case(d, entry).inputs()  # the stored golden inputs")
+    elif item.low_precision:
+        lines.append(f"a = case.arrays(np.float32, seed={item.seed})")
+        lines += lp.planting_code(storage_format(item.dtype), item.regime,
+                                  item.amount).splitlines()
+    else:
+        lines.append(f"a = case.arrays(np.{item.dtype}, seed={item.seed})")
+    return lines
+
+
+def low_precision_reproducer(item: Item, direction: str, output: str, bk: Backend,
+                             accumulation: str, index: tuple[int, ...] | None,
+                             fallback: bool = False) -> str:
+    """Python text (run from the repository root) that recomputes one backend's output in
+    float16 / bfloat16, nnref's in float64 on the same stored inputs, and the bound of the
+    backend's arithmetic: the worst element, then the largest error / bound."""
+    call = "forward" if direction == "forward" else "backward"
+    lines = ["import numpy as np", "import nnref", "from conformance import low_precision as lp",
+             *_loader_imports((bk,)), *_case_lines(item),
+             "a64 = {k: v.astype(np.float64) for k, v in a.items()}  # the same values, exactly",
+             f"B = {_load(bk)}  # {bk.name}"]
+    if direction == "forward" and fallback:
+        lines.append("case = case.values_only()  # the backend offers the values only")
+    lines.append(f"got = case.{call}(B, a)[{output!r}]")
+    lines.append(f"want = case.{call}(nnref, a64)[{output!r}]  # nnref in float64: expected")
+    if output == "indices":
+        lines.append("print(np.array_equal(got, want))  # indices: exactly equal")
+        return "\n".join(lines)
+    lines.append(f"arithmetic = lp.Arithmetic(a['x'].dtype, {accumulation!r})  # "
+                 f"{accumulation} accumulation")
+    lines.append(f"bound = lp.allowed(case, a64, {call!r}, arithmetic, "
+                 f"{{{output!r}: want}})[{output!r}]")
+    if index is not None:
+        lines.append(f"i = {index!r}")
+        lines.append("print(got[i], want[i], abs(float(got[i]) - want[i]), bound[i])")
+    lines.append("print(np.nanmax(np.abs(got.astype(np.float64) - want) / bound))  # <= 1: "
+                 "within")
+    return "\n".join(lines)
 
 
 def platform_info() -> dict[str, Any]:
@@ -78,7 +140,7 @@ def platform_info() -> dict[str, Any]:
 
 
 WIDTH = 100
-_DTYPE_SHORT = {"float32": "f32", "float64": "f64"}
+_DTYPE_SHORT = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 # Environment variables that change framework numerics or threading; recorded in the JSON.
 NUMERIC_ENV = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                "TF_CPP_MIN_LOG_LEVEL", "NNREF_IMPL")
@@ -112,12 +174,25 @@ def pair_label(pair: tuple[str, str]) -> str:
     return f"{_short(pair[0])}/{_short(pair[1])}"
 
 
+def fmt_ratio(v: float) -> str:
+    """An error as a multiple of its bound: 0.00, 0.61, 3.40, 13, 1.2k, inf."""
+    if math.isinf(v) or math.isnan(v):
+        return "inf"
+    return f"{v:.2f}" if v < 10 else fmt_ulp(v)
+
+
 def registered_ids(report: Report) -> list[str]:
-    """Registered ids in order of first appearance (footnote numbers R1, R2, ...)."""
+    """Registered ids in order of first appearance (footnote numbers R1, R2, ...): those of
+    the pairwise rows, then the low-precision rows' (refusals, and the divergence a backend
+    gives for accumulating in the storage format)."""
     seen: dict[str, None] = {}
     for row in report.rows:
         for cell in row.cells.values():
             for i in cell.registered:
+                seen.setdefault(i, None)
+    for low in report.low_rows:
+        for bc in low.cells.values():
+            for i in (*bc.registered, *([bc.departure] if bc.departure else [])):
                 seen.setdefault(i, None)
     return list(seen)
 
@@ -136,12 +211,35 @@ def cell_text(cell: Cell, footnotes: list[str]) -> str:
     return f"{text} {marks}".strip()
 
 
-def _summary_counts(report: Report) -> dict[str, int]:
+def backend_cell_text(cell: BackendCell, footnotes: list[str]) -> str:
+    """A low-precision cell: '0.61 ok', '13 FAIL', '0.30 ok S R4' (S: held to the
+    storage-accumulation bound it declares, R4 the registered reason), 'reg R2', 'n/a'."""
+    marks = " ".join(f"R{footnotes.index(i) + 1}" for i in (
+        *([cell.departure] if cell.departure else []), *cell.registered))
+    storage = " S" if cell.accumulation == "storage" else ""
+    if cell.status == "fail":
+        text = f"{fmt_ratio(cell.max_ratio)} FAIL{storage}" if cell.compared else "FAIL"
+    elif cell.status == "ok":
+        text = f"{fmt_ratio(cell.max_ratio)} ok{storage}"
+    elif cell.status == "registered":
+        return f"reg {' '.join(f'R{footnotes.index(i) + 1}' for i in cell.registered)}"
+    else:
+        return "n/a"
+    return f"{text} {marks}".strip()
+
+
+def _summary_counts(report: Report, low_precision: bool = False) -> dict[str, int]:
+    """Cells per status: of the pairwise rows, or of the low-precision rows."""
     counts = {"ok": 0, "fail": 0, "registered": 0, "n/a": 0}
-    for row in report.rows:
+    rows: list[Row] | list[LowPrecisionRow] = report.low_rows if low_precision else report.rows
+    for row in rows:
         for cell in row.cells.values():
             counts[cell.status] += 1
     return counts
+
+
+def _live(report: Report) -> list[Backend]:
+    return [b for b in report.backends if b.available]
 
 
 def _backend_line(backends: list[Backend]) -> str:
@@ -179,8 +277,57 @@ def worst_cells(report: Report, limit: int | None = None,
     return out[:limit] if limit is not None else out
 
 
+def worst_backend_cells(report: Report, limit: int | None = None
+                        ) -> list[tuple[LowPrecisionRow, BackendCell, list[str]]]:
+    """Low-precision cells with a worst element, failing first, then by error / bound; cells
+    whose worst element is the same (case, output, element, value and arithmetic: backends
+    returning the same bits) are merged, the other backends listed."""
+    cells = [(row, cell) for row in report.low_rows for cell in row.cells.values()
+             if cell.worst is not None]
+    cells.sort(key=lambda rc: (rc[1].status == "fail", rc[1].worst.ratio), reverse=True)
+    out: list[tuple[LowPrecisionRow, BackendCell, list[str]]] = []
+    keys: dict[tuple, int] = {}
+    for row, cell in cells:
+        w, item = cell.worst, cell.worst_item
+        assert w is not None and item is not None
+        key = (row.op, row.direction, row.dtype, item.id, item.source, w.output, w.index,
+               w.got, w.problem, cell.accumulation, cell.status)
+        if key in keys:
+            out[keys[key]][2].append(cell.backend)
+            continue
+        keys[key] = len(out)
+        out.append((row, cell, []))
+    return out[:limit] if limit is not None else out
+
+
 def _backend(report: Report, name: str) -> Backend:
     return next(b for b in report.backends if b.name == name)
+
+
+def backend_cell_reproducer(report: Report, row: LowPrecisionRow, cell: BackendCell) -> str:
+    w, item = cell.worst, cell.worst_item
+    assert w is not None and item is not None
+    return low_precision_reproducer(item, row.direction, w.output, _backend(report, cell.backend),
+                                    cell.accumulation, w.index, cell.worst_fallback)
+
+
+def arithmetic_text(cell: BackendCell, dtype: str) -> str:
+    """'bfloat16 storage, float32 accumulation', with the registered reason of a storage one."""
+    text = lp.Arithmetic(storage_format(dtype), cell.accumulation).describe()
+    return f"{text}, {cell.departure}" if cell.departure else text
+
+
+def _low_worst_line(cell: BackendCell, dtype: str) -> str:
+    w = cell.worst
+    assert w is not None
+    name = _short(cell.backend)
+    if w.index is None:
+        return f"{w.output}: {w.problem}"
+    idx = ", ".join(str(i) for i in w.index)
+    if w.exact:
+        return f"{w.output}[{idx}]: {name} {w.got:g} vs nnref {w.expected:g} (exact output)"
+    return (f"{w.output}[{idx}]: {name} {fmt_value(w.got, dtype)} vs {w.expected!r} (nnref in "
+            f"float64), |error| {w.error:.3g} = {fmt_ratio(w.ratio)} x its bound {w.bound:.3g}")
 
 
 def cell_reproducer(report: Report, cell: Cell) -> str:
@@ -194,7 +341,16 @@ def cell_reproducer(report: Report, cell: Cell) -> str:
 
 def _item_text(item: Item) -> str:
     seed = f", seed {item.seed}" if item.seed >= 0 else ""
-    return f"{item.id} ({item.source}, {item.dtype}{seed}): {item.case.describe()}"
+    return f"{item.id} ({item.source}, {item.dtype}{seed}{_regime_text(item)}): " \
+           f"{item.case.describe()}"
+
+
+def _regime_text(item: Item) -> str:
+    """', x + 4.0 (offset)' for a low-precision item whose x was shaped, else ''."""
+    if not item.low_precision or item.regime == "as drawn":
+        return ""
+    op = "+" if item.regime == "offset" else "*"
+    return f", x {op} {item.amount:g} ({item.regime})"
 
 
 def _worst_line(cell: Cell) -> str:
@@ -251,8 +407,64 @@ def _wrap(text: str, indent: int = 0, hanging: int = 2) -> list[str]:
                          break_on_hyphens=False) or [""]
 
 
+def render_low_table(report: Report) -> list[str]:
+    """The float16 / bfloat16 rows: a column per backend, its worst error / own bound."""
+    footnotes = registered_ids(report)
+    names = [b.name for b in _live(report)]
+    op_w = max([10, *(len(row.op) for row in report.low_rows)])
+    texts = {(row.op, row.direction, row.dtype, n): backend_cell_text(row.cells[n], footnotes)
+             for row in report.low_rows for n in names}
+    # every cell at least one space from its neighbour, even when that passes the width
+    cell_w = 1 + max([9, *(len(_short(n)) for n in names), *(len(t) for t in texts.values())])
+    lines = [f"{'op':<{op_w}} {'dir':<7} {'dt':<4}" + "".join(
+        f"{_short(n):>{cell_w}}" for n in names)]
+    lines.append("-" * min(WIDTH, len(lines[0])))
+    previous = None
+    for row in report.low_rows:
+        if previous is not None and row.op != previous:
+            lines.append("")
+        previous = row.op
+        lines.append(f"{row.op:<{op_w}} {row.direction:<7} "
+                     f"{_DTYPE_SHORT.get(row.dtype, row.dtype):<4}" + "".join(
+                         f"{texts[(row.op, row.direction, row.dtype, n)]:>{cell_w}}"
+                         for n in names))
+    return lines
+
+
+def _sections(report: Report) -> list[tuple[list[str], str, str]]:
+    """(table, legend, counts) of the pairwise rows and of the low-precision rows present."""
+    out = []
+    shown = sorted({b.name for b in _live(report)} & set(SHORT_NAMES))
+    columns = "; ".join(f"{_short(n)} = {n}" for n in shown)
+    names = f"{'; ' + columns if columns else ''}"
+    if report.rows and report.pairs:
+        c = _summary_counts(report)
+        out.append((render_table(report),
+                    "cell: largest ULP distance over all cases; ok = every element within its "
+                    "error-model tolerance; FAIL = beyond it; reg = not expressible by a backend "
+                    f"(registered divergence){names}",
+                    f"{c['ok']} ok, {c['registered']} registered, {c['fail']} FAIL, {c['n/a']} "
+                    f"n/a ({len(report.rows)} rows x {len(report.pairs)} pairs)"))
+    if report.low_rows and _live(report):
+        c = _summary_counts(report, low_precision=True)
+        table = render_low_table(report)
+        heading = ("float16 / bfloat16: each backend against nnref in float64 on the inputs as "
+                   "stored, within the bound of its own arithmetic")
+        out.append(([*_wrap(heading, hanging=0), "", *table],
+                    "cell: largest |error| over all cases as a multiple of the backend's own "
+                    "bound, the bound of the accumulation it declares for that function and "
+                    "format (CONFORMANCE_ACCUMULATION): float32, or S = the storage format; ok "
+                    "= within it (<= 1); FAIL = beyond it; reg = not expressible by the backend "
+                    "(registered divergence); n/a = its registry row lists no such format, or "
+                    "it lacks the function; x is shaped by the value regimes in turn (as drawn, "
+                    f"offset, near zero, saturating) before rounding{names}",
+                    f"{c['ok']} ok, {c['registered']} registered, {c['fail']} FAIL, {c['n/a']} "
+                    f"n/a ({len(report.low_rows)} rows x {len(_live(report))} backends)"))
+    return out
+
+
 def render_text(report: Report, worst: int = 3) -> str:
-    """The terminal report: header, table, legend, worst cases with reproducers, failures."""
+    """The terminal report: header, tables, legends, worst cases with reproducers, failures."""
     s = report.settings
     n_fixture = sum(1 for i in report.items if i.source == "fixture")
     out = [
@@ -265,21 +477,21 @@ def render_text(report: Report, worst: int = 3) -> str:
     for b in report.backends:
         if not b.available:
             out += _wrap(f"absent {b.name}: {b.reason}", indent=2)
-    if len(report.pairs) == 0:
+    if report.rows and len(report.pairs) == 0:
         out.append("fewer than two backends available: nothing to compare")
-        return "\n".join(out)
-    out += ["", *render_table(report), ""]
+        if not report.low_rows:
+            return "\n".join(out)
+    sections = _sections(report)
     footnotes = registered_ids(report)
-    shown = sorted({b.name for b in report.backends if b.available} & set(SHORT_NAMES))
-    columns = "; ".join(f"{_short(n)} = {n}" for n in shown)
-    out += _wrap("cell: largest ULP distance over all cases; ok = every element within its "
-                 "error-model tolerance; FAIL = beyond it; reg = not expressible by a backend "
-                 f"(registered divergence){'; ' + columns if columns else ''}:", hanging=0)
-    for n, i in enumerate(footnotes, 1):
-        out += _wrap(f"R{n} {i}: {_registry_handling(i)}", indent=2, hanging=4)
-    c = _summary_counts(report)
-    out.append(f"{c['ok']} ok, {c['registered']} registered, {c['fail']} FAIL, {c['n/a']} n/a "
-               f"({len(report.rows)} rows x {len(report.pairs)} pairs)")
+    # one table: its legend leads into the footnotes; two: the footnotes follow both
+    for table, legend, counts in sections:
+        out += ["", *table, ""]
+        out += _wrap(legend + (":" if len(sections) == 1 else "."), hanging=0)
+        if len(sections) == 1:
+            out += _footnote_lines(footnotes)
+        out.append(counts)
+    if len(sections) > 1 and footnotes:
+        out += ["", "registered divergences (R<n> in the tables):", *_footnote_lines(footnotes)]
     chosen = worst_cells(report, worst)
     if chosen:
         out += ["", *_wrap(f"WORST CASES (largest |diff| / tolerance; {len(chosen)} shown, "
@@ -296,19 +508,49 @@ def render_text(report: Report, worst: int = 3) -> str:
                      f"{cell.max_rel:.3g}, max {fmt_ulp(cell.max_ulp)} ulp", indent=3)
         out.append("   reproducer:")
         out += [f"     {line}" for line in cell_reproducer(report, cell).splitlines()]
+    low = worst_backend_cells(report, worst)
+    if low:
+        out += ["", *_wrap(f"WORST FLOAT16 / BFLOAT16 CASES (largest error / own bound; "
+                           f"{len(low)} shown, all in --json / --markdown)")]
+    for n, (row, bc, also) in enumerate(low, 1):
+        assert bc.worst_item is not None
+        status = "FAIL" if bc.status == "fail" else "within its bound"
+        extra = f" (same element and value also: {', '.join(also)})" if also else ""
+        out += _wrap(f"{n}. {row.op} {row.direction} {row.dtype}, {bc.backend}: {status} "
+                     f"({fmt_ratio(bc.max_ratio)} x the bound of "
+                     f"{arithmetic_text(bc, row.dtype)}){extra}", hanging=3)
+        out += _wrap(f"case {_item_text(bc.worst_item)}", indent=3)
+        out += _wrap(_low_worst_line(bc, row.dtype), indent=3)
+        out.append("   reproducer:")
+        out += [f"     {line}" for line in backend_cell_reproducer(report, row, bc).splitlines()]
     failures = failure_lines(report)
+    judged = " or errors beyond their bound" if report.low_rows else ""
     if failures:
         out += ["", f"FAILURES ({len(failures)}):"]
         for line in failures:
             out += _wrap(line, indent=2, hanging=4)
-        out += ["", "exit status 1: differences beyond tolerance that are not registered"]
+        out += ["", *_wrap(f"exit status 1: differences beyond tolerance{judged} that are "
+                           "not registered")]
+    elif report.low_rows:
+        out += ["", *_wrap("exit status 0: every difference is within tolerance, every float16 "
+                           "/ bfloat16 error within its bound, or registered")]
     else:
         out += ["", "exit status 0: every difference is within tolerance or registered"]
     return "\n".join(out)
 
 
+def _footnote_lines(footnotes: list[str]) -> list[str]:
+    return [line for k, i in enumerate(footnotes, 1)
+            for line in _wrap(f"R{k} {i}: {_registry_handling(i)}", indent=2, hanging=4)]
+
+
+def column_label(cell: Cell | BackendCell) -> str:
+    """A cell's column: the backend pair ('nnref/torch') or the backend ('torch')."""
+    return pair_label(cell.pair) if isinstance(cell, Cell) else _short(cell.backend)
+
+
 def failure_lines(report: Report) -> list[str]:
-    return [f"{row.op} {row.direction} {row.dtype} {pair_label(cell.pair)} [{item}] {msg}"
+    return [f"{row.op} {row.direction} {row.dtype} {column_label(cell)} [{item}] {msg}"
             for row, cell, item, msg in report.failures]
 
 
@@ -365,8 +607,63 @@ def _comparison_row(r: Result) -> list[Any]:
             _num(w.b) if w else None, list(r.registered), list(r.failures)]
 
 
+JUDGEMENT_COLUMNS = (
+    "case", "direction", "backend", "accumulation", "status", "max_bound_ratio", "elements",
+    "worst_output", "worst_index", "worst_got", "worst_expected", "worst_bound", "registered",
+    "failures",
+)
+
+
+def _judgement_row(j: Judgement) -> list[Any]:
+    w = j.worst
+    located = w is not None and w.index is not None
+    return [j.item, j.direction, j.backend, j.accumulation, j.status, _g(j.ratio), j.elements,
+            w.output if w else None, list(w.index) if located else None,
+            _num(w.got) if located else None, _num(w.expected) if located else None,
+            _num(w.bound) if located else None, list(j.registered), list(j.failures)]
+
+
+def _assessment_json(w: lp.Assessment | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {"output": w.output, "index": None if w.index is None else list(w.index),
+            "got": _num(w.got), "expected": _num(w.expected), "abs_err": _num(w.error),
+            "bound": _num(w.bound), "bound_ratio": _num(w.ratio)}
+
+
+def _low_precision_json(report: Report, footnotes: list[str]) -> dict[str, Any]:
+    """The float16 / bfloat16 rows: a cell per backend (docs/diff-schema.md)."""
+    rows = []
+    for row in report.low_rows:
+        cells = []
+        for bc in row.cells.values():
+            worst = _assessment_json(bc.worst)
+            if worst is not None and bc.worst_item is not None:
+                worst = {"case": bc.worst_item.id, **worst}
+            cells.append({
+                "backend": bc.backend, "status": bc.status,
+                "text": backend_cell_text(bc, footnotes),
+                "accumulation": bc.accumulation, "arithmetic": arithmetic_text(bc, row.dtype),
+                "departure": bc.departure or None, "skipped": bc.skipped or None,
+                "cases_judged": bc.compared, "registered": dict(bc.registered),
+                "not_implemented": bc.not_implemented, "max_bound_ratio": _num(bc.max_ratio),
+                "worst": worst,
+                "reproducer": (backend_cell_reproducer(report, row, bc) if bc.worst else None),
+                "failures": [{"case": i, "message": m} for i, m in bc.failures],
+            })
+        rows.append({"op": row.op, "direction": row.direction, "dtype": row.dtype,
+                     "cases": row.items, "cells": cells})
+    return {
+        "reference": "nnref in float64 on the inputs as stored in the format",
+        "rows": rows,
+        "judgements": {"columns": list(JUDGEMENT_COLUMNS),
+                       "rows": [_judgement_row(j) for j in report.judgements
+                                if j.status in ("ok", "fail")]},
+    }
+
+
 def to_json(report: Report) -> dict[str, Any]:
-    """The report as a ``nnref-diff/1`` document (docs/diff-schema.md)."""
+    """The report as a ``nnref-diff/3`` document (docs/diff-schema.md)."""
     footnotes = registered_ids(report)
     rows = []
     for row in report.rows:
@@ -402,14 +699,19 @@ def to_json(report: Report) -> dict[str, Any]:
         "fixtures": report.fixtures_note,
         "registered": [{"id": i, "condition": _registry_handling(i)} for i in footnotes],
         "cases": [{"id": i.id, "source": i.source, "op": i.case.label, "dtype": i.dtype,
-                   "seed": i.seed, "params": i.case.to_dict(), "origin": i.origin or None}
+                   "seed": i.seed, "params": i.case.to_dict(), "origin": i.origin or None,
+                   "values": ({"regime": i.regime, "amount": i.amount} if i.low_precision
+                              else None)}
                   for i in report.items],
         "rows": rows,
         "comparisons": {"columns": list(COMPARISON_COLUMNS),
                         "rows": [_comparison_row(r) for r in report.results
                                  if r.status in ("ok", "fail")]},
+        "low_precision": _low_precision_json(report, footnotes),
         "summary": {"status": "pass" if report.ok else "fail", "exit_status": 0 if report.ok
-                    else 1, "cells": c, "failures": len(report.failures)},
+                    else 1, "cells": c,
+                    "low_precision_cells": _summary_counts(report, low_precision=True),
+                    "failures": len(report.failures)},
     }
 
 
@@ -436,11 +738,14 @@ def render_markdown(report: Report) -> str:
         "| backend | status | version | cases per row |", "|---|---|---|---|",
         *[f"| {b.name} | {b.status} | {b.version or b.reason} | "
           f"{'all' if b.cases is None else b.cases} |" for b in report.backends], "",
-        "## Largest ULP distance per op / direction / dtype and backend pair", "",
-        "`ok`: every element within its error-model tolerance; `FAIL`: beyond it; "
-        "`reg` / `R<n>`: not expressible by a backend, registered in `divergences.toml`.", "",
     ]
-    if report.pairs:
+    if report.rows:
+        out += [
+            "## Largest ULP distance per op / direction / dtype and backend pair", "",
+            "`ok`: every element within its error-model tolerance; `FAIL`: beyond it; "
+            "`reg` / `R<n>`: not expressible by a backend, registered in `divergences.toml`.", "",
+        ]
+    if report.rows and report.pairs:
         out.append("| op | direction | dtype | " + " | ".join(pair_label(p) for p in report.pairs)
                    + " |")
         out.append("|---|---|---|" + "---:|" * len(report.pairs))
@@ -450,18 +755,45 @@ def render_markdown(report: Report) -> str:
             out.append(f"| {row.op} | {row.direction} | {row.dtype} | " + " | ".join(cells)
                        + " |")
         out.append("")
+    live = [b.name for b in _live(report)]
+    if report.low_rows:
+        out += [
+            "## float16 / bfloat16: worst error / own bound per op / direction / format and "
+            "backend", "",
+            "Each backend against nnref in float64 on the inputs exactly as stored (x shaped by "
+            "the value regimes in turn: as drawn, offset, near zero, saturating), its largest "
+            "|error| as a multiple of the bound of the accumulation it declares for that "
+            "function and format: float32, or `S` the storage format. Backends are not "
+            "compared with each other: their arithmetics differ. `ok`: within (<= 1); `FAIL`: "
+            "beyond; `reg` / `R<n>`: registered in `divergences.toml` (after `S`: why it "
+            "accumulates in the storage format); `n/a`: its registry row lists no such format "
+            "or it lacks the function.", "",
+        ]
+    if report.low_rows and live:
+        out.append("| op | direction | dtype | " + " | ".join(live) + " |")
+        out.append("|---|---|---|" + "---:|" * len(live))
+        for low in report.low_rows:
+            cells = [backend_cell_text(low.cells[n], footnotes).replace("FAIL", "**FAIL**")
+                     for n in live]
+            out.append(f"| {low.op} | {low.direction} | {low.dtype} | " + " | ".join(cells)
+                       + " |")
+        out.append("")
     for n, i in enumerate(footnotes, 1):
         out.append(f"- **R{n}** `{i}`: {_registry_handling(i)}")
-    c = _summary_counts(report)
+    counts = [_summary_counts(report)]
+    if report.low_rows:
+        counts.append(_summary_counts(report, low_precision=True))
+    c = {k: sum(n[k] for n in counts) for k in counts[0]}
     out += ["", f"**{'PASS' if report.ok else 'FAIL'}**: {c['ok']} ok, {c['registered']} "
                 f"registered, {c['fail']} failing, {c['n/a']} n/a cells.", ""]
     if report.failures:
         out += ["## Failures", ""]
         out += [f"- {line}" for line in failure_lines(report)]
         out.append("")
-    out += ["## Worst element of every cell", "",
-            "Sorted by |diff| / tolerance (failures first). Each reproducer runs from the "
-            "repository root.", ""]
+    if report.rows:
+        out += ["## Worst element of every cell", "",
+                "Sorted by |diff| / tolerance (failures first). Each reproducer runs from the "
+                "repository root.", ""]
     for row, cell, also in worst_cells(report):
         assert cell.worst_item is not None
         extra = f" (same element: {', '.join(pair_label(p) for p in also)})" if also else ""
@@ -473,6 +805,23 @@ def render_markdown(report: Report) -> str:
             f"- over {cell.compared} case(s): max abs {cell.max_abs:.3g}, max rel "
             f"{cell.max_rel:.3g}, max {fmt_ulp(cell.max_ulp)} ulp", "",
             "```python", cell_reproducer(report, cell), "```", "",
+        ]
+    if report.low_rows:
+        out += ["## Worst float16 / bfloat16 element of every backend", "",
+                "Sorted by error / own bound (failures first). Each reproducer runs from the "
+                "repository root.", ""]
+    for low, bc, also in worst_backend_cells(report):
+        assert bc.worst_item is not None
+        extra = f" (same element and value: {', '.join(also)})" if also else ""
+        out += [
+            f"### {low.op} {low.direction} {low.dtype} — {bc.backend}: {bc.status.upper()}, "
+            f"{fmt_ratio(bc.max_ratio)} x its bound{extra}", "",
+            f"- arithmetic: {arithmetic_text(bc, low.dtype)}",
+            f"- case `{bc.worst_item.id}`{_regime_text(bc.worst_item)}: "
+            f"`{bc.worst_item.case.describe()}`",
+            f"- {_low_worst_line(bc, low.dtype)}",
+            f"- over {bc.compared} case(s)", "",
+            "```python", backend_cell_reproducer(report, low, bc), "```", "",
         ]
     return "\n".join(out)
 

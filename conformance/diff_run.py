@@ -1,9 +1,15 @@
 """Running ``python -m conformance diff``: load the backends, build the items, run and compare.
 
-For each item every available backend runs both directions (``conformance.runner.run_pass``);
-every pair of backends is compared output by output against the tolerance
-(``|a - b| <= tolerance.comparison_atol(bound, bound)``, plus the term of parameters a backend
-stores narrower than its data). The results fill the data model of ``conformance.diff_model``.
+For each item every available backend runs both directions (``conformance.runner.run_pass``).
+In float32 and float64 (:func:`run`) every pair of backends is compared output by output
+against the tolerance (``|a - b| <= tolerance.comparison_atol(bound, bound)``, plus the term of
+parameters a backend stores narrower than its data). In float16 and bfloat16
+(:func:`judge_low_precision`) there is no common tolerance for a pair: two backends may declare
+different arithmetics. Each backend is judged on its own, as the low-precision tests judge it
+(``conformance.low_precision.assess``): against nnref in float64 on the inputs exactly as
+stored, within the bound of the accumulation it declares for that function and format, its
+worst error reported as a multiple of that bound. The results fill the data model of
+``conformance.diff_model``.
 """
 
 from __future__ import annotations
@@ -22,18 +28,36 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import nnref
 import numpy as np
 
+from . import low_precision as lp
 from . import registry, sampler
 from . import tolerance as tol
 from .comparison import compare_output
-from .diff_model import DTYPES, Backend, Cell, Item, OpRow, Result, Row, op_rows
+from .diff_model import (
+    LOW_PRECISION,
+    PAIRWISE,
+    Backend,
+    BackendCell,
+    Cell,
+    Item,
+    Judgement,
+    LowPrecisionRow,
+    OpRow,
+    Result,
+    Row,
+    op_rows,
+    storage_format,
+)
+from .harness import upcast
 from .runner import NOT_IMPLEMENTED, Outcome, one_line, run_pass
 
 # backend -> the distribution whose version the report prints
 FRAMEWORK = {"nnref": "nnref", "torch": "torch", "tensorflow": "tensorflow", "scipy": "scipy",
              "jax": "jax", "onnx-ref": "onnx", "onnxruntime": "onnxruntime"}
-ALIASES = {"tf": "tensorflow", "f32": "float32", "f64": "float64"}
+ALIASES = {"tf": "tensorflow", "f32": "float32", "f64": "float64", "f16": "float16",
+           "bf16": "bfloat16"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,10 +90,12 @@ def fixture_store_items(directory: Path, ops: Sequence[str],
             if stored.case.label not in ops:
                 continue
             seed = entry.get("seed")
+            values = entry.get("values") or {}  # float16 / bfloat16: how x was shaped
             items.append(Item(
                 id=f"fixture:{stored.name}", source="fixture", case=stored.case,
                 dtype=np.dtype(stored.dtype).name, seed=-1 if seed is None else int(seed),
                 arrays=stored.inputs(), origin=stored.name, fixture_dir=display_path(directory),
+                regime=values.get("regime", "as drawn"), amount=values.get("amount", 1.0),
             ))
     except Exception as exc:  # a broken or changed store must not stop the comparison
         return [], f"fixtures in {directory} not loaded ({one_line(exc)})"
@@ -90,15 +116,24 @@ FIXTURE_SOURCE: FixtureSource = fixture_store_items
 def build_items(rows: Sequence[OpRow], dtypes: Sequence[str], n_cases: int, seed: int,
                 fixtures: Path | None) -> tuple[list[Item], str]:
     """Fixture items first, then ``n_cases`` sampled configurations per op and rank (the
-    records' own sampler, seeded) in every dtype."""
+    records' own sampler, seeded) in every dtype.
+
+    In float16 / bfloat16 a sampled configuration's float32 arrays have x shaped by a value
+    regime before they are rounded to the format: the regimes in turn over the configurations
+    (``low_precision.cycled_values(seed + i)``), so any four consecutive ones cover as drawn,
+    offset, near zero and saturating, deterministically for a seed."""
     labels = [r.label for r in rows]
     items, note = ([], "fixtures disabled") if fixtures is None else FIXTURE_SOURCE(
         fixtures, labels, dtypes)
     for row in rows:
         for i, (case, array_seed) in enumerate(
                 sampler.sample(row.record, n_cases, seed + row.rank, rank=row.rank)):
+            regime, amount = lp.cycled_values(seed + i)
             for dtype in dtypes:
-                items.append(Item(f"{row.label}#{i}", "sampled", case, dtype, array_seed))
+                item = Item(f"{row.label}#{i}", "sampled", case, dtype, array_seed)
+                if item.low_precision:
+                    item.regime, item.amount = regime, amount
+                items.append(item)
     seen: dict[tuple[str, str], int] = {}
     for item in items:  # numbered per op row and dtype, for backends with DIFF_CASES
         key = (item.case.label, item.dtype)
@@ -128,7 +163,7 @@ def load_backends(specs: Sequence[str]) -> list[Backend]:
 
     A backend that cannot be imported is returned with status "absent" and the reason.
     """
-    from .backends import load_backend
+    from .backends import backend, load_backend
     from .frameworks import tf_environment
 
     tf_environment()
@@ -149,8 +184,22 @@ def load_backends(specs: Sequence[str]) -> list[Backend]:
                    else _dist_version(FRAMEWORK[name]))
         cases = getattr(module, "DIFF_CASES", None)
         out.append(Backend(name, module, version, module_name=module_name,
-                           cases=int(cases) if cases is not None else None))
+                           cases=int(cases) if cases is not None else None,
+                           formats=None if module_name else backend(name).dtypes))
     return out
+
+
+def declaration_problems(backends: Sequence[Backend]) -> list[str]:
+    """What is wrong with the available backends' ``CONFORMANCE_ACCUMULATION`` declarations
+    (a value other than "float32" / "storage"), one line per backend."""
+    problems = []
+    for b in backends:
+        if b.available:
+            try:
+                lp.declared_accumulation(b.module)
+            except ValueError as exc:
+                problems.append(f"{b.name}: {exc}")
+    return problems
 
 
 @contextlib.contextmanager
@@ -192,6 +241,17 @@ def _direction_outputs(direction: str, outcome: Outcome) -> tuple[dict[str, Any]
     return out, reg
 
 
+def _unknown(divergence_id: str) -> str:
+    return f"Unsupported id {divergence_id!r} is not in divergences.toml"
+
+
+def _refused(ids: Sequence[str], known: set[str]) -> tuple[str, tuple[str, ...]]:
+    """Status and failures of a call refused whole: registered when every id is in the
+    registry, n/a when only functions were missing, a failure for an unknown id."""
+    bad = tuple(_unknown(i) for i in ids if i not in known)
+    return ("fail" if bad else "n/a" if set(ids) == {NOT_IMPLEMENTED} else "registered"), bad
+
+
 def compare_pair(item: Item, direction: str, pair: tuple[str, str], oa: Outcome, ob: Outcome,
                  bounds: dict[str, Any], known_ids: Iterable[str],
                  stored: Sequence[dict[str, Any]] = ()) -> Result:
@@ -206,16 +266,14 @@ def compare_pair(item: Item, direction: str, pair: tuple[str, str], oa: Outcome,
     whole = [o.registered["*"] for o in (oa, ob) if "*" in o.registered]
     if whole:
         ids = tuple(dict.fromkeys(whole))
-        bad = [f"Unsupported id {i!r} is not in divergences.toml" for i in ids if i not in known]
-        status = "fail" if bad else ("n/a" if set(ids) == {NOT_IMPLEMENTED} else "registered")
-        return Result(item.id, direction, pair, status, registered=ids, failures=tuple(bad))
+        status, bad = _refused(ids, known)
+        return Result(item.id, direction, pair, status, registered=ids, failures=bad)
     outs_a, reg_a = _direction_outputs(direction, oa)
     outs_b, reg_b = _direction_outputs(direction, ob)
     registered = {**reg_a, **reg_b}
     result = Result(item.id, direction, pair, "ok", registered=tuple(dict.fromkeys(
         registered.values())))
-    failures = [f"Unsupported id {i!r} is not in divergences.toml" for i in result.registered
-                if i not in known]
+    failures = [_unknown(i) for i in result.registered if i not in known]
     names = [n for n in dict.fromkeys([*outs_a, *outs_b]) if n not in registered]
     result.compared = bool(names)
     for name in names:
@@ -289,8 +347,9 @@ def make_pairs(backends: Sequence[Backend]) -> list[tuple[str, str]]:
 
 def run(items: Sequence[Item], backends: Sequence[Backend], progress: Progress | None = None,
         ops: Sequence[OpRow] | None = None,
-        dtypes: Sequence[str] = DTYPES) -> tuple[list[Row], list[Result]]:
-    """Run every available backend on every item and compare every pair."""
+        dtypes: Sequence[str] = PAIRWISE) -> tuple[list[Row], list[Result]]:
+    """Run every available backend on every item in ``dtypes`` (float32 / float64) and
+    compare every pair."""
     live = [b for b in backends if b.available]
     pairs = make_pairs(backends)
     known = registry.ids()
@@ -299,6 +358,8 @@ def run(items: Sequence[Item], backends: Sequence[Backend], progress: Progress |
             for dt in dtypes}
     results: list[Result] = []
     for item in items:
+        if item.dtype not in dtypes:
+            continue
         arrays = item.inputs()
         a64 = {k: v.astype(np.float64) for k, v in arrays.items()}
         with np.errstate(all="ignore"):
@@ -328,6 +389,115 @@ def run(items: Sequence[Item], backends: Sequence[Backend], progress: Progress |
                 results.append(r)
                 row.cells[pair].add(r, item, oa.fallback or ob.fallback)
     return list(rows.values()), results
+
+
+# --------------------------------------------------------------------------------------------
+# Float16 and bfloat16: each backend on its own, within the bound of its declared arithmetic
+
+
+def judge_outcome(item: Item, direction: str, backend: str, outcome: Outcome,
+                  reference: Outcome, a64: dict[str, np.ndarray], arithmetic: lp.Arithmetic,
+                  known_ids: Iterable[str]) -> Judgement:
+    """One low-precision item x direction x backend: every output the backend returned
+    against the reference's (nnref in float64 on the stored inputs ``a64``), within the bound
+    of ``arithmetic`` (``low_precision.assess``: the same verdict and message as the tests)."""
+    known = set(known_ids) | {NOT_IMPLEMENTED}
+
+    def judgement(status: str, **fields: Any) -> Judgement:
+        return Judgement(item.id, direction, backend, arithmetic.accumulation, status, **fields)
+
+    if reference.error:
+        return judgement("fail", ratio=math.inf, failures=(
+            f"the reference (nnref in float64) raised {reference.error}",))
+    if outcome.error:
+        return judgement("fail", ratio=math.inf, failures=(f"{backend} raised {outcome.error}",))
+    if "*" in outcome.registered:
+        ids = (outcome.registered["*"],)
+        status, bad = _refused(ids, known)
+        return judgement(status, registered=ids, failures=bad)
+    got, registered = _direction_outputs(direction, outcome)
+    want, _ = _direction_outputs(direction, reference)
+    failures = [_unknown(i) for i in dict.fromkeys(registered.values()) if i not in known]
+    checked: dict[str, np.ndarray] = {}
+    for name in (n for n in want if n not in registered):
+        if name not in got:
+            failures.append(f"{name}: not returned by {backend}")
+        elif want[name] is None or got[name] is None:
+            if (want[name] is None) != (got[name] is None):
+                failures.append(f"{name}: None from "
+                                f"{'the reference' if want[name] is None else backend} only")
+        elif np.shape(got[name]) != np.shape(want[name]):
+            failures.append(f"{name}: shape {np.shape(got[name])}, expected "
+                            f"{np.shape(want[name])}")
+        else:
+            checked[name] = want[name]
+    with np.errstate(all="ignore"):
+        verdicts = list(lp.assess(item.case, got, checked, a64,
+                                  "forward" if direction == "forward" else "backward",
+                                  arithmetic))
+    failures += [v.problem for v in verdicts if v.problem is not None]
+    located = [v for v in verdicts if v.index is not None or v.problem is not None]
+    status = "fail" if failures else "ok" if checked else (
+        "registered" if registered else "n/a")
+    return judgement(status, registered=tuple(dict.fromkeys(registered.values())),
+                     ratio=max((v.ratio for v in verdicts), default=0.0),
+                     elements=sum(int(np.size(v)) for v in checked.values()),
+                     compared=bool(checked),
+                     worst=max(located, key=lambda v: v.ratio, default=None),
+                     failures=tuple(failures))
+
+
+def _backend_cell(b: Backend, function: str, dtype: str) -> BackendCell:
+    if not b.takes(dtype):
+        return BackendCell(b.name, skipped=f"its registry row lists no {dtype}")
+    accumulation = b.accumulation(function, dtype)
+    return BackendCell(b.name, accumulation,
+                       b.departure(function, dtype) if accumulation == "storage" else "")
+
+
+def judge_low_precision(items: Sequence[Item], backends: Sequence[Backend],
+                        progress: Progress | None = None, ops: Sequence[OpRow] | None = None,
+                        dtypes: Sequence[str] = LOW_PRECISION
+                        ) -> tuple[list[LowPrecisionRow], list[Judgement]]:
+    """Run every available backend on every item in ``dtypes`` (float16 / bfloat16) and judge
+    each on its own against nnref in float64 on the stored inputs (module docstring)."""
+    live = [b for b in backends if b.available]
+    known = registry.ids()
+    rows: dict[tuple[str, str, str], LowPrecisionRow] = {}
+    for op in op_rows() if ops is None else ops:
+        functions = op.record.functions(op.rank)
+        for direction in op.directions:
+            function = functions[0] if direction == "forward" else functions[1]
+            for dt in dtypes:
+                rows[(op.label, direction, dt)] = LowPrecisionRow(
+                    op.label, direction, dt, {b.name: _backend_cell(b, function, dt)
+                                              for b in live})
+    judgements: list[Judgement] = []
+    passes = ("forward", "backward")
+    for item in items:
+        if item.dtype not in dtypes:
+            continue
+        low = item.inputs()
+        a64 = upcast(low)
+        reference = {d: run_pass(nnref, item.case, {k: v.copy() for k, v in a64.items()}, d)
+                     for d in passes}
+        storage = storage_format(item.dtype)
+        directions = item.case.record.directions()
+        for direction in directions:
+            rows[(item.case.label, direction, item.dtype)].items += 1
+        for b in (b for b in live if b.runs(item)):
+            outcomes = {d: run_pass(b.module, item.case, {k: v.copy() for k, v in low.items()},
+                                    d) for d in passes}
+            if progress:
+                progress.advance(f"{item.id} {item.dtype} {b.name}")
+            for direction in directions:
+                d = "forward" if direction == "forward" else "backward"
+                cell = rows[(item.case.label, direction, item.dtype)].cells[b.name]
+                j = judge_outcome(item, direction, b.name, outcomes[d], reference[d], a64,
+                                  lp.Arithmetic(storage, cell.accumulation), known)
+                judgements.append(j)
+                cell.add(j, item, outcomes[d].fallback)
+    return list(rows.values()), judgements
 
 
 def set_threads(backends: Sequence[Backend], threads: int) -> dict[str, str]:

@@ -129,13 +129,10 @@ def check_unique_names(names: Iterable[str]) -> None:
 
 
 def value_regime(seed: int) -> tuple[str, float]:
-    """The low-precision value regime of a float16 / bfloat16 case, from its seed: every regime
-    (and every offset) occurs across the cases, and a case keeps its regime when others are
-    added."""
-    regime = lp.VALUE_REGIMES[seed % len(lp.VALUE_REGIMES)]
-    if regime == "offset":
-        return regime, lp.OFFSETS[(seed // len(lp.VALUE_REGIMES)) % len(lp.OFFSETS)]
-    return regime, {"as drawn": 1.0, "near zero": 1 / 256, "saturating": 16.0}[regime]
+    """The low-precision value regime of a float16 / bfloat16 case, from its seed
+    (``low_precision.cycled_values``): every regime and offset occurs across the cases, and a
+    case keeps its regime when others are added."""
+    return lp.cycled_values(seed)
 
 
 def first_per_rank(generated: Iterable[tuple[str, Case]]) -> list[tuple[str, Case]]:

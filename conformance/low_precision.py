@@ -26,12 +26,15 @@ A result whose magnitude rounds beyond F's largest finite value must be that inf
 
 A failure says which bound it broke and what the error is consistent with: an error 13x the
 float32-accumulation bound that fits the bound of accumulating in F says "consistent with
-accumulating in bfloat16".
+accumulating in bfloat16". :func:`judge` raises it; :func:`assess` gives the same verdict per
+output as data (the largest error as a multiple of its bound, where, the message), for reports
+that go on past a failure (``python -m conformance diff``'s float16 / bfloat16 rows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +62,8 @@ from .rounding import TF32_INPUT_ROUNDING, Probabilistic, RoundedInputs, tiny, u
 #               storage format loses every digit near 1), elu near -1, large sums
 VALUE_REGIMES = ("as drawn", "offset", "near zero", "saturating")
 OFFSETS = (4.0, -32.0, 256.0)
+# the factor x is scaled by in the other regimes
+SCALES = {"as drawn": 1.0, "near zero": 1 / 256, "saturating": 16.0}
 
 
 def draw_values(d: Any) -> tuple[str, float]:
@@ -66,7 +71,17 @@ def draw_values(d: Any) -> tuple[str, float]:
     regime = d.choice(VALUE_REGIMES, "low-precision values")
     if regime == "offset":
         return regime, d.choice(OFFSETS, "offset")
-    return regime, {"as drawn": 1.0, "near zero": 1 / 256, "saturating": 16.0}[regime]
+    return regime, SCALES[regime]
+
+
+def cycled_values(k: int) -> tuple[str, float]:
+    """(regime, amount) number ``k`` of a fixed cycle: the regimes in turn, each offset in turn
+    on the offset steps; any four consecutive ``k`` cover every regime, twelve every offset. For
+    deterministic sweeps over numbered cases (``diff``)."""
+    regime = VALUE_REGIMES[k % len(VALUE_REGIMES)]
+    if regime == "offset":
+        return regime, OFFSETS[(k // len(VALUE_REGIMES)) % len(OFFSETS)]
+    return regime, SCALES[regime]
 
 
 def shaped(a32: Mapping[str, np.ndarray], regime: str, amount: float) -> dict[str, np.ndarray]:
@@ -201,46 +216,101 @@ def allowed(case: Any, a64: Mapping[str, np.ndarray], direction: str, arithmetic
     return out
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """One output against the bound of an arithmetic, measured without raising (:func:`assess`).
+
+    ``ratio``: the largest ``|got - expected| / bound`` over the elements (0 when exact; inf for
+    a wrong dtype, NaN placement, overflow or index); ``index``: that element (None when there
+    is none: no elements, or a fault of the whole output), with ``got``, ``expected``,
+    ``error`` and ``bound`` there; ``problem``: what :func:`judge` raises (without its
+    context), None when the output is within its bound. ``exact``: compared for equality
+    (``indices``), no bound.
+    """
+
+    output: str
+    ratio: float
+    index: tuple[int, ...] | None = None
+    got: float = math.nan
+    expected: float = math.nan
+    error: float = math.nan
+    bound: float = math.nan
+    problem: str | None = None
+    exact: bool = False
+
+
+def assess(case: Any, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
+           a64: Mapping[str, np.ndarray], direction: str, arithmetic: Arithmetic
+           ) -> Iterator[Assessment]:
+    """Each output of ``expected`` (in order) against the bound of ``arithmetic``: what
+    :func:`judge` decides, as data. Lazy: an output is measured when it is reached."""
+    limits = allowed(case, a64, direction, arithmetic, expected)
+    for name, want in expected.items():
+        value = got[name]
+        if name == "indices":
+            if np.array_equal(value, want):
+                yield Assessment(name, 0.0, exact=True)
+            elif np.shape(value) != np.shape(want):
+                yield Assessment(name, math.inf, exact=True,
+                                 problem=f"{name}: differ from the reference's")
+            else:
+                idx = tuple(int(i) for i in np.argwhere(np.asarray(value) != want)[0])
+                yield Assessment(name, math.inf, idx, float(np.asarray(value)[idx]),
+                                 float(np.asarray(want)[idx]), exact=True,
+                                 problem=f"{name}: differ from the reference's")
+            continue
+        if np.asarray(value).dtype != arithmetic.storage:
+            yield Assessment(name, math.inf, problem=(
+                f"{name}: dtype {np.asarray(value).dtype}, expected {arithmetic.storage.name} "
+                "(the inputs' storage format)"))
+            continue
+        got64 = np.asarray(value, np.float64)
+        want64 = np.asarray(want, np.float64)
+        with np.errstate(over="ignore"):
+            stored = np.asarray(want).astype(arithmetic.storage).astype(np.float64)
+        overflow = np.isinf(stored) & np.isfinite(want)
+        if np.any(wrong := overflow & (got64 != stored)):
+            idx = tuple(int(i) for i in np.argwhere(wrong)[0])
+            yield Assessment(name, math.inf, idx, float(got64[idx]), float(want64[idx]),
+                             problem=f"{name}: a result beyond {arithmetic.storage.name}'s "
+                                     "largest finite value is not the infinity it rounds to")
+            continue
+        err = np.abs(got64 - want64)
+        finite = np.isfinite(want) & ~overflow
+        if np.any(wrong := np.isnan(got64) != np.isnan(want)):
+            idx = tuple(int(i) for i in np.argwhere(wrong)[0])
+            yield Assessment(name, math.inf, idx, float(got64[idx]), float(want64[idx]),
+                             problem=f"{name}: NaN where the reference has none, or the reverse")
+            continue
+        limit = np.broadcast_to(limits[name], err.shape)
+        ratio = np.where(finite & (limit > 0), err / np.where(limit > 0, limit, 1.0), 0.0)
+        ratio = np.where(finite & (limit == 0) & (err > 0), np.inf, ratio)
+        worst = float(ratio.max(initial=0.0))
+        if ratio.size == 0:
+            yield Assessment(name, worst)
+            continue
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+        problem = None
+        if worst > 1.0:
+            problem = (
+                f"{name}: error {err[idx]:.3g} at {idx} is {worst:.3g}x the bound of "
+                f"{arithmetic.describe()} ({limit[idx]:.3g})"
+                f"{_consistent_with(case, a64, direction, arithmetic, expected, name, err)}")
+        yield Assessment(name, worst, idx, float(got64[idx]), float(want64[idx]),
+                         float(err[idx]), float(limit[idx]), problem)
+
+
 def judge(case: Any, got: Mapping[str, Any], expected: Mapping[str, np.ndarray],
           a64: Mapping[str, np.ndarray], direction: str, arithmetic: Arithmetic,
           where: str = "") -> dict[str, float]:
     """Raise :class:`Mismatch` naming the bound an output breaks; else the headroom per output
     (the largest error as a fraction of its bound)."""
-    limits = allowed(case, a64, direction, arithmetic, expected)
     headroom: dict[str, float] = {}
-    for name, want in expected.items():
-        value = got[name]
-        if name == "indices":
-            if not np.array_equal(value, want):
-                raise Mismatch(f"{name}: differ from the reference's [{where}]")
-            continue
-        if np.asarray(value).dtype != arithmetic.storage:
-            raise Mismatch(f"{name}: dtype {np.asarray(value).dtype}, expected "
-                           f"{arithmetic.storage.name} (the inputs' storage format) [{where}]")
-        got64 = np.asarray(value, np.float64)
-        with np.errstate(over="ignore"):
-            stored = np.asarray(want).astype(arithmetic.storage).astype(np.float64)
-        overflow = np.isinf(stored) & np.isfinite(want)
-        if np.any(overflow & (got64 != stored)):
-            raise Mismatch(f"{name}: a result beyond {arithmetic.storage.name}'s largest finite "
-                           f"value is not the infinity it rounds to [{where}]")
-        err = np.abs(got64 - np.asarray(want, np.float64))
-        finite = np.isfinite(want) & ~overflow
-        if not np.array_equal(np.isnan(np.asarray(value, np.float64)), np.isnan(want)):
-            raise Mismatch(f"{name}: NaN where the reference has none, or the reverse "
-                           f"[{where}]")
-        limit = np.broadcast_to(limits[name], err.shape)
-        ratio = np.where(finite & (limit > 0), err / np.where(limit > 0, limit, 1.0), 0.0)
-        ratio = np.where(finite & (limit == 0) & (err > 0), np.inf, ratio)
-        worst = float(ratio.max(initial=0.0))
-        if worst > 1.0:
-            idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-            raise Mismatch(
-                f"{name}: error {err[idx]:.3g} at {tuple(int(i) for i in idx)} is {worst:.3g}x "
-                f"the bound of {arithmetic.describe()} ({limit[idx]:.3g})"
-                f"{_consistent_with(case, a64, direction, arithmetic, expected, name, err)}"
-                f" [{where}]")
-        headroom[name] = worst
+    for verdict in assess(case, got, expected, a64, direction, arithmetic):
+        if verdict.problem is not None:
+            raise Mismatch(f"{verdict.problem} [{where}]")
+        if not verdict.exact:
+            headroom[verdict.output] = verdict.ratio
     return headroom
 
 

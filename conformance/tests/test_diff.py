@@ -1,6 +1,8 @@
-"""``python -m conformance diff``: ULP arithmetic, sampling, statuses, exit codes and outputs.
+"""``python -m conformance diff``: ULP arithmetic, sampling, statuses, exit codes and outputs,
+and the float16 / bfloat16 rows (each backend within the bound of its declared arithmetic).
 
-Core tests: only nnref and SciPy run (plus fake backends built here), so they need no framework.
+Core tests: only nnref and SciPy run (plus fake backends built here), so they need no framework;
+those marked ``torch`` run torch's adapter.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import nnref
 import numpy as np
 import pytest
 
-from .. import backends, diff, diff_model, diff_report, diff_run
+from .. import backends, diff, diff_model, diff_report, diff_run, registry
+from .. import low_precision as lp
 from ..backends import Unsupported
 from ..comparison import compare_output, ulp_distance
 from ..ops import contract_functions
 from ..ops.conv import ConvCase
+from ..ops.linear import LinearCase
 from ..ops.max_pool import PoolCase
 from ..sampler import sample
 
@@ -168,11 +172,12 @@ def test_json_schema_fields(tmp_path, capsys):
     assert diff.main(["--backends", "nnref,scipy", "--op", "conv2d", "--dtype", "float32",
                       *FAST, "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["schema"] == diff_report.SCHEMA == "nnref-diff/2"
+    assert doc["schema"] == diff_report.SCHEMA == "nnref-diff/3"
     for key in ("created", "elapsed_s", "command", "settings", "platform", "environment",
                 "backends", "pairs", "fixtures", "registered", "cases", "rows", "comparisons",
-                "summary"):
+                "low_precision", "summary"):
         assert key in doc, key
+    assert doc["low_precision"]["rows"] == [] and doc["cases"][0]["values"] is None
     assert {"python", "platform", "machine", "numpy"} <= set(doc["platform"])
     assert [b["name"] for b in doc["backends"]] == ["nnref", "scipy"]
     assert all(b["version"] for b in doc["backends"])
@@ -187,7 +192,9 @@ def test_json_schema_fields(tmp_path, capsys):
     cols = doc["comparisons"]["columns"]
     assert all(len(r) == len(cols) for r in doc["comparisons"]["rows"])
     assert doc["summary"] == {"status": "pass", "exit_status": 0, "failures": 0,
-                              "cells": {"ok": 1, "fail": 0, "registered": 3, "n/a": 0}}
+                              "cells": {"ok": 1, "fail": 0, "registered": 3, "n/a": 0},
+                              "low_precision_cells": {"ok": 0, "fail": 0, "registered": 0,
+                                                      "n/a": 0}}
 
 
 def test_a_wrong_backend_fails_with_the_list(fake_backends, tmp_path, capsys):
@@ -279,7 +286,9 @@ def test_a_named_backend_that_cannot_be_loaded_is_a_usage_error(
 
 @pytest.mark.parametrize(("argv", "option", "value"), [
     (["--op", "softmax"], "--op", "softmax"),
-    (["--dtype", "float16"], "--dtype", "float16"),
+    (["--dtype", "float8"], "--dtype", "float8"),
+    (["--dtype", "bf16,half"], "--dtype", "half"),
+    (["--dtype", "f16", "--plot", "x.png"], "--plot", "float16"),  # pairs only: none here
     (["--backends", "mxnet"], "--backends", "mxnet"),
     (["--backends", "nnref,nnref"], "--backends", "nnref"),
     (["--no-such-option"], "--no-such-option", "--no-such-option"),
@@ -397,3 +406,268 @@ def test_reproducers_run(capsys):
     exec(compile(text, "<reproducer>", "exec"), {})
     printed = capsys.readouterr().out
     assert printed.count("\n") >= 3
+
+
+# --------------------------------------------------------------------------------------------
+# float16 and bfloat16: each backend against nnref in float64, within its own bound
+
+
+LOW = ["--fixtures", "none", "--no-progress"]
+
+
+def _lp_doc(out: Path) -> dict:
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "nnref-diff/3"
+    return doc
+
+
+def _lp_cells(doc: dict, backend: str) -> dict[tuple[str, str, str], dict]:
+    """(op, direction, dtype) -> the JSON cell of ``backend`` in the low-precision rows."""
+    return {(r["op"], r["direction"], r["dtype"]): c for r in doc["low_precision"]["rows"]
+            for c in r["cells"] if c["backend"] == backend}
+
+
+def test_nnref_in_low_precision_is_within_its_bound_and_reported(tmp_path, capsys):
+    """nnref (float32 accumulation, declared) in both formats on sampled cases: every cell ok,
+    its worst error / bound reported (at most 1, and measured: a correct kernel reaches a good
+    part of its bound somewhere); SciPy takes no low-precision format (n/a, not run); the value
+    regimes all occur; the reproducer recomputes the reported ratio."""
+    out, md = tmp_path / "d.json", tmp_path / "d.md"
+    code = diff.main(["--backends", "nnref,scipy", "--op", "linear,sigmoid1d", "--dtype",
+                      "bf16,f16", "--cases", "4", *LOW, "--json", str(out), "--markdown",
+                      str(md)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "exit status 0" in text and "float16 / bfloat16" in text
+    doc = _lp_doc(out)
+    assert doc["settings"]["dtypes"] == ["bfloat16", "float16"]
+    assert doc["rows"] == [] and doc["pairs"] == [["nnref", "scipy"]]
+    cells = _lp_cells(doc, "nnref")
+    assert {dt for _, _, dt in cells} == {"bfloat16", "float16"}
+    assert {op for op, _, _ in cells} == {"linear0d", "linear1d", "linear2d", "linear3d",
+                                          "sigmoid1d"}
+    ratios = []
+    for key, cell in cells.items():
+        assert cell["status"] == "ok", (key, cell)
+        assert cell["accumulation"] == "float32" and cell["cases_judged"] == 4
+        assert "float32 accumulation" in cell["arithmetic"]
+        assert 0 <= cell["max_bound_ratio"] <= 1, (key, cell["max_bound_ratio"])
+        assert cell["text"] == f"{cell['max_bound_ratio']:.2f} ok"
+        ratios.append(cell["max_bound_ratio"])
+    assert max(ratios) > 0.5
+    assert {c["status"] for c in _lp_cells(doc, "scipy").values()} == {"n/a"}
+    assert all("lists no" in c["skipped"] for c in _lp_cells(doc, "scipy").values())
+    assert doc["low_precision"]["judgements"]["rows"]
+    assert all(row[2] == "nnref" for row in doc["low_precision"]["judgements"]["rows"])
+    assert doc["summary"]["low_precision_cells"]["ok"] == len(cells)
+    regimes = {c["values"]["regime"] for c in doc["cases"] if c["op"] == "linear1d"}
+    assert regimes == set(lp.VALUE_REGIMES)
+    # the worst cell's reproducer prints the element, then the ratio the report gives
+    worst = max(cells.values(), key=lambda c: c["max_bound_ratio"])
+    exec(compile(worst["reproducer"], "<reproducer>", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    assert float(printed[-1]) == pytest.approx(worst["max_bound_ratio"], rel=1e-6)
+    assert "## float16 / bfloat16" in md.read_text()
+
+
+def _storage_linear(x, w, b=None):
+    """linear that, in float16 / bfloat16, sums its products one by one and rounds every
+    partial sum to the storage format (nnref otherwise)."""
+    if x.dtype.name not in ("float16", "bfloat16"):
+        return nnref.linear(x, w, b)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    acc = (x32[..., 0, None] * w32[:, 0]).astype(x.dtype)
+    for i in range(1, w.shape[1]):
+        acc = (acc.astype(np.float32) + x32[..., i, None] * w32[:, i]).astype(x.dtype)
+    return acc if b is None else (acc.astype(np.float32) + b.astype(np.float32)).astype(x.dtype)
+
+
+def _refusing_linear(x, w, b=None):
+    if x.dtype.name in ("float16", "bfloat16"):
+        raise Unsupported("onnxruntime-no-bfloat16", "a registered id, for the test")
+    return nnref.linear(x, w, b)
+
+
+CONTROL = LinearCase((8,), 64, 4)  # a 64-term sum over values offset by 3: see below
+
+
+@pytest.fixture
+def control_case(monkeypatch):
+    """The fixture source yields one case that tells float32 from storage accumulation (the
+    low-precision tests' control: 64 terms sharing an offset, so the partial sums grow while
+    the result does not), in the format the run asks for; and the fake backends."""
+
+    def source(directory, ops, dtypes):
+        items = []
+        for dt in dtypes:
+            a32 = lp.shaped(CONTROL.arrays(np.float32, 7), "offset", 3.0)
+            low = lp.rounded_inputs(a32, diff_model.storage_format(dt))[0]
+            items.append(diff_model.Item("fixture:control", "fixture", CONTROL, dt, 7, low,
+                                         regime="offset", amount=3.0))
+        return items, "the control case"
+
+    monkeypatch.setattr(diff_run, "FIXTURE_SOURCE", source)
+    monkeypatch.setitem(sys.modules, "fake_storage", _module("fake_storage",
+                                                             linear=_storage_linear))
+    declared = _module("fake_declared", linear=_storage_linear)
+    declared.CONFORMANCE_ACCUMULATION = "storage"
+    monkeypatch.setitem(sys.modules, "fake_declared", declared)
+    mapped = _module("fake_mapped", linear=_storage_linear)  # storage for the forward only
+    mapped.CONFORMANCE_ACCUMULATION = {"*": "float32", "linear": "storage"}
+    monkeypatch.setitem(sys.modules, "fake_mapped", mapped)
+    monkeypatch.setitem(sys.modules, "fake_lp_refuses", _module("fake_lp_refuses",
+                                                                linear=_refusing_linear))
+
+
+def _control_run(tmp_path, backends_spec, dtype, *extra):
+    out = tmp_path / "d.json"
+    code = diff.main(["--backends", backends_spec, "--op", CONTROL.label, "--dtype", dtype,
+                      "--cases", "0", "--fixtures", str(tmp_path), "--no-progress", "--json",
+                      str(out), *extra])
+    return code, out
+
+
+@pytest.mark.parametrize(("alias", "storage"), [("f16", "float16"), ("bf16", "bfloat16")])
+def test_storage_accumulation_fails_the_float32_bound_naming_it(alias, storage, control_case,
+                                                                tmp_path, capsys):
+    code, out = _control_run(tmp_path, "nnref,acc=fake_storage", alias)
+    text = capsys.readouterr().out
+    assert code == 1, text
+    unwrapped = " ".join(text.split())
+    assert "FAILURES" in text and "exit status 1" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert (f"{CONTROL.label} forward {storage} acc [fixture:control] y: error" in unwrapped)
+    assert (f"the bound of {storage} storage, float32 accumulation" in unwrapped
+            and f"consistent with accumulating in {storage}" in unwrapped)
+    doc = _lp_doc(out)
+    assert doc["summary"]["status"] == "fail" and doc["summary"]["exit_status"] == 1
+    acc = _lp_cells(doc, "acc")[(CONTROL.label, "forward", storage)]
+    assert acc["status"] == "fail" and acc["accumulation"] == "float32"
+    assert acc["max_bound_ratio"] > 1 and acc["text"].endswith("FAIL")
+    assert "float32 accumulation" in acc["failures"][0]["message"]
+    assert acc["worst"]["bound_ratio"] == acc["max_bound_ratio"]
+    ok = _lp_cells(doc, "nnref")[(CONTROL.label, "forward", storage)]
+    assert ok["status"] == "ok" and ok["max_bound_ratio"] <= 1
+    # the backward is nnref's in both: within the float32 bound
+    assert _lp_cells(doc, "acc")[(CONTROL.label, "dw", storage)]["status"] == "ok"
+    # the reproducer of the failing cell prints the same ratio beyond 1
+    exec(compile(acc["reproducer"], "<reproducer>", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    assert float(printed[-1]) == pytest.approx(acc["max_bound_ratio"], rel=1e-6)
+
+
+@pytest.mark.parametrize("storage", ["float16", "bfloat16"])
+def test_declaring_storage_accumulation_holds_a_backend_to_that_bound(storage, control_case,
+                                                                     tmp_path, capsys):
+    code, out = _control_run(tmp_path, "nnref,acc=fake_declared", storage)
+    text = capsys.readouterr().out
+    assert code == 0, text
+    doc = _lp_doc(out)
+    cell = _lp_cells(doc, "acc")[(CONTROL.label, "forward", storage)]
+    assert cell["status"] == "ok" and cell["accumulation"] == "storage"
+    assert cell["max_bound_ratio"] <= 1 and cell["text"].endswith("ok S")
+    assert cell["arithmetic"] == f"{storage} storage and accumulation (probabilistic bound)"
+    assert "ok S" in text and "exit status 0" in text
+    # a mapping declares per function: the forward is held to storage, the backward to float32
+    code, out = _control_run(tmp_path, "nnref,acc=fake_mapped", storage)
+    cells = _lp_cells(_lp_doc(out), "acc")
+    assert code == 0
+    assert cells[(CONTROL.label, "forward", storage)]["accumulation"] == "storage"
+    assert {cells[(CONTROL.label, d, storage)]["accumulation"]
+            for d in ("dx", "dw", "db")} == {"float32"}
+
+
+def test_unsupported_in_low_precision_is_registered(control_case, tmp_path, capsys):
+    code, out = _control_run(tmp_path, "nnref,ort=fake_lp_refuses", "bf16")
+    text = capsys.readouterr().out
+    assert code == 0, text
+    cell = _lp_cells(_lp_doc(out), "ort")[(CONTROL.label, "forward", "bfloat16")]
+    assert cell["status"] == "registered" and cell["text"] == "reg R1"
+    assert cell["registered"] == {"onnxruntime-no-bfloat16": 1}
+    assert "onnxruntime-no-bfloat16" in registry.ids()
+    assert "R1 onnxruntime-no-bfloat16" in text
+
+
+def test_an_invalid_accumulation_declaration_is_a_usage_error(monkeypatch, tmp_path, capsys):
+    bad = _module("fake_bad_declaration")
+    bad.CONFORMANCE_ACCUMULATION = "bf16"
+    monkeypatch.setitem(sys.modules, "fake_bad_declaration", bad)
+    monkeypatch.setattr(diff, "build_items", _no_work)
+    assert diff.main(["--backends", "nnref,bad=fake_bad_declaration", "--dtype", "bf16",
+                      *LOW]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "--backends: bad: CONFORMANCE_ACCUMULATION must be one of" \
+        in lines[0]
+
+
+def test_bfloat16_without_ml_dtypes_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(lp, "storage_dtypes", lambda: [np.dtype(np.float16)])
+    monkeypatch.setattr(diff, "load_backends", _no_work)
+    assert diff.main(["--dtype", "f16,bf16", *LOW]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "--dtype bfloat16: bfloat16 needs ml_dtypes" in lines[0]
+
+
+def test_the_default_run_has_no_low_precision_rows(monkeypatch):
+    captured = {}
+
+    def build(ops, dtypes, *args):
+        captured["dtypes"] = list(dtypes)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(diff, "build_items", build)
+    with pytest.raises(SystemExit):
+        diff.main(["--backends", "nnref", *LOW])
+    assert captured["dtypes"] == ["float32", "float64"] == list(diff_model.DEFAULT_DTYPES)
+
+
+def test_regimes_cycle_deterministically_by_seed():
+    rows = diff_model.select_rows(["linear1d"])
+    items, _ = diff_run.build_items(rows, ["float16"], 8, 3, None)
+    again, _ = diff_run.build_items(rows, ["float16"], 8, 3, None)
+    assert [(i.regime, i.amount) for i in items] == [(i.regime, i.amount) for i in again]
+    assert {i.regime for i in items[:4]} == set(lp.VALUE_REGIMES)
+    assert [(i.regime, i.amount) for i in items] == [lp.cycled_values(3 + k) for k in range(8)]
+    shifted, _ = diff_run.build_items(rows, ["float16"], 8, 4, None)
+    assert [i.regime for i in shifted] != [i.regime for i in items]
+    first = items[[i.regime for i in items].index("offset")]
+    a32 = first.case.arrays(np.float32, first.seed)
+    want = (a32["x"] + np.float32(first.amount)).astype(np.float16)
+    assert np.array_equal(first.inputs()["x"], want) and first.inputs()["x"].dtype == np.float16
+
+
+def test_stored_low_precision_fixtures_keep_their_inputs_and_regime():
+    directory = diff.DEFAULT_FIXTURES
+    if not (directory / "manifest.json").exists():
+        pytest.skip("no golden fixtures in this checkout")
+    items, note = diff_run.fixture_store_items(directory, ["linear1d", "pad2d"], ["float16"])
+    if not items:
+        pytest.skip(f"no float16 golden fixtures ({note})")
+    backends_ = diff_run.load_backends(["nnref"])
+    _, judgements = diff_run.judge_low_precision(
+        items, backends_, ops=diff_model.select_rows(["linear1d", "pad2d"]), dtypes=["float16"])
+    assert all(i.inputs()["x"].dtype == np.float16 and i.regime in lp.VALUE_REGIMES
+               for i in items)
+    assert judgements and {j.status for j in judgements} == {"ok"}
+    assert all(0 <= j.ratio <= 1 for j in judgements)
+
+
+@pytest.mark.torch
+def test_torch_in_low_precision_is_held_to_the_arithmetic_its_table_declares(tmp_path, capsys):
+    """torch's adapter declares storage accumulation where its CPU kernels take it (float16
+    convolution weight gradients): those cells name the registered reason; the rest are held to
+    float32 accumulation; every cell within its bound."""
+    pytest.importorskip("torch")
+    out = tmp_path / "d.json"
+    code = diff.main(["--backends", "nnref,torch", "--op", "conv1d", "--dtype", "f16,bf16",
+                      "--cases", "2", *LOW, "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    cells = _lp_cells(_lp_doc(out), "torch")
+    dw16 = cells[("conv1d", "dw", "float16")]
+    assert dw16["accumulation"] == "storage"
+    assert dw16["departure"] == "torch-cpu-float16-conv-storage-rounding"
+    assert dw16["text"].startswith(f"{dw16['max_bound_ratio']:.2f} ok S R")
+    assert cells[("conv1d", "forward", "bfloat16")]["accumulation"] == "float32"
+    assert all(c["status"] == "ok" and c["max_bound_ratio"] <= 1 for c in cells.values())
