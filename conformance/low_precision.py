@@ -264,6 +264,10 @@ def assess(case: Any, got: Mapping[str, Any], expected: Mapping[str, np.ndarray]
                 f"{name}: dtype {np.asarray(value).dtype}, expected {arithmetic.storage.name} "
                 "(the inputs' storage format)"))
             continue
+        if np.shape(value) != np.shape(want):  # never broadcast a wrong shape into a pass
+            yield Assessment(name, math.inf, problem=(
+                f"{name}: shape {np.shape(value)}, expected {np.shape(want)}"))
+            continue
         got64 = np.asarray(value, np.float64)
         want64 = np.asarray(want, np.float64)
         with np.errstate(over="ignore"):
@@ -275,7 +279,8 @@ def assess(case: Any, got: Mapping[str, Any], expected: Mapping[str, np.ndarray]
                              problem=f"{name}: a result beyond {arithmetic.storage.name}'s "
                                      "largest finite value is not the infinity it rounds to")
             continue
-        err = np.abs(got64 - want64)
+        with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+            err = np.abs(got64 - want64)
         finite = np.isfinite(want) & ~overflow
         if np.any(wrong := np.isnan(got64) != np.isnan(want)):
             idx = tuple(int(i) for i in np.argwhere(wrong)[0])

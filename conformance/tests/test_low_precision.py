@@ -300,6 +300,24 @@ def test_the_bound_is_tight_for_a_correct_kernel(name, case, shift, storage):
     assert max(headroom.values()) >= 1 / 3, headroom
 
 
+@pytest.mark.parametrize("storage", STORAGE)
+def test_a_wrong_shape_or_dtype_fails_even_where_it_would_broadcast(storage):
+    """An output of the wrong shape is refused before any comparison (a (1,)-shaped y would
+    broadcast against every element), as is one not in the storage format."""
+    case = LinearCase((3,), 4, 2, bias=True)
+    low, a64 = lp.rounded_inputs(case.arrays(np.float32, 0), storage)
+    want = case.call(nnref, "forward", a64)
+    good = case.call(nnref, "forward", low)
+    assert lp.judge(case, good, want, a64, "forward", lp.Arithmetic(storage))["y"] <= 1
+    wrong = {"y": good["y"][:1, :1].reshape(1)}
+    assert np.broadcast_shapes(wrong["y"].shape, want["y"].shape) == want["y"].shape
+    with pytest.raises(Mismatch, match=r"y: shape \(1,\), expected \(3, 2\)"):
+        lp.judge(case, wrong, want, a64, "forward", lp.Arithmetic(storage))
+    with pytest.raises(Mismatch, match="y: dtype float32, expected"):
+        lp.judge(case, {"y": good["y"].astype(np.float32)}, want, a64, "forward",
+                 lp.Arithmetic(storage))
+
+
 def test_the_declaration_is_checked():
     assert lp.declared_accumulation(nnref) == "float32"
     with pytest.raises(ValueError, match="CONFORMANCE_ACCUMULATION must be one of"):
