@@ -343,7 +343,9 @@ def test_the_torch_backend_hands_low_precision_over_bit_for_bit(storage):
 
 def _check_example(tmp_path, module: str, keywords: str):
     """``python -m conformance check MODULE -m values -k KEYWORDS`` (ci profile, no frameworks)
-    with impl/, the checkout and examples/ on the path, run in ``tmp_path``."""
+    with impl/, the checkout and examples/ on the path, run in ``tmp_path``. These tests ask
+    whether a kernel fails, not for its smallest failing case: shrinking is cut to 0.5 s per
+    failing test (it took three quarters of the run)."""
     import os
     import subprocess
     import sys
@@ -352,7 +354,8 @@ def _check_example(tmp_path, module: str, keywords: str):
 
     root = checkout_root()
     path = os.pathsep.join([str(root / "impl"), str(root), str(root / "examples")])
-    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path)
+    env = dict(os.environ, NNREF_PROFILE="ci", NNREF_REQUIRE_FRAMEWORKS="", PYTHONPATH=path,
+               NNREF_SHRINK_SECONDS="0.5")
     return subprocess.run([sys.executable, "-m", "conformance", "check", module, "-m", "values",
                            "-k", keywords, "-q", "-p", "no:randomly"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
