@@ -870,6 +870,27 @@ def test_adaptive_max_plain_checks_its_input():
         adaptive_max_plain(np.zeros((1, 1, 3)), 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("zeros", ["none", "both signs"])
+def test_relu_follows_its_rule_bit_for_bit(dtype, zeros, impl):
+    """relu(x) = where(x < 0, +0.0, x) bit for bit: -0.0 stays -0.0, NaN payloads and
+    infinities pass, negatives give +0.0 (long arrays: the vectorised paths); its gradient is
+    dy where x > 0, 0 elsewhere (a signed zero from the product), NaN where x is NaN."""
+    x = _special_input_nd((3, 5, 67), 11, dtype)
+    x[np.isneginf(x)] = np.inf
+    x[0, 0, :6] = [-2.5, -0.0, 0.0, np.inf, -np.inf, 3.0]
+    if zeros == "none":
+        x[x == 0] = 1.5
+    x_before = x.copy()
+    want = np.where(x < 0, np.zeros((), dtype), x)
+    np.testing.assert_array_equal(_bits(impl.relu(x)), _bits(want))
+    dy = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        want_dx = np.where(np.isnan(x), np.nan, dy * (x > 0)).astype(dtype)
+    np.testing.assert_array_equal(_bits(impl.relu_backward(dy, x)), _bits(want_dx))
+    np.testing.assert_array_equal(_bits(x), _bits(x_before))
+
+
 @pytest.mark.parametrize("function", ["relu_backward", "elu_backward", "sigmoid_backward"])
 def test_activation_gradient_is_nan_where_x_is_nan(function, impl):
     """CONTRACT.md: f'(NaN) is NaN, so dx is NaN where x is NaN even for a finite dy (relu's

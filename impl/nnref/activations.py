@@ -60,16 +60,30 @@ def _alpha(value: Any) -> float:
 
 
 def _nan_where_x_is_nan(dx: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(x), np.array(np.nan, dx.dtype), dx)
+    """dx (a fresh array) with NaN where x is NaN. In place, and only where there is a NaN: a
+    masked write is several times slower than the arithmetic around it."""
+    nan = np.isnan(x)
+    if nan.any():
+        np.copyto(dx, np.array(np.nan, dx.dtype), where=nan)
+    return dx
 
 
 # ------------------------------------------------------------------------------------- relu
 
 
 def relu(x: np.ndarray) -> np.ndarray:
-    """max(x, 0) elementwise, any shape: x where x >= 0 (-0.0 stays -0.0), +0.0 below."""
+    """max(x, 0) elementwise, any shape: x where x >= 0 (-0.0 stays -0.0), +0.0 below; NaN
+    stays NaN.
+
+    The rule is ``np.where(x < 0, 0, x)``; computed as np.maximum (several times faster than a
+    masked select), whose result for x = -0.0 may be either zero, then x copied back where
+    x == 0 (only if there is such a cell)."""
     x = _array("x", x)
-    return np.where(x < 0, np.zeros((), x.dtype), x)
+    y = np.maximum(x, np.zeros((), x.dtype))
+    zero = x == 0
+    if zero.any():
+        np.copyto(y, x, where=zero)
+    return y
 
 
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
