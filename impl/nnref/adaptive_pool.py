@@ -202,11 +202,9 @@ def _axis_winners(v: np.ndarray, cells: tuple[np.ndarray, ...], b: _Bins, axis: 
     carried = [np.array(_tap(c, b.cells[:, 0], axis)) for c in cells]
     for k in range(1, b.cells.shape[1]):
         cand = _tap(v, b.cells[:, k], axis)
-        if nan:  # a NaN best is replaced only by a later NaN; a number by a larger one or NaN
-            best_nan, cand_nan = np.isnan(best), np.isnan(cand)
-            take = np.where(best_nan, cand_nan, (cand > best) | cand_nan)
-        else:
-            take = cand > best
+        # a number is replaced by a larger one or by a NaN, a NaN only by a later NaN (nothing
+        # compares greater than NaN)
+        take = (cand > best) | np.isnan(cand) if nan else cand > best
         np.copyto(best, cand, where=take)
         np.copyto(here, b.cells[:, k].reshape(shape), where=take)
         for c, kept in zip(cells, carried, strict=True):
