@@ -543,6 +543,22 @@ def test_nnref_linear_quotes_the_layout_it_expects():
         "x must have at least 1 dimension (..., in), got a 0-d array")
 
 
+@pytest.mark.parametrize("function", ["relu", "elu", "sigmoid"])
+def test_activations_refuse_an_empty_array_and_take_a_single_value(function, impl):
+    """The activations take any shape, a 0-d or one-element array included, but not an empty
+    one: its forward and backward name the array (x, then dy)."""
+    forward, backward = getattr(impl, function), getattr(impl, f"{function}_backward")
+    for shape in ((), (1,), (1, 1, 1)):
+        x = np.full(shape, 0.5)
+        assert forward(x).shape == shape and backward(np.ones(shape), x).shape == shape
+    empty = np.zeros((2, 0))
+    for call, name in ((lambda: forward(empty), "x"),
+                       (lambda: backward(empty, empty), "x"),
+                       (lambda: backward(empty, np.zeros((2, 1))), "dy")):
+        message = _raises(call)
+        assert re.search(_word(name), message) and "empty" in message, message
+
+
 def test_adaptive_max_pool_refuses_a_non_bool_return_indices_by_name(impl):
     for rank in (1, 2, 3):
         x = np.zeros((1, 1, *(2,) * rank))
