@@ -256,6 +256,17 @@ def _headroom(value: float) -> float:
     return float(f"{value:.3g}")
 
 
+def _registered(fc: FixtureCase, framework: str, direction: str, name: str,
+                value: Unsupported, problems: list[Disagreement]) -> dict[str, Any]:
+    """The manifest status of an output the framework's backend refused (``Unsupported``); an id
+    missing from the registry is a disagreement."""
+    if value.divergence_id not in registry.ids():
+        problems.append(Disagreement(
+            fc.name, framework, direction, name,
+            f"Unsupported({value.divergence_id!r}) is not in divergences.toml"))
+    return {"status": "divergence", "divergence": value.divergence_id}
+
+
 def _low_precision_direction(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
                              a: Mapping[str, np.ndarray], direction: str,
                              reference: Mapping[str, np.ndarray], data: dict[str, np.ndarray],
@@ -301,11 +312,7 @@ def _low_precision_direction(fc: FixtureCase, backends: Mapping[str, ModuleType 
         for n in names:
             value = live[n]
             if isinstance(value, Unsupported):
-                if value.divergence_id not in registry.ids():
-                    problems.append(Disagreement(
-                        fc.name, fw, direction, n,
-                        f"Unsupported({value.divergence_id!r}) is not in divergences.toml"))
-                res[n] = {"status": "divergence", "divergence": value.divergence_id}
+                res[n] = _registered(fc, fw, direction, n, value, problems)
                 continue
             h = judged(fw, module, n, value)
             if h is not None:
@@ -376,11 +383,7 @@ def generate_case(fc: FixtureCase, backends: Mapping[str, ModuleType | None],
             for n in names:
                 value = live[n]
                 if isinstance(value, Unsupported):
-                    if value.divergence_id not in registry.ids():
-                        problems.append(Disagreement(
-                            fc.name, fw, direction, n,
-                            f"Unsupported({value.divergence_id!r}) is not in divergences.toml"))
-                    res[n] = {"status": "divergence", "divergence": value.divergence_id}
+                    res[n] = _registered(fc, fw, direction, n, value, problems)
                     continue
                 key = f"{fw}/{direction}/{n}"
                 declared = fc.differs.get(fw)
