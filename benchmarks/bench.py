@@ -1111,7 +1111,7 @@ def bound_text(r: Row) -> str:
 
 
 TABLE_HEADER = (
-    f"{'case':<25} {'op':<12} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} "
+    f"{'case':<25} {'op':<17} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} "
     f"{'ratio':>6} {'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} "
     f"{'other':>5} {'probe':>5}"
 )
@@ -1134,7 +1134,7 @@ def target_notes(r: Row, checks: Sequence[TargetCheck]) -> str:
 
 
 def format_row(r: Row, checks: Sequence[TargetCheck] | None = None) -> str:
-    lead = f"{r.op:<25} {r.function:<12} {r.size:<7} {r.dtype:<8}"
+    lead = f"{r.op:<25} {r.function:<17} {r.size:<7} {r.dtype:<8}"
     if r.status != "ok":
         return f"{lead} {r.status:>10}: {r.reason}"
     notes = []
@@ -1183,6 +1183,9 @@ def print_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> None:
 
 
 def print_targets(checks: Sequence[TargetCheck]) -> None:
+    if not checks:  # e.g. float16 / bfloat16 rows only: the targets are float32 / float64's
+        print("\nTargets: none apply to the rows run (they are set for float32 and float64).")
+        return
     print("\nTargets")
     header = f"{'target':<38} {'case':<38} {'value':>8} {'limit':>8}  met"
     print(header)
