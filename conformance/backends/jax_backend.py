@@ -739,6 +739,9 @@ def _prepare_linear(rank: int | None, x: np.ndarray, w: np.ndarray,
 # eps ** -3/2 = 3e7 for a constant group, beyond float16's range: NaN where the contract's
 # gradient is finite (jax-float16-norm-backward-nan); not computed there.
 NORM_FLOAT16 = LowPrecision("jax-float16-norm-backward-nan", accumulation=None)
+# x ** p in float16 overflows where the window's p-norm does not (256 ** 2 > 65504): not computed
+# in float16 (jax-float16-lp-pool-overflow).
+LP_POOL_FLOAT16 = LowPrecision("jax-float16-lp-pool-overflow", accumulation=None)
 
 TABLE: dict[str, Row] = {
     "pad": Row(_prepare_pad, backward=_pad_backward,
@@ -753,7 +756,8 @@ TABLE: dict[str, Row] = {
     "avg_pool": Row(_prepare_avg_pool,
                     doc="reduce_window(add) window sums / the contract's divisor."),
     "lp_pool": Row(_prepare_lp_pool,
-                   doc="(K / count * reduce_window(add) of x ** p) ** (1 / p)."),
+                   doc="(K / count * reduce_window(add) of x ** p) ** (1 / p).",
+                   low_precision={"float16": LP_POOL_FLOAT16}),
     "adaptive_avg_pool": Row(_prepare_adaptive_avg_pool,
                              doc="jnp.sum of every bin's slice / its length, axis by axis."),
     "adaptive_max_pool": Row(_prepare_adaptive_max_pool, backward=_adaptive_max_pool_backward,

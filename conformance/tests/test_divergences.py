@@ -2240,6 +2240,31 @@ def test_jax_pools_sum_in_the_storage_format(jax):
 
 
 @pytest.mark.jax
+@demonstrates("jax-float16-lp-pool-overflow")
+def test_jax_float16_lp_pool_overflows_in_the_power(jax):
+    """lp_pool1d of [256, 256], p 2, in float16: 256 ** 2 = 65536 passes 65504: inf (exact
+    362.04), gradient 0 (exact 0.707). The backend refuses; bfloat16 is kept."""
+    import ml_dtypes
+
+    from ..backends import jax_backend
+    from ..backends.table import contract_functions
+
+    plain = contract_functions(
+        {k: type(v)(v.forward, v.backward, v.unsupported, v.backward_unsupported, v.doc)
+         for k, v in jax_backend.TABLE.items()}, "jax", run=jax_backend._run,
+        autodiff=jax_backend._autodiff, module="plain", storage=("float16",))
+    x, dy = np.array([[[256.0, 256.0]]], np.float16), np.array([[[1.0]]], np.float16)
+    assert np.isinf(plain["lp_pool1d"](x, 2, 2)).all()
+    assert plain["lp_pool1d_backward"](dy, x, 2, 2).ravel().tolist() == [0.0, 0.0]
+    assert abs(nnref.lp_pool1d(x.astype(np.float64), 2, 2).item() - 362.0387) < 1e-3
+    backend = load_backend("jax")
+    with pytest.raises(Unsupported, match="jax-float16-lp-pool-overflow"):
+        backend.lp_pool1d(x, 2, 2)
+    assert backend.lp_pool1d(x.astype(ml_dtypes.bfloat16), 2, 2).astype(
+        np.float64).item() == 362.0
+
+
+@pytest.mark.jax
 @demonstrates("jax-float16-norm-backward-nan")
 def test_jax_float16_norm_gradient_of_a_constant_group_is_nan(jax):
     """Composed from jnp.var, the gradient of a norm over a constant group overflows float16:
