@@ -1,36 +1,42 @@
 #!/usr/bin/env python3
-"""Time nnref against torch (CPU) in the same process, on the op records' benchmark cases.
+"""Time nnref against its peers (torch, JAX, onnxruntime; CPU) and the machine's limits.
 
     python benchmarks/bench.py [--sizes small,medium,large]
                                [--dtypes float32,float64,float16,bfloat16]
                                [--ops conv,max_pool,...] [--directions fwd,bwd,fwd+bwd]
-                               [--repeats R] [--json FILE] [--retries N] [--wait-quiet S]
-                               [--impl MODULE]
+                               [--peers torch,jax,onnxruntime] [--repeats R] [--json FILE]
+                               [--markdown FILE] [--retries N] [--wait-quiet S] [--impl MODULE]
 
 The rows come from the op records (``conformance.ops.RECORDS``): every ``BenchCase`` of every
 record's ``bench``, in each dtype and each direction (forward, backward, forward+backward).
-nnref runs through the case's own call (``case.call_args``); torch runs the record's row of the
-torch adapter's table (``torch_backend.TABLE``: its forward, and torch.autograd.grad through it),
-prepared by ``conformance/backends/torch_bench.py`` (arrays converted to tensors once; this
-script never imports torch). Before timing, both sides' outputs are compared with the suite's
-error model (``tolerance.comparison_atol`` of the record's bounds, ``comparison.compare_output``).
+nnref runs through the case's own call (``case.call_args``); each peer runs the record's row of
+its adapter's table, prepared by its bench module (``conformance/backends/<name>_bench.py``, named
+by the backend registry; inputs converted once, JAX compiled once, onnxruntime sessions built
+once; this script never imports a framework itself). Before timing, every peer's outputs are
+compared with nnref's with the suite's error model (``tolerance.comparison_atol`` of the record's
+bounds, ``comparison.compare_output``).
 
-float16 and bfloat16 rows (``--dtypes``; bfloat16 needs ml_dtypes) run both sides on the case's
-float32 arrays rounded to the format (``low_precision.rounded_inputs``), torch on torch.float16 /
-torch.bfloat16 tensors. Their agreement is the suite's low-precision error model
-(``conformance/low_precision.py``): each side within the bound of the arithmetic it declares for
-the function and format (nnref: float32 accumulation; torch: ``torch_backend``'s
-``CONFORMANCE_ACCUMULATION``) against nnref in float64 on the stored inputs; a call the torch
-adapter does not compute in the format (``Unsupported``) is an ``n/a`` row naming its registry
-id. NumPy has no float16 / bfloat16 GEMM, so these rows have no %peak and no targets.
+Each row is held to a limit measured in the same run: NumPy's GEMM peak for the records that
+count flops (conv, conv_transpose, linear), the traffic limit (the bytes the call must move over
+the copy bandwidth) for the others; every side's share of it is shown next to its time.
 
-The two sides run interleaved in blocks (nnref, torch, nnref, torch, ...) after a warm-up, with a
-pause after each block for the idle threads of its thread pool to stop spinning; every reported
-time is the median over the blocks. Peak memory of each nnref call is measured separately with
-tracemalloc (NumPy reports its buffers to it). See benchmarks/README.md for the method, the
-columns and the targets. Timings and agreement are reported, never asserted: a row nnref or torch
-cannot run (a missing function, NotImplementedError, a call that raises) is reported as ``n/a`` or
-``error``, and the script exits 0 unless the script itself fails.
+float16 and bfloat16 rows (``--dtypes``; bfloat16 needs ml_dtypes) run every side on the case's
+float32 arrays rounded to the format (``low_precision.rounded_inputs``). Their agreement is the
+suite's low-precision error model (``conformance/low_precision.py``): each side within the bound
+of the arithmetic it declares for the function and format (nnref: float32 accumulation; a peer:
+its adapter's ``CONFORMANCE_ACCUMULATION``) against nnref in float64 on the stored inputs; a call
+a peer's adapter does not compute in the format (``Unsupported``) is an ``n/a`` cell naming its
+registry id. NumPy has no float16 / bfloat16 GEMM, so these rows have no GEMM share and no
+targets.
+
+The sides run interleaved in blocks (nnref, torch, jax, onnxruntime, nnref, ...) after a warm-up,
+with a pause after each block for the idle threads of its thread pool to stop spinning; every
+reported time is the median over the blocks. Peak memory of each nnref call is measured
+separately with tracemalloc (NumPy reports its buffers to it). See benchmarks/README.md for the
+method, the columns and the targets. Timings and agreement are reported, never asserted: a row
+nnref cannot run (a missing function, NotImplementedError, a call that raises) is reported as
+``n/a`` or ``error``, a peer that cannot run a case as an ``n/a`` cell, and the script exits 0
+unless the script itself fails.
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-# The conformance package (op records, error model, torch side) is not part of the nnref wheel:
+# The conformance package (op records, error model, the peers) is not part of the nnref wheel:
 # it is imported from this checkout.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -73,7 +79,8 @@ if str(ROOT) not in sys.path:
 
 from conformance import low_precision as lp  # noqa: E402
 from conformance import tolerance  # noqa: E402
-from conformance.backends import Unsupported, torch_bench  # noqa: E402
+from conformance.backend_registry import BACKENDS  # noqa: E402
+from conformance.backends import Unsupported  # noqa: E402
 from conformance.comparison import Mismatch, compare_output  # noqa: E402
 from conformance.ops import RECORDS, BenchCase, OpRecord  # noqa: E402
 
@@ -83,7 +90,7 @@ DTYPES = ("float32", "float64")
 STORAGE = {d.name: d for d in lp.storage_dtypes()}
 # What --dtypes accepts.
 DTYPE_CHOICES = DTYPES + tuple(STORAGE)
-# Row directions: the short name shown in the table -> torch_bench's direction.
+# Row directions: the short name shown in the table -> the peers' direction (bench_peer).
 DIRECTIONS = {"fwd": "forward", "bwd": "backward", "fwd+bwd": "forward+backward"}
 # The contract calls each row direction makes (and whose outputs it checks), in order.
 CALLS = {"fwd": ("forward",), "bwd": ("backward",), "fwd+bwd": ("forward", "backward")}
@@ -121,6 +128,14 @@ SLOW_FACTOR = 1.2
 TARGET_RANK = 2
 # The rows of the max-pool / batch-norm time target: labels starting with one of these.
 WINDOW_AND_NORM_LABELS = ("maxpool", "batchnorm")
+# The targets of the matrix ops, the memory-bound ops and peak memory (benchmarks/README.md):
+# forward and backward at the large size at least this share of NumPy's GEMM peak ...
+MATRIX_PEAK_PCT = 75.0
+# ... at least this share of the traffic limit (a third: a fused pass at a third of the copy
+# bandwidth, or three passes at full speed) ...
+TRAFFIC_PCT = 100.0 / 3
+# ... and at most this many times the bytes the call moves (inputs + outputs) allocated at peak.
+MEM_IO = 2.0
 
 Call = Callable[[], Any]
 
@@ -129,9 +144,29 @@ def _counts_flops(family: str) -> bool:
     return next(r for r in RECORDS if r.name == family).bench_flops is not None
 
 
+def _earlier_matrix_target(family: str) -> bool:
+    """Whether the earlier round's matrix-op targets (time against torch, 60 % of the GEMM peak)
+    apply: they were set with the peak-memory target, on the record that declares one."""
+    return next(r for r in RECORDS if r.name == family).bench_peak_memory is not None
+
+
+@dataclass
+class Side:
+    """One implementation the benchmark times: nnref (``module`` None: the --impl module) or a
+    peer, a framework's bench module (``conformance/backends/bench_peer.py``'s interface) named
+    by its backend registry row (``Backend.bench``)."""
+
+    name: str  # "nnref", or the backend's registry name: "torch", "jax", "onnxruntime"
+    short: str  # its column label
+    module: ModuleType | None = None
+    # Seconds to sleep after one of its blocks, so that its idle pool threads stop spinning.
+    pause_s: float = 0.0
+
+
 @dataclass
 class Job:
-    """One benchmark row: a record's bench case in one dtype and direction, and its two calls."""
+    """One benchmark row: a record's bench case in one dtype and direction, and every side's
+    call."""
 
     record: OpRecord
     bench: BenchCase
@@ -139,13 +174,18 @@ class Job:
     direction: str  # a key of DIRECTIONS
     x_nbytes: int
     flops: float | None
+    # Bytes the direction's calls must read and write at least (every array input once, every
+    # output once): the traffic limit's numerator. Set from nnref's first call.
+    io_bytes: int = 0
     # Peak-memory limit in multiples of x.nbytes, if a target applies.
     mem_limit: float | None = None
-    # Set by prepare_job; None with `status` "n/a" or "error" and the reason in `reason`.
+    # Set by make_job; None with `status` "n/a" or "error" and the reason in `reason`.
     nnref_call: Call | None = None
-    torch_call: Call | None = None
-    # (nnref result, torch result) -> agreement statistics, see agreement()
-    check: Callable[[Any, Any], dict[str, Any]] | None = None
+    # Each peer's prepared call, or why it has none ("n/a: ..."); by side name.
+    peer_calls: dict[str, Any] = field(default_factory=dict)
+    peer_status: dict[str, str] = field(default_factory=dict)
+    # (nnref result, {peer: its contract outputs}) -> agreement statistics, see agreement()
+    check: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
     status: str = "ok"
     reason: str = ""
     # Low-precision rows: each side's declared accumulation per contract function, see
@@ -170,23 +210,37 @@ class Row:
     size: str
     dtype: str
     case: dict[str, Any]  # the case's parameters (case.to_dict())
-    status: str  # "ok"; "n/a" (a side lacks the function or the call); "error" (a call raised)
+    status: str  # "ok"; "n/a" (nnref lacks the function or the call); "error" (nnref raised)
     reason: str
     nnref_ms: float | None = None
+    # Each peer that ran: its median ms per call; each peer that did not: why (peer_status).
+    peer_ms: dict[str, float] = field(default_factory=dict)
+    peer_status: dict[str, str] = field(default_factory=dict)
     torch_ms: float | None = None
-    ratio: float | None = None
+    ratio: float | None = None  # nnref / torch
+    fastest_peer: str | None = None
+    ratio_fastest: float | None = None  # nnref / the fastest peer
     nnref_gflops: float | None = None
+    peer_gflops: dict[str, float] = field(default_factory=dict)
     torch_gflops: float | None = None
     pct_gemm_peak: float | None = None
+    # The limit this row is held to: "gemm" (NumPy's GEMM peak, the records that count flops)
+    # or "traffic" (io_bytes over the copy bandwidth, every other record); each side's share
+    # of it in percent.
+    limit: str = ""
+    pct_limit: dict[str, float] = field(default_factory=dict)
+    io_bytes: int = 0
     nnref_peak_bytes: int | None = None
     x_nbytes: int = 0
     mem_multiple: float | None = None
+    mem_io: float | None = None  # nnref's peak bytes / io_bytes
     mem_limit: float | None = None
     repeats: int = 0
     calls_per_block: dict[str, int] = field(default_factory=dict)
     samples_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
-    # Agreement with torch: the largest |nnref - torch| / tolerance over all outputs (<= 1:
-    # within the error model), the largest relative difference, and what was out of tolerance.
+    # Agreement of every peer with nnref: the largest |nnref - peer| / tolerance over all outputs
+    # and peers (<= 1: within the error model), the largest relative difference, and what was
+    # out of tolerance (side-prefixed). A peer that differs is still timed.
     max_tol_ratio: float | None = None
     max_rel_err: float | None = None
     agrees: bool | None = None
@@ -322,32 +376,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(impl: ModuleType) -> dict[str, Any]:
-    torch_info = torch_bench.info()
+def environment(impl: ModuleType, peers: Sequence[Side]) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for side in peers:
+        assert side.module is not None
+        info.update(side.module.info())
     return {
         "python": sys.version.split()[0],
         "numpy": np.__version__,
-        "torch": torch_info["torch"],
         "impl": impl.__name__,
         "impl_version": getattr(impl, "__version__", None),
         "impl_file": getattr(impl, "__file__", None),
         "impl_git": git_state(getattr(impl, "__file__", None)),
+        "peers": [s.name for s in peers],
+        **info,
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch_info["torch_threads"],
-        "torch_interop_threads": torch_info["torch_interop_threads"],
-        "torch_mkldnn": torch_info["torch_mkldnn"],
         "blas": blas_info(),
         "env": {
             k: os.environ.get(k)
-            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
         },
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Timing
 
 
 def _time_calls(fn: Call, number: int) -> float:
@@ -390,60 +441,53 @@ def measure_spin_down(fn: Call) -> float:
     return time.perf_counter() - start
 
 
-@dataclass
-class Pauses:
-    """Sleep after a block of each side, so that its spinning threads are parked."""
-
-    nnref_s: float
-    torch_s: float
-
-
-def measure_pauses() -> Pauses:
-    """Spin-down of NumPy's BLAS (a matmul) and of torch's thread pool (a conv), plus a margin."""
+def measure_pauses(peers: Sequence[Side]) -> float:
+    """Each side's spin-down plus a margin: NumPy's BLAS (a matmul; returned, nnref's pause) and
+    every peer's thread pool (its ``spin_probe``; stored on the side)."""
     a = np.ones((512, 512))
-    torch_call = torch_bench.spin_probe()
 
     def numpy_call() -> None:
         a @ a
 
-    spin_np = max(measure_spin_down(numpy_call) for _ in range(2))
-    spin_torch = max(measure_spin_down(torch_call) for _ in range(2))
-    return Pauses(nnref_s=spin_np + SPIN_STEP_S, torch_s=spin_torch + SPIN_STEP_S)
+    for side in peers:
+        assert side.module is not None
+        probe = side.module.spin_probe()
+        side.pause_s = max(measure_spin_down(probe) for _ in range(2)) + SPIN_STEP_S
+    return max(measure_spin_down(numpy_call) for _ in range(2)) + SPIN_STEP_S
 
 
-def time_pair(
-    a: Call, b: Call, repeats: int | None, pauses: Pauses
-) -> tuple[list[float], list[float], int, int]:
-    """Interleaved blocks a, b, a, b, ...: per-call seconds of each block, and calls per block."""
-    t_a = _warm_up(a)
-    time.sleep(pauses.nnref_s)
-    t_b = _warm_up(b)
-    time.sleep(pauses.torch_s)
-    n_a = max(1, math.ceil(MIN_BLOCK_S / t_a))
-    n_b = max(1, math.ceil(MIN_BLOCK_S / t_b))
-    lead_a, lead_b = t_a < LEAD_IN_BELOW_S, t_b < LEAD_IN_BELOW_S
+def time_sides(
+    calls: Sequence[Call], pauses: Sequence[float], repeats: int | None
+) -> tuple[list[list[float]], list[int]]:
+    """Interleaved blocks a, b, c, a, b, c, ...: per-call seconds of each side's blocks, and each
+    side's calls per block."""
+    lead_in, per_block, first = [], [], []
+    for call, pause in zip(calls, pauses, strict=True):
+        t = _warm_up(call)
+        time.sleep(pause)
+        first.append(t)
+        per_block.append(max(1, math.ceil(MIN_BLOCK_S / t)))
+        lead_in.append(t < LEAD_IN_BELOW_S)
     if repeats is None:
-        pair = (n_a + lead_a) * t_a + (n_b + lead_b) * t_b + pauses.nnref_s + pauses.torch_s
-        repeats = min(MAX_REPEATS, max(MIN_REPEATS, int(GROUP_BUDGET_S / pair)))
-    samples_a: list[float] = []
-    samples_b: list[float] = []
+        one_round = sum((n + lead) * t + pause for n, lead, t, pause
+                        in zip(per_block, lead_in, first, pauses, strict=True))
+        budget = GROUP_BUDGET_S * len(calls) / 2  # ~1.5 s per pair of sides, as with two
+        repeats = min(MAX_REPEATS, max(MIN_REPEATS, int(budget / one_round)))
+    samples: list[list[float]] = [[] for _ in calls]
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         for _ in range(repeats):
-            if lead_a:
-                a()
-            samples_a.append(_time_calls(a, n_a))
-            time.sleep(pauses.nnref_s)
-            if lead_b:
-                b()
-            samples_b.append(_time_calls(b, n_b))
-            time.sleep(pauses.torch_s)
+            for i, (call, pause) in enumerate(zip(calls, pauses, strict=True)):
+                if lead_in[i]:
+                    call()
+                samples[i].append(_time_calls(call, per_block[i]))
+                time.sleep(pause)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return samples_a, samples_b, n_a, n_b
+    return samples, per_block
 
 
 class OtherLoad:
@@ -543,45 +587,78 @@ def peak_memory(fn: Call) -> int:
     return peak - base
 
 
-def gemm_peak(dtype: str, pauses: Pauses, n: int = 2048, tries: int = 5) -> dict[str, Any]:
-    """Best-of-`tries` GFLOP/s of an n x n matmul, for NumPy (the peak) and torch (context)."""
+def gemm_peak(dtype: str, nnref_pause: float, peers: Sequence[Side], n: int = 2048,
+              tries: int = 5) -> dict[str, Any]:
+    """Best-of-`tries` GFLOP/s of an n x n matmul, for NumPy (the peak) and each peer with a
+    ``matmul`` (context)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty((n, n), dtype=dtype)
-    torch_mm = torch_bench.matmul(a, b)
 
     def numpy_mm() -> None:
         np.matmul(a, b, out=out)
 
+    flops = 2.0 * n**3
     with OtherLoad() as load:
         best_np = min(_time_calls(numpy_mm, 1) for _ in range(tries + 1))
-        time.sleep(pauses.nnref_s)
-        best_torch = min(_time_calls(torch_mm, 1) for _ in range(tries + 1))
-        time.sleep(pauses.torch_s)
-    flops = 2.0 * n**3
+        time.sleep(nnref_pause)
+        peers_gflops = {}
+        for side in peers:
+            matmul = getattr(side.module, "matmul", None)
+            if matmul is not None:
+                mm = matmul(a, b)
+                peers_gflops[side.name] = flops / min(_time_calls(mm, 1)
+                                                      for _ in range(tries + 1)) / 1e9
+                time.sleep(side.pause_s)
     return {
         "n": n,
         "numpy_gflops": flops / best_np / 1e9,
         "numpy_best_ms": best_np * 1e3,
-        "torch_gflops": flops / best_torch / 1e9,
-        "torch_best_ms": best_torch * 1e3,
+        "peers_gflops": peers_gflops,
         "other_load": load.cores,
     }
 
 
 def best_peak(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The fastest of several GEMM-peak measurements (a peak is a best case), with all of them."""
+    peers = {p for r in runs for p in r["peers_gflops"]}
     return {
         "n": runs[0]["n"],
         "numpy_gflops": max(r["numpy_gflops"] for r in runs),
-        "torch_gflops": max(r["torch_gflops"] for r in runs),
+        "peers_gflops": {p: max(r["peers_gflops"].get(p, 0.0) for r in runs) for p in peers},
         "runs": list(runs),
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Cases: the records' bench cases, each in every dtype and direction
+def copy_bandwidth(peers: Sequence[Side], nbytes: int = 1 << 27, tries: int = 5
+                   ) -> dict[str, Any]:
+    """The machine's copy bandwidth, bytes read + written per second: the best of NumPy's
+    single-threaded ``np.copyto`` and each peer's own copy (``copy_probe``, where it has one:
+    torch's multithreaded ``copy_``) of ``nbytes`` between two fresh buffers, best of
+    ``tries``. The traffic limit of a row is its ``io_bytes`` over this."""
+    src = np.ones(nbytes // 8)
+    dst = np.empty_like(src)
+
+    def numpy_copy() -> None:
+        np.copyto(dst, src)
+
+    rates = {"numpy": 2 * nbytes / min(_time_calls(numpy_copy, 1) for _ in range(tries + 1))}
+    for side in peers:
+        probe = getattr(side.module, "copy_probe", None)
+        if probe is not None:
+            call = probe(nbytes)
+            rates[side.name] = 2 * nbytes / min(_time_calls(call, 1) for _ in range(tries + 1))
+            time.sleep(side.pause_s)
+    best = max(rates, key=rates.__getitem__)
+    return {"bytes": nbytes, "gbps": rates[best] / 1e9, "by": best,
+            "all_gbps": {k: v / 1e9 for k, v in rates.items()}}
+
+
+def best_bandwidth(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The best of several copy-bandwidth measurements, with all of them."""
+    best = max(runs, key=lambda r: r["gbps"])
+    return {**best, "runs": list(runs)}
 
 
 class NotAvailable(Exception):
@@ -652,11 +729,13 @@ def named(names: Sequence[str], out: Any) -> dict[str, Any]:
 
 
 def agreement(case: Any, arrays: Mapping[str, np.ndarray], dtype_name: str, direction: str,
-              ours: Mapping[str, Any], theirs: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """nnref's outputs against torch's, within the error model.
+              ours: Mapping[str, Any], peers: Mapping[str, Mapping[str, np.ndarray]]
+              ) -> dict[str, Any]:
+    """nnref's outputs against each peer's, within the error model.
 
     Both compute in the case's dtype, so each output may differ by both implementations' bounds:
     ``tolerance.comparison_atol(bound, bound)``, as ``conformance diff`` compares two backends.
+    ``disagrees`` names the peers with an output out of tolerance.
     """
     dtype = np.dtype(dtype_name)
     a64 = {k: v.astype(np.float64) for k, v in arrays.items()}
@@ -666,19 +745,24 @@ def agreement(case: Any, arrays: Mapping[str, np.ndarray], dtype_name: str, dire
             bounds.update(tolerance.forward_bounds(case, a64, dtype))
         if direction in ("bwd", "fwd+bwd"):
             bounds.update(tolerance.backward_bounds(case, a64, dtype))
-    ratio, rel, failures = 0.0, 0.0, []
-    for name, value in theirs.items():
-        if ours.get(name) is None:
-            failures.append(f"{name}: not returned by nnref")
-            continue
-        bound = bounds.get(name, 0.0)
-        with np.errstate(all="ignore"):
-            s = compare_output(name, ours[name], value,
-                               tolerance.comparison_atol(bound, bound), dtype.name)
-        ratio, rel = max(ratio, s["max_ratio"]), max(rel, s["max_rel"])
-        failures.extend(s["failures"])
+    ratio, rel, failures, disagrees = 0.0, 0.0, [], []
+    for side, theirs in peers.items():
+        broken = []
+        for name, value in theirs.items():
+            if ours.get(name) is None:
+                broken.append(f"{side}: {name}: not returned by nnref")
+                continue
+            bound = bounds.get(name, 0.0)
+            with np.errstate(all="ignore"):
+                s = compare_output(name, ours[name], value,
+                                   tolerance.comparison_atol(bound, bound), dtype.name)
+            ratio, rel = max(ratio, s["max_ratio"]), max(rel, s["max_rel"])
+            broken.extend(f"{side}: {f}" for f in s["failures"])
+        failures.extend(broken)
+        if broken:
+            disagrees.append(side)
     return {"max_tol_ratio": ratio, "max_rel_err": rel, "agrees": not failures,
-            "check_failures": failures}
+            "check_failures": failures, "disagrees": disagrees}
 
 
 class Reference:
@@ -726,20 +810,23 @@ def case_inputs(case: Any, dtype: str, reference: ModuleType | None
     return low, Reference(reference, case, a64)
 
 
-def arithmetics(impl: ModuleType, case: Any, dtype: str, direction: str
-                ) -> dict[str, dict[str, str]]:
+def arithmetics(impl: ModuleType, peers: Sequence[Side], case: Any, dtype: str,
+                direction: str) -> dict[str, dict[str, str]]:
     """Each side's declared accumulation per contract function of the row, in a low-precision
     dtype (empty otherwise): the implementation's own declaration (``lp.declared_accumulation``;
-    one that declares nothing is held to the default, float32 accumulation), torch's from the
-    adapter (``torch_bench.accumulation``, float32 where it declares nothing)."""
+    one that declares nothing is held to the default, float32 accumulation), each peer's from
+    its adapter (its bench module's ``accumulation``, float32 where it declares nothing)."""
     if dtype in DTYPES:
         return {}
     storage = STORAGE[dtype]
     names = [case.op if call == "forward" else case.backward_op for call in CALLS[direction]]
-    return {
-        "nnref": {f: lp.declared_accumulation(impl, f, storage) or "float32" for f in names},
-        "torch": {f: torch_bench.accumulation(f, storage) or "float32" for f in names},
-    }
+    declared = {"nnref": {f: lp.declared_accumulation(impl, f, storage) or "float32"
+                          for f in names}}
+    for side in peers:
+        assert side.module is not None
+        declared[side.name] = {f: side.module.accumulation(f, storage) or "float32"
+                               for f in names}
+    return declared
 
 
 def _ratio_to_bound(value: Any, want: Any, limit: Any) -> float:
@@ -810,23 +897,24 @@ def _max_rel_diff(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> float:
 
 
 def low_precision_agreement(case: Any, dtype_name: str, direction: str,
-                            ours: Mapping[str, Any], theirs: Mapping[str, Any],
-                            reference: Reference, accumulation: Mapping[str, Mapping[str, str]]
-                            ) -> dict[str, Any]:
-    """Both sides' outputs in float16 / bfloat16, each within the bound of its own declared
-    arithmetic (``lp.Arithmetic``: the storage format and the accumulation ``accumulation``
-    names for each contract function) against nnref in float64 on the stored inputs.
+                            outputs: Mapping[str, Mapping[str, Any]], reference: Reference,
+                            accumulation: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Every side's outputs in float16 / bfloat16 (``outputs``: side -> its named outputs, nnref
+    first), each within the bound of its own declared arithmetic (``lp.Arithmetic``: the storage
+    format and the accumulation ``accumulation`` names for each contract function) against nnref
+    in float64 on the stored inputs.
 
-    The two sides are not compared with each other: each may be anywhere within its own bound.
-    ``max_tol_ratio`` is the larger side's |error| / bound (<= 1: both within);
-    ``bound_ratio`` has both, ``unbounded`` each side's largest fraction of elements without a
-    finite bound.
+    The sides are not compared with each other: each may be anywhere within its own bound.
+    ``max_tol_ratio`` is the largest side's |error| / bound (<= 1: all within);
+    ``bound_ratio`` has each, ``unbounded`` each side's largest fraction of elements without a
+    finite bound; ``disagrees`` the peers beyond their bound.
     """
     storage = STORAGE[dtype_name]
     ratios: dict[str, float] = {}
     unbounded: dict[str, float] = {}
     failures: list[str] = []
-    for side, got in (("nnref", ours), ("torch", theirs)):
+    disagrees: list[str] = []
+    for side, got in outputs.items():
         ratios[side] = unbounded[side] = 0.0
         for call in CALLS[direction]:
             function = case.op if call == "forward" else case.backward_op
@@ -835,14 +923,35 @@ def low_precision_agreement(case: Any, dtype_name: str, direction: str,
             ratios[side] = max(ratios[side], ratio)
             unbounded[side] = max(unbounded[side], free)
             failures.extend(broken)
-    return {"max_tol_ratio": max(ratios.values()), "max_rel_err": _max_rel_diff(ours, theirs),
+            if broken and side != "nnref" and side not in disagrees:
+                disagrees.append(side)
+    ours = outputs["nnref"]
+    rel = max((_max_rel_diff(ours, theirs) for side, theirs in outputs.items()
+               if side != "nnref"), default=0.0)
+    return {"max_tol_ratio": max(ratios.values()), "max_rel_err": rel,
             "agrees": not failures, "check_failures": failures, "bound_ratio": ratios,
-            "unbounded": unbounded}
+            "unbounded": unbounded, "disagrees": disagrees}
 
 
-def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, direction: str,
-             arrays: Mapping[str, np.ndarray], reference: Reference | None = None) -> Job:
-    """The row's two calls (or why it is n/a): nnref's bound contract calls, torch_bench's.
+def io_bytes(case: Any, arrays: Mapping[str, np.ndarray], direction: str,
+             outputs: Mapping[str, Any]) -> int:
+    """The bytes a direction's calls must move at least: every array argument of each contract
+    call read once, every output written once (``outputs``: nnref's, by name). A fwd+bwd row
+    counts both calls (the backward reads x again)."""
+    total = 0
+    for call in CALLS[direction]:
+        args = case.call_args(call, arrays)
+        total += sum(int(v.nbytes) for v in args.values() if isinstance(v, np.ndarray))
+        total += sum(int(np.asarray(outputs[n]).nbytes) for n in case.outputs(call)
+                     if outputs.get(n) is not None)
+    return total
+
+
+def make_job(impl: ModuleType, peers: Sequence[Side], record: OpRecord, bench: BenchCase,
+             dtype: str, direction: str, arrays: Mapping[str, np.ndarray],
+             reference: Reference | None = None) -> Job:
+    """The row's calls (or why it is n/a): nnref's bound contract calls, each peer's prepared
+    call (or why that peer is n/a).
 
     ``reference``: the expected values of a low-precision row (:func:`case_inputs`), whose
     agreement is then :func:`low_precision_agreement` instead of :func:`agreement`.
@@ -851,7 +960,7 @@ def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, d
     job = Job(record, bench, dtype, direction, x_nbytes=int(arrays["x"].nbytes),
               flops=nominal_flops(record, case, direction),
               mem_limit=memory_limit(record, bench, direction),
-              accumulation=arithmetics(impl, case, dtype, direction))
+              accumulation=arithmetics(impl, peers, case, dtype, direction))
     fwd_names, bwd_names = tuple(case.outputs("forward")), tuple(case.outputs("backward"))
     try:
         if direction == "fwd":
@@ -878,26 +987,29 @@ def make_job(impl: ModuleType, record: OpRecord, bench: BenchCase, dtype: str, d
     except NotAvailable as exc:
         job.status, job.reason = "n/a", str(exc)
         return job
-    try:
-        prepared = torch_bench.prepare(case, arrays, DIRECTIONS[direction])
-    except NotImplementedError as exc:
-        job.status, job.reason = "n/a", f"torch: {exc}"
-        return job
-    except Unsupported as exc:  # a low-precision format the adapter does not compute the call in
-        job.status, job.reason = "n/a", f"torch: {describe_exception(exc)}"
-        return job
-    job.torch_call = prepared.run
+    for side in peers:
+        assert side.module is not None
+        try:
+            job.peer_calls[side.name] = side.module.prepare(case, arrays, DIRECTIONS[direction])
+        except NotImplementedError as exc:
+            job.peer_status[side.name] = f"n/a: {exc}"
+        except Unsupported as exc:  # a format or configuration the adapter does not compute
+            job.peer_status[side.name] = f"n/a: {describe_exception(exc)}"
+        except Exception as exc:  # a configuration the framework refuses
+            job.peer_status[side.name] = f"n/a: raised {describe_exception(exc)}"
 
-    def check(ours: Any, theirs: Any) -> dict[str, Any]:
+    def check(ours: Any, theirs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         try:
             mine = name_ours(ours)
         except TypeError as exc:
             return {"max_tol_ratio": math.inf, "max_rel_err": math.inf, "agrees": False,
-                    "check_failures": [f"nnref {exc}"]}
+                    "check_failures": [f"nnref {exc}"], "disagrees": [], "io_bytes": 0}
         if reference is not None:
-            return low_precision_agreement(case, dtype, direction, mine,
-                                           prepared.outputs(theirs), reference, job.accumulation)
-        return agreement(case, arrays, dtype, direction, mine, prepared.outputs(theirs))
+            result = low_precision_agreement(case, dtype, direction, {"nnref": mine, **theirs},
+                                             reference, job.accumulation)
+        else:
+            result = agreement(case, arrays, dtype, direction, mine, theirs)
+        return {**result, "io_bytes": io_bytes(case, arrays, direction, mine)}
 
     job.check = check
     return job
@@ -909,8 +1021,9 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def first_calls(job: Job) -> dict[str, Any] | None:
-    """Run both sides once and compare; None (and job.status set) when a side cannot run."""
-    assert job.nnref_call is not None and job.torch_call is not None and job.check is not None
+    """Run every side once and compare; None (and job.status set) when nnref cannot run. A peer
+    that raises is dropped from the row (its status says why)."""
+    assert job.nnref_call is not None and job.check is not None
     try:
         ours = job.nnref_call()
     except (NotImplementedError, Unsupported) as exc:
@@ -919,12 +1032,16 @@ def first_calls(job: Job) -> dict[str, Any] | None:
     except Exception as exc:
         job.status, job.reason = "error", f"nnref raised {describe_exception(exc)}"
         return None
-    try:
-        theirs = job.torch_call()
-    except Exception as exc:  # a configuration torch refuses: nothing to compare with
-        job.status, job.reason = "n/a", f"torch raised {describe_exception(exc)}"
-        return None
-    return job.check(ours, theirs)
+    theirs: dict[str, dict[str, Any]] = {}
+    for name, call in list(job.peer_calls.items()):
+        try:
+            theirs[name] = call.outputs(call.run())
+        except Exception as exc:  # a configuration the framework refuses: nothing to compare
+            job.peer_status[name] = f"n/a: raised {describe_exception(exc)}"
+            del job.peer_calls[name]
+    agreed = job.check(ours, theirs)
+    job.io_bytes = agreed["io_bytes"]
+    return agreed
 
 
 def unavailable_row(job: Job) -> Row:
@@ -933,63 +1050,88 @@ def unavailable_row(job: Job) -> Row:
                rank=case.rank, direction=job.direction, size=job.bench.size, dtype=job.dtype,
                case=case.to_dict(), status=job.status, reason=job.reason,
                x_nbytes=job.x_nbytes, mem_limit=job.mem_limit,
+               peer_status=dict(job.peer_status),
                accumulation=job.accumulation if job.status == "ok" else {})
 
 
 def run_case(
     job: Job,
+    sides: Sequence[Side],
     repeats: int | None,
-    pauses: Pauses,
     peak_gflops: float | None,
+    bandwidth: float | None,
     retries: int,
     waiter: QuietWaiter,
     probe: SpeedProbe,
 ) -> Row:
+    """Time nnref and every peer that can run the row, interleaved; ``sides``: nnref first (its
+    pause), then the peers. ``bandwidth``: bytes per second of the traffic limit."""
     if job.status != "ok":
         return unavailable_row(job)
     agreed = first_calls(job)
     if agreed is None:
         return unavailable_row(job)
-    assert job.nnref_call is not None and job.torch_call is not None
+    assert job.nnref_call is not None
+    timed = [s for s in sides[1:] if s.name in job.peer_calls]
+    calls = [job.nnref_call, *(job.peer_calls[s.name].run for s in timed)]
+    pauses = [sides[0].pause_s, *(s.pause_s for s in timed)]
     # (badness, other load, probe seconds, timings) of the least disturbed attempt
-    best: tuple[float, float, float, tuple[list[float], list[float], int, int]] | None = None
+    best: tuple[float, float, float, tuple[list[list[float]], list[int]]] | None = None
     attempts = 0
     while attempts <= retries:
         attempts += 1
         waiter.wait()
         before = probe.measure()
         with OtherLoad() as load:
-            timed = time_pair(job.nnref_call, job.torch_call, repeats, pauses)
+            timings = time_sides(calls, pauses, repeats)
         probe_s = max(before, probe.measure())
         slowdown = probe_s / probe.best_s
         other = math.inf if load.cores is None else load.cores
         # Unknown load (no /proc/stat) cannot be improved by retrying: judge by the probe alone.
         badness = max(0.0 if load.cores is None else other / BUSY_CORES, slowdown / SLOW_FACTOR)
         if best is None or badness < best[0]:
-            best = (badness, other, probe_s, timed)
+            best = (badness, other, probe_s, timings)
         if badness <= 1.0:
             break
     assert best is not None
-    _, other_load, probe_s, (samples_n, samples_t, calls_n, calls_t) = best
-    nnref_s = statistics.median(samples_n)
-    torch_s = statistics.median(samples_t)
-    peak_bytes = peak_memory(job.nnref_call)
-    nnref_gflops = job.flops / nnref_s / 1e9 if job.flops else None
-    torch_gflops = job.flops / torch_s / 1e9 if job.flops else None
+    _, other_load, probe_s, (samples, per_block) = best
+    seconds = {side: statistics.median(s) for side, s
+               in zip(["nnref", *(s.name for s in timed)], samples, strict=True)}
     row = unavailable_row(job)
+    for side in agreed.get("disagrees", []):
+        row.peer_status[side] = "differs from nnref beyond the error model (timed)"
+    nnref_s = seconds.pop("nnref")
     row.nnref_ms = nnref_s * 1e3
-    row.torch_ms = torch_s * 1e3
-    row.ratio = nnref_s / torch_s
-    row.nnref_gflops = nnref_gflops
-    row.torch_gflops = torch_gflops
-    row.pct_gemm_peak = (100.0 * nnref_gflops / peak_gflops
-                         if nnref_gflops and peak_gflops else None)
+    row.peer_ms = {k: v * 1e3 for k, v in seconds.items()}
+    if "torch" in seconds:
+        row.torch_ms = seconds["torch"] * 1e3
+        row.ratio = nnref_s / seconds["torch"]
+    if seconds:
+        row.fastest_peer = min(seconds, key=seconds.__getitem__)
+        row.ratio_fastest = nnref_s / seconds[row.fastest_peer]
+    if job.flops:
+        row.nnref_gflops = job.flops / nnref_s / 1e9
+        row.peer_gflops = {k: job.flops / v / 1e9 for k, v in seconds.items()}
+        row.torch_gflops = row.peer_gflops.get("torch")
+        row.limit = "gemm"
+        if peak_gflops:
+            row.pct_gemm_peak = 100.0 * row.nnref_gflops / peak_gflops
+            row.pct_limit = {"nnref": row.pct_gemm_peak,
+                             **{k: 100.0 * g / peak_gflops for k, g in row.peer_gflops.items()}}
+    row.io_bytes = job.io_bytes
+    if not job.flops and bandwidth and job.io_bytes:
+        row.limit = "traffic"
+        floor_s = job.io_bytes / bandwidth
+        row.pct_limit = {"nnref": 100.0 * floor_s / nnref_s,
+                         **{k: 100.0 * floor_s / v for k, v in seconds.items()}}
+    peak_bytes = peak_memory(job.nnref_call)
     row.nnref_peak_bytes = peak_bytes
     row.mem_multiple = peak_bytes / job.x_nbytes
-    row.repeats = len(samples_n)
-    row.calls_per_block = {"nnref": calls_n, "torch": calls_t}
-    row.samples_ms = {"nnref": [t * 1e3 for t in samples_n],
-                      "torch": [t * 1e3 for t in samples_t]}
+    row.mem_io = peak_bytes / job.io_bytes if job.io_bytes else None
+    row.repeats = len(samples[0])
+    names = ["nnref", *(s.name for s in timed)]
+    row.calls_per_block = dict(zip(names, per_block, strict=True))
+    row.samples_ms = {n: [t * 1e3 for t in s] for n, s in zip(names, samples, strict=True)}
     row.max_tol_ratio = agreed["max_tol_ratio"]
     row.max_rel_err = agreed["max_rel_err"]
     row.agrees = agreed["agrees"]
@@ -1003,14 +1145,19 @@ def run_case(
     return row
 
 
-# --------------------------------------------------------------------------------------------
-# Targets and reporting
-
-
 def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
-    """The README's targets, on the float32 / float64 rows of rank TARGET_RANK (the 2-D ops) that
-    ran, selected by bench label (the targets were set for those dtypes: float16 / bfloat16 rows
-    have none)."""
+    """The README's targets, on the float32 / float64 rows that ran (the targets were set for
+    those dtypes: float16 / bfloat16 rows have none), selected by record and size.
+
+    Matrix ops (the records that count flops: conv, conv_transpose, linear): forward and
+    backward at the large size at least MATRIX_PEAK_PCT % of NumPy's GEMM peak; at the medium
+    size, every direction no slower than the fastest peer. Memory-bound ops (every other
+    record): forward and backward at the large size no slower than torch and at least
+    TRAFFIC_PCT % of the traffic limit; peak memory at most MEM_IO times the bytes the call
+    moves (inputs + outputs), at every size. The earlier targets at rank TARGET_RANK stand
+    beside them (conv and the max-pool / batch-norm rows against torch, small shapes, conv's
+    peak memory).
+    """
     checks: list[TargetCheck] = []
 
     def add(target: str, row: Row, value: float, limit: float, unit: str, at_most: bool) -> None:
@@ -1019,37 +1166,43 @@ def check_targets(rows: Sequence[Row]) -> list[TargetCheck]:
         checks.append(TargetCheck(target, case, value, limit, unit, met))
 
     for row in rows:
-        if (row.status != "ok" or row.rank != TARGET_RANK or row.ratio is None
-                or row.dtype not in DTYPES):
+        if row.status != "ok" or row.dtype not in DTYPES:
             continue
-        # the matrix op's time and GEMM-peak targets: the rows of the record that counts flops
-        conv = _counts_flops(row.family)
+        matrix = _counts_flops(row.family)
+        one_call = row.direction in ("fwd", "bwd")
+        if matrix and one_call and row.size == "large" and row.pct_gemm_peak is not None:
+            add("matrix op, % of NumPy GEMM peak", row, row.pct_gemm_peak, MATRIX_PEAK_PCT,
+                "%", at_most=False)
+        if matrix and row.size == "medium" and row.ratio_fastest is not None:
+            add(f"matrix op / fastest peer ({row.fastest_peer})", row, row.ratio_fastest, 1.0,
+                "x", at_most=True)
+        if not matrix and one_call and row.size == "large":
+            if row.ratio is not None:
+                add("memory-bound op / torch", row, row.ratio, 1.0, "x", at_most=True)
+            if row.limit == "traffic" and "nnref" in row.pct_limit:
+                add("memory-bound op, % of traffic limit", row, row.pct_limit["nnref"],
+                    TRAFFIC_PCT, "%", at_most=False)
+        if not matrix and one_call and row.mem_io is not None:
+            add("peak memory / (inputs + outputs)", row, row.mem_io, MEM_IO, "x", at_most=True)
+        if row.rank != TARGET_RANK or row.ratio is None:
+            continue
+        # the earlier targets: the matrix op's time and GEMM-peak targets against torch, on the
+        # record they were set for (the one with a peak-memory target of its own: conv)
+        conv = _earlier_matrix_target(row.family)
         if conv and row.direction == "fwd+bwd" and row.size in ("medium", "large"):
             limit = 1.3 if row.dtype == "float32" else 1.0
             add("conv fwd+bwd time / torch", row, row.ratio, limit, "x", at_most=True)
         if conv and row.direction == "fwd" and row.size == "large" and row.pct_gemm_peak:
-            add(
-                "large conv fwd, % of NumPy GEMM peak",
-                row,
-                row.pct_gemm_peak,
-                60.0,
-                "%",
-                at_most=False,
-            )
+            add("large conv fwd, % of NumPy GEMM peak", row, row.pct_gemm_peak, 60.0, "%",
+                at_most=False)
         group = next((g for g in WINDOW_AND_NORM_LABELS if row.label.startswith(g)), None)
         if group is not None and row.direction == "fwd+bwd":
             add(f"{group} fwd+bwd time / torch", row, row.ratio, 1.5, "x", at_most=True)
         if row.size == "small":
             add("small shapes: time per call / torch", row, row.ratio, 1.0, "x", at_most=True)
         if row.mem_limit is not None and row.mem_multiple is not None:
-            add(
-                "conv peak memory / x bytes",
-                row,
-                row.mem_multiple,
-                row.mem_limit,
-                "x",
-                at_most=True,
-            )
+            add("conv peak memory / x bytes", row, row.mem_multiple, row.mem_limit, "x",
+                at_most=True)
     return checks
 
 
@@ -1060,14 +1213,6 @@ def _fmt(value: float | None, spec: str) -> str:
 def low_precision(r: Row) -> bool:
     """Whether the row is in a low-precision format (float16 / bfloat16)."""
     return r.dtype not in DTYPES
-
-
-def peak_text(r: Row, spec: str) -> str:
-    """The %peak cell: the percentage, "-" for an op without a flop count, "n/a" for a
-    low-precision row (NumPy has no GEMM in the format, so no peak to compare with)."""
-    if low_precision(r) and r.nnref_gflops is not None:
-        return "n/a"
-    return _fmt(r.pct_gemm_peak, spec)
 
 
 def _accumulation_text(declared: Mapping[str, str]) -> str:
@@ -1098,10 +1243,8 @@ def bound_text(r: Row) -> str:
     with a side's accumulation where it declares storage accumulation, and the share of
     elements whose bound is infinite where there are any."""
     parts = []
-    for side in ("nnref", "torch"):
-        if side not in r.bound_ratio:
-            continue
-        text = f"{side} {_ratio_text(r.bound_ratio[side])}"
+    for side, ratio in r.bound_ratio.items():
+        text = f"{side} {_ratio_text(ratio)}"
         text += _accumulation_text(r.accumulation.get(side, {}))
         free = r.unbounded.get(side, 0.0)
         if free > 0:
@@ -1110,11 +1253,23 @@ def bound_text(r: Row) -> str:
     return "error/bound " + ", ".join(parts)
 
 
-TABLE_HEADER = (
-    f"{'case':<25} {'op':<17} {'size':<7} {'dtype':<8} {'nnref ms':>10} {'torch ms':>10} "
-    f"{'ratio':>6} {'GFLOP/s':>8} {'torch GF/s':>10} {'%peak':>6} {'mem/x':>6} {'reps':>5} "
-    f"{'other':>5} {'probe':>5}"
-)
+def side_cell(r: Row, side: str, width: int = 0) -> str:
+    """A side's time in ms with its share of the row's limit: ``3.812 (41%)``; ``n/a`` /
+    ``-`` where it did not run (the reasons are listed below the table)."""
+    ms = r.nnref_ms if side == "nnref" else r.peer_ms.get(side)
+    if ms is None:
+        return ("n/a" if side in r.peer_status else "-").rjust(width)
+    pct = r.pct_limit.get(side)
+    share = "" if pct is None else f" ({pct:.0f}%)"
+    mark = "!" if "differs" in r.peer_status.get(side, "") else ""
+    return f"{ms:.3f}{share}{mark}".rjust(width)
+
+
+def table_header(peers: Sequence[Side]) -> str:
+    cells = "".join(f" {s.short + ' ms':>17}" for s in peers)
+    return (f"{'case':<25} {'op':<17} {'size':<7} {'dtype':<8} {'nnref ms':>17}{cells} "
+            f"{'/torch':>6} {'/best':>6} {'lim':>3} {'mem/io':>6} {'reps':>4} {'other':>5} "
+            f"{'probe':>5}")
 
 
 def disturbed(r: Row) -> bool:
@@ -1133,10 +1288,11 @@ def target_notes(r: Row, checks: Sequence[TargetCheck]) -> str:
     )
 
 
-def format_row(r: Row, checks: Sequence[TargetCheck] | None = None) -> str:
+def format_row(r: Row, peers: Sequence[Side], checks: Sequence[TargetCheck] | None = None
+               ) -> str:
     lead = f"{r.op:<25} {r.function:<17} {r.size:<7} {r.dtype:<8}"
     if r.status != "ok":
-        return f"{lead} {r.status:>10}: {r.reason}"
+        return f"{lead} {r.status:>17}: {r.reason}"
     notes = []
     if disturbed(r):
         notes.append("*")
@@ -1145,26 +1301,48 @@ def format_row(r: Row, checks: Sequence[TargetCheck] | None = None) -> str:
         if not r.agrees:
             notes.append(f"! beyond the low-precision error model: {'; '.join(r.check_failures)}")
     elif not r.agrees:
-        notes.append(f"! differs from torch beyond the error model (|diff| / tolerance "
+        notes.append(f"! differs beyond the error model (|diff| / tolerance "
                      f"{r.max_tol_ratio:.3g}): {'; '.join(r.check_failures)}")
     if checks:
         targets = target_notes(r, checks)
         if targets:
             notes.append(f"[{targets}]")
+    cells = "".join(f" {side_cell(r, s.name, 17)}" for s in peers)
+    limit = {"gemm": "mm", "traffic": "io"}.get(r.limit, "-")
     return (
-        f"{lead} {r.nnref_ms:>10.3f} {r.torch_ms:>10.3f} "
-        f"{r.ratio:>6.2f} {_fmt(r.nnref_gflops, '8.1f'):>8} "
-        f"{_fmt(r.torch_gflops, '10.1f'):>10} {peak_text(r, '6.1f'):>6} "
-        f"{r.mem_multiple:>6.2f} {r.repeats:>5} {_fmt(r.other_load, '5.2f'):>5} "
-        f"{_fmt(r.probe_slowdown, '5.2f'):>5} " + " ".join(notes)
+        f"{lead} {side_cell(r, 'nnref', 17)}{cells} {_fmt(r.ratio, '6.2f'):>6} "
+        f"{_fmt(r.ratio_fastest, '6.2f'):>6} {limit:>3} {_fmt(r.mem_io, '6.2f'):>6} "
+        f"{r.repeats:>4} {_fmt(r.other_load, '5.2f'):>5} {_fmt(r.probe_slowdown, '5.2f'):>5} "
+        + " ".join(notes)
     ).rstrip()
 
 
-def print_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> None:
-    print(TABLE_HEADER)
-    print("-" * len(TABLE_HEADER))
+def peer_notes(rows: Sequence[Row]) -> list[str]:
+    """Why peers did not run (or differ), each reason once with the rows it applies to."""
+    reasons: dict[str, list[str]] = {}
     for r in rows:
-        print(format_row(r, checks))
+        if r.status != "ok":
+            continue
+        for side, why in r.peer_status.items():
+            reasons.setdefault(f"{side}: {why}", []).append(f"{r.op} {r.size} {r.dtype}")
+    lines = []
+    for reason, where in reasons.items():
+        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        lines.append(f"  {reason} -- {shown}")
+    return lines
+
+
+def print_table(rows: Sequence[Row], peers: Sequence[Side], checks: Sequence[TargetCheck]
+                ) -> None:
+    header = table_header(peers)
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(format_row(r, peers, checks))
+    print("ms (p%): median time per call and its share of the row's limit (lim: mm = NumPy's "
+          "GEMM peak, io = the traffic limit, inputs + outputs over the copy bandwidth); "
+          "/torch, /best: nnref's time over torch's and over the fastest peer's; mem/io: "
+          "nnref's peak memory over the bytes the call moves")
     if any(disturbed(r) for r in rows):
         print(
             f"* other processes used more than {BUSY_CORES} cores on average while this row was "
@@ -1172,14 +1350,18 @@ def print_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> None:
             "than at start-up (probe): its times are unreliable"
         )
     if any(low_precision(r) for r in rows):
-        print("float16 / bfloat16: both sides on the float32 case rounded to the format; "
+        print("float16 / bfloat16: every side on the float32 case rounded to the format; "
               "error/bound: each side's largest |error| / the bound of its declared arithmetic "
               "(float32 accumulation unless 'storage acc.') against nnref in float64 on the stored "
-              "inputs (<= 1: within); %peak n/a: NumPy has no GEMM in these formats; no targets")
+              "inputs (<= 1: within); no GEMM peak in these formats (NumPy has no GEMM in them); "
+              "no targets")
     if any(r.status != "ok" for r in rows):
-        print("n/a: nnref (or --impl) lacks the function or raises NotImplementedError, or the "
-              "torch adapter's row cannot express the case or does not compute it in the format "
-              "(Unsupported [registry id]); error: the nnref call raised")
+        print("n/a (row): nnref (or --impl) lacks the function or raises NotImplementedError; "
+              "error: the nnref call raised")
+    notes = peer_notes(rows)
+    if notes:
+        print("peers not timed (n/a) or differing (!):")
+        print("\n".join(notes))
 
 
 def print_targets(checks: Sequence[TargetCheck]) -> None:
@@ -1200,27 +1382,72 @@ def print_targets(checks: Sequence[TargetCheck]) -> None:
     print(f"\n{met} of {len(checks)} target checks met.")
 
 
-def markdown_table(rows: Sequence[Row], checks: Sequence[TargetCheck]) -> str:
-    """The README's status table: one line per row (`*`: disturbed); a low-precision row's
-    last cell is its agreement (:func:`bound_text`; it has no targets)."""
-    lines = ["| case | op | nnref ms | torch ms | ratio | % GEMM peak | mem/x | targets |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+def markdown_table(rows: Sequence[Row], peers: Sequence[Side],
+                   checks: Sequence[TargetCheck]) -> str:
+    """The README's status table: one line per row (`*`: disturbed); each side's time with its
+    share of the row's limit; a low-precision row's last cell is its agreement
+    (:func:`bound_text`; it has no targets)."""
+    names = " | ".join(f"{s.short} ms (% limit)" for s in peers)
+    lines = [f"| case | op | nnref ms (% limit) | {names} | nnref / fastest | mem / io | "
+             "targets |",
+             "|---|---|---:|" + "---:|" * len(peers) + "---:|---:|---|"]
     for r in rows:
         name = f"{r.op} {r.size} {r.dtype}{' *' if disturbed(r) else ''}"
         if r.status != "ok":
-            lines.append(f"| {name} | {r.function} | {r.status} | | | | | {r.reason} |")
+            lines.append(f"| {name} | {r.function} | {r.status} |" + " |" * len(peers)
+                         + f" | | {r.reason} |")
             continue
         if low_precision(r):
             differs = "" if r.agrees else " (beyond the error model)"
             last = bound_text(r)
         else:
-            differs = "" if r.agrees else " (differs from torch)"
+            differs = "" if r.agrees else " (a peer differs)"
             last = target_notes(r, checks)
+        cells = " | ".join(side_cell(r, s.name) for s in peers)
+        fastest = ("-" if r.ratio_fastest is None
+                   else f"{r.ratio_fastest:.2f} ({r.fastest_peer})")
         lines.append(
-            f"| {name}{differs} | {r.function} | {r.nnref_ms:.3f} | {r.torch_ms:.3f} | "
-            f"{r.ratio:.2f} | {peak_text(r, '.1f')} | {r.mem_multiple:.2f} | {last} |"
+            f"| {name}{differs} | {r.function} | {side_cell(r, 'nnref')} | {cells} | "
+            f"{fastest} | {_fmt(r.mem_io, '.2f')} | {last} |"
         )
     return "\n".join(lines) + "\n"
+
+
+PEER_NAMES = tuple(b.name for b in BACKENDS if b.bench)
+
+
+def load_peers(names: Sequence[str]) -> tuple[list[Side], dict[str, str]]:
+    """The peers' bench modules (registry order), with THREADS threads; and the ones that could
+    not be imported, with why (a framework not installed is reported, not fatal)."""
+    peers, missing = [], {}
+    for row in BACKENDS:
+        if row.name not in names:
+            continue
+        try:
+            module = importlib.import_module(row.bench)
+        except ImportError as exc:
+            missing[row.name] = f"{exc} ({row.install_hint})"
+            continue
+        module.set_threads(THREADS)
+        peers.append(Side(row.name, row.short, module))
+    return peers, missing
+
+
+def rescale_limits(row: Row, peaks: Mapping[str, Mapping[str, Any]], bandwidth: float,
+                   probe: SpeedProbe) -> None:
+    """Shares of the limits and the probe slowdown against the run's final best values (the
+    GEMM peak and copy bandwidth measured again after the cases, the fastest probe)."""
+    if row.probe_ms is not None:
+        row.probe_slowdown = row.probe_ms / (probe.best_s * 1e3)
+    times = {"nnref": row.nnref_ms, **row.peer_ms}
+    if row.limit == "gemm" and row.nnref_gflops is not None and row.dtype in peaks:
+        peak = peaks[row.dtype]["numpy_gflops"]
+        row.pct_gemm_peak = 100.0 * row.nnref_gflops / peak
+        gflops = {"nnref": row.nnref_gflops, **row.peer_gflops}
+        row.pct_limit = {k: 100.0 * g / peak for k, g in gflops.items()}
+    elif row.limit == "traffic" and row.io_bytes:
+        floor_ms = row.io_bytes / bandwidth * 1e3
+        row.pct_limit = {k: 100.0 * floor_ms / ms for k, ms in times.items() if ms}
 
 
 def parse_list(text: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -1272,7 +1499,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, default=None,
                         help="write the README's status table (Markdown) here")
     parser.add_argument(
-        "--impl", default="nnref", help="module to benchmark against torch (default: nnref)"
+        "--impl", default="nnref", help="module to benchmark against the peers (default: nnref)"
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEER_NAMES),
+        type=lambda t: parse_list(t, PEER_NAMES, "--peers"),
+        help=f"comma-separated frameworks timed next to it, of {','.join(PEER_NAMES)} "
+        "(default: all; one that is not installed is reported and left out)",
     )
     parser.add_argument(
         "--retries",
@@ -1295,45 +1529,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not chosen:
         parser.error("no bench case has the given --sizes and --ops")
 
-    torch_bench.set_threads(THREADS)
+    peers, missing = load_peers(args.peers)
     impl = import_impl(args.impl)
     # The expected values of float16 / bfloat16 rows come from nnref in float64, as in the suite.
     reference_impl = import_impl("nnref") if any(d not in DTYPES for d in args.dtypes) else None
-    env = environment(impl)
+    env = environment(impl, peers)
     blas = env["blas"]
     git = env["impl_git"]
     at = "" if git is None else f" ({git['commit'][:10]}{' + changes' if git['dirty'] else ''})"
+    versions = ", ".join(f"{s.name} {env.get(s.name, '?')}" for s in peers) or "no peer"
     print(
-        f"{impl.__name__} {env['impl_version']}{at} vs torch {env['torch']} "
+        f"{impl.__name__} {env['impl_version']}{at} vs {versions} "
         f"| numpy {env['numpy']} "
         f"| python {env['python']} | {env['cpu']} ({env['cpu_count']} CPUs)"
     )
+    for name, why in missing.items():
+        print(f"peer {name}: not timed ({why})")
+    threads = ", ".join(f"{k.removesuffix('_threads')} {v}" for k, v in env.items()
+                        if k.endswith("_threads") and "interop" not in k)
     print(
-        f"threads: torch {env['torch_threads']}, NumPy BLAS {blas.get('name')} "
+        f"threads: {threads + ', ' if threads else ''}NumPy BLAS {blas.get('name')} "
         f"{blas.get('version')}: {blas.get('num_threads')} ({blas.get('num_threads_source')})"
     )
 
-    pauses = measure_pauses()
-    print(
-        f"idle-thread spin after a call: NumPy BLAS {pauses.nnref_s * 1e3:.0f} ms, "
-        f"torch {pauses.torch_s * 1e3:.0f} ms (slept between blocks)"
-    )
+    nnref_side = Side("nnref", "nnref", None, measure_pauses(peers))
+    sides = [nnref_side, *peers]
+    print("idle-thread spin after a call: " + ", ".join(
+        f"{'NumPy BLAS' if s.module is None else s.name} {s.pause_s * 1e3:.0f} ms"
+        for s in sides) + " (slept between blocks)")
     waiter = QuietWaiter(args.wait_quiet)
     waiter.wait()
     probe = SpeedProbe()
-    # NumPy's GEMM peak, measured before and after the cases; %peak uses the better one. Not in
-    # float16 / bfloat16: NumPy has no GEMM in them (float16: a plain loop; bfloat16: done in
-    # float32), so no peak in the format to compare with.
+    # NumPy's GEMM peak and the copy bandwidth, measured before and after the cases; the better
+    # of each is used. No GEMM peak in float16 / bfloat16: NumPy has no GEMM in them (float16: a
+    # plain loop; bfloat16: done in float32), so no peak in the format to compare with.
     peak_dtypes = [d for d in args.dtypes if d in DTYPES]
     peak_runs: dict[str, list[dict[str, Any]]] = {}
     for dtype in peak_dtypes:
         waiter.wait()
-        peak_runs[dtype] = [gemm_peak(dtype, pauses)]
+        peak_runs[dtype] = [gemm_peak(dtype, nnref_side.pause_s, peers)]
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
+    waiter.wait()
+    bandwidth_runs = [copy_bandwidth(peers)]
 
     rows: list[Row] = []
     start = time.perf_counter()
-    print(TABLE_HEADER, file=sys.stderr)
+    print(table_header(peers), file=sys.stderr)
     for size in args.sizes:
         for dtype in args.dtypes:
             for record, bench in chosen:
@@ -1341,49 +1582,53 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 arrays, expected = case_inputs(bench.case, dtype, reference_impl)
                 for direction in args.directions:
-                    job = make_job(impl, record, bench, dtype, direction, arrays, expected)
+                    job = make_job(impl, peers, record, bench, dtype, direction, arrays,
+                                   expected)
                     peak = peaks[dtype]["numpy_gflops"] if dtype in peaks else None
-                    rows.append(
-                        run_case(job, args.repeats, pauses, peak, args.retries, waiter, probe)
-                    )
+                    bandwidth = best_bandwidth(bandwidth_runs)["gbps"] * 1e9
+                    rows.append(run_case(job, sides, args.repeats, peak, bandwidth,
+                                         args.retries, waiter, probe))
                     del job
-                    print(format_row(rows[-1]), file=sys.stderr, flush=True)
+                    print(format_row(rows[-1], peers), file=sys.stderr, flush=True)
                 del arrays, expected
     elapsed = time.perf_counter() - start
     for dtype in peak_dtypes:
         waiter.wait()
-        peak_runs[dtype].append(gemm_peak(dtype, pauses))
+        peak_runs[dtype].append(gemm_peak(dtype, nnref_side.pause_s, peers))
     peaks = {dtype: best_peak(runs) for dtype, runs in peak_runs.items()}
+    waiter.wait()
+    bandwidth_runs.append(copy_bandwidth(peers))
+    bandwidth = best_bandwidth(bandwidth_runs)
     for row in rows:
-        if row.probe_ms is not None:
-            row.probe_slowdown = row.probe_ms / (probe.best_s * 1e3)
-        if row.nnref_gflops is not None and row.dtype in peaks:
-            row.pct_gemm_peak = 100.0 * row.nnref_gflops / peaks[row.dtype]["numpy_gflops"]
+        rescale_limits(row, peaks, bandwidth["gbps"] * 1e9, probe)
 
     print()
     for dtype, p in peaks.items():
         runs = ", ".join(f"{r['numpy_gflops']:.1f}" for r in p["runs"])
-        print(
-            f"GEMM peak {dtype} (n={p['n']}): NumPy {p['numpy_gflops']:.1f} GFLOP/s "
-            f"(runs: {runs}), torch {p['torch_gflops']:.1f} GFLOP/s"
-        )
+        others = "".join(f", {k} {v:.1f} GFLOP/s" for k, v in p["peers_gflops"].items())
+        print(f"GEMM peak {dtype} (n={p['n']}): NumPy {p['numpy_gflops']:.1f} GFLOP/s "
+              f"(runs: {runs}){others}")
     for dtype in args.dtypes:
         if dtype not in peaks:
             print(f"GEMM peak {dtype}: n/a (NumPy has no {dtype} GEMM; %peak not computed)")
+    runs = ", ".join(f"{r['gbps']:.1f}" for r in bandwidth["runs"])
+    print(f"copy bandwidth (read + write, {bandwidth['bytes'] >> 20} MiB): "
+          f"{bandwidth['gbps']:.1f} GB/s by {bandwidth['by']} (runs: {runs}; "
+          + ", ".join(f"{k} {v:.1f}" for k, v in bandwidth["all_gbps"].items()) + ")")
     print()
     checks = check_targets(rows)
-    print_table(rows, checks)
+    print_table(rows, peers, checks)
     print_targets(checks)
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "n/a", "error")}
     differ = any(r.agrees is False and not low_precision(r) for r in rows)
     beyond = any(r.agrees is False and low_precision(r) for r in rows)
     print(f"rows: {counts['ok']} timed, {counts['n/a']} n/a, {counts['error']} error"
-          f"{', some differ from torch' if differ else ''}"
+          f"{', some peers differ from nnref' if differ else ''}"
           f"{', some beyond their low-precision bound' if beyond else ''}")
     print(f"(benchmark time {elapsed:.0f} s, {waiter.waited_s:.0f} s of it waiting for quiet)")
 
     if args.markdown is not None:
-        args.markdown.write_text(markdown_table(rows, checks))
+        args.markdown.write_text(markdown_table(rows, peers, checks))
         print(f"wrote {args.markdown}")
     if args.json is not None:
         payload = {
@@ -1405,8 +1650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "min_block_s": MIN_BLOCK_S,
                 "lead_in_below_s": LEAD_IN_BELOW_S,
                 "group_budget_s": GROUP_BUDGET_S,
-                "pause_after_nnref_s": pauses.nnref_s,
-                "pause_after_torch_s": pauses.torch_s,
+                "peers": [s.name for s in peers],
+                "peers_not_installed": missing,
+                "pauses_s": {s.name: s.pause_s for s in sides},
                 "min_repeats": MIN_REPEATS,
                 "max_repeats": MAX_REPEATS,
                 "retries": args.retries,
@@ -1417,6 +1663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "probe_best_ms": probe.best_s * 1e3,
             },
             "gemm_peak": peaks,
+            "copy_bandwidth": bandwidth,
+            "targets_set": {"matrix_peak_pct": MATRIX_PEAK_PCT, "traffic_pct": TRAFFIC_PCT,
+                            "mem_io": MEM_IO},
             "rows": [asdict(r) for r in rows],
             "targets": [asdict(c) for c in checks],
             "elapsed_s": elapsed,

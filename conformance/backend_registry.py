@@ -32,6 +32,9 @@ class Backend:
     # Hypothesis examples per op, rank and direction of the live cross-checks under the ci
     # profile: a backend that compiles every new shape (JAX, about 0.3 s each here) gets fewer.
     examples: int = 40
+    # The module timing it next to nnref in the benchmark (benchmarks/bench.py; the interface
+    # is conformance/backends/bench_peer.py's), "" when the benchmark does not time it.
+    bench: str = ""
 
     @property
     def storage_formats(self) -> tuple[str, ...]:
@@ -51,7 +54,7 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("torch", "conformance.backends.torch_backend", "torch", "torch", "torch==2.13.0",
             "torch", "torch", "torch", "torch", aliases=("pytorch",),
             dtypes=("float32", "float64", "float16", "bfloat16"),
-            threads="torch.set_num_threads"),
+            threads="torch.set_num_threads", bench="conformance.backends.torch_bench"),
     Backend("tensorflow", "conformance.backends.tf_backend", "tensorflow", "tensorflow-cpu",
             "tensorflow-cpu==2.21.0", "tf", "tf", "tf", "tf", aliases=("tf",),
             threads="TF intra-op pool", dtypes=("float32", "float64", "float16", "bfloat16")),
@@ -59,14 +62,16 @@ BACKENDS: tuple[Backend, ...] = (
             "core", "scipy", autodiff=False),
     Backend("jax", "conformance.backends.jax_backend", "jax", "jax", "jax==0.10.2", "jax",
             "jax", "jax", "jax", threads="XLA CPU client", examples=5,
-            dtypes=("float32", "float64", "float16", "bfloat16")),
+            dtypes=("float32", "float64", "float16", "bfloat16"),
+            bench="conformance.backends.jax_bench"),
     Backend("onnx-ref", "conformance.backends.onnxref_backend", "onnx", "onnx",
             "onnx==1.23.2", "onnx", "onnx", "onnx", "oref", aliases=("onnx",),
             autodiff=False, dtypes=("float32", "float64", "float16", "bfloat16")),
     Backend("onnxruntime", "conformance.backends.onnxruntime_backend", "onnxruntime",
             "onnxruntime", "onnxruntime==1.31.1", "onnx", "onnx", "onnx", "ort",
             aliases=("ort",), autodiff=False, threads="session intra_op_num_threads",
-            dtypes=("float32", "float64", "float16", "bfloat16")),
+            dtypes=("float32", "float64", "float16", "bfloat16"),
+            bench="conformance.backends.onnxruntime_bench"),
 )
 BACKEND_NAMES: tuple[str, ...] = tuple(b.name for b in BACKENDS)
 _BY_NAME = {key: b for b in BACKENDS for key in (b.name, *b.aliases)}

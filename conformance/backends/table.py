@@ -113,9 +113,17 @@ def _array_parameters(signature: inspect.Signature) -> tuple[str, ...]:
                  if "ndarray" in str(p.annotation))
 
 
-def _ranked(record: Any) -> bool:
+def ranked(record: Any) -> bool:
     """Whether the record's function names carry the rank (conv1d / conv2d / conv3d)."""
     return len({record.functions(r) for r in record.ranks}) == len(record.ranks) > 1
+
+
+def contract_arguments(name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``arguments`` of nnref's ``name`` bound to its signature, its defaults filled in (what a
+    generated function hands its row)."""
+    bound = inspect.signature(getattr(nnref, name)).bind(**arguments)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def _function(name: str, call: Callable[[dict[str, Any]], Any], doc: str,
@@ -218,7 +226,7 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
             forward_name, backward_name = rec.functions(rank)
             if forward_name in out:
                 continue
-            fixed_rank = rank if _ranked(rec) else None
+            fixed_rank = rank if ranked(rec) else None
             doc = f"{forward_name} on {framework}: {row.doc}" if row.doc else \
                 f"{forward_name} on {framework}."
             if row.forward is None:

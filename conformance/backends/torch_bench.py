@@ -2,7 +2,8 @@
 
 A case's torch call is its record's row of ``torch_backend.TABLE``: the row's forward (the
 adapter's composition of F.* calls, with its argument checks) on tensors converted *once* by
-:func:`prepare` (so no NumPy conversion is timed), as a zero-argument :class:`TorchCall`:
+:func:`prepare` (so no NumPy conversion is timed), as a zero-argument
+:class:`~conformance.backends.bench_peer.PreparedCall`:
 
 - ``"forward"``: the row's forward under ``torch.no_grad()``;
 - ``"backward"``: ``torch.autograd.grad`` of the forward's first output (``y``) for the
@@ -13,8 +14,8 @@ adapter's composition of F.* calls, with its argument checks) on tensors convert
   of torch's gradient (NaN products, empty windows) are not timed;
 - ``"forward+backward"``: the forward with gradients enabled, then ``autograd.grad``.
 
-A call's result converts to the contract's named outputs with :meth:`TorchCall.outputs` (for the
-benchmark's agreement check; not timed). A row torch cannot express raises
+A call's result converts to the contract's named outputs with :meth:`PreparedCall.outputs` (for
+the benchmark's agreement check; not timed). A row torch cannot express raises
 ``NotImplementedError``, which the benchmark reports as an ``n/a`` row; a configuration the row
 refuses when called (``Unsupported``) is reported the same way by the benchmark.
 
@@ -28,8 +29,9 @@ so the benchmark never times a kernel the suite does not accept.
 
 Also here, so that the benchmark itself never imports torch: the thread setting
 (:func:`set_threads`), version and thread information (:func:`info`), the ``torch.mm`` call of
-the GEMM-peak measurement (:func:`matmul`) and the call whose idle-thread spin the benchmark
-measures (:func:`spin_probe`).
+the GEMM-peak measurement (:func:`matmul`), torch's copy for the copy bandwidth
+(:func:`copy_probe`) and the call whose idle-thread spin the benchmark measures
+(:func:`spin_probe`).
 """
 
 from __future__ import annotations
@@ -41,81 +43,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance import low_precision as lp
-from conformance.backends import Unsupported, backend, torch_backend
+from conformance.backends import bench_peer, torch_backend
+from conformance.backends.bench_peer import PreparedCall
 from conformance.backends.torch_backend import TABLE, as_numpy, as_tensors, first_output
 
-DIRECTIONS = ("forward", "backward", "forward+backward")
-
-
-def functions(case: Any, direction: str) -> tuple[str, ...]:
-    """The contract functions a direction runs: ``("conv2d",)``, ``("conv2d_backward",)`` or
-    both, forward first."""
-    return {"forward": (case.op,), "backward": (case.backward_op,),
-            "forward+backward": (case.op, case.backward_op)}[direction]
-
-
-def _storage(storage: Any) -> np.dtype:
-    """A format given as a dtype or by name ("bfloat16" is ml_dtypes', not NumPy's own)."""
-    if isinstance(storage, str):
-        by_name = {d.name: d for d in lp.storage_dtypes()}
-        return by_name[storage] if storage in by_name else np.dtype(storage)
-    return np.dtype(storage)
+NAME = "torch"
 
 
 def accumulation(function: str, storage: Any) -> str | None:
-    """What the torch adapter declares for ``function`` in the low-precision ``storage`` format:
-    ``"float32"`` (the default arithmetic) or ``"storage"`` (held to the storage-accumulation
-    bound); None when it declares nothing (``low_precision.declared_accumulation``)."""
-    return lp.declared_accumulation(torch_backend, function, _storage(storage))
+    """What the torch adapter declares for ``function`` in the low-precision ``storage`` format
+    (``bench_peer.accumulation``)."""
+    return bench_peer.accumulation(torch_backend, function, storage)
 
 
-def refusal(function: str, storage: Any) -> str | None:
-    """The registry id of why the adapter does not compute ``function`` in ``storage`` (a
-    departure it names without an accumulation: its contract function raises ``Unsupported``),
-    None when it does."""
-    key = f"{function} {_storage(storage).name}"
-    divergence = torch_backend.LOW_PRECISION_DIVERGENCES.get(key)
-    return None if key in torch_backend.CONFORMANCE_ACCUMULATION else divergence
+def _convert(value: Any, dtype: np.dtype) -> np.ndarray:
+    return as_numpy(value, dtype)
 
 
-def _check_storage(case: Any, direction: str, dtype: np.dtype) -> None:
-    """Refuse a low-precision call the adapter does not compute (module docstring)."""
-    if dtype.kind == "f" and dtype.itemsize >= 4:
-        return
-    if dtype.name not in backend("torch").storage_formats:
-        raise NotImplementedError(f"the torch adapter does not compute in {dtype.name}")
-    for function in functions(case, direction):
-        divergence = refusal(function, dtype)
-        if divergence is not None:
-            raise Unsupported(divergence, f"torch does not compute {function} in {dtype.name}")
-
-
-class TorchCall:
-    """A prepared torch call: ``call()`` runs it; ``outputs(result)`` names what it returned.
-
-    ``run`` is the bare zero-argument function (time it directly to skip one method call);
-    ``names`` are the contract's output names of the direction, forward then backward; floats
-    convert to ``dtype`` (x's), indices to int64.
-    """
-
-    def __init__(self, run: Callable[[], Any], names: tuple[str, ...], dtype: np.dtype) -> None:
-        self.run = run
-        self.names = names
-        self.dtype = dtype
-
-    def __call__(self) -> Any:
-        return self.run()
-
-    def outputs(self, result: Any) -> dict[str, np.ndarray]:
-        """The result of one call as NumPy copies, by contract output name."""
-        values = result if isinstance(result, tuple | list) else (result,)
-        if len(values) != len(self.names):
-            raise TypeError(f"torch returned {len(values)} outputs, expected {self.names}")
-        return {n: as_numpy(v, self.dtype) for n, v in zip(self.names, values, strict=True)}
-
-
-def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> TorchCall:
+def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> PreparedCall:
     """The torch adapter's row for ``case`` on ``arrays`` (converted once), as a zero-argument
     call.
 
@@ -123,14 +68,13 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Torc
     Raises ``NotImplementedError`` for a direction the row cannot express, ``Unsupported`` (with
     the registry id) for a low-precision format the adapter does not compute the call in.
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    bench_peer.check_direction(direction)
     record = case.record
     row = TABLE[record.name]
     if row.forward is None:
         raise NotImplementedError(f"torch cannot compute {case.op} [{row.unsupported}]")
     forward, rank, dtype = row.forward, case.rank, np.dtype(arrays["x"].dtype)
-    _check_storage(case, direction, dtype)
+    bench_peer.check_storage(torch_backend, NAME, case, direction, dtype)
     arguments = case.call_args("forward", arrays)
     forward_names = tuple(case.outputs("forward"))
     backward_names = tuple(case.outputs("backward"))
@@ -142,7 +86,7 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Torc
             with torch.no_grad():
                 return forward(rank, **t)
 
-        return TorchCall(run_forward, forward_names, dtype)
+        return PreparedCall(run_forward, forward_names, dtype, _convert)
 
     if row.backward_unsupported:
         raise NotImplementedError(f"torch has no gradient of {case.op} "
@@ -158,14 +102,15 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Torc
         def run_backward() -> Any:
             return torch.autograd.grad(y, leaves, dy, retain_graph=True)
 
-        return TorchCall(run_backward, backward_names, dtype)
+        return PreparedCall(run_backward, backward_names, dtype, _convert)
 
     def run_forward_backward() -> Any:
         out = forward(rank, **t)
         outs = out if isinstance(out, tuple) else (out,)
         return (*outs, *torch.autograd.grad(outs[0], leaves, dy))
 
-    return TorchCall(run_forward_backward, forward_names + backward_names, dtype)
+    return PreparedCall(run_forward_backward, forward_names + backward_names, dtype,
+                        _convert)
 
 
 # ------------------------------------------------------------------------- benchmark helpers
@@ -205,5 +150,17 @@ def spin_probe() -> Callable[[], None]:
     def run() -> None:
         with torch.no_grad():
             F.conv2d(x, w, padding=1)
+
+    return run
+
+
+def copy_probe(nbytes: int) -> Callable[[], None]:
+    """``dst.copy_(src)`` of ``nbytes`` (float64), torch's multithreaded copy: the benchmark's
+    copy bandwidth is the best of this and NumPy's single-threaded copy."""
+    src = torch.ones(nbytes // 8, dtype=torch.float64)
+    dst = torch.empty_like(src)
+
+    def run() -> None:
+        dst.copy_(src)
 
     return run

@@ -338,8 +338,17 @@ INVALID_CATEGORIES: tuple[InvalidCategory, ...] = (
 )
 
 
+def bench_flops(case: ConvTransposeCase, direction: str) -> float:
+    """2 * prod(x.shape) * Co/G * prod(k) forward (every input cell meets Co/G * prod(k) weights;
+    the bias not counted); the backward counts the dx and dw GEMMs, 2x forward (db not counted);
+    forward+backward 3x."""
+    forward = 2.0 * math.prod(case.x_shape) * math.prod(case.w_shape[1:])
+    return forward * {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
+
+
 RECORD = OpRecord(
     invalid_categories=INVALID_CATEGORIES,
+    bench_flops=bench_flops,
     name="conv_transpose",
     tf32_inputs=True,
     ranks=RANKS,

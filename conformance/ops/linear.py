@@ -169,7 +169,15 @@ BENCH: tuple[BenchCase, ...] = (
 )
 
 
+def bench_flops(case: LinearCase, direction: str) -> float:
+    """2 * prod(lead) * in * out forward (the bias not counted); the backward counts the dx and
+    dw GEMMs, 2x forward (db not counted); forward+backward 3x."""
+    forward = 2.0 * math.prod(case.lead) * case.in_features * case.out_features
+    return forward * {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
+
+
 RECORD = OpRecord(
+    bench_flops=bench_flops,
     name="linear",
     tf32_inputs=True,
     ranks=RANKS,
