@@ -14,7 +14,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +32,9 @@ BN = record("batch_norm")
 @given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
 def test_batch_norm_with_eps0_gamma1_beta0_is_scipy_zscore(rank, data, seed, dtype, impl,
                                                            impl_name_opt):
+    import scipy.stats  # here, not at collection time: every pytest worker of every tox
+    # environment collects this module, and importing scipy.stats takes about 2 s
+
     case = dataclasses.replace(data.draw(strategy(BN, rank), label="case"), training=True,
                                running=False, eps=0.0)
     a = case.arrays(dtype, seed)
