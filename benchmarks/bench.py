@@ -1383,10 +1383,13 @@ def print_targets(checks: Sequence[TargetCheck]) -> None:
 
 
 def markdown_table(rows: Sequence[Row], peers: Sequence[Side],
-                   checks: Sequence[TargetCheck]) -> str:
-    """The README's status table: one line per row (`*`: disturbed); each side's time with its
-    share of the row's limit; a low-precision row's last cell is its agreement
-    (:func:`bound_text`; it has no targets)."""
+                   checks: Sequence[TargetCheck], targets_only: bool = False) -> str:
+    """The status table: one line per row (`*`: disturbed); each side's time with its share of
+    the row's limit; a low-precision row's last cell is its agreement (:func:`bound_text`; it
+    has no targets). ``targets_only``: only the rows a target checks (the README's table)."""
+    if targets_only:
+        checked = {c.case for c in checks}
+        rows = [r for r in rows if f"{r.op} {r.size} {r.dtype}" in checked]
     names = " | ".join(f"{s.short} ms (% limit)" for s in peers)
     lines = [f"| case | op | nnref ms (% limit) | {names} | nnref / fastest | mem / io | "
              "targets |",
@@ -1414,6 +1417,46 @@ def markdown_table(rows: Sequence[Row], peers: Sequence[Side],
 
 
 PEER_NAMES = tuple(b.name for b in BACKENDS if b.bench)
+# The part of a README (--readme) the benchmark writes: between these lines.
+README_BEGIN = "<!-- bench table: written by benchmarks/bench.py --readme -->"
+README_END = "<!-- end of bench table -->"
+
+
+def readme_section(rows: Sequence[Row], peers: Sequence[Side], checks: Sequence[TargetCheck],
+                   env: Mapping[str, Any], peaks: Mapping[str, Mapping[str, Any]],
+                   bandwidth: Mapping[str, Any], argv: Sequence[str]) -> str:
+    """What --readme writes: how and where it was measured, the limits, the count of targets
+    met, and the rows that targets check (:func:`markdown_table`)."""
+    git = env.get("impl_git") or {}
+    commit = git.get("commit", "?")[:10] + (" + changes" if git.get("dirty") else "")
+    versions = ", ".join(f"{s.name} {env.get(s.name, '?')}" for s in peers)
+    limits = "; ".join(f"GEMM peak {d} {p['numpy_gflops']:.0f} GFLOP/s" for d, p in peaks.items())
+    met = sum(c.met for c in checks)
+    disturbed_rows = sum(disturbed(r) for r in rows)
+    lines = [
+        f"`python benchmarks/bench.py {' '.join(argv)}` on {env['cpu']} ({env['cpu_count']} "
+        f"CPUs), nnref {commit}, {versions}, NumPy {env['numpy']}; {limits}; copy bandwidth "
+        f"{bandwidth['gbps']:.1f} GB/s. **{met} of {len(checks)} target checks met**"
+        f"{f'; {disturbed_rows} rows disturbed (*)' if disturbed_rows else ''}. Each cell: ms per "
+        "call (share of the row's limit: GEMM peak for conv, conv_transpose and linear, the "
+        "traffic limit for the rest); the rows below are those a target checks.",
+        "",
+        markdown_table(rows, peers, checks, targets_only=True).rstrip("\n"),
+    ]
+    return "\n".join(lines)
+
+
+def write_readme(path: Path, section: str) -> None:
+    """Replace the text between README_BEGIN and README_END in ``path`` (ValueError naming the
+    marker when it has none; nothing is written then)."""
+    text = path.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{path} has no '{README_BEGIN}' ... '{README_END}' section")
+    head = text[:start + len(README_BEGIN)]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{head}\n{section}\n{text[end:]}")
+    tmp.replace(path)
 
 
 def load_peers(names: Sequence[str]) -> tuple[list[Side], dict[str, str]]:
@@ -1497,7 +1540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     parser.add_argument("--markdown", type=Path, default=None,
-                        help="write the README's status table (Markdown) here")
+                        help="write the status table (Markdown, every row) here")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="rewrite the bench section of this README (between its "
+                        "'bench table' markers) with the rows the targets check")
     parser.add_argument(
         "--impl", default="nnref", help="module to benchmark against the peers (default: nnref)"
     )
@@ -1528,6 +1574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = bench_cases(args.sizes, args.ops)
     if not chosen:
         parser.error("no bench case has the given --sizes and --ops")
+    if args.readme is not None and README_BEGIN not in (
+            args.readme.read_text() if args.readme.is_file() else ""):
+        parser.error(f"--readme {args.readme}: no '{README_BEGIN}' line in it")
 
     peers, missing = load_peers(args.peers)
     impl = import_impl(args.impl)
@@ -1630,6 +1679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.markdown is not None:
         args.markdown.write_text(markdown_table(rows, peers, checks))
         print(f"wrote {args.markdown}")
+    if args.readme is not None:
+        write_readme(args.readme, readme_section(rows, peers, checks, env, peaks, bandwidth,
+                                                 sys.argv[1:] if argv is None else argv))
+        print(f"wrote the bench section of {args.readme}")
     if args.json is not None:
         payload = {
             "environment": env,
