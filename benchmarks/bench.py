@@ -234,6 +234,10 @@ class Row:
     x_nbytes: int = 0
     mem_multiple: float | None = None
     mem_io: float | None = None  # nnref's peak bytes / io_bytes
+    # The same for the peers whose framework can tell (PreparedCall.peak_bytes: JAX's XLA
+    # buffer assignment); torch and onnxruntime keep no allocator counters on the CPU.
+    peer_peak_bytes: dict[str, int] = field(default_factory=dict)
+    peer_mem_io: dict[str, float] = field(default_factory=dict)
     mem_limit: float | None = None
     repeats: int = 0
     calls_per_block: dict[str, int] = field(default_factory=dict)
@@ -1128,6 +1132,12 @@ def run_case(
     row.nnref_peak_bytes = peak_bytes
     row.mem_multiple = peak_bytes / job.x_nbytes
     row.mem_io = peak_bytes / job.io_bytes if job.io_bytes else None
+    for side in timed:
+        peer_bytes = getattr(job.peer_calls[side.name], "peak_bytes", None)
+        if peer_bytes is not None:
+            row.peer_peak_bytes[side.name] = peer_bytes
+            if job.io_bytes:
+                row.peer_mem_io[side.name] = peer_bytes / job.io_bytes
     row.repeats = len(samples[0])
     names = ["nnref", *(s.name for s in timed)]
     row.calls_per_block = dict(zip(names, per_block, strict=True))
@@ -1409,9 +1419,10 @@ def markdown_table(rows: Sequence[Row], peers: Sequence[Side],
         cells = " | ".join(side_cell(r, s.name) for s in peers)
         fastest = ("-" if r.ratio_fastest is None
                    else f"{r.ratio_fastest:.2f} ({r.fastest_peer})")
+        peers_mem = "".join(f"; {k} {v:.2f}" for k, v in r.peer_mem_io.items())
         lines.append(
             f"| {name}{differs} | {r.function} | {side_cell(r, 'nnref')} | {cells} | "
-            f"{fastest} | {_fmt(r.mem_io, '.2f')} | {last} |"
+            f"{fastest} | {_fmt(r.mem_io, '.2f')}{peers_mem} | {last} |"
         )
     return "\n".join(lines) + "\n"
 

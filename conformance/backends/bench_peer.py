@@ -97,6 +97,9 @@ class PreparedCall:
         self.dtype = dtype
         self.convert = convert
         self._contract = outputs
+        # Bytes the call allocates at peak (outputs and temporaries, not its inputs), where the
+        # framework can tell (JAX: XLA's buffer assignment); None where it keeps no counter.
+        self.peak_bytes: int | None = None
 
     def __call__(self) -> Any:
         return self.run()

@@ -23,6 +23,8 @@ indices instead) raises ``NotImplementedError`` naming why, which the benchmark 
 float64 needs ``jax_enable_x64``: this module turns it on for the process (only the benchmark
 imports it; float32 inputs stay float32). XLA's CPU client sizes its thread pool to the machine
 (:func:`set_threads` cannot change it after JAX starts; :func:`info` reports the device count).
+Peak memory: XLA's buffer assignment of the compiled call (outputs + temporaries,
+``memory_analysis()``), on ``PreparedCall.peak_bytes``.
 float16 / bfloat16 arrays go in as they are (JAX takes ml_dtypes' bfloat16 natively); the
 adapter's declarations (storage arithmetic throughout, refusals such as lp_pool in float16) are
 read through :func:`accumulation` and applied by :func:`prepare` as its contract functions do.
@@ -95,6 +97,9 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Prep
         def run_forward() -> Any:
             return _ready(jax_backend._apply_jit(prepared.fn, key, *device))
 
+        def lowered() -> Any:
+            return jax_backend._apply_jit.lower(prepared.fn, key, *device)
+
         def contract(out: Any) -> tuple[Any, ...]:
             outs = out if isinstance(out, tuple) else (out,)
             return outs[:count]
@@ -111,14 +116,15 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Prep
         key = jax_backend._static_key(prepared.static)
         y = jax_backend._y_spec(prepared, arrays["dy"])
         dy = jax_backend._j(np.asarray(arrays["dy"], y.dtype))
-        if direction == "backward":
-            def run(primals=primals, consts=consts, dy=dy) -> Any:
-                return _ready(jax_backend._pullback_jit(prepared.fn, key, primals, consts, dy))
-            count = 0
-        else:
-            def run(primals=primals, consts=consts, dy=dy) -> Any:
-                return _ready(_forward_backward_jit(prepared.fn, key, primals, consts, dy))
-            count = len(case.outputs("forward"))
+        jitted = jax_backend._pullback_jit if direction == "backward" else _forward_backward_jit
+
+        def run(primals=primals, consts=consts, dy=dy) -> Any:
+            return _ready(jitted(prepared.fn, key, primals, consts, dy))
+
+        def lowered(primals=primals, consts=consts, dy=dy) -> Any:
+            return jitted.lower(prepared.fn, key, primals, consts, dy)
+
+        count = 0 if direction == "backward" else len(case.outputs("forward"))
         forward_count = prepared.outputs
 
         def contract(out: Any) -> tuple[Any, ...]:
@@ -138,7 +144,19 @@ def prepare(case: Any, arrays: Mapping[str, np.ndarray], direction: str) -> Prep
         raise NotImplementedError(
             f"jax.vjp of the adapter's {prepared.fn.__name__} fails "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:80]})") from exc
+    call.peak_bytes = _peak_bytes(lowered)
     return call
+
+
+def _peak_bytes(lowered: Callable[[], Any]) -> int | None:
+    """The executable's outputs and temporaries in XLA's buffer assignment
+    (``compile().memory_analysis()``): what the call allocates beyond its inputs, as nnref's
+    tracemalloc peak counts. None where the analysis is not available."""
+    try:
+        stats = lowered().compile().memory_analysis()
+        return int(stats.output_size_in_bytes + stats.temp_size_in_bytes)
+    except Exception:  # an analysis the backend does not provide
+        return None
 
 
 # ------------------------------------------------------------------------- benchmark helpers

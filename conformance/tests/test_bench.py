@@ -59,6 +59,9 @@ def test_the_bench_times_nnref_beside_each_peer_and_counts_its_limits(peer, tmp_
         if family == "relu":  # memory-bound: x (and dy) read, y (dx) written, once each
             assert row["limit"] == "traffic"
             assert row["io_bytes"] == x.nbytes * (2 if direction == "fwd" else 3)
+            # XLA's buffer assignment holds the output at least; torch and onnxruntime tell none
+            assert row["peer_peak_bytes"].get(peer, x.nbytes) >= x.nbytes
+            assert (peer in row["peer_peak_bytes"]) == (peer == "jax" and peer in row["peer_ms"])
         else:  # a matrix op: 2 * rows * in * out per GEMM, forward one, backward two
             assert row["limit"] == "gemm"
             flops = 2 * np.prod(case.lead) * case.in_features * case.out_features
