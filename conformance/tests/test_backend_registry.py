@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,25 @@ def test_extras_pins_markers_and_tox_environments_match_the_registry():
         if row.pin:
             deps = tox[f"testenv:{row.tox_env}"].get("deps", "")
             assert row.pin in deps.split(), f"{row.name}: tox env {row.tox_env} lacks {row.pin}"
+
+
+# The interface of a benchmark peer (conformance/backends/bench_peer.py's docstring).
+BENCH_INTERFACE = {"prepare", "accumulation", "set_threads", "info", "spin_probe"}
+
+
+def test_every_bench_module_of_the_registry_offers_the_peer_interface():
+    """Read, not imported (the frameworks need not be installed): each ``Backend.bench`` module
+    exists beside its backend's module and defines the functions the benchmark calls."""
+    import ast
+    import importlib.util
+
+    peers = [b for b in BACKENDS if b.bench]
+    assert {b.name for b in peers} >= {"torch", "jax", "onnxruntime"}
+    for row in peers:
+        spec = importlib.util.find_spec(row.bench.rpartition(".")[0])
+        assert spec is not None and spec.submodule_search_locations, row.bench
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        tree = ast.parse((folder / f"{row.bench.rpartition('.')[2]}.py").read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        assert BENCH_INTERFACE <= defined, f"{row.bench} lacks {BENCH_INTERFACE - defined}"
+        assert row.bench.rpartition(".")[0] == row.module.rpartition(".")[0]
