@@ -891,6 +891,32 @@ def test_relu_follows_its_rule_bit_for_bit(dtype, zeros, impl):
     np.testing.assert_array_equal(_bits(x), _bits(x_before))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_follows_its_plain_rule_bit_for_bit(dtype):
+    """nnref's sigmoid and its gradient (two buffers, in place) against the rule written out
+    (nnref.activations.sigmoid_plain(_backward)): the same bits for signed zeros, NaN payloads,
+    infinities, values where exp(-|x|) is subnormal or 0, and ordinary values of both signs,
+    in a long array (NumPy's vectorised loops) and in a strided view; the inputs untouched."""
+    import nnref
+    from nnref.activations import sigmoid_plain, sigmoid_plain_backward
+
+    x = _special_input_nd((3, 5, 67), 12, dtype)
+    x[np.isneginf(x) & (np.random.default_rng(0).random(x.shape) < 0.5)] = np.inf
+    rng = np.random.default_rng(5)
+    ordinary = x == 1
+    x[ordinary] = (rng.standard_normal(ordinary.sum()) * 30).astype(dtype)
+    x[0, 0, :8] = [-0.0, 0.0, -745.0, -104.0, 88.0, -88.7, 1e-30, -1e-30]
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dy[0, 1, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    for xs, dys in ((x, dy), (x[:, ::2, ::3], dy[:, ::2, ::3])):
+        before = xs.copy(), dys.copy()
+        np.testing.assert_array_equal(_bits(nnref.sigmoid(xs)), _bits(sigmoid_plain(xs)))
+        np.testing.assert_array_equal(_bits(nnref.sigmoid_backward(dys, xs)),
+                                      _bits(sigmoid_plain_backward(dys, xs)))
+        np.testing.assert_array_equal(_bits(xs), _bits(before[0]))
+        np.testing.assert_array_equal(_bits(dys), _bits(before[1]))
+
+
 @pytest.mark.parametrize("function", ["relu_backward", "elu_backward", "sigmoid_backward"])
 def test_activation_gradient_is_nan_where_x_is_nan(function, impl):
     """CONTRACT.md: f'(NaN) is NaN, so dx is NaN where x is NaN even for a finite dy (relu's

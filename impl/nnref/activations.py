@@ -123,9 +123,12 @@ def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarra
 # ---------------------------------------------------------------------------------- sigmoid
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: the exp argument is never
-    positive, so it never overflows; NaN propagates."""
+def sigmoid_plain(x: np.ndarray) -> np.ndarray:
+    """The rule, plainly: 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0, with
+    e = exp(-|x|): the exp argument is never positive, so it never overflows; NaN propagates.
+    :func:`sigmoid` computes exactly this, bit for bit, in two x-sized buffers (this makes five
+    temporaries); the suite holds the two to each other."""
+    x = _array("x", x)
     one = np.ones((), x.dtype)
     # exp(-|x|) and e / (1 + e) underflow gradually for very negative x: the right answer
     with np.errstate(under="ignore"):
@@ -133,14 +136,47 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
         return np.where(x >= 0, one / (one + e), e / (one + e))
 
 
+def sigmoid_plain_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The rule, plainly: dy * (sigmoid(x) * sigmoid(-x)), each factor by :func:`sigmoid_plain`
+    (the same as :func:`sigmoid_backward`, bit for bit)."""
+    dy, x = _pair(dy, x)
+    with np.errstate(under="ignore", invalid="ignore"):
+        return dy * (sigmoid_plain(x) * sigmoid_plain(-x))
+
+
+def _exp_minus_abs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(e, d) = (exp(-|x|), 1 + e), each in a buffer of its own that the caller may reuse."""
+    e = np.abs(x, out=np.empty(x.shape, x.dtype))  # out=: an array even when x is 0-d
+    np.negative(e, out=e)
+    with np.errstate(under="ignore"):
+        np.exp(e, out=e)
+    return e, np.add(np.ones((), x.dtype), e, out=np.empty_like(e))
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)) elementwise, any shape, without overflow for any x."""
-    return _sigmoid(_array("x", x))
+    """1 / (1 + exp(-x)) elementwise, any shape, without overflow for any x.
+
+    :func:`sigmoid_plain`'s rule (numerator 1 for x >= 0, e = exp(-|x|) below, over 1 + e),
+    with the numerator written over e and divided in place: two x-sized buffers and a mask."""
+    x = _array("x", x)
+    e, d = _exp_minus_abs(x)
+    np.copyto(e, np.ones((), x.dtype), where=x >= 0)  # the numerator
+    with np.errstate(under="ignore"):
+        return np.divide(e, d, out=e)
 
 
 def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """dx = dy * sigmoid(x) * sigmoid(-x), shape of x (NaN where x is NaN)."""
+    """dx = dy * sigmoid(x) * sigmoid(-x), shape of x (NaN where x is NaN).
+
+    sigmoid(x) and sigmoid(-x) share e = exp(-|x|) and d = 1 + e: one is 1 / d, the other
+    e / d (which is which depends on x's sign; at x = 0 both are 1 / 2), so their product is
+    (1 / d) * (e / d) wherever x is a number; a NaN x makes every factor the same NaN. Two
+    x-sized buffers; :func:`sigmoid_plain_backward` is the rule written out."""
     dy, x = _pair(dy, x)
+    e, d = _exp_minus_abs(x)
     # a gradually underflowing product is the right answer; inf * 0 is NaN (the contract's)
     with np.errstate(under="ignore", invalid="ignore"):
-        return dy * (_sigmoid(x) * _sigmoid(-x))
+        np.divide(e, d, out=e)                      # e / d
+        np.divide(np.ones((), x.dtype), d, out=d)   # 1 / d
+        np.multiply(d, e, out=d)                    # sigmoid(x) * sigmoid(-x)
+        return np.multiply(dy, d, out=d)
