@@ -161,17 +161,24 @@ def _adaptive_avg(rank: int, x: Any, output_size: Any) -> np.ndarray:
 
 def _axis_mean_adjoint(g: np.ndarray, b: _Bins, size: int, axis: int) -> np.ndarray:
     """The adjoint of :func:`_axis_mean`: (..., O, ...) -> (..., S, ...), each cell the sum of
-    g / count over the bins that hold it, by a gather over those bins (cell j's bins form a
-    contiguous range; padded like ``_bins``)."""
+    g / count over the bins that hold it. Cell j's bins form a contiguous range first[j] ..
+    first[j] + per_cell[j] - 1: a running sum over that range's taps (a cell in fewer bins
+    than the most adds nothing for the taps it lacks), one gather along the axis per tap."""
     member = np.zeros((len(b.count), size), dtype=bool)
     np.put_along_axis(member, b.cells, True, axis=1)  # padding repeats a real cell: harmless
     per_cell = member.sum(axis=0)
     first = np.argmax(member, axis=0)
-    taps = np.arange(per_cell.max())
-    holders = np.minimum(first[:, None] + taps, first[:, None] + per_cell[:, None] - 1)  # (S, M)
-    g = np.moveaxis(g, axis, -1) / b.count.astype(g.dtype)
-    d = np.where(taps < per_cell[:, None], g[..., holders], 0).sum(axis=-1)
-    return np.moveaxis(d, -1, axis)
+    shape = [-1 if a == axis else 1 for a in range(g.ndim)]
+    g = g / b.count.astype(g.dtype).reshape(shape)
+    d = np.array(_tap(g, first, axis))  # every cell is in a bin
+    for t in range(1, int(per_cell.max())):
+        cand = _tap(g, np.minimum(first + t, first + per_cell - 1), axis)
+        holds = t < per_cell
+        if holds.all():
+            d += cand
+        else:
+            d += np.where(holds.reshape(shape), cand, 0)
+    return d
 
 
 def _adaptive_avg_backward(rank: int, dy: Any, x: Any, output_size: Any) -> np.ndarray:
