@@ -942,3 +942,16 @@ def test_lp_pool_gradient_at_zero_and_nan_windows(x, p, want, impl):
     (kernel 2, stride 2, dy = [5, 7]; deterministic: the sampler rarely builds them)."""
     dx = impl.lp_pool1d_backward(np.array([[[5.0, 7.0]]]), np.array([[x]]), p, 2)
     np.testing.assert_allclose(dx.ravel(), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dy0", [np.nan, np.inf, -np.inf])
+def test_lp_pool_gradient_at_a_nan_window_with_p1_is_dy_times_zero(dy0, impl):
+    """At p = 1 a window whose sum is NaN passes dy * 0, an IEEE product as in torch (its
+    relu' and sign' of the NaN are 0): 0 for a finite dy, NaN for a NaN or infinite one. A
+    window whose sum is 0 passes 0 whatever dy is (torch: 0 for dy NaN and inf as well).
+    Found by a dev-profile run (x and dy NaN in the same window of lp_pool1d, p = 1)."""
+    dy = np.array([[[dy0, 7.0]]])
+    dx = impl.lp_pool1d_backward(dy, np.array([[[np.nan, 1.0, 2.0, 3.0]]]), 1.0, 2)
+    np.testing.assert_array_equal(dx.ravel(), [np.nan, np.nan, 7.0, 7.0])
+    dx = impl.lp_pool1d_backward(dy, np.array([[[0.0, 0.0, 1.0, 2.0]]]), 1.0, 2)
+    np.testing.assert_array_equal(dx.ravel(), [0.0, 0.0, 7.0, 7.0])

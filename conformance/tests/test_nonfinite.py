@@ -187,8 +187,10 @@ def _test(direction):
         except Unsupported:
             return  # registered and tested in test_crosscheck / test_divergences
         got = case.call(impl, direction, {k: v.copy() for k, v in a.items()})
+        # the reproducer compares with torch's adapter, as this test does
         where = f"poisoned {hits}\n" + context(case, np.float64, seed, impl_name_opt,
-                                               direction, _planting_code(hits))
+                                               direction, _planting_code(hits),
+                                               reference=torch_backend.__name__)
         check(case, direction, a, got, want, _finite_bounds(bounds_fn, case, a), where)
 
     return test

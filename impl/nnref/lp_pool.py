@@ -23,8 +23,9 @@ non-integer p, and an odd integer p can give a negative window sum, whose root i
 The gradient: dy/dx_j = x_j ** (p - 1) * (K / count) * A ** (1 / p - 1) over each window
 covering x_j, with A = K / count * S and S the plain sum of x ** p (that is x_j ** (p - 1) * y /
 S, written as torch's chain rule evaluates it, which decides what an infinite S gives);
-overlapping windows accumulate. A window whose sum is 0 passes no gradient (0), as torch does
-(and, at p = 1, a window whose sum is NaN, as torch does).
+overlapping windows accumulate. A window whose sum is 0 passes no gradient (0, whatever dy is),
+as torch does; at p = 1 a window whose sum is NaN passes dy * 0 (0 for a finite dy, NaN for a
+NaN or infinite one), as torch does.
 """
 
 from __future__ import annotations
@@ -111,11 +112,15 @@ def _lp_pool_backward(op: str, rank: int, dy: Any, x: Any, norm_type: Any, kerne
         a = sums * scale
         # Per window dy * (K / count) * A ** (1 / p - 1) (= dy * y / S), in torch's form, so
         # that an infinite sum gives what torch gives (0 for p > 1). A window whose sum is 0
-        # passes nothing (torch's rule); a NaN sum passes NaN, except at p = 1, where
-        # A ** 0 = 1 would pass dy * K / count and torch passes 0 (CONTRACT.md).
-        dead = (sums == 0) | (np.isnan(sums) & (p == 1))
-        g = np.where(dead, x.dtype.type(0),
+        # passes nothing (torch's rule, whatever dy is); a NaN sum passes NaN, except at p = 1,
+        # where A ** 0 = 1 would pass dy * K / count and torch passes dy * 0 (CONTRACT.md): 0
+        # for a finite dy, NaN for a NaN or infinite one.
+        zero_sum = sums == 0
+        nan_p1 = np.isnan(sums) & (p == 1)
+        dead = zero_sum | nan_p1
+        g = np.where(dead, dy * x.dtype.type(0),
                      dy * scale * np.power(np.where(dead, 1, a), x.dtype.type(1.0 / p - 1)))
+        g[zero_sum] = 0
         acc = np.zeros((*x.shape[:2], *geo.reach), dtype=x.dtype)
         for _, cells in geo.tap_slices():  # within one tap, distinct windows hit distinct cells
             acc[cells] += g
