@@ -126,8 +126,8 @@ def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarra
 def sigmoid_plain(x: np.ndarray) -> np.ndarray:
     """The rule, plainly: 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0, with
     e = exp(-|x|): the exp argument is never positive, so it never overflows; NaN propagates.
-    :func:`sigmoid` computes exactly this, bit for bit, in two x-sized buffers (this makes five
-    temporaries); the suite holds the two to each other."""
+    :func:`sigmoid` computes exactly this, bit for bit, in two x-sized buffers (this peaks at
+    four, measured); the suite holds the two to each other."""
     x = _array("x", x)
     one = np.ones((), x.dtype)
     # exp(-|x|) and e / (1 + e) underflow gradually for very negative x: the right answer
