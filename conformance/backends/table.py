@@ -57,10 +57,19 @@ class LowPrecision:
     """How a framework's float16 / bfloat16 kernel departs from the default arithmetic (float32
     accumulation, one rounding to the format), and the registry id that shows it.
     ``accumulation="storage"``: judged by the storage-accumulation bound; None: no kernel, or
-    one beyond even that bound: calls in the format raise Unsupported(``divergence``)."""
+    one beyond even that bound: calls in the format raise Unsupported(``divergence``).
+    ``where``: where the departure depends on the CPU, the framework's own test of whether this
+    machine takes the departing kernel (asked once, when the backend module is built); on a
+    machine where it says no, the entry does not apply and the call is held to the default
+    arithmetic (or to the next matching entry)."""
 
     divergence: str
     accumulation: str | None = "storage"
+    where: Callable[[], bool] | None = None
+
+    def applies(self) -> bool:
+        """Whether this machine takes the departing kernel (always, without ``where``)."""
+        return self.where is None or bool(self.where())
 
 
 # The words a Row.low_precision key may combine (space-separated; "" matches every call).
@@ -77,7 +86,7 @@ class Row:
     ``doc``: one line on how the framework computes it (the generated functions' docstring).
     ``low_precision``: key (QUALIFIERS, e.g. "backward", "forward float16", "3d") -> how the
     matching float16 / bfloat16 calls depart from the default arithmetic; the first key that
-    matches applies.
+    matches, and whose entry applies on this machine (``LowPrecision.where``), applies.
     """
 
     forward: Callable[..., Any] | None
@@ -102,7 +111,7 @@ def _low_precision(row: Row, framework: str, record: str, direction: str, rank: 
                            f"but the record's functions do not")
         if (words & {"forward", "backward"} <= {direction}
                 and words & {"float16", "bfloat16"} <= {storage}
-                and ranks <= {f"{rank}d"}):
+                and ranks <= {f"{rank}d"} and entry.applies()):
             return entry
     return None
 
@@ -201,7 +210,8 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
         refused = {}
         for fmt in storage:
             entry = _low_precision(row, framework, rec.name, direction, rank, fmt)
-            if entry is None and isinstance(low_precision, LowPrecision):
+            if entry is None and isinstance(low_precision, LowPrecision) \
+                    and low_precision.applies():
                 entry = low_precision
             elif entry is None and low_precision:
                 shared: dict[str, LowPrecision] = {}

@@ -606,6 +606,35 @@ NORM = LowPrecision("torch-cpu-low-precision-norm-statistics")
 NO_3D_KERNEL = LowPrecision("torch-cpu-no-avg-pool3d-low-precision", accumulation=None)
 FLOAT16_CONV = LowPrecision("torch-cpu-float16-conv-storage-rounding")
 
+
+def _takes_onednn(dtype: torch.dtype) -> bool:
+    """Whether torch sends CPU convolutions in float16 / bfloat16 ``dtype`` to oneDNN (ATen's
+    ``use_mkldnn``: oneDNN built in and enabled, and ``mkldnn_fp16_device_check()`` /
+    ``mkldnn_bf16_device_check()``, asked as ``torch.ops.mkldnn._is_mkldnn_fp16_supported`` /
+    ``_is_mkldnn_bf16_supported``: float16 on CPUs with avx512_fp16, amx_fp16 or
+    avx_ne_convert, bfloat16 on AVX-512 or avx_ne_convert CPUs)."""
+    check = {torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported,
+             torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported}[dtype]
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and bool(check()))
+
+
+def float16_conv_takes_im2col() -> bool:
+    """Whether torch's CPU convolution in float16 takes its own im2col / GEMM kernels (which
+    round partial results to float16) rather than oneDNN's (:func:`_takes_onednn`). Transposed
+    convolutions leave oneDNN when an output padding is at least the stride, so conv_transpose
+    keeps the storage declaration on every CPU."""
+    return not _takes_onednn(torch.float16)
+
+
+FLOAT16_CONV_BACKWARD = LowPrecision("torch-cpu-float16-conv-storage-rounding",
+                                     where=float16_conv_takes_im2col)
+# Not computed: on CPUs where torch sends float16 to oneDNN (avx512_fp16 / AMX), oneDNN's
+# float16 and bfloat16 conv_transpose gradients crash the process or corrupt its heap.
+CONV_TRANSPOSE_BACKWARD_CRASH = LowPrecision(
+    "torch-cpu-onednn-low-precision-conv-transpose-backward-crash", accumulation=None,
+    where=lambda: _takes_onednn(torch.float16))
+
 TABLE: dict[str, Row] = {
     "pad": Row(_pad, backward=_pad_backward,
                doc="F.pad, pads given first spatial axis first (torch's order is last first).",
@@ -613,9 +642,10 @@ TABLE: dict[str, Row] = {
                    "torch-cpu-pad-backward-storage-accumulation")}),
     "conv": Row(_conv, doc='F.pad (explicit, possibly asymmetric or "same") then '
                            "F.conv{r}d(padding=0).",
-                low_precision={"backward float16": FLOAT16_CONV}),
+                low_precision={"backward float16": FLOAT16_CONV_BACKWARD}),
     "conv_transpose": Row(_conv_transpose, doc="F.conv_transpose{r}d.",
-                          low_precision={"float16": FLOAT16_CONV, "bfloat16": LowPrecision(
+                          low_precision={"backward": CONV_TRANSPOSE_BACKWARD_CRASH,
+                                         "float16": FLOAT16_CONV, "bfloat16": LowPrecision(
                               "torch-cpu-bfloat16-grouped-conv-transpose")}),
     "max_pool": Row(_max_pool, backward=_max_pool_backward,
                     doc="F.max_pool{r}d(return_indices=True), torch's flat indices per plane; "

@@ -410,6 +410,16 @@ def _avx512() -> bool:
         return False
 
 
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as Linux lists them (None elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    return {f for line in text.splitlines() if line.startswith("flags")
+            for f in line.partition(":")[2].split()}
+
+
 def _width1_garbage_seen(raw: np.ndarray, right: np.ndarray, rank: int) -> None:
     """The bug is the oneDNN kernel of AVX-512 CPUs: there it must still be seen; on other CPUs
     (AVX2-only: oneDNN takes another kernel) the right answer is reported as such."""
@@ -1056,22 +1066,43 @@ def test_tf_avgpool3d_no_float64(tf):
     assert y.dtype == np.float64 and y.item() == 3.5
 
 
+def _tf_takes_float16_to_onednn(flags: set[str]) -> bool:
+    """TF's IsDataTypeSupportedByOneDNNOnThisCPU(DT_HALF) (tensorflow/core/util/util.cc): oneDNN
+    takes float16 on CPUs with avx512bw and avx512_fp16 or amx_fp16, or with avx_ne_convert."""
+    return bool(("avx512bw" in flags and flags & {"avx512_fp16", "amx_fp16"})
+                or "avx_ne_convert" in flags)
+
+
 @pytest.mark.tf
 @demonstrates("tf-float16-eigen-kernels")
 def test_tf_float16_lacks_what_float64_lacks(tf):
     """float16 runs on TF's Eigen CPU kernels as float64 does: no AvgPool3D / MaxPool3D, no
-    dilated Conv3D or transposed conv; bfloat16 (oneDNN) has them. The adapter composes them."""
+    dilated Conv3D or transposed conv; bfloat16 (oneDNN) has them. On CPUs where TF's oneDNN
+    takes float16 (by the CPU's flags) the convs have a float16 kernel, the 3-D pools still not.
+    The adapter composes them on every CPU."""
+    flags = _cpu_flags()
+    if flags is None:  # pragma: no cover - not Linux
+        pytest.skip("tf-float16-eigen-kernels: which kernels TF has in float16 depends on the "
+                    "CPU's flags, read from /proc/cpuinfo (Linux only)")
     ones = tf.ones((1, 2, 2, 2, 1), tf.float16)
     for pool in (tf.nn.avg_pool3d, tf.nn.max_pool3d):
         with pytest.raises(tf.errors.NotFoundError, match="Pool3D"):
             pool(ones, 2, 2, "VALID")
         assert pool(tf.cast(ones, tf.bfloat16), 2, 2, "VALID").shape == (1, 1, 1, 1, 1)
     x3, w3 = tf.ones((1, 3, 3, 3, 2), tf.float16), tf.ones((2, 2, 2, 2, 2), tf.float16)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="dilated rates of 1"):
-        tf.nn.conv3d(x3, w3, [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1])
     x2, w2 = tf.ones((1, 3, 3, 2), tf.float16), tf.ones((2, 2, 2, 2), tf.float16)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates larger than 1"):
-        tf.nn.conv2d_transpose(x2, w2, [1, 5, 5, 2], 1, "VALID", dilations=2)
+    if _tf_takes_float16_to_onednn(flags):
+        y3 = tf.nn.conv3d(x3, w3, [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1])
+        assert y3.numpy().ravel().tolist() == [16.0] * 8
+        y2 = tf.nn.conv2d_transpose(x2, w2, [1, 5, 5, 2], 1, "VALID", dilations=2)
+        assert y2.numpy()[0, :, :, 0].tolist() == [[2, 2, 4, 2, 2], [2, 2, 4, 2, 2],
+                                                   [4, 4, 8, 4, 4], [2, 2, 4, 2, 2],
+                                                   [2, 2, 4, 2, 2]]
+    else:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="dilated rates of 1"):
+            tf.nn.conv3d(x3, w3, [1] * 5, "VALID", dilations=[1, 2, 1, 1, 1])
+        with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates larger than 1"):
+            tf.nn.conv2d_transpose(x2, w2, [1, 5, 5, 2], 1, "VALID", dilations=2)
     assert tf.nn.conv2d_transpose(tf.cast(x2, tf.bfloat16), tf.cast(w2, tf.bfloat16),
                                   [1, 5, 5, 2], 1, "VALID", dilations=2).shape == (1, 5, 5, 2)
     backend = load_backend("tensorflow")
@@ -2105,20 +2136,92 @@ def test_torch_pad_backward_accumulates_in_the_storage_format(torch):
 @pytest.mark.torch
 @demonstrates("torch-cpu-float16-conv-storage-rounding")
 def test_torch_float16_convolution_rounds_partial_results(torch):
-    """float16: the weight gradient's per-sample terms 2048, 1, -2048 sum to 0 (exact 1), and
-    conv_transpose rounds 2048 + 1 to 2048 before adding its bias -2048; bfloat16 and conv1d's
-    forward get both right."""
+    """float16 on torch's own kernels: the weight gradient's per-sample terms 2048, 1, -2048 sum
+    to 0 (exact 1), and conv_transpose rounds 2048 + 1 to 2048 before adding its bias -2048;
+    bfloat16 and conv1d's forward get both right. Where torch sends float16 to oneDNN (its own
+    check, which follows the CPU's flags) both are right, except a conv_transpose whose output
+    padding is at least its stride (torch's kernel again); the table declares accordingly."""
+    from ..backends.torch_backend import LOW_PRECISION_DIVERGENCES, float16_conv_takes_im2col
+
     F = torch.nn.functional
+    im2col = float16_conv_takes_im2col()
+    flags = _cpu_flags()
+    if flags is not None:  # torch's check (oneDNN's ISA test) agrees with the flags
+        assert im2col == (not flags & {"avx512_fp16", "amx_fp16", "avx_ne_convert"}), flags
+    rounded = 0.0 if im2col else 1.0
     x, w, dy = [[[1.0]], [[1.0]], [[1.0]]], [[[1.0]]], [[[2048.0]], [[1.0]], [[-2048.0]]]
     for conv in (F.conv1d, F.conv_transpose1d):
-        assert _low_precision_grad(torch, conv, [x, w], dy, torch.float16, wrt=1) == [0.0], conv
+        got = _low_precision_grad(torch, conv, [x, w], dy, torch.float16, wrt=1)
+        assert got == [rounded], conv
         assert _low_precision_grad(torch, conv, [x, w], dy, torch.bfloat16, wrt=1) == [1.0], conv
-    for low, want in ((torch.float16, 0.0), (torch.bfloat16, 1.0)):
+    for low, want in ((torch.float16, rounded), (torch.bfloat16, 1.0)):
         xs = torch.tensor([[[1.0], [1.0]]], dtype=low)
         ws = torch.tensor([[[2048.0]], [[1.0]]], dtype=low)
         b = torch.tensor([-2048.0], dtype=low)
         assert F.conv_transpose1d(xs, ws, b).item() == want, low
         assert F.conv1d(xs, ws.transpose(0, 1), b).item() == 1.0, low
+        # output_padding >= stride: torch's own kernel in both formats, on every CPU
+        wide = torch.tensor([[[2048.0, 0.0]], [[1.0, 0.0]]], dtype=low)
+        y = F.conv_transpose1d(xs, wide, b, stride=1, output_padding=1, dilation=2)
+        assert y[0, 0, 0].item() == 0.0, low
+        y = F.conv_transpose1d(xs, wide, b, stride=2, output_padding=1, dilation=2)
+        assert y[0, 0, 0].item() == (rounded if low == torch.float16 else 1.0), low
+    assert ("conv1d_backward float16" in LOW_PRECISION_DIVERGENCES) == im2col
+    assert LOW_PRECISION_DIVERGENCES["conv_transpose1d float16"] == \
+        "torch-cpu-float16-conv-storage-rounding"
+    assert LOW_PRECISION_DIVERGENCES["conv_transpose1d bfloat16"] == \
+        "torch-cpu-bfloat16-grouped-conv-transpose"  # storage-accumulating, so it covers this
+
+
+# The smallest inputs whose conv_transpose gradient crashes torch 2.13.0 where it sends float16
+# to oneDNN: (format, rank, x shape, w shape, stride, padding, dilation), all ones, dy ones.
+CONV_TRANSPOSE_CRASHES = (
+    ("float16", 1, (2, 1, 4), (1, 1, 1), 2, 3, 2),
+    ("bfloat16", 3, (1, 1, 1, 1, 1), (1, 1, 2, 2, 2), 1, (0, 1, 0), (1, 2, 2)),
+)
+
+
+@pytest.mark.torch
+@demonstrates("torch-cpu-onednn-low-precision-conv-transpose-backward-crash")
+@pytest.mark.parametrize("crash", CONV_TRANSPOSE_CRASHES, ids=lambda c: f"{c[0]}-{c[1]}d")
+def test_torch_onednn_low_precision_conv_transpose_gradient_crashes(torch, crash):
+    """Each smallest input in a subprocess: it dies by a signal where torch sends float16 to
+    oneDNN (the table then refuses conv_transpose's low-precision backward: checked here), and
+    gives the exact gradient elsewhere; in float32 it is right everywhere."""
+    import subprocess
+
+    from ..backends.torch_backend import LOW_PRECISION_DIVERGENCES, _takes_onednn
+
+    fmt, rank, x_shape, w_shape, stride, padding, dilation = crash
+    code = (
+        "import sys, torch\n"
+        "dtype = getattr(torch, sys.argv[1])\n"
+        f"x = torch.ones({x_shape}, dtype=dtype, requires_grad=True)\n"
+        f"w = torch.ones({w_shape}, dtype=dtype)\n"
+        f"y = torch.nn.functional.conv_transpose{rank}d(x, w, None, stride={stride}, "
+        f"padding={padding}, dilation={dilation})\n"
+        "dx, = torch.autograd.grad(y, x, torch.ones_like(y))\n"
+        "print(dx.float().flatten().tolist())\n")
+
+    def run(dtype: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, dtype], capture_output=True,
+                              text=True, timeout=300)
+
+    right = run("float32")
+    assert right.returncode == 0, right.stderr
+    got = run(fmt)
+    refused = LOW_PRECISION_DIVERGENCES.get(f"conv_transpose{rank}d_backward {fmt}")
+    if _takes_onednn(torch.float16):
+        assert got.returncode < 0, (
+            f"conv_transpose{rank}d's {fmt} gradient no longer crashes here "
+            f"(exit {got.returncode}, {got.stdout.strip()}): retire the refusal")
+        assert refused == "torch-cpu-onednn-low-precision-conv-transpose-backward-crash"
+    else:
+        assert got.returncode == 0, (
+            f"conv_transpose{rank}d's {fmt} gradient crashes on this CPU too (exit "
+            f"{got.returncode}): widen the entry's condition")
+        assert got.stdout == right.stdout
+        assert refused != "torch-cpu-onednn-low-precision-conv-transpose-backward-crash"
 
 
 def _sampled_ratio(torch, op, case, seed, regime, amount, storage_name, direction):

@@ -245,3 +245,29 @@ def test_only_its_record_names_an_op_outside_the_implementations():
     stale = {p: sorted(n - found.get(p, set())) for p, n in PENDING.items()
              if n - found.get(p, set())}
     assert not stale, f"PENDING entries no longer needed (remove them): {stale}"
+
+
+@pytest.mark.parametrize("on_this_machine", [True, False])
+def test_a_low_precision_entry_applies_only_where_its_machine_condition_holds(on_this_machine):
+    """A table's LowPrecision entry with ``where`` (the framework's own test of whether this CPU
+    takes the departing kernel) applies only where that says yes; elsewhere the next matching
+    entry does, or the default arithmetic."""
+    from ..backends.table import LowPrecision, Row
+    from ..backends.table import contract_functions as generate
+
+    def never_called(*args):
+        raise AssertionError("not called")
+
+    table = {rec.name: Row(never_called) for rec in RECORDS}
+    table["relu"] = Row(never_called, low_precision={
+        "backward": LowPrecision("machine-bound", where=lambda: on_this_machine),
+        "float16": LowPrecision("format-wide")})
+    out = generate(table, "probe", run=never_called, autodiff=never_called,
+                   storage=("float16", "bfloat16"))
+    divergences = out["LOW_PRECISION_DIVERGENCES"]
+    assert divergences["relu_backward float16"] == \
+        ("machine-bound" if on_this_machine else "format-wide")
+    assert divergences.get("relu_backward bfloat16") == \
+        ("machine-bound" if on_this_machine else None)
+    assert divergences["relu float16"] == "format-wide"
+    assert "relu bfloat16" not in divergences
