@@ -98,8 +98,9 @@ class Row:
 
 
 def _low_precision(row: Row, framework: str, record: str, direction: str, rank: int | None,
-                   storage: str) -> LowPrecision | None:
-    """The first of the row's low-precision entries matching this call, if any."""
+                   storage: str, here: bool = True) -> LowPrecision | None:
+    """The first of the row's low-precision entries matching this call, if any (``here``: that
+    applies on this machine; else the first CPU-dependent one, whether it applies or not)."""
     for key, entry in row.low_precision.items():
         words = set(key.split())
         if unknown := words - QUALIFIERS:
@@ -111,7 +112,8 @@ def _low_precision(row: Row, framework: str, record: str, direction: str, rank: 
                            f"but the record's functions do not")
         if (words & {"forward", "backward"} <= {direction}
                 and words & {"float16", "bfloat16"} <= {storage}
-                and ranks <= {f"{rank}d"} and entry.applies()):
+                and ranks <= {f"{rank}d"}
+                and (entry.applies() if here else entry.where is not None)):
             return entry
     return None
 
@@ -186,11 +188,14 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
     ``storage``: the low-precision formats ("float16", "bfloat16") the backend computes in,
     handed to ``run`` / ``autodiff`` as they are (float32 / float64 always). With ``storage``,
     also the module's ``CONFORMANCE_ACCUMULATION`` mapping ("float32" but where a row's
-    ``low_precision`` says "storage") and ``LOW_PRECISION_DIVERGENCES`` ("<function> <format>"
-    -> the registry id of every departure). ``low_precision``: the departure of every function a
-    row's own ``low_precision`` does not cover (a framework that computes in the storage format
-    throughout), or such departures by key as a row's, where a key may also start with a record
-    name ("batch_norm float16"): for runners sharing one table (the ONNX backends).
+    ``low_precision`` says "storage"), ``LOW_PRECISION_DIVERGENCES`` ("<function> <format>"
+    -> the registry id of every departure) and ``CPU_DEPENDENT_DIVERGENCES`` ("<function>
+    <format>" -> the id of an entry that holds on some CPUs only, ``LowPrecision.where``, whether
+    it holds on this one or not: another machine may compute, declare or refuse that call
+    differently, which stored outputs must allow). ``low_precision``: the departure of every
+    function a row's own ``low_precision`` does not cover (a framework that computes in the
+    storage format throughout), or such departures by key as a row's, where a key may also start
+    with a record name ("batch_norm float16"): for runners sharing one table (the ONNX backends).
 
     Raises KeyError when the table has no row for a record, or names a record that does not
     exist: a backend states what it does with every op.
@@ -205,10 +210,14 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
     out: dict[str, Any] = {}
     declared: dict[str, str] = {"*": "float32"}
     divergences: dict[str, str] = {}
+    cpu_dependent: dict[str, str] = {}
 
     def departures(name: str, row: Row, direction: str, rank: int | None) -> dict[str, str]:
         refused = {}
         for fmt in storage:
+            if varies := _low_precision(row, framework, rec.name, direction, rank, fmt,
+                                        here=False):
+                cpu_dependent[f"{name} {fmt}"] = varies.divergence
             entry = _low_precision(row, framework, rec.name, direction, rank, fmt)
             if entry is None and isinstance(low_precision, LowPrecision) \
                     and low_precision.applies():
@@ -265,4 +274,5 @@ def contract_functions(table: Mapping[str, Row], framework: str, *, run: Run,
     if storage:
         out["CONFORMANCE_ACCUMULATION"] = declared
         out["LOW_PRECISION_DIVERGENCES"] = divergences
+        out["CPU_DEPENDENT_DIVERGENCES"] = cpu_dependent
     return out

@@ -271,3 +271,6 @@ def test_a_low_precision_entry_applies_only_where_its_machine_condition_holds(on
         ("machine-bound" if on_this_machine else None)
     assert divergences["relu float16"] == "format-wide"
     assert "relu bfloat16" not in divergences
+    # on either kind of machine the module says which calls another CPU treats differently
+    assert out["CPU_DEPENDENT_DIVERGENCES"] == {"relu_backward float16": "machine-bound",
+                                                "relu_backward bfloat16": "machine-bound"}
