@@ -2177,14 +2177,20 @@ def test_torch_float16_convolution_rounds_partial_results(torch):
 @demonstrates("torch-cpu-onednn-bfloat16-conv-width1-garbage")
 def test_torch_onednn_bfloat16_conv_width1_garbage(torch):
     """One output column at a last-axis stride > 1 in bfloat16: rows of it never written where
-    torch takes oneDNN (seen on a CPU with AMX); the adapter's composition is right."""
+    torch takes oneDNN with two threads (seen on a CPU with AMX; one thread is right); the
+    adapter's composition is right."""
     from ..backends.torch_backend import _takes_onednn
 
     F = torch.nn.functional
     x, w = torch.ones((1, 2, 5, 5)), torch.ones((4, 1, 1, 3))
     args = {"stride": (1, 2), "dilation": (1, 2), "groups": 2}
     assert F.conv2d(x, w, **args).flatten().tolist() == [3.0] * 20
-    raw = F.conv2d(x.bfloat16(), w.bfloat16(), **args).float().flatten().tolist()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        raw = F.conv2d(x.bfloat16(), w.bfloat16(), **args).float().flatten().tolist()
+    finally:
+        torch.set_num_threads(threads)
     ml_bf16 = pytest.importorskip("ml_dtypes").bfloat16
     composed = load_backend("torch").conv2d(np.ones((1, 2, 5, 5), ml_bf16),
                                             np.ones((4, 1, 1, 3), ml_bf16), **args)
@@ -2195,8 +2201,8 @@ def test_torch_onednn_bfloat16_conv_width1_garbage(torch):
         pytest.skip("torch-cpu-onednn-bfloat16-conv-width1-garbage does not reproduce on this "
                     "CPU (seen where torch also takes float16 to oneDNN, with AMX); the "
                     "adapter's composition is still checked")
-    assert _takes_onednn(torch.bfloat16), "wrong without oneDNN: widen the entry's condition"
-    assert raw[:5] == [3.0, 3.0, 0.0, 3.0, 1.0], raw
+    # the unwritten rows hold whatever the memory held (0, 28, NaN, ...)
+    assert _takes_onednn(torch.bfloat16), f"wrong without oneDNN: {raw}: widen the condition"
 
 
 # The smallest inputs whose conv_transpose gradient crashes torch 2.13.0 where it sends float16
@@ -2221,6 +2227,7 @@ def test_torch_onednn_low_precision_conv_transpose_gradient_crashes(torch, crash
     fmt, rank, x_shape, w_shape, stride, padding, dilation = crash
     code = (
         "import sys, torch\n"
+        "torch.set_num_threads(2)  # the bfloat16 case does not crash with one thread\n"
         "dtype = getattr(torch, sys.argv[1])\n"
         f"x = torch.ones({x_shape}, dtype=dtype, requires_grad=True)\n"
         f"w = torch.ones({w_shape}, dtype=dtype)\n"
