@@ -291,6 +291,12 @@ def _pad_backward(rank: int | None, dy: np.ndarray, pad_width: object,
 
 
 def _conv(x, w, b, *, s, pads, d, groups, rank):
+    reach = [di * (k - 1) for di, k in zip(d, w.shape[2:], strict=True)]
+    if any(max(p) > r for p, r in zip(pads, reach, strict=True)):
+        # jax-cpu-conv-overpadded-gradient-garbage: a padding beyond the dilated kernel's reach
+        # gives a float32 input gradient of garbage; padded by jnp.pad, the conv is VALID.
+        x = jnp.pad(x, [(0, 0), (0, 0), *pads])
+        pads = [(0, 0)] * rank
     y = lax.conv_general_dilated(x, w, window_strides=s, padding=pads, rhs_dilation=d,
                                  dimension_numbers=_dims(rank), feature_group_count=groups,
                                  precision=_HIGHEST)
