@@ -2185,15 +2185,15 @@ def test_torch_onednn_bfloat16_conv_width1_garbage(torch):
     x, w = torch.ones((1, 2, 5, 5)), torch.ones((4, 1, 1, 3))
     args = {"stride": (1, 2), "dilation": (1, 2), "groups": 2}
     assert F.conv2d(x, w, **args).flatten().tolist() == [3.0] * 20
+    ml_bf16 = pytest.importorskip("ml_dtypes").bfloat16
     threads = torch.get_num_threads()
-    try:
+    try:  # both with two threads, where the kernel goes wrong
         torch.set_num_threads(2)
         raw = F.conv2d(x.bfloat16(), w.bfloat16(), **args).float().flatten().tolist()
+        composed = load_backend("torch").conv2d(np.ones((1, 2, 5, 5), ml_bf16),
+                                                np.ones((4, 1, 1, 3), ml_bf16), **args)
     finally:
         torch.set_num_threads(threads)
-    ml_bf16 = pytest.importorskip("ml_dtypes").bfloat16
-    composed = load_backend("torch").conv2d(np.ones((1, 2, 5, 5), ml_bf16),
-                                            np.ones((4, 1, 1, 3), ml_bf16), **args)
     assert composed.astype(np.float32).ravel().tolist() == [3.0] * 20
     if raw == [3.0] * 20:
         assert not _takes_onednn(torch.float16), \
