@@ -25,7 +25,8 @@ Conventions handled here (see conformance/divergences.toml):
   (tf-grouped-conv-gradient-cpu, tf-conv3d-no-groups) split into one conv per group;
   tf.nn.convolution always gets its data_format (tf-convolution-3d-gradient-data-format);
   float32 / bfloat16 convs with one output column and a last-axis stride > 1 run at last-axis
-  stride 1 (tf-onednn-conv-width1-garbage).
+  stride 1 (tf-onednn-conv-width1-garbage); so do transposed convs of one input column, whose
+  gradient is such a conv.
 - Transposed convolution: tf.nn.conv{1,2,3}d_transpose take (*k, Co, C) filters, an explicit
   output_shape and SAME / VALID only: the adapter runs VALID with the uncropped output_shape,
   appends output_padding zeros and crops the contract's padding (tf-conv-transpose-output-shape);
@@ -348,16 +349,21 @@ def _conv_transpose(rank: int, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None =
         wk, d = _zero_dilated(wk, d), (1,) * rank
     uncropped = [f - e for f, e in zip(geo.full, geo.output_padding, strict=True)]
     cg, co_g = c // geo.groups, int(w.shape[1])
+    stride = list(geo.stride)
+    if stride[-1] > 1 and int(x.shape[-1]) == 1 and x.dtype in _ONEDNN:
+        # One input column: the last-axis stride places nothing, so stride 1 gives the same
+        # output; with the stride, the gradient to x (a strided conv with one output column)
+        # is oneDNN's uninitialised memory in bfloat16 (tf-onednn-conv-width1-garbage).
+        stride[-1] = 1
     ys = []
     for g in range(geo.groups):
         xg, wg = xl[..., g * cg:(g + 1) * cg], wk[..., g * cg:(g + 1) * cg]
         shape = [n, *uncropped, co_g]
         if rank == 1:
-            y = tf.nn.conv1d_transpose(xg, wg, shape, geo.stride[0], padding="VALID",
+            y = tf.nn.conv1d_transpose(xg, wg, shape, stride[0], padding="VALID",
                                        dilations=d[0])
         else:
-            y = _CONV_T[rank](xg, wg, shape, list(geo.stride), padding="VALID",
-                              dilations=list(d))
+            y = _CONV_T[rank](xg, wg, shape, stride, padding="VALID", dilations=list(d))
         ys.append(y)
     y = ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
     if any(geo.output_padding):

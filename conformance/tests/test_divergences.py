@@ -473,6 +473,42 @@ def test_tf_onednn_conv3d_width1_garbage(tf):
 
 
 @pytest.mark.tf
+@demonstrates("tf-onednn-conv-width1-garbage")
+@pytest.mark.parametrize("rank", [2, 3])
+def test_tf_onednn_conv_transpose_gradient_width1_garbage(tf, rank):
+    """The gradient of a transposed conv whose input has one column, at a last-axis stride > 1,
+    is TF's strided conv with one output column: in bfloat16 rows after the first of each image
+    are zeros or uninitialised memory. The adapter runs that axis at stride 1 (one column: the
+    stride places nothing) and gets every row."""
+    bf16 = tf.bfloat16.as_numpy_dtype
+    lead = (1,) * (rank - 2)  # conv3d: depth 1
+    x = np.ones((2, *lead, 2, 1, 1), bf16)  # channels-last, two rows of one column
+    w = np.ones((*lead, 1, 2, 1, 1), bf16)  # (*k, Co, C): a two-tap row
+    dy = np.ones((2, *lead, 2, 2, 1), bf16)
+    strides = [1, *lead, 1, 2, 1]
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = getattr(tf.nn, f"conv{rank}d_transpose")(xt, tf.constant(w), list(dy.shape),
+                                                      strides, padding="VALID")
+    raw = tape.gradient(y, xt, output_gradients=tf.constant(dy))
+    right = [2.0] * 4  # each input cell reaches two output cells, dy 1
+    to_first = (0, rank + 1, *range(1, rank + 1))
+    dx, _, _ = load_backend("tensorflow").__dict__[f"conv_transpose{rank}d_backward"](
+        dy.transpose(to_first), x.transpose(to_first), np.moveaxis(w, (-1, -2), (0, 1)),
+        stride=(*lead, 1, 2))
+    assert dx.astype(np.float64).ravel().tolist() == right
+    got = tf.cast(raw, tf.float64).numpy().ravel().tolist()
+    if got == right:
+        flags = _cpu_flags()
+        assert flags is None or not {"avx512_bf16", "amx_bf16"} <= flags, \
+            f"TF's bfloat16 conv_transpose{rank}d gradient is now right here: narrow the entry"
+        pytest.skip(f"tf-onednn-conv-width1-garbage (conv_transpose{rank}d gradient, bfloat16) "
+                    "does not reproduce on this CPU (seen with AVX-512 bfloat16 and AMX); the "
+                    "adapter's composition is still checked")
+
+
+@pytest.mark.tf
 @demonstrates("tf-conv3d-no-groups")
 def test_tf_conv3d_no_groups(tf):
     rng = np.random.default_rng(9)
