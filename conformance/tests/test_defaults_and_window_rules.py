@@ -917,6 +917,39 @@ def test_sigmoid_follows_its_plain_rule_bit_for_bit(dtype):
         np.testing.assert_array_equal(_bits(dys), _bits(before[1]))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha", [1.0, 0.3, -0.7, 0.0, 1e-30])
+def test_elu_follows_its_plain_rule_bit_for_bit(dtype, alpha):
+    """nnref's elu and its gradient (a bitwise selection) against the rule written out
+    (nnref.activations.elu_plain(_backward), np.where): the same bits for signed zeros (x =
+    -0.0, an alpha * expm1(x) that underflows, alpha 0 or negative), NaN payloads, infinities
+    and ordinary values of both signs, in a long array, a strided view and a 0-d array; the
+    inputs untouched."""
+    import nnref
+    from nnref.activations import elu_plain, elu_plain_backward
+
+    x = _special_input_nd((3, 5, 67), 13, dtype)
+    rng = np.random.default_rng(6)
+    x[np.isneginf(x) & (rng.random(x.shape) < 0.5)] = np.inf
+    ordinary = x == 1
+    x[ordinary] = (rng.standard_normal(ordinary.sum()) * 30).astype(dtype)
+    x[0, 0, :8] = [-0.0, 0.0, -1e-300 if dtype == np.float64 else -1e-40, -104.0, 88.0, 710.0,
+                   1e-30, -1e-30]
+    x[0, 1, :2] = np.array([0x7FC00123, 0xFFC00456], np.uint32).view(np.float32) \
+        if dtype == np.float32 else np.array([0x7FF8000000000123, 0xFFF8000000000456],
+                                             np.uint64).view(np.float64)  # NaN payloads
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dy[0, 2, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    for xs, dys in ((x, dy), (x[:, ::2, ::3], dy[:, ::2, ::3]),
+                    (x[0, 0, 0, ...], dy[0, 0, 0, ...])):  # the last 0-d
+        before = xs.copy(), dys.copy()
+        np.testing.assert_array_equal(_bits(nnref.elu(xs, alpha)), _bits(elu_plain(xs, alpha)))
+        np.testing.assert_array_equal(_bits(nnref.elu_backward(dys, xs, alpha)),
+                                      _bits(elu_plain_backward(dys, xs, alpha)))
+        np.testing.assert_array_equal(_bits(xs), _bits(before[0]))
+        np.testing.assert_array_equal(_bits(dys), _bits(before[1]))
+
+
 @pytest.mark.parametrize("function", ["relu_backward", "elu_backward", "sigmoid_backward"])
 def test_activation_gradient_is_nan_where_x_is_nan(function, impl):
     """CONTRACT.md: f'(NaN) is NaN, so dx is NaN where x is NaN even for a finite dy (relu's
