@@ -822,16 +822,21 @@ def _bins_brute(size, out):
 @pytest.mark.parametrize("config", ADAPTIVE_CONFIGS,
                          ids=[f"r{len(c[1])}-{i}" for i, c in enumerate(ADAPTIVE_CONFIGS)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_adaptive_max_pool_follows_its_rule_bit_for_bit(config, dtype, impl):
+@pytest.mark.parametrize("nans", [True, False], ids=["nans", "no-nan"])
+def test_adaptive_max_pool_follows_its_rule_bit_for_bit(config, dtype, nans, impl):
     """The adaptive max pool (nnref: a running reduction, axis by axis) and its plain statement
     (nnref.adaptive_pool.adaptive_max_plain: every bin's whole window at once) agree with the
     brute force bit for bit on ties, signed zeros, -inf and NaNs with distinct payloads: the first
-    maximum in row-major bin order, the last NaN; the gradient goes to that cell."""
+    maximum in row-major bin order, the last NaN; the gradient goes to that cell, and a dy of
+    -0.0 lands as +0.0 (a sum starting from 0). Without NaNs nnref takes its other paths (a
+    running maximum and scores; values only: leading axis first), held to the same bits."""
     from nnref.adaptive_pool import adaptive_max_plain
 
     shape, out = config
     rank = len(out)
     x = _special_input_nd(shape, sum(shape) + 7, dtype)
+    if not nans:
+        x[np.isnan(x)] = np.where(np.arange(np.isnan(x).sum()) % 2, 1.0, -0.0)
     x_before = x.copy()
     sizes = tuple(s if o is None else o for s, o in zip(shape[2:], out, strict=True))
     want_y = np.zeros((*shape[:2], *sizes), dtype)
@@ -851,13 +856,19 @@ def test_adaptive_max_pool_follows_its_rule_bit_for_bit(config, dtype, impl):
         assert got_y.dtype == dtype and got_idx.dtype == np.int64
         np.testing.assert_array_equal(got_idx, want_idx)
         np.testing.assert_array_equal(_bits(got_y), _bits(want_y))
+    values_only = getattr(impl, f"adaptive_max_pool{rank}d")(x, out)
+    number = ~np.isnan(want_y)  # which NaN's payload the values-only call returns is left open
+    np.testing.assert_array_equal(np.isnan(values_only), ~number)
+    np.testing.assert_array_equal(_bits(values_only[number]), _bits(want_y[number]))
     dy = np.random.default_rng(2).standard_normal(want_y.shape).astype(dtype)
+    dy.ravel()[::3] = -0.0
     want_dx = np.zeros((*shape[:2], int(np.prod(shape[2:]))))
     for n, c, *i in np.ndindex(*want_y.shape):
         want_dx[n, c, want_idx[(n, c, *i)]] += dy[(n, c, *i)]
     dx = getattr(impl, f"adaptive_max_pool{rank}d_backward")(dy, x, out)
     tol = 1e-13 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(dx.reshape(want_dx.shape), want_dx, rtol=tol, atol=tol)
+    assert not np.signbit(dx[dx == 0]).any()
     np.testing.assert_array_equal(_bits(x), _bits(x_before))
 
 
