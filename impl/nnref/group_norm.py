@@ -89,7 +89,7 @@ def group_norm(
     gamma = per_channel("gamma", gamma, x)
     beta = per_channel("beta", beta, x)
     eps = real_in("eps", eps, 0.0, np.inf)
-    mean, inv_std, _ = _moments(x, num_groups, eps)
+    mean, inv_std, centred = _moments(x, num_groups, eps)
     # One scale and one shift per (sample, channel), y = x * scale + shift, as torch's CPU kernel.
     scale = _per_sample_channel(inv_std, x)
     if gamma is not None:
@@ -97,7 +97,9 @@ def group_norm(
     shift = -_per_sample_channel(mean, x) * scale
     if beta is not None:
         shift = shift + _channel_vector(beta, x)
-    return x * scale + shift
+    y = np.multiply(x, scale, out=centred.reshape(x.shape))  # x - mean is no longer needed
+    y += shift
+    return y
 
 
 def group_norm_backward(
@@ -125,13 +127,15 @@ def group_norm_backward(
     xhat = centred
     xhat *= inv_std[..., None]  # (N, G, m)
     dbeta = _sum_but_channels(dy)
-    dgamma = _sum_but_channels(dy * xhat.reshape(x.shape))
-    scaled_dy = dy if gamma is None else dy * _channel_vector(gamma, x)
+    work = dy * xhat.reshape(x.shape)  # the one x-sized buffer besides xhat
+    dgamma = _sum_but_channels(work)
+    # dy * xhat is summed: work takes g = dy * gamma, then dx (elementwise, in place)
+    scaled_dy = dy if gamma is None else np.multiply(dy, _channel_vector(gamma, x), out=work)
     g = scaled_dy.reshape(xhat.shape)
     count = x.dtype.type(xhat.shape[-1])
     mean_g = g.sum(axis=-1) / count
     mean_g_xhat = np.einsum("ngk,ngk->ng", g, xhat) / count
-    dx = g - mean_g[..., None]
-    dx -= xhat * mean_g_xhat[..., None]
+    dx = np.subtract(g, mean_g[..., None], out=work.reshape(xhat.shape))
+    dx -= np.multiply(xhat, mean_g_xhat[..., None], out=xhat)  # xhat is not needed after
     dx *= inv_std[..., None]
     return dx.reshape(x.shape), dgamma, dbeta

@@ -103,14 +103,16 @@ def instance_norm(
     )
     momentum = real_in("momentum", momentum, 0.0, 1.0)
     eps = real_in("eps", eps, 0.0, np.inf)
-    mean, var, _ = _statistics(x, running_mean, running_var, training)
+    mean, var, centred = _statistics(x, running_mean, running_var, training)
     # One scale and one shift per (sample, channel), y = x * scale + shift, as torch's CPU
     # kernel (instance norm runs as batch norm over the (1, N * C, *S) view).
     scale = 1.0 / np.sqrt(var + x.dtype.type(eps))
     if gamma is not None:
         scale = scale * gamma
     shift = -mean * scale if beta is None else beta - mean * scale
-    y = x * _expand(scale, x) + _expand(shift, x)
+    # x - mean (training) is no longer needed: its buffer takes y
+    y = np.multiply(x, _expand(scale, x), out=None if centred is None else centred.reshape(x.shape))
+    y += _expand(shift, x)
     if not training or running_mean is None:
         return y
     count = _count(x)
@@ -160,6 +162,6 @@ def instance_norm_backward(
     dgamma = dot.sum(axis=0)
     count = x.dtype.type(xhat.shape[-1])
     dx = dy_rows - (dy_rows.sum(axis=-1) / count)[..., None]
-    dx -= xhat * (dot / count)[..., None]
+    dx -= np.multiply(xhat, (dot / count)[..., None], out=xhat)  # xhat is not needed after
     dx *= scale[..., None]
     return dx.reshape(x.shape), dgamma, dbeta

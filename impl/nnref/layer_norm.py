@@ -130,7 +130,8 @@ def layer_norm_backward(
     m = x.dtype.type(count)
     mean_g = g.sum(axis=1) / m
     mean_g_xhat = np.einsum("ij,ij->i", g, xhat) / m
-    dx = g - mean_g[:, None]
-    dx -= xhat * mean_g_xhat[:, None]
+    # g - mean(g) in g's own buffer when it is one (dy is the caller's)
+    dx = np.subtract(g, mean_g[:, None], out=None if gamma is None else g)
+    dx -= np.multiply(xhat, mean_g_xhat[:, None], out=xhat)  # xhat is not needed after
     dx *= inv_std[:, None]
     return dx.reshape(x.shape), dgamma, dbeta
