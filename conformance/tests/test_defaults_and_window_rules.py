@@ -872,6 +872,42 @@ def test_adaptive_max_pool_follows_its_rule_bit_for_bit(config, dtype, nans, imp
     np.testing.assert_array_equal(_bits(x), _bits(x_before))
 
 
+@pytest.mark.parametrize("cells", [127, 128, 255, 256])
+def test_adaptive_max_pool_bins_of_many_cells_keep_the_first_maximum(cells):
+    """Bins of 127 to 256 cells (the tap scores' integer type widens past 127 and 255 taps): a
+    maximum in a bin's first cell tied later in the bin is still the first, by index and by
+    the gradient."""
+    import nnref
+
+    x = np.random.default_rng(cells).uniform(-1.0, 1.0, (2, 3, 2 * cells))
+    x[..., [0, cells]] = 5.0   # each bin's first cell
+    x[..., [10, cells + 11]] = 5.0  # the ties, later in each bin
+    y, idx = nnref.adaptive_max_pool1d(x, 2, return_indices=True)
+    assert (y == 5.0).all() and (idx == [0, cells]).all()
+    dx = nnref.adaptive_max_pool1d_backward(np.ones_like(y), x, 2)
+    assert (dx[..., [0, cells]] == 1).all() and dx.sum() == y.size
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_adaptive_max_pool_zero_maxima_take_the_first_zeros_sign(rank):
+    """Bins whose maximum is zero, of both signs and no other value above -1 (no NaN): the value
+    is the first zero's, bits included, with indices and without."""
+    import nnref
+
+    rng = np.random.default_rng(rank)
+    shape = (2, 3, *(6,) * rank)
+    x = rng.choice(np.array([-1.0, -0.0, 0.0]), size=shape)
+    pool = getattr(nnref, f"adaptive_max_pool{rank}d")
+    for dtype in (np.float64, np.float32):
+        xd = x.astype(dtype)
+        y, idx = pool(xd, 2, return_indices=True)
+        first = np.take_along_axis(xd.reshape(*shape[:2], -1), idx.reshape(*shape[:2], -1), -1)
+        np.testing.assert_array_equal(_bits(y), _bits(first.reshape(y.shape)))
+        np.testing.assert_array_equal(_bits(pool(xd, 2)), _bits(y))
+        from nnref.adaptive_pool import adaptive_max_plain
+        np.testing.assert_array_equal(_bits(y), _bits(adaptive_max_plain(xd, 2)[0]))
+
+
 def test_adaptive_max_plain_checks_its_input():
     from nnref.adaptive_pool import adaptive_max_plain
 
@@ -959,6 +995,28 @@ def test_elu_follows_its_plain_rule_bit_for_bit(dtype, alpha):
                                       _bits(elu_plain_backward(dys, xs, alpha)))
         np.testing.assert_array_equal(_bits(xs), _bits(before[0]))
         np.testing.assert_array_equal(_bits(dys), _bits(before[1]))
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_backward", "elu", "elu_backward"])
+def test_the_activations_plain_rules_take_the_same_checks(name):
+    """activations.<name>_plain refuses what nnref.<name> refuses, with the same message (its
+    parameters named as the contract names them)."""
+    import nnref
+    from nnref import activations
+
+    plain = getattr(activations, name.replace("_backward", "_plain_backward")
+                    if name.endswith("_backward") else f"{name}_plain")
+    good = np.ones((2, 3))
+    calls = [([[1.0]],), (np.ones(3, np.int64),), (np.ones((0, 2)),)]
+    if name.endswith("_backward"):
+        calls = [(good, x) for (x,) in calls] + [(x, good) for (x,) in calls] + [
+            (np.ones((3, 2)), good), (good.astype(np.float32), good)]
+    for args in calls:
+        with pytest.raises(ValueError) as want:
+            getattr(nnref, name)(*args)
+        with pytest.raises(ValueError) as got:
+            plain(*args)
+        assert str(got.value) == str(want.value), args
 
 
 @pytest.mark.parametrize("function", ["relu_backward", "elu_backward", "sigmoid_backward"])

@@ -23,6 +23,8 @@ def test_activations_raise_nothing_at_extreme_and_infinite_values(dtype):
         nnref.relu(x), nnref.relu_backward(dy, x)
         nnref.elu(x), nnref.elu(x, 1e-30), nnref.elu_backward(dy, x), nnref.elu_backward(
             dy, x, 1e-30)
+        # alpha 0 times the overflowed expm1 / exp of a large x: NaN, not selected
+        nnref.elu(x, 0.0), nnref.elu_backward(dy, x, 0.0)
         y = nnref.sigmoid(x)
         dx = nnref.sigmoid_backward(dy, x)
     assert y[0, 0] == 0 and y[0, -1] == 1
@@ -43,3 +45,22 @@ def test_lp_pool_raises_nothing_for_negative_bases_and_zero_windows(dtype):
         for p in (0.5, 1.5, 2.0, 3.0):
             nnref.lp_pool1d(x, p, 2)
             nnref.lp_pool1d_backward(dy, x, p, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_activations_plain_rules_raise_nothing_either(dtype):
+    """The plain statements the fast paths are held to (activations.*_plain) are called by the
+    suite under the caller's floating-point settings too."""
+    from nnref.activations import (
+        elu_plain,
+        elu_plain_backward,
+        sigmoid_plain,
+        sigmoid_plain_backward,
+    )
+
+    x, dy = BIG.astype(dtype), DY.astype(dtype)
+    tiny = dtype(np.finfo(dtype).tiny / 8)
+    with np.errstate(all="raise"):
+        sigmoid_plain(x), sigmoid_plain_backward(dy, x)
+        for alpha in (1.0, 1e-30, 0.0, tiny):
+            elu_plain(x, alpha), elu_plain_backward(dy, x, alpha)
