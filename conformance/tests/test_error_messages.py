@@ -353,6 +353,10 @@ ERRORS.update({
     "group_norm beta float32": (lambda m: m.group_norm(X, 2, G, B.astype(F32)), ("beta", "x"),
                                 ("float32", "float64")),
     "group_norm eps negative": (lambda m: m.group_norm(X, 2, eps=-0.5), ("eps",), (r"-0\.5",)),
+    "group_norm_backward eps negative": (lambda m: m.group_norm_backward(X, X, 2, eps=-0.5),
+                                         ("eps",), (r"-0\.5",)),
+    "layer_norm_backward eps negative": (lambda m: m.layer_norm_backward(X, X, 6, eps=-0.5),
+                                         ("eps",), (r"-0\.5",)),
     "group_norm_backward dy shape": (lambda m: m.group_norm_backward(X[:1], X, 2), ("dy",),
                                      (re.escape("(1, 4, 5, 6)"),)),
     "group_norm_backward num_groups not dividing C": (

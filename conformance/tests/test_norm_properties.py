@@ -251,3 +251,13 @@ def test_the_samplers_draw_small_variance_and_large_mean_groups(record):
                 assert var.min() < 1e-7, (case, var.min())
             else:
                 assert np.mean(mean > 5 * np.sqrt(var)) > 0.5, (case, mean, var)
+
+
+def test_layer_norm_takes_a_one_dimensional_x(impl):
+    """x (D,) with normalized_shape (D,): one row, as torch takes it (no leading axes)."""
+    x = np.array([1.0, 2.0, 4.0])
+    want = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
+    np.testing.assert_allclose(impl.layer_norm(x, 3), want, rtol=1e-12)
+    dx, dgamma, dbeta = impl.layer_norm_backward(np.array([1.0, 0.0, -1.0]), x, 3)
+    assert dx.shape == (3,) and dgamma.shape == (3,) and abs(dx.sum()) < 1e-12
+    np.testing.assert_allclose(dbeta, [1.0, 0.0, -1.0])
