@@ -20,7 +20,9 @@ Conventions handled here (see conformance/divergences.toml):
   explicitly with F.pad first, then runs with padding=0
   (torch-conv-symmetric-padding-only, torch-same-padding-strided).
 - F.conv_transpose{1,2,3}d are the contract's transposed convolution (its argument order, weight
-  layout (C, Co / G, *k) and output_padding rule); the adapter checks the arguments first.
+  layout (C, Co / G, *k) and output_padding rule); the adapter checks the arguments first. In
+  float32 on oneDNN, a 3-D one with an axis padded by the kernel's whole reach runs uncropped and
+  is cropped (torch-cpu-onednn-conv-transpose3d-overpadded-weight-gradient).
 - F.max_pool{1,2,3}d pad symmetrically only: symmetric pads go straight to torch (so ceil_mode is
   torch's own); asymmetric pads are composed as F.pad(-inf) + padding=0, which is exact unless a
   window whose input cells are all -inf would report a padded cell (maxpool-neg-inf-sentinel).
@@ -282,8 +284,30 @@ def _conv_transpose(rank: int, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor
     geo = conv_transpose_args(tuple(x.shape), tuple(w.shape), rank, stride, padding,
                               output_padding, groups, dilation)
     conv_t = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[rank - 1]
+    if _overpadded_onednn_conv_transpose3d(rank, x.dtype, geo):
+        # torch-cpu-onednn-conv-transpose3d-overpadded-weight-gradient: the weight gradient
+        # of such a call is garbage or kills the process. The same op as the uncropped
+        # transposed conv (padding 0), output_padding zeros at the end, the padding cropped,
+        # plus b: its gradient takes no over-padded path.
+        y = conv_t(x, w, None, stride=geo.stride, padding=0, output_padding=0,
+                   groups=geo.groups, dilation=geo.dilation)
+        if any(geo.output_padding):
+            y = F.pad(y, [v for e in reversed(geo.output_padding) for v in (0, e)])
+        y = y[(slice(None), slice(None),
+               *(slice(p, p + o) for p, o in zip(geo.pads, geo.out, strict=True)))]
+        return y if b is None else y + b.reshape(1, -1, *(1,) * rank)
     return conv_t(x, w, b, stride=geo.stride, padding=geo.pads,
                   output_padding=geo.output_padding, groups=geo.groups, dilation=geo.dilation)
+
+
+def _overpadded_onednn_conv_transpose3d(rank: int, dtype: torch.dtype, geo: Any) -> bool:
+    """Where torch's oneDNN float32 conv_transpose3d weight gradient goes wrong: some axis
+    padded by its whole kernel reach, padding >= dilation * (kernel - 1) > 0 (every case found
+    had it; torch-cpu-onednn-conv-transpose3d-overpadded-weight-gradient)."""
+    return (rank == 3 and dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+            and any(0 < p >= d * (k - 1)
+                    for p, d, k in zip(geo.pads, geo.dilation, geo.kernel, strict=True)))
 
 
 # ------------------------------------------------------------------------------- max pooling
