@@ -265,17 +265,18 @@ def _axis_winners_nan(v: np.ndarray, cells: tuple[np.ndarray, ...], b: _Bins, ax
     NaN); padded taps repeat the bin's last cell, which a strict comparison never takes unless
     it is a NaN (then it is the same last cell)."""
     shape = [-1 if a == axis else 1 for a in range(v.ndim)]
-    best = np.array(_tap(v, b.cells[:, 0], axis))  # a copy: updated in place below
+    taps = zip(_taps(v, b, axis), *(_taps(c, b, axis) for c in cells), strict=True)
+    first, *first_cells = next(taps)
+    best = np.array(first)  # copies: updated in place below
     here = np.broadcast_to(b.cells[:, 0].reshape(shape), best.shape).copy()
-    carried = [np.array(_tap(c, b.cells[:, 0], axis)) for c in cells]
-    for k in range(1, b.cells.shape[1]):
-        cand = _tap(v, b.cells[:, k], axis)
+    carried = [np.array(c) for c in first_cells]
+    for k, (cand, *cand_cells) in enumerate(taps, start=1):
         # nothing compares greater than NaN
         take = (cand > best) | np.isnan(cand)
         np.copyto(best, cand, where=take)
         np.copyto(here, b.cells[:, k].reshape(shape), where=take)
-        for c, kept in zip(cells, carried, strict=True):
-            np.copyto(kept, _tap(c, b.cells[:, k], axis), where=take)
+        for c, kept in zip(cand_cells, carried, strict=True):
+            np.copyto(kept, c, where=take)
     return best, (here, *carried)
 
 
